@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+/** The `cadre` command. */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseTeam, subjects, type Team, toCadreError, type WorkflowRecord } from "@cadre/protocol";
+import { connectNats, loadConfig, readYamlFile, request } from "@cadre/runtime";
+import { SingleBar } from "cli-progress";
+import { Command } from "commander";
+import { startStack } from "./stack.js";
+import { summaryJson, summaryText } from "./summary.js";
+import { submitWorkflow, waitForWorkflow } from "./workflow.js";
+
+/** Exit codes: 0 completed, 1 workflow failed, 2 bad input, 3 could not reach or finish. */
+const EXIT = { ok: 0, failed: 1, badInput: 2, unavailable: 3 } as const;
+
+function fail(err: unknown): never {
+  const e = toCadreError(err);
+  process.stderr.write(`cadre: ${e.message}\n`);
+  process.exit(e.code === "INVALID_CONFIG" || e.code === "PROTOCOL_ERROR" ? EXIT.badInput : EXIT.unavailable);
+}
+
+function readTeam(file: string): Team {
+  return parseTeam(readYamlFile(file, "team file"), `team file ${file}`);
+}
+
+/** Runs a team's workflow against a running stack, with a progress bar; returns the exit code. */
+async function runTeam(natsUrl: string, file: string, opts: { json: boolean; timeoutMs: number }): Promise<number> {
+  const team = readTeam(file);
+  const nc = await connectNats(natsUrl, "cadre-cli");
+  try {
+    const { workflowId } = await submitWorkflow(nc, { team });
+    const showBar = !opts.json || process.stderr.isTTY;
+    const bar = new SingleBar({
+      format: `${workflowId} [{bar}] {value}/{total} tasks | failed {failed} | retried {retried}`,
+      stream: process.stderr,
+      noTTYOutput: true,
+      notTTYSchedule: 1000,
+      hideCursor: true,
+    });
+    if (showBar) bar.start(1, 0, { failed: 0, retried: 0 });
+    let w: WorkflowRecord;
+    try {
+      w = await waitForWorkflow(nc, workflowId, {
+        timeoutMs: opts.timeoutMs,
+        onProgress: (p) => {
+          if (!showBar) return;
+          bar.setTotal(p.tasks.total);
+          bar.update(p.tasks.completed + p.tasks.failed, { failed: p.tasks.failed, retried: p.tasks.retried });
+        },
+      });
+    } finally {
+      if (showBar) bar.stop();
+    }
+    process.stdout.write(`${opts.json ? JSON.stringify(summaryJson(w)) : summaryText(w)}\n`);
+    return w.status === "completed" ? EXIT.ok : EXIT.failed;
+  } finally {
+    await nc.close();
+  }
+}
+
+const program = new Command("cadre")
+  .description("Operate a Cadre cluster: bring up a local stack, run team workflows, inspect them.")
+  .option("--nats-url <url>", "NATS server URL (env CADRE_NATS_URL)")
+  .option("--config <file>", "YAML or JSON configuration file")
+  .showHelpAfterError();
+
+const config = () => {
+  const o = program.opts<{ natsUrl?: string; config?: string }>();
+  return loadConfig({ file: o.config, overrides: { natsUrl: o.natsUrl } });
+};
+
+program
+  .command("up")
+  .description("start nats-server (if none answers), the supervisor, agent-hosts and the monitor; Ctrl-C stops them")
+  .option("--hosts <n>", "number of agent-hosts", "2")
+  .option("--data-dir <dir>", "JetStream directory of a started nats-server", ".cadre/data")
+  .option("--log-dir <dir>", "where each service's log goes", ".cadre/logs")
+  .action(async (o: { hosts: string; dataDir: string; logDir: string }) => {
+    try {
+      const cfg = config();
+      const stack = await startStack({
+        natsUrl: cfg.natsUrl,
+        dataDir: resolve(o.dataDir),
+        logDir: resolve(o.logDir),
+        hosts: Number(o.hosts),
+        ...(program.opts().config ? { configFile: resolve(program.opts().config) } : {}),
+      });
+      process.stdout.write(
+        `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
+          `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything\n`,
+      );
+      const shutdown = async () => {
+        process.stdout.write("stopping...\n");
+        await stack.stop();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void shutdown());
+      process.on("SIGTERM", () => void shutdown());
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("run <team-file>")
+  .description("submit the team's root task, show progress, print a summary; exit 0 when the workflow completes")
+  .option("--json", "print one JSON object instead of the summary")
+  .option("--timeout <seconds>", "give up after this long", "600")
+  .action(async (file: string, o: { json?: boolean; timeout: string }) => {
+    try {
+      process.exit(await runTeam(config().natsUrl, file, { json: !!o.json, timeoutMs: Number(o.timeout) * 1000 }));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("demo [team-file]")
+  .description("bring up a fresh local stack, run a team (default: examples/software-team.yaml), tear it down")
+  .option("--json", "print one JSON object instead of the summary")
+  .action(async (file: string | undefined, o: { json?: boolean }) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "cadre-demo-"));
+    let code: number = EXIT.unavailable;
+    try {
+      const teamFile = file ?? "examples/software-team.yaml";
+      readTeam(teamFile);
+      process.stderr.write("starting nats-server, supervisor, 2 agent-hosts and the monitor...\n");
+      const stack = await startStack({ dataDir, logDir: join(dataDir, "logs") });
+      try {
+        code = await runTeam(stack.natsUrl, teamFile, { json: !!o.json, timeoutMs: 300_000 });
+      } finally {
+        await stack.stop();
+      }
+    } catch (err) {
+      rmSync(dataDir, { recursive: true, force: true });
+      fail(err);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(code);
+  });
+
+program
+  .command("status <workflow-id>")
+  .description("print a workflow's record")
+  .action(async (workflowId: string) => {
+    try {
+      const nc = await connectNats(config().natsUrl, "cadre-cli");
+      const reply = await request(nc, subjects.supervisor("status"), "sup.status", { workflowId }, "sup.status.ok", {
+        sender: "cadre-cli",
+        timeoutMs: 5000,
+      });
+      process.stdout.write(`${summaryText(reply.workflow)}\n`);
+      await nc.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+await program.parseAsync(process.argv);

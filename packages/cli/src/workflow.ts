@@ -1,0 +1,71 @@
+/** Submitting a workflow and following it to its end, for `cadre run` and the tests. */
+
+import {
+  BUCKETS,
+  randomId,
+  subjects,
+  type Team,
+  TimeoutError,
+  type WorkflowRecord,
+  WorkflowRecordSchema,
+} from "@cadre/protocol";
+import { type NatsConnection, request, retry } from "@cadre/runtime";
+import { Kvm } from "@nats-io/kv";
+
+/** Options of {@link submitWorkflow}. */
+export interface SubmitOptions {
+  team: Team;
+  input?: Record<string, unknown>;
+  priority?: number;
+  /** @default 5000 */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Submits a workflow and returns its id. Retries while no supervisor or host answers yet
+ * (a stack that is still starting), up to about 20 s.
+ */
+export async function submitWorkflow(
+  nc: NatsConnection,
+  opts: SubmitOptions,
+): Promise<{ workflowId: string; teamId: string }> {
+  const sender = `cli-${randomId(6)}`;
+  return retry(
+    () =>
+      request(
+        nc,
+        subjects.supervisor("submit"),
+        "sup.submit",
+        { team: opts.team, ...(opts.input ? { input: opts.input } : {}), priority: opts.priority ?? 0 },
+        "sup.submit.ok",
+        { sender, timeoutMs: opts.requestTimeoutMs ?? 5000 },
+      ),
+    { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
+  );
+}
+
+/**
+ * Follows a workflow's record (a KV watch, so no change is missed) until it is no longer
+ * running; calls `onProgress` with each version. Throws TimeoutError after `timeoutMs`.
+ */
+export async function waitForWorkflow(
+  nc: NatsConnection,
+  workflowId: string,
+  opts: { timeoutMs: number; onProgress?: (w: WorkflowRecord) => void },
+): Promise<WorkflowRecord> {
+  const kv = await new Kvm(nc).open(BUCKETS.workflows);
+  const watch = await kv.watch({ key: workflowId });
+  const timer = setTimeout(() => watch.stop(), opts.timeoutMs);
+  try {
+    for await (const e of watch) {
+      if (e.operation !== "PUT") continue;
+      const w = WorkflowRecordSchema.parse(e.json());
+      opts.onProgress?.(w);
+      if (w.status !== "running") return w;
+    }
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+  throw new TimeoutError(`workflow ${workflowId}`, opts.timeoutMs);
+}

@@ -1,0 +1,94 @@
+/**
+ * The configuration schema. Parsed once at start-up into a frozen object; a bad value fails
+ * fast with the field's path. The `orchestration_limits` block keeps the seed's names so
+ * operators recognise them; Cadre's own settings are camelCase with their unit in the name.
+ */
+
+import { z } from "zod";
+import { formatIssues, InvalidConfigError } from "./errors.js";
+
+/** The seed's limits (seeds/000), with its values as defaults. */
+export const OrchestrationLimitsSchema = z
+  .object({
+    /** @default 50 */
+    max_concurrent_agents: z.number().int().positive().default(50),
+    /** @default 10 */
+    max_agents_per_orchestrator: z.number().int().positive().default(10),
+    /** @default 5 */
+    max_delegation_depth: z.number().int().positive().default(5),
+    /** @default 10000 */
+    max_event_queue_size: z.number().int().positive().default(10_000),
+    /** @default 100 */
+    max_state_size_mb: z.number().positive().default(100),
+    /** @default 24 */
+    session_timeout_hours: z.number().positive().default(24),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** NATS server(s), comma-separated. @default "nats://127.0.0.1:4222" */
+    natsUrl: z.string().min(1).default("nats://127.0.0.1:4222"),
+    /** @default "info" */
+    logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+    orchestration_limits: OrchestrationLimitsSchema.prefault({}),
+    tasks: z
+      .object({
+        /** How long JetStream waits for an ack before redelivering; a working actor extends it. @default 30000 */
+        ackWaitMs: z.number().int().min(100).default(30_000),
+        /** Deliveries of one task before it fails for good. @default 5 */
+        maxDeliver: z.number().int().min(1).max(100).default(5),
+        /** First delay before a failed attempt is redelivered; doubles per attempt. @default 500 */
+        retryBackoffMs: z.number().int().min(0).default(500),
+        /** Time limit for one attempt of a task. @default 600000 */
+        attemptTimeoutMs: z.number().int().min(1).default(600_000),
+      })
+      .strict()
+      .prefault({}),
+    heartbeat: z
+      .object({
+        /** @default 500 */
+        intervalMs: z.number().int().min(10).default(500),
+        /** Silence after which the supervisor stops placing actors on a host. @default 3000 */
+        hostDeadAfterMs: z.number().int().min(50).default(3000),
+      })
+      .strict()
+      .prefault({}),
+    storage: z
+      .object({
+        /** Replicas of Cadre's streams and buckets (3 on a three-node cluster). @default 1 */
+        replicas: z.number().int().min(1).max(5).default(1),
+        /** JetStream de-duplication window for task and result message ids. @default 120000 */
+        duplicateWindowMs: z.number().int().min(1000).default(120_000),
+      })
+      .strict()
+      .prefault({}),
+    requestTimeoutMs: z.number().int().min(10).default(5000),
+    host: z
+      .object({
+        /** Actors one agent-host runs at most. @default 500 */
+        maxActors: z.number().int().positive().default(500),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type OrchestrationLimits = z.infer<typeof OrchestrationLimitsSchema>;
+
+/** Parses and freezes a configuration; throws InvalidConfigError naming each bad field. */
+export function parseConfig(input: unknown, source = "configuration"): Config {
+  const r = ConfigSchema.safeParse(input ?? {});
+  if (!r.success) throw new InvalidConfigError(source, formatIssues(r.error.issues));
+  return deepFreeze(r.data);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

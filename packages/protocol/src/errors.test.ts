@@ -1,0 +1,243 @@
+import { describe, expect, it } from "vitest";
+import {
+  BehaviourFailedError,
+  CadreError,
+  CircularDelegationError,
+  ConcurrentModificationError,
+  DelegationDepthExceededError,
+  errorClasses,
+  formatIssues,
+  fromWire,
+  InternalError,
+  InvalidAgentResponseError,
+  InvalidConfigError,
+  NotFoundError,
+  ProtocolError,
+  ProtocolVersionMismatchError,
+  ResourceExhaustedError,
+  TimeoutError,
+  toCadreError,
+  UnavailableError,
+} from "./errors.js";
+
+type ErrorClass = (typeof errorClasses)[number];
+
+/** One instance of every error class, with representative data. */
+const samples: CadreError[] = [
+  new ProtocolError("frame is not valid msgpack (Unexpected end of MessagePack data)", { size: 12 }),
+  new ProtocolVersionMismatchError(1, 2),
+  new ConcurrentModificationError("workflow.w1abc", 7),
+  new CircularDelegationError(["a", "b", "c", "a"]),
+  new DelegationDepthExceededError(["k0", "k1", "k2", "k3", "k4", "k5", "k6"], 6, 5),
+  new ResourceExhaustedError("agents of orchestrator engineering-director", 10, 10),
+  new InvalidAgentResponseError("backend-engineer", [{ path: "summary", message: "expected string" }]),
+  new BehaviourFailedError("command exited with status 2", { exitCode: 2, stderr: "boom" }),
+  new TimeoutError("task w1abc-r-0", 30_000),
+  new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
+  new NotFoundError("workflow", "w1abc"),
+  new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
+  new InternalError("unexpected state", { where: "placement" }),
+];
+
+function sampleOf(cls: ErrorClass): CadreError {
+  const found = samples.find((e) => e.constructor === cls);
+  if (!found) throw new Error(`no sample for ${cls.name}`);
+  return found;
+}
+
+const retryable = new Set<ErrorClass>([
+  ConcurrentModificationError,
+  ResourceExhaustedError,
+  InvalidAgentResponseError,
+  BehaviourFailedError,
+  TimeoutError,
+  UnavailableError,
+]);
+
+describe("error classes", () => {
+  it("the samples cover every class in errorClasses exactly once", () => {
+    expect(samples.map((e) => e.constructor)).toEqual([...errorClasses]);
+  });
+
+  it("every class has its own distinct code", () => {
+    expect(new Set(errorClasses.map((c) => c.code)).size).toBe(errorClasses.length);
+  });
+
+  for (const cls of errorClasses) {
+    it(`${cls.name} has the class name as its name and the static code as its code`, () => {
+      const err = sampleOf(cls);
+      expect(err).toBeInstanceOf(cls);
+      expect(err).toBeInstanceOf(CadreError);
+      expect(err).toBeInstanceOf(Error);
+      expect(err.name).toBe(cls.name);
+      expect(err.code).toBe(cls.code);
+      expect(err.stack).toContain(cls.name);
+    });
+
+    it(`${cls.name} is ${retryable.has(cls) ? "retryable" : "not retryable"}`, () => {
+      expect(sampleOf(cls).retryable).toBe(retryable.has(cls));
+    });
+
+    it(`${cls.name} comes back from its wire form as the same class with the same code, message and data`, () => {
+      const original = sampleOf(cls);
+      const wire = JSON.parse(JSON.stringify(original.toWire()));
+      const rebuilt = fromWire(wire);
+      expect(rebuilt).toBeInstanceOf(cls);
+      expect(rebuilt.name).toBe(cls.name);
+      expect(rebuilt.code).toBe(original.code);
+      expect(rebuilt.message).toBe(original.message);
+      expect(rebuilt.data).toEqual(original.data);
+      expect(rebuilt.retryable).toBe(original.retryable);
+    });
+  }
+});
+
+describe("messages say what happened and what to do", () => {
+  it("a delegation cycle names the closing kind and the whole chain", () => {
+    const err = new CircularDelegationError(["a", "b", "a"]);
+    expect(err.message).toBe(
+      'delegation to "a" closes a cycle (chain: a > b > a); change the team so no kind delegates back to one of its delegators',
+    );
+    expect(err.chain).toEqual(["a", "b", "a"]);
+  });
+
+  it("an exceeded depth gives the depth, the limit and the chain", () => {
+    const err = new DelegationDepthExceededError(["a", "b", "c"], 2, 1);
+    expect(err.message).toBe(
+      "delegation depth 2 exceeds max_delegation_depth 1 (chain: a > b > c); flatten the team or raise the limit",
+    );
+    expect(err.data).toEqual({ chain: ["a", "b", "c"], depth: 2, limit: 1 });
+  });
+
+  it("an exhausted resource gives the count and the limit", () => {
+    const err = new ResourceExhaustedError("concurrent agents", 50, 50);
+    expect(err.message).toBe(
+      "concurrent agents is at its limit (50 of 50); wait for work to finish or raise the limit",
+    );
+    expect(err.data).toEqual({ resource: "concurrent agents", limit: 50, count: 50 });
+  });
+
+  it("an invalid agent response lists each bad field, with (root) for the whole output", () => {
+    const err = new InvalidAgentResponseError("qa", [
+      { path: "", message: "expected object" },
+      { path: "a.b", message: "required" },
+    ]);
+    expect(err.message).toBe('output of kind "qa" does not match its schema: (root): expected object; a.b: required');
+  });
+
+  it("a concurrent modification tells the caller to read again", () => {
+    const err = new ConcurrentModificationError("tasks.w1-r", 4);
+    expect(err.message).toBe('state key "tasks.w1-r" changed since revision 4; read it again and retry');
+    expect(err.data).toEqual({ key: "tasks.w1-r", expectedRevision: 4 });
+  });
+});
+
+describe("fromWire", () => {
+  it("keeps the message as it was sent even when the class would word it differently", () => {
+    const err = fromWire({
+      code: "TIMEOUT",
+      message: "attempt 3 ran out of time",
+      data: { what: "attempt", timeoutMs: 10 },
+    });
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(err.message).toBe("attempt 3 ran out of time");
+    expect(err.retryable).toBe(true);
+  });
+
+  it("turns an unknown code into INTERNAL that keeps the message, the data and the original code", () => {
+    const err = fromWire({ code: "RATE_LIMITED", message: "slow down", data: { perSecond: 5 } });
+    expect(err).toBeInstanceOf(InternalError);
+    expect(err.code).toBe("INTERNAL");
+    expect(err.message).toBe("slow down");
+    expect(err.data).toEqual({ perSecond: 5, originalCode: "RATE_LIMITED" });
+    expect(err.retryable).toBe(false);
+  });
+
+  it("turns an unknown code without data into INTERNAL with the original code", () => {
+    const err = fromWire({ code: "NEW_IN_V2", message: "something new" });
+    expect(err.code).toBe("INTERNAL");
+    expect(err.data).toEqual({ originalCode: "NEW_IN_V2" });
+  });
+
+  it("rebuilds the structured fields of a delegation error, not only its data", () => {
+    const err = fromWire(new CircularDelegationError(["x", "y", "x"]).toWire());
+    expect(err).toBeInstanceOf(CircularDelegationError);
+    expect((err as CircularDelegationError).chain).toEqual(["x", "y", "x"]);
+  });
+
+  it("rebuilds a version mismatch with its expected and received versions", () => {
+    const err = fromWire(new ProtocolVersionMismatchError(1, 3).toWire()) as ProtocolVersionMismatchError;
+    expect(err.expected).toBe(1);
+    expect(err.received).toBe(3);
+  });
+});
+
+describe("toCadreError", () => {
+  it("turns a plain Error into INTERNAL with the same message and the error as cause", () => {
+    const cause = new Error("socket hang up");
+    const err = toCadreError(cause);
+    expect(err).toBeInstanceOf(InternalError);
+    expect(err.code).toBe("INTERNAL");
+    expect(err.message).toBe("socket hang up");
+    expect(err.cause).toBe(cause);
+    expect(err.retryable).toBe(false);
+  });
+
+  it("turns a thrown non-error value into INTERNAL with its text", () => {
+    const err = toCadreError("nope");
+    expect(err.code).toBe("INTERNAL");
+    expect(err.message).toBe("nope");
+    expect(err.cause).toBe("nope");
+  });
+
+  it("returns a CadreError unchanged", () => {
+    const original = new NotFoundError("workflow", "w1");
+    expect(toCadreError(original)).toBe(original);
+  });
+
+  it("rebuilds an error-shaped object with a known code, as sent by another copy of the package", () => {
+    const foreign = {
+      code: "CONCURRENT_MODIFICATION",
+      message: "lost the race",
+      data: { key: "k", expectedRevision: 2 },
+    };
+    const err = toCadreError(foreign);
+    expect(err).toBeInstanceOf(ConcurrentModificationError);
+    expect(err.message).toBe("lost the race");
+    expect(err.retryable).toBe(true);
+  });
+
+  it("wraps a Node system error, whose code Cadre does not know, as INTERNAL", () => {
+    const sys = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:4222"), { code: "ECONNREFUSED" });
+    const err = toCadreError(sys);
+    expect(err.code).toBe("INTERNAL");
+    expect(err.message).toBe("connect ECONNREFUSED 127.0.0.1:4222");
+    expect(err.cause).toBe(sys);
+  });
+});
+
+describe("error options", () => {
+  it("keeps the cause given to a class that accepts options", () => {
+    const cause = new RangeError("bad offset");
+    expect(new ProtocolError("frame is not valid msgpack", {}, { cause }).cause).toBe(cause);
+    expect(new BehaviourFailedError("crashed", {}, { cause }).cause).toBe(cause);
+  });
+
+  it("has no cause when none was given", () => {
+    expect("cause" in new InternalError("x")).toBe(false);
+  });
+});
+
+describe("formatIssues", () => {
+  it("joins each issue's path with dots and keeps its message", () => {
+    expect(
+      formatIssues([
+        { path: ["kinds", "backend", "behaviour", "delegate", 0, "kind"], message: "unknown kind" },
+        { path: [], message: "bad root" },
+      ]),
+    ).toEqual([
+      { path: "kinds.backend.behaviour.delegate.0.kind", message: "unknown kind" },
+      { path: "", message: "bad root" },
+    ]);
+  });
+});

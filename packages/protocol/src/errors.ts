@@ -1,0 +1,267 @@
+/**
+ * Cadre's typed errors. Every error that can cross a process boundary is a {@link CadreError}
+ * with a stable string `code`, a `retryable` flag and structured `data`. Errors travel as
+ * {@link WireError} (`{ code, message, data }`) and are rebuilt into their class by
+ * {@link fromWire}; an unknown code becomes an {@link InternalError}. Match on `code` across
+ * package boundaries, not on `instanceof` (a workspace can load two copies of a package).
+ */
+
+/** The shape of an error on the wire. */
+export interface WireError {
+  code: string;
+  message: string;
+  data?: Record<string, unknown> | undefined;
+}
+
+/** Base class of every Cadre error. */
+export class CadreError extends Error {
+  /** Stable machine-readable code, e.g. `CIRCULAR_DELEGATION`. */
+  readonly code: string;
+  /** Whether trying the same operation again may succeed. Retry and breaker decisions read it. */
+  readonly retryable: boolean;
+  /** Structured fields (a chain, a limit and a count, a field path...). */
+  readonly data: Record<string, unknown>;
+
+  constructor(
+    code: string,
+    message: string,
+    opts: { retryable?: boolean; data?: Record<string, unknown> } & ErrorOptions = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.data = opts.data ?? {};
+  }
+
+  /** The error as it travels on the wire. */
+  toWire(): WireError {
+    return { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+const chainText = (chain: readonly string[]): string => chain.join(" > ");
+
+/** A frame could not be decoded: garbage, truncated, oversized, unknown type or bad fields. */
+export class ProtocolError extends CadreError {
+  static readonly code = "PROTOCOL_ERROR";
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ProtocolError.code, message, { data, ...options });
+  }
+}
+
+/** The peer speaks another protocol version. */
+export class ProtocolVersionMismatchError extends CadreError {
+  static readonly code = "PROTOCOL_VERSION_MISMATCH";
+  constructor(
+    readonly expected: number,
+    readonly received: unknown,
+  ) {
+    super(
+      ProtocolVersionMismatchError.code,
+      `protocol version ${String(received)} is not supported (expected ${expected}); run the same Cadre version on every service`,
+      { data: { expected, received } },
+    );
+  }
+}
+
+/** A compare-and-set on state lost against another writer. Retry with the fresh revision. */
+export class ConcurrentModificationError extends CadreError {
+  static readonly code = "CONCURRENT_MODIFICATION";
+  constructor(key: string, expectedRevision: number, options?: ErrorOptions) {
+    super(
+      ConcurrentModificationError.code,
+      `state key "${key}" changed since revision ${expectedRevision}; read it again and retry`,
+      { retryable: true, data: { key, expectedRevision }, ...options },
+    );
+  }
+}
+
+/** A delegation would name an agent kind that is already in its chain. */
+export class CircularDelegationError extends CadreError {
+  static readonly code = "CIRCULAR_DELEGATION";
+  readonly chain: string[];
+  constructor(chain: string[]) {
+    super(
+      CircularDelegationError.code,
+      `delegation to "${chain.at(-1)}" closes a cycle (chain: ${chainText(chain)}); change the team so no kind delegates back to one of its delegators`,
+      { data: { chain } },
+    );
+    this.chain = chain;
+  }
+}
+
+/** A delegation would go deeper than `max_delegation_depth`. */
+export class DelegationDepthExceededError extends CadreError {
+  static readonly code = "DELEGATION_DEPTH_EXCEEDED";
+  readonly chain: string[];
+  constructor(chain: string[], depth: number, limit: number) {
+    super(
+      DelegationDepthExceededError.code,
+      `delegation depth ${depth} exceeds max_delegation_depth ${limit} (chain: ${chainText(chain)}); flatten the team or raise the limit`,
+      { data: { chain, depth, limit } },
+    );
+    this.chain = chain;
+  }
+}
+
+/** A quota was reached. */
+export class ResourceExhaustedError extends CadreError {
+  static readonly code = "RESOURCE_EXHAUSTED";
+  constructor(resource: string, limit: number, count: number) {
+    super(
+      ResourceExhaustedError.code,
+      `${resource} is at its limit (${count} of ${limit}); wait for work to finish or raise the limit`,
+      { retryable: true, data: { resource, limit, count } },
+    );
+  }
+}
+
+/** An agent's output does not match its kind's output schema. */
+export class InvalidAgentResponseError extends CadreError {
+  static readonly code = "INVALID_AGENT_RESPONSE";
+  constructor(kind: string, issues: { path: string; message: string }[]) {
+    super(
+      InvalidAgentResponseError.code,
+      `output of kind "${kind}" does not match its schema: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`,
+      { retryable: true, data: { kind, issues } },
+    );
+  }
+}
+
+/** A behaviour (script, command) failed while working on a task. */
+export class BehaviourFailedError extends CadreError {
+  static readonly code = "BEHAVIOUR_FAILED";
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(BehaviourFailedError.code, message, { retryable: true, data, ...options });
+  }
+}
+
+/** Work did not finish within its time limit. */
+export class TimeoutError extends CadreError {
+  static readonly code = "TIMEOUT";
+  constructor(what: string, timeoutMs: number) {
+    super(TimeoutError.code, `${what} did not finish within ${timeoutMs} ms`, {
+      retryable: true,
+      data: { what, timeoutMs },
+    });
+  }
+}
+
+/** A configuration value or a team file is wrong. The message names the field. */
+export class InvalidConfigError extends CadreError {
+  static readonly code = "INVALID_CONFIG";
+  constructor(source: string, issues: { path: string; message: string }[]) {
+    super(
+      InvalidConfigError.code,
+      `${source} is invalid: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`,
+      { data: { source, issues } },
+    );
+  }
+}
+
+/** A request names something that does not exist (a kind, a workflow, a task). */
+export class NotFoundError extends CadreError {
+  static readonly code = "NOT_FOUND";
+  constructor(what: string, id: string) {
+    super(NotFoundError.code, `${what} "${id}" does not exist`, { data: { what, id } });
+  }
+}
+
+/** No service answered in time, or none is running. */
+export class UnavailableError extends CadreError {
+  static readonly code = "UNAVAILABLE";
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(UnavailableError.code, message, { retryable: true, data, ...options });
+  }
+}
+
+/** Anything that is not one of the errors above; also what an unknown wire code becomes. */
+export class InternalError extends CadreError {
+  static readonly code = "INTERNAL";
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(InternalError.code, message, { data, ...options });
+  }
+}
+
+type Rebuild = (w: WireError) => CadreError;
+const str = (v: unknown, d = ""): string => (typeof v === "string" ? v : d);
+const num = (v: unknown): number => (typeof v === "number" ? v : Number.NaN);
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+const issueList = (v: unknown): { path: string; message: string }[] =>
+  Array.isArray(v)
+    ? v.map((i) => ({ path: str((i as { path?: unknown }).path), message: str((i as { message?: unknown }).message) }))
+    : [];
+
+/** How each known code is rebuilt from the wire. The message is kept as sent. */
+const rebuilders: Record<string, Rebuild> = {
+  [ProtocolError.code]: (w) => new ProtocolError(w.message, w.data),
+  [ProtocolVersionMismatchError.code]: (w) => new ProtocolVersionMismatchError(num(w.data?.expected), w.data?.received),
+  [ConcurrentModificationError.code]: (w) =>
+    new ConcurrentModificationError(str(w.data?.key), num(w.data?.expectedRevision)),
+  [CircularDelegationError.code]: (w) => new CircularDelegationError(strs(w.data?.chain)),
+  [DelegationDepthExceededError.code]: (w) =>
+    new DelegationDepthExceededError(strs(w.data?.chain), num(w.data?.depth), num(w.data?.limit)),
+  [ResourceExhaustedError.code]: (w) =>
+    new ResourceExhaustedError(str(w.data?.resource), num(w.data?.limit), num(w.data?.count)),
+  [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
+  [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data),
+  [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),
+  [InvalidConfigError.code]: (w) => new InvalidConfigError(str(w.data?.source), issueList(w.data?.issues)),
+  [NotFoundError.code]: (w) => new NotFoundError(str(w.data?.what), str(w.data?.id)),
+  [UnavailableError.code]: (w) => new UnavailableError(w.message, w.data),
+  [InternalError.code]: (w) => new InternalError(w.message, w.data),
+};
+
+/** Every error class, for tests and documentation. */
+export const errorClasses = [
+  ProtocolError,
+  ProtocolVersionMismatchError,
+  ConcurrentModificationError,
+  CircularDelegationError,
+  DelegationDepthExceededError,
+  ResourceExhaustedError,
+  InvalidAgentResponseError,
+  BehaviourFailedError,
+  TimeoutError,
+  InvalidConfigError,
+  NotFoundError,
+  UnavailableError,
+  InternalError,
+] as const;
+
+/**
+ * Rebuilds a typed error from its wire form. The original message is kept (it was written for
+ * the operator where the error happened); an unknown code becomes an InternalError that keeps it.
+ */
+export function fromWire(w: WireError): CadreError {
+  const rebuild = rebuilders[w.code];
+  if (!rebuild) return new InternalError(w.message, { ...w.data, originalCode: w.code });
+  const err = rebuild(w);
+  if (err.message !== w.message) Object.defineProperty(err, "message", { value: w.message });
+  return err;
+}
+
+/** Turns anything thrown into a CadreError (unknown errors become InternalError with the cause). */
+export function toCadreError(err: unknown): CadreError {
+  if (err instanceof CadreError) return err;
+  if (err && typeof err === "object" && "code" in err && "message" in err && typeof err.code === "string") {
+    const maybe = err as { code: string; message: string; data?: unknown };
+    if (maybe.code in rebuilders) {
+      return fromWire({
+        code: maybe.code,
+        message: String(maybe.message),
+        data: (maybe.data as Record<string, unknown>) ?? {},
+      });
+    }
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new InternalError(message, {}, { cause: err });
+}
+
+/** Formats zod issues as `{ path, message }` with dotted paths, for error data. */
+export function formatIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): { path: string; message: string }[] {
+  return issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+}

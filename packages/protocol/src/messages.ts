@@ -1,0 +1,207 @@
+/**
+ * The message table: every message Cadre sends maps to a zod schema here, and every type is
+ * inferred from its schema. Records kept in KV (workflows, tasks, hosts, actors) are here too,
+ * because they are read by several services and parsed at that boundary like messages.
+ */
+
+import { z } from "zod";
+import { KindSchema, NameSchema, TeamSchema } from "./team.js";
+
+const Id = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "ids use letters, digits, '_' and '-'");
+const Json = z.record(z.string(), z.unknown());
+const Millis = z.number().int().nonnegative();
+
+/** An error as it travels: `{ code, message, data }`. */
+export const WireErrorSchema = z.object({
+  code: z.string().min(1),
+  message: z.string(),
+  data: Json.optional(),
+});
+
+/**
+ * One task, as it travels on the tasks stream. The chain lists the kinds from the workflow's
+ * root to this task's kind (inclusive), so `depth === chain.length - 1`.
+ */
+export const TaskEnvelopeSchema = z.object({
+  taskId: Id,
+  workflowId: Id,
+  teamId: Id,
+  kind: NameSchema,
+  parentTaskId: Id.nullable(),
+  chain: z.array(NameSchema).min(1),
+  depth: z.number().int().nonnegative(),
+  /** Higher runs first when there is a choice. @default 0 */
+  priority: z.number().int().default(0),
+  /** Epoch milliseconds after which the task is failed rather than started; null for none. */
+  deadline: Millis.nullable().default(null),
+  /** Stable key the result is de-duplicated on. Equal to the task id for Cadre's own tasks. */
+  idempotencyKey: z.string().min(1),
+  /** Assignment epoch, raised when the supervisor reassigns the task. @default 1 */
+  epoch: z.number().int().min(1).default(1),
+  input: Json,
+});
+
+/** The outcome of one attempt at a task. The first valid one per task is applied. */
+export const TaskResultSchema = z.object({
+  taskId: Id,
+  workflowId: Id,
+  epoch: z.number().int().min(1),
+  /** JetStream delivery count of the attempt (1 for the first). */
+  attempt: z.number().int().min(1),
+  hostId: Id,
+  actorId: Id,
+  status: z.enum(["completed", "failed"]),
+  output: z.unknown().optional(),
+  error: WireErrorSchema.optional(),
+  startedAt: Millis,
+  finishedAt: Millis,
+});
+
+/** What a delegating actor asks for: subtasks of given kinds. */
+export const SubtaskSpecSchema = z.object({ kind: NameSchema, input: Json.default({}) });
+
+export const SubmitRequestSchema = z.object({
+  team: TeamSchema,
+  /** Overrides the team's root input. */
+  input: Json.optional(),
+  priority: z.number().int().default(0),
+});
+export const SubmitReplySchema = z.object({ workflowId: Id, rootTaskId: Id, teamId: Id });
+
+export const DelegateRequestSchema = z.object({
+  parent: TaskEnvelopeSchema,
+  subtasks: z.array(SubtaskSpecSchema).min(1).max(1000),
+});
+export const DelegateReplySchema = z.object({ taskIds: z.array(Id) });
+
+export const StatusRequestSchema = z.object({ workflowId: Id });
+
+/** Counts kept on a workflow as its tasks finish. */
+export const TaskCountsSchema = z.object({
+  total: z.number().int().nonnegative(),
+  completed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  /** Tasks whose applied result came from a second or later attempt. */
+  retried: z.number().int().nonnegative(),
+  /** Results that arrived for an already finished task and were recorded, not applied. */
+  duplicates: z.number().int().nonnegative(),
+});
+
+export const WorkflowRecordSchema = z.object({
+  workflowId: Id,
+  teamId: Id,
+  teamName: NameSchema,
+  rootTaskId: Id,
+  status: z.enum(["running", "completed", "failed"]),
+  submittedAt: Millis,
+  finishedAt: Millis.nullable(),
+  tasks: TaskCountsSchema,
+  output: z.unknown().optional(),
+  error: WireErrorSchema.optional(),
+});
+export const StatusReplySchema = z.object({ workflow: WorkflowRecordSchema });
+
+/** The result that was applied to a task. */
+export const AppliedResultSchema = z.object({
+  resultId: z.string(),
+  epoch: z.number().int(),
+  attempt: z.number().int(),
+  hostId: Id,
+  actorId: Id,
+});
+
+export const TaskRecordSchema = z.object({
+  task: TaskEnvelopeSchema,
+  status: z.enum(["queued", "completed", "failed"]),
+  createdAt: Millis,
+  finishedAt: Millis.nullable(),
+  output: z.unknown().optional(),
+  error: WireErrorSchema.optional(),
+  applied: AppliedResultSchema.nullable(),
+  /** Ids of results that arrived after one was applied: recorded, never applied. */
+  duplicates: z.array(z.string()).max(100),
+});
+
+/** An actor to start on a host. */
+export const ActorSpecSchema = z.object({ actorId: Id, teamId: Id, kindName: NameSchema, kind: KindSchema });
+export const SpawnRequestSchema = z.object({ actors: z.array(ActorSpecSchema).min(1) });
+export const SpawnReplySchema = z.object({ actorIds: z.array(Id) });
+
+export const HeartbeatSchema = z.object({
+  hostId: Id,
+  /** Changes every time the host process starts. */
+  incarnation: Id,
+  seq: z.number().int().nonnegative(),
+  actors: z.number().int().nonnegative(),
+  busy: z.number().int().nonnegative(),
+  /** 1-minute load average divided by the number of CPUs. */
+  load: z.number().nonnegative(),
+});
+
+export const HostRecordSchema = z.object({
+  hostId: Id,
+  incarnation: Id,
+  startedAt: Millis,
+  maxActors: z.number().int().positive(),
+});
+
+export const ActorRecordSchema = z.object({
+  actorId: Id,
+  teamId: Id,
+  kindName: NameSchema,
+  hostId: Id,
+  incarnation: Id,
+  spawnedAt: Millis,
+});
+
+export const ChildNoticeSchema = z.object({ parentTaskId: Id, record: TaskRecordSchema });
+
+/** An event. Printable as one line: `TYPE:category:scope:{json}` (see event-line.ts). */
+export const EventSchema = z.object({
+  type: z.string().regex(/^[A-Z][A-Z0-9_]*$/, "event types are UPPER_SNAKE_CASE"),
+  category: z.string().regex(/^[a-z][a-z0-9_]*$/, "event categories are lower_snake_case"),
+  scope: z.string().regex(/^[A-Za-z0-9_-]+$/, "event scopes are subject tokens"),
+  data: Json,
+});
+
+/** An error reply to any request. */
+export const ErrorReplySchema = z.object({ error: WireErrorSchema });
+
+/** Every message type and its body's schema. */
+export const messages = {
+  task: TaskEnvelopeSchema,
+  result: TaskResultSchema,
+  event: EventSchema,
+  heartbeat: HeartbeatSchema,
+  "child.done": ChildNoticeSchema,
+  "host.spawn": SpawnRequestSchema,
+  "host.spawn.ok": SpawnReplySchema,
+  "sup.submit": SubmitRequestSchema,
+  "sup.submit.ok": SubmitReplySchema,
+  "sup.delegate": DelegateRequestSchema,
+  "sup.delegate.ok": DelegateReplySchema,
+  "sup.status": StatusRequestSchema,
+  "sup.status.ok": StatusReplySchema,
+  error: ErrorReplySchema,
+} as const;
+
+export type MessageTable = typeof messages;
+export type MessageType = keyof MessageTable;
+/** The body of a message of type T, after parsing (defaults applied). */
+export type Body<T extends MessageType> = z.infer<MessageTable[T]>;
+/** The body of a message of type T, as a sender may write it (defaults optional). */
+export type BodyInput<T extends MessageType> = z.input<MessageTable[T]>;
+
+export type WireErrorBody = z.infer<typeof WireErrorSchema>;
+export type TaskEnvelope = z.infer<typeof TaskEnvelopeSchema>;
+export type TaskResult = z.infer<typeof TaskResultSchema>;
+export type SubtaskSpec = z.infer<typeof SubtaskSpecSchema>;
+export type WorkflowRecord = z.infer<typeof WorkflowRecordSchema>;
+export type TaskRecord = z.infer<typeof TaskRecordSchema>;
+export type TaskCounts = z.infer<typeof TaskCountsSchema>;
+export type ActorSpec = z.infer<typeof ActorSpecSchema>;
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+export type HostRecord = z.infer<typeof HostRecordSchema>;
+export type ActorRecord = z.infer<typeof ActorRecordSchema>;
+export type CadreEvent = z.infer<typeof EventSchema>;
+export type ChildNotice = z.infer<typeof ChildNoticeSchema>;

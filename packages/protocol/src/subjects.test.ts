@@ -1,0 +1,136 @@
+import { describe, expect, it } from "vitest";
+import { CadreError } from "./errors.js";
+import { childTaskId, newIncarnation, newWorkflowId, resultMessageId, rootTaskId } from "./ids.js";
+import {
+  BUCKETS,
+  isToken,
+  RESULTS_CONSUMER,
+  STREAMS,
+  SUBJECT_PREFIX,
+  SUPERVISOR_QUEUE,
+  subjects,
+  taskConsumer,
+  token,
+} from "./subjects.js";
+
+function thrown(fn: () => unknown): CadreError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CadreError) return err;
+    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
+  }
+  throw new Error("expected the call to throw");
+}
+
+describe("subject builders", () => {
+  it("puts every subject under cadre.v1", () => {
+    expect(SUBJECT_PREFIX).toBe("cadre.v1");
+  });
+
+  it("builds the task subject of one kind of one team", () => {
+    expect(subjects.task("software-team-0123456789", "backend-engineer")).toBe(
+      "cadre.v1.task.software-team-0123456789.backend-engineer",
+    );
+  });
+
+  it("builds the result subject of one workflow", () => {
+    expect(subjects.result("w1abc")).toBe("cadre.v1.result.w1abc");
+  });
+
+  it("builds an event subject from its category and scope", () => {
+    expect(subjects.event("delegation", "w1abc")).toBe("cadre.v1.evt.delegation.w1abc");
+  });
+
+  it("builds the heartbeat and control subjects of a host", () => {
+    expect(subjects.heartbeat("host-1")).toBe("cadre.v1.hb.host-1");
+    expect(subjects.hostControl("host-1")).toBe("cadre.v1.host.host-1");
+  });
+
+  it("builds a supervisor operation subject for each operation", () => {
+    expect(subjects.supervisor("submit")).toBe("cadre.v1.sup.submit");
+    expect(subjects.supervisor("delegate")).toBe("cadre.v1.sup.delegate");
+    expect(subjects.supervisor("status")).toBe("cadre.v1.sup.status");
+  });
+
+  it("builds the child notice subject of a parent task", () => {
+    expect(subjects.child("w1abc-r-2")).toBe("cadre.v1.child.w1abc-r-2");
+  });
+
+  it("builds filters that cover every subject of a family", () => {
+    expect(subjects.allTasks()).toBe("cadre.v1.task.>");
+    expect(subjects.allResults()).toBe("cadre.v1.result.>");
+    expect(subjects.allEvents()).toBe("cadre.v1.evt.>");
+    expect(subjects.allHeartbeats()).toBe("cadre.v1.hb.*");
+  });
+
+  it("names the durable task consumer after the team and the kind", () => {
+    expect(taskConsumer("software-team-0123456789", "backend-engineer")).toBe(
+      "task_software-team-0123456789_backend-engineer",
+    );
+  });
+
+  it("uses stream, bucket, queue and consumer names without dots, spaces or wildcards", () => {
+    for (const name of [...Object.values(STREAMS), ...Object.values(BUCKETS), SUPERVISOR_QUEUE, RESULTS_CONSUMER]) {
+      expect(isToken(name), name).toBe(true);
+    }
+  });
+
+  it("accepts the ids Cadre generates as tokens", () => {
+    const workflowId = newWorkflowId();
+    const taskId = childTaskId(rootTaskId(workflowId), 3);
+    expect(subjects.result(workflowId)).toBe(`cadre.v1.result.${workflowId}`);
+    expect(subjects.child(taskId)).toBe(`cadre.v1.child.${workflowId}-r-3`);
+    expect(isToken(newIncarnation())).toBe(true);
+  });
+
+  it("does not accept a result message id as a token, since it holds colons", () => {
+    expect(isToken(resultMessageId("w1-r", 1, 2))).toBe(false);
+  });
+});
+
+describe("token validation", () => {
+  it.each([
+    ["a dot", "team.x"],
+    ["a space", "team x"],
+    ["a * wildcard", "*"],
+    ["a > wildcard", ">"],
+    ["a wildcard after a dot", "w1.>"],
+    ["a tab", "a\tb"],
+    ["a newline", "a\nb"],
+    ["nothing", ""],
+  ])("refuses a token with %s, naming the bad value", (_what, value) => {
+    const err = thrown(() => subjects.result(value));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(err.message).toBe(
+      `workflow id "${value}" is not a valid subject token; use letters, digits, "_" and "-" only`,
+    );
+    expect(err.data).toEqual({ what: "workflow id", value });
+  });
+
+  it("names which part of a task subject is bad", () => {
+    expect(thrown(() => subjects.task("team.a", "kind")).data).toEqual({ what: "team id", value: "team.a" });
+    expect(thrown(() => subjects.task("team", "kind b")).data).toEqual({ what: "kind", value: "kind b" });
+  });
+
+  it("refuses a wildcard host id that would subscribe to every host", () => {
+    const err = thrown(() => subjects.heartbeat("*"));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(err.message).toContain('host id "*"');
+  });
+
+  it("refuses bad tokens in event subjects and consumer names too", () => {
+    expect(thrown(() => subjects.event("delegation", "a.b")).data).toEqual({ what: "event scope", value: "a.b" });
+    expect(thrown(() => taskConsumer("team", "a>")).data).toEqual({ what: "kind", value: "a>" });
+  });
+
+  it("returns a valid token unchanged", () => {
+    expect(token("kind", "Backend_engineer-2")).toBe("Backend_engineer-2");
+  });
+
+  it("tells valid tokens from invalid ones without throwing", () => {
+    expect(isToken("w1abc-r_2")).toBe(true);
+    expect(isToken("a.b")).toBe(false);
+    expect(isToken("")).toBe(false);
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * The team file: which agent kinds exist, their role, how many actors of each to run, their
+ * behaviour and the JSON Schema their output must match.
+ *
+ * ```yaml
+ * name: software-team
+ * root: engineering-director
+ * input: { feature: "login" }
+ * kinds:
+ *   engineering-director:
+ *     role: director
+ *     behaviour: { type: script, delegate: [{ kind: backend-engineer }], output: { summary: "done" } }
+ *     output: { type: object, required: [summary] }
+ *   backend-engineer:
+ *     role: agent
+ *     behaviour: { type: command, run: "echo '{\"summary\":\"ok\"}'" }
+ * ```
+ */
+
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { formatIssues, InvalidConfigError } from "./errors.js";
+
+/** A kind or team name: lower case, digits and "-", usable as a subject token. */
+export const NameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'use 1-48 lower-case letters, digits and "-" (starting with a letter or digit)');
+
+const Probability = z.number().min(0).max(1);
+/** Milliseconds: a fixed number or a [min, max] range picked with the behaviour's seeded random. */
+const Duration = z.union([
+  z.number().int().min(0),
+  z.tuple([z.number().int().min(0), z.number().int().min(0)]).refine(([a, b]) => a <= b, "min must be <= max"),
+]);
+
+/** One delegation a script makes: `count` subtasks of `kind`, each with a templated input. */
+export const DelegationSpecSchema = z
+  .object({
+    kind: NameSchema,
+    input: z.record(z.string(), z.unknown()).default({}),
+    count: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
+/**
+ * A deterministic behaviour for demos and tests. Each roll (fail, invalid output, sleep) uses a
+ * random stream seeded from `seed`, the task id and the attempt, so a run can be replayed.
+ */
+export const ScriptBehaviourSchema = z
+  .object({
+    type: z.literal("script"),
+    /** @default 1 */
+    seed: z.number().int().default(1),
+    /** Work time before answering. @default 0 */
+    sleepMs: Duration.default(0),
+    /** Subtasks to delegate (directors and leads only). */
+    delegate: z.array(DelegationSpecSchema).default([]),
+    /** Output template: strings may hold `{{input.x}}`, `{{task.id}}`, `{{children}}`... */
+    output: z.unknown().default({}),
+    /** Probability that an attempt fails with a retryable error. @default 0 */
+    failProbability: Probability.default(0),
+    /** Probability that an attempt returns output that breaks the kind's schema. @default 0 */
+    invalidProbability: Probability.default(0),
+  })
+  .strict();
+
+/** Runs a shell command; its standard output (JSON if it parses, else `{ stdout }`) is the output. */
+export const CommandBehaviourSchema = z
+  .object({
+    type: z.literal("command"),
+    /** Run with `/bin/sh -c`; the task input is on standard input as JSON and in CADRE_INPUT. */
+    run: z.string().min(1),
+    /** @default 30000 */
+    timeoutMs: z.number().int().min(1).max(3_600_000).default(30_000),
+  })
+  .strict();
+
+export const BehaviourSchema = z.discriminatedUnion("type", [ScriptBehaviourSchema, CommandBehaviourSchema]);
+
+/** A JSON Schema object (checked by compiling it, see {@link compileOutputSchema}). */
+const JsonSchemaObject = z.record(z.string(), z.unknown());
+
+export const KindSchema = z
+  .object({
+    role: z.enum(["director", "lead", "agent"]),
+    description: z.string().optional(),
+    /** Actors of this kind to run, spread over hosts. @default 2 */
+    replicas: z.number().int().min(1).max(256).default(2),
+    /** Place actors of this kind only on these agent-hosts (by host id). @default any host */
+    hosts: z
+      .array(z.string().regex(/^[A-Za-z0-9_-]+$/, "host ids are subject tokens"))
+      .min(1)
+      .optional(),
+    behaviour: BehaviourSchema,
+    /** JSON Schema of the output. @default {} (anything) */
+    output: JsonSchemaObject.default({}),
+  })
+  .strict();
+
+export const TeamSchema = z
+  .object({
+    name: NameSchema,
+    /** The kind that receives the workflow's root task. */
+    root: NameSchema,
+    /** Input of the root task. */
+    input: z.record(z.string(), z.unknown()).default({}),
+    kinds: z.record(NameSchema, KindSchema),
+  })
+  .strict()
+  .superRefine((team, ctx) => {
+    if (!(team.root in team.kinds)) {
+      ctx.addIssue({ code: "custom", path: ["root"], message: `root kind "${team.root}" is not declared under kinds` });
+    }
+    for (const [name, kind] of Object.entries(team.kinds)) {
+      if (kind.behaviour.type !== "script") continue;
+      kind.behaviour.delegate.forEach((d, i) => {
+        if (!(d.kind in team.kinds)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["kinds", name, "behaviour", "delegate", i, "kind"],
+            message: `kind "${d.kind}" is not declared under kinds`,
+          });
+        }
+      });
+      if (kind.role === "agent" && kind.behaviour.delegate.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["kinds", name, "behaviour", "delegate"],
+          message: 'an agent cannot delegate; give the kind role "lead" or "director"',
+        });
+      }
+      try {
+        compileOutputSchema(kind.output);
+      } catch (err) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["kinds", name, "output"],
+          message: `not a usable JSON Schema: ${(err as Error).message}`,
+        });
+      }
+    }
+  });
+
+export type Team = z.infer<typeof TeamSchema>;
+export type TeamInput = z.input<typeof TeamSchema>;
+export type Kind = z.infer<typeof KindSchema>;
+export type Behaviour = z.infer<typeof BehaviourSchema>;
+export type ScriptBehaviour = z.infer<typeof ScriptBehaviourSchema>;
+export type CommandBehaviour = z.infer<typeof CommandBehaviourSchema>;
+
+/** Parses a team (from YAML or the wire); throws InvalidConfigError naming each bad field. */
+export function parseTeam(value: unknown, source = "team file"): Team {
+  const r = TeamSchema.safeParse(value);
+  if (!r.success) throw new InvalidConfigError(source, formatIssues(r.error.issues));
+  return r.data;
+}
+
+/**
+ * A team's identity: its name and a hash of its content. A changed team file is a new team, so
+ * actors never run a definition other than the one their workflow was submitted with.
+ */
+export function teamId(team: Team): string {
+  const hash = createHash("sha256").update(stableStringify(team)).digest("hex").slice(0, 10);
+  return `${team.name}-${hash}`;
+}
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(",")}]`;
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    // Keys holding undefined are skipped, as JSON does: `{ a: undefined }` is the same team as `{}`.
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+const compiled = new WeakMap<object, z.ZodType>();
+
+/** Compiles a kind's JSON Schema to a zod schema (cached per schema object). */
+export function compileOutputSchema(schema: Record<string, unknown>): z.ZodType {
+  let s = compiled.get(schema);
+  if (!s) {
+    s = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+    compiled.set(schema, s);
+  }
+  return s;
+}
+
+/** Checks an output against a kind's schema; returns the issues (empty when valid). */
+export function validateOutput(kind: Kind, output: unknown): { path: string; message: string }[] {
+  const r = compileOutputSchema(kind.output).safeParse(output);
+  return r.success ? [] : formatIssues(r.error.issues);
+}

@@ -1,0 +1,18 @@
+export type { BackoffOptions, RetryOptions } from "./backoff.js";
+export { backoffDelay, isRetryable, retry } from "./backoff.js";
+export type { Clock } from "./clock.js";
+export { ManualClock, sleep, systemClock } from "./clock.js";
+export type { ConfigSources } from "./config-loader.js";
+export { loadConfig, readYamlFile } from "./config-loader.js";
+export type { Buckets } from "./infrastructure.js";
+export { ensureInfrastructure } from "./infrastructure.js";
+export type { Logger } from "./logger.js";
+export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
+export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
+export { connectNats, publishEvent, request, serve } from "./nats.js";
+export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
+export { spawnService } from "./process.js";
+export type { RunningService, ServiceDefinition } from "./service.js";
+export { READY_MESSAGE, runService } from "./service.js";
+export type { Versioned } from "./state-store.js";
+export { StateStore } from "./state-store.js";

@@ -1,0 +1,144 @@
+/**
+ * NATS connection and typed request/reply. Every inbound message is decoded with the codec
+ * (zod-parsed) before a handler sees it; every failure is answered with a typed error reply,
+ * so a bad request never crashes a service and the caller learns what to fix.
+ */
+
+import {
+  type Body,
+  type BodyInput,
+  type CadreEvent,
+  decodeAs,
+  encode,
+  type MessageType,
+  subjects,
+  toCadreError,
+  UnavailableError,
+} from "@cadre/protocol";
+import { errors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import type { Logger } from "./logger.js";
+import { redactUrl } from "./logger.js";
+
+export type { Msg, NatsConnection, Subscription };
+
+/** Connects to NATS, reconnecting forever; fails with UnavailableError if the first connect fails. */
+export async function connectNats(servers: string, name: string, logger?: Logger): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: servers.split(",").map((s) => s.trim()),
+      name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      noAsyncTraces: true,
+    });
+  } catch (err) {
+    throw new UnavailableError(
+      `cannot reach NATS at ${redactUrl(servers)} (${(err as Error).message}); start nats-server or pass --nats-url`,
+      { servers: redactUrl(servers) },
+      { cause: err },
+    );
+  }
+  if (logger) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
+          logger.warn({ nats: s.type, server: "server" in s ? s.server : undefined }, `nats ${s.type}`);
+        }
+      }
+    })();
+  }
+  return nc;
+}
+
+/** Options of {@link request}. */
+export interface RequestOptions {
+  sender: string;
+  cid?: string;
+  timeoutMs: number;
+}
+
+/**
+ * Sends a typed request and returns the typed reply body. An error reply is thrown as its
+ * typed error; no responder or no answer in time is an UnavailableError (retryable).
+ */
+export async function request<Q extends MessageType, R extends MessageType>(
+  nc: NatsConnection,
+  subject: string,
+  type: Q,
+  body: BodyInput<Q>,
+  replyType: R,
+  opts: RequestOptions,
+): Promise<Body<R>> {
+  let reply: Msg;
+  try {
+    reply = await nc.request(subject, encode(type, body, { sender: opts.sender, cid: opts.cid ?? "" }), {
+      timeout: opts.timeoutMs,
+    });
+  } catch (err) {
+    if (err instanceof errors.NoRespondersError || (err as Error).name === "NoRespondersError") {
+      throw new UnavailableError(`nothing answers on ${subject}; is the service running?`, { subject }, { cause: err });
+    }
+    if (err instanceof errors.TimeoutError || (err as Error).name === "TimeoutError") {
+      throw new UnavailableError(`no answer on ${subject} within ${opts.timeoutMs} ms`, { subject }, { cause: err });
+    }
+    throw toCadreError(err);
+  }
+  return decodeAs(reply.data, replyType).body;
+}
+
+/** Options of {@link serve}. */
+export interface ServeOptions<Q extends MessageType, R extends MessageType> {
+  subject: string;
+  queue?: string;
+  requestType: Q;
+  replyType: R;
+  sender: string;
+  logger: Logger;
+  handler: (body: Body<Q>, meta: { sender: string; cid: string }) => Promise<BodyInput<R>>;
+}
+
+/** Answers typed requests on a subject; each request is handled concurrently. */
+export function serve<Q extends MessageType, R extends MessageType>(
+  nc: NatsConnection,
+  opts: ServeOptions<Q, R>,
+): Subscription {
+  const handle = async (m: Msg): Promise<void> => {
+    let cid = "";
+    try {
+      const msg = decodeAs(m.data, opts.requestType);
+      cid = msg.cid;
+      const result = await opts.handler(msg.body, { sender: msg.sender, cid });
+      m.respond(encode(opts.replyType, result, { sender: opts.sender, cid }));
+    } catch (err) {
+      const e = toCadreError(err);
+      const level = e.code === "INTERNAL" ? "error" : "info";
+      opts.logger[level]({ err: e, code: e.code, subject: opts.subject, cid }, `request refused: ${e.message}`);
+      try {
+        m.respond(encode("error", { error: e.toWire() }, { sender: opts.sender, cid }));
+      } catch (replyErr) {
+        opts.logger.error({ err: replyErr }, "could not send error reply");
+      }
+    }
+  };
+  return nc.subscribe(opts.subject, {
+    ...(opts.queue ? { queue: opts.queue } : {}),
+    callback: (err, m) => {
+      if (err) {
+        opts.logger.error({ err }, `subscription ${opts.subject} failed`);
+        return;
+      }
+      void handle(m);
+    },
+  });
+}
+
+/** Publishes an event (core publish; the events stream captures it). Never throws. */
+export function publishEvent(nc: NatsConnection, sender: string, event: CadreEvent, logger?: Logger): void {
+  try {
+    nc.publish(subjects.event(event.category, event.scope), encode("event", event, { sender }));
+  } catch (err) {
+    logger?.warn({ err, event: event.type }, "event not published");
+  }
+}

@@ -1,0 +1,82 @@
+/** Starts a Cadre service as a child process and waits for its `ready` log line. */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { READY_MESSAGE } from "./service.js";
+
+/** A service running as a child process. */
+export interface ServiceProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Resolves when the service logged `ready`; rejects if it exits or times out first. */
+  readonly ready: Promise<void>;
+  /** Resolves with the exit code (or null after a signal). */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+  /** Sends a signal (default SIGKILL) and waits for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Options of {@link spawnService}. */
+export interface SpawnServiceOptions {
+  name: string;
+  /** The service's JS entry point. */
+  entry: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Each output line, as printed. */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** @default 20000 */
+  readyTimeoutMs?: number;
+}
+
+/** Spawns `node entry args...` and tracks readiness and exit. */
+export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
+  const child = spawn(process.execPath, [opts.entry, ...(opts.args ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${opts.name} not ready within ${opts.readyTimeoutMs ?? 20_000} ms`)),
+      opts.readyTimeoutMs ?? 20_000,
+    );
+    timer.unref();
+    const lines = (stream: NodeJS.ReadableStream, name: "stdout" | "stderr") => {
+      createInterface({ input: stream }).on("line", (line) => {
+        opts.onLine?.(line, name);
+        if (line.includes(`"msg":"${READY_MESSAGE}"`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    };
+    if (child.stdout) lines(child.stdout, "stdout");
+    if (child.stderr) lines(child.stderr, "stderr");
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${opts.name} exited with code ${code} before it was ready`));
+    });
+  });
+  ready.catch(() => {});
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return {
+    name: opts.name,
+    child,
+    ready,
+    exited,
+    kill,
+    stop: async (graceMs = 5000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

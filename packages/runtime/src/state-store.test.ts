@@ -1,0 +1,68 @@
+import { BUCKETS } from "@cadre/protocol";
+import { Kvm } from "@nats-io/kv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { connectNats, type NatsConnection } from "./nats.js";
+import { StateStore } from "./state-store.js";
+import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
+
+const Counter = z.object({ n: z.number().int() });
+
+describe("StateStore over a real JetStream KV bucket", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let bucket = 0;
+  const store = async (conn = nc, name = `${BUCKETS.workflows}_t${++bucket}`) =>
+    new StateStore(await new Kvm(conn).create(name, { history: 5 }), Counter, "counter");
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectNats(server.url, "state-store-test");
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("refuses an update at a stale revision with CONCURRENT_MODIFICATION naming the key", async () => {
+    const s = await store();
+    const rev = await s.create("k", { n: 1 });
+    await s.update("k", { n: 2 }, rev);
+    const err = await s.update("k", { n: 3 }, rev).catch((e) => e);
+    expect(err.code).toBe("CONCURRENT_MODIFICATION");
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('state key "k" changed since revision');
+    expect((await s.get("k"))?.value).toEqual({ n: 2 });
+  });
+
+  it("refuses to create a key that exists", async () => {
+    const s = await store();
+    await s.create("k", { n: 1 });
+    await expect(s.create("k", { n: 2 })).rejects.toMatchObject({ code: "CONCURRENT_MODIFICATION" });
+  });
+
+  it("refuses to store a value that breaks its schema", async () => {
+    const s = await store();
+    await expect(s.put("k", { n: 1.5 })).rejects.toMatchObject({ code: "PROTOCOL_ERROR" });
+  });
+
+  it("ends at exactly 2000 when ten writers on their own connections each increment one key 200 times", async () => {
+    const name = `counter_${Date.now()}`;
+    await new Kvm(nc).create(name, { history: 5 });
+    const conns = await Promise.all(Array.from({ length: 10 }, (_, i) => connectNats(server.url, `writer-${i}`)));
+    try {
+      const stores = await Promise.all(
+        conns.map(async (c) => new StateStore(await new Kvm(c).open(name), Counter, "counter")),
+      );
+      await Promise.all(
+        stores.map(async (s) => {
+          for (let i = 0; i < 200; i++) await s.modify("count", (v) => ({ n: (v?.n ?? 0) + 1 }));
+        }),
+      );
+      const final = await stores[0]?.get("count");
+      expect(final?.value.n).toBe(2000);
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+    }
+  });
+});

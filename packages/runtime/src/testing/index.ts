@@ -1,0 +1,2 @@
+export type { NatsServer, NatsServerOptions } from "./nats-server.js";
+export { startNatsServer } from "./nats-server.js";

@@ -1,0 +1,24 @@
+/** Behaviours: what an actor does with a task, chosen by its kind's `behaviour.type`. */
+
+import type { Kind } from "@cadre/protocol";
+import { createCommandBehaviour } from "./command.js";
+import { createScriptBehaviour } from "./script.js";
+import type { Behaviour } from "./types.js";
+
+/** Builds the behaviour of a kind (parsed, defaults applied). */
+export function createBehaviour(kind: Kind): Behaviour {
+  const b = kind.behaviour;
+  switch (b.type) {
+    case "script":
+      return createScriptBehaviour(b);
+    case "command":
+      return createCommandBehaviour(b);
+  }
+}
+
+export { createCommandBehaviour, MAX_STDOUT_BYTES, STDERR_TAIL_BYTES } from "./command.js";
+export type { Rolls } from "./random.js";
+export { hashString, mulberry32, rollsFor } from "./random.js";
+export { createScriptBehaviour, INVALID_OUTPUT } from "./script.js";
+export { renderTemplate, templateScope } from "./template.js";
+export type { Behaviour, BehaviourContext, ChildOutcome } from "./types.js";

@@ -1,0 +1,65 @@
+/**
+ * The script behaviour: a deterministic stand-in for a real agent, for demos and tests. It can
+ * delegate, take time, fail and answer badly on purpose, all reproducibly from its seed.
+ */
+
+import type { ScriptBehaviour, SubtaskSpec } from "@cadre/protocol";
+import { BehaviourFailedError } from "@cadre/protocol";
+import { sleep } from "@cadre/runtime";
+import { rollsFor } from "./random.js";
+import { renderTemplate, templateScope } from "./template.js";
+import type { Behaviour, BehaviourContext, ChildOutcome } from "./types.js";
+
+/**
+ * What a script returns when it rolls an invalid answer: a bare string fails nearly every
+ * object schema, which is what exercises the host's output validation and retry.
+ */
+export const INVALID_OUTPUT = "cadre:invalid-output";
+
+function pickDuration(spec: ScriptBehaviour["sleepMs"], roll: number): number {
+  if (typeof spec === "number") return spec;
+  const [min, max] = spec;
+  return min + Math.min(max - min, Math.floor(roll * (max - min + 1)));
+}
+
+/** Builds a script behaviour from its (parsed, defaults applied) spec. */
+export function createScriptBehaviour(spec: ScriptBehaviour): Behaviour {
+  return {
+    plan(ctx: BehaviourContext): SubtaskSpec[] {
+      const scope = templateScope(ctx.task, ctx.attempt);
+      const subtasks: SubtaskSpec[] = [];
+      for (const d of spec.delegate) {
+        for (let index = 0; index < d.count; index++) {
+          const input = renderTemplate(d.input, { ...scope, index }) as Record<string, unknown>;
+          subtasks.push({ kind: d.kind, input });
+        }
+      }
+      return subtasks;
+    },
+
+    async run(ctx: BehaviourContext, children: ChildOutcome[]): Promise<unknown> {
+      const { task, attempt } = ctx;
+      const roll = rollsFor(spec.seed, task.taskId, attempt);
+      // Every roll is drawn whether or not it is used, so changing one knob (say sleepMs) does
+      // not shift the dice of the others and a replay stays comparable.
+      const sleepRoll = roll();
+      const failRoll = roll();
+      const invalidRoll = roll();
+
+      const ms = pickDuration(spec.sleepMs, sleepRoll);
+      if (ms > 0) await sleep(ctx.clock, ms, ctx.signal);
+      ctx.signal.throwIfAborted();
+
+      if (failRoll < spec.failProbability) {
+        throw new BehaviourFailedError(
+          `scripted failure (failProbability ${spec.failProbability}) on attempt ${attempt} of task ${task.taskId}`,
+          { taskId: task.taskId, kind: task.kind, attempt, failProbability: spec.failProbability, roll: failRoll },
+        );
+      }
+      if (invalidRoll < spec.invalidProbability) return INVALID_OUTPUT;
+
+      const outputs = children.map((c) => c.output);
+      return renderTemplate(spec.output, templateScope(task, attempt, outputs));
+    },
+  };
+}

@@ -1,0 +1,457 @@
+/**
+ * The agent-host: runs actors (XState machines) for the kinds the supervisor places on it,
+ * pulls their tasks from JetStream, keeps a held task's ack wait extended while its actor
+ * works, publishes results with a message id per attempt, and sends heartbeats.
+ */
+
+import os from "node:os";
+import {
+  type ActorSpec,
+  type CadreEvent,
+  type Config,
+  decodeAs,
+  encode,
+  fromWire,
+  InvalidAgentResponseError,
+  type Kind,
+  newIncarnation,
+  ResourceExhaustedError,
+  randomId,
+  resultMessageId,
+  STREAMS,
+  type SubtaskSpec,
+  subjects,
+  type TaskEnvelope,
+  type TaskRecord,
+  TaskRecordSchema,
+  TimeoutError,
+  taskConsumer,
+  validateOutput,
+  type WireErrorBody,
+} from "@cadre/protocol";
+import {
+  type Clock,
+  connectNats,
+  ensureInfrastructure,
+  type Logger,
+  type NatsConnection,
+  publishEvent,
+  request,
+  retry,
+  StateStore,
+  type Subscription,
+  serve,
+  systemClock,
+} from "@cadre/runtime";
+import { type JetStreamClient, type JsMsg, jetstream } from "@nats-io/jetstream";
+import { type AnyActorRef, createActor, fromPromise } from "xstate";
+import { type Behaviour, type ChildOutcome, createBehaviour } from "./behaviours/index.js";
+import { agentMachine, directorMachine } from "./machines/index.js";
+import { KindPuller, type PullerHost } from "./puller.js";
+
+/** Options of {@link AgentHost.start}. */
+export interface AgentHostOptions {
+  config: Config;
+  logger: Logger;
+  /** @default "host-<random>" */
+  hostId?: string;
+  /** @default systemClock */
+  clock?: Clock;
+}
+
+type Outcome = { status: "completed"; output: unknown } | { status: "failed"; error: WireErrorBody };
+
+interface Held {
+  msg: JsMsg;
+  task: TaskEnvelope;
+  attempt: number;
+  startedAt: number;
+  ticker: NodeJS.Timeout;
+  childSub?: Subscription;
+  childIds?: string[];
+  seenChildren: Set<string>;
+}
+
+interface HostedActor {
+  spec: ActorSpec;
+  ref: AnyActorRef;
+  behaviour: Behaviour;
+  held?: Held;
+}
+
+const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
+
+/** A running agent-host. */
+export class AgentHost implements PullerHost {
+  readonly hostId: string;
+  readonly incarnation = newIncarnation();
+  private readonly config: Config;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private nc!: NatsConnection;
+  private js!: JetStreamClient;
+  private tasks!: StateStore<TaskRecord>;
+  private readonly actors = new Map<string, HostedActor>();
+  private readonly pullers = new Map<string, KindPuller>();
+  private readonly subs: Subscription[] = [];
+  private heartbeatTimer?: NodeJS.Timeout;
+  private seq = 0;
+
+  private constructor(opts: AgentHostOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.hostId = opts.hostId ?? `host-${randomId(6)}`;
+  }
+
+  /** Connects, registers the host and starts heartbeats and the control endpoint. */
+  static async start(opts: AgentHostOptions): Promise<AgentHost> {
+    const h = new AgentHost(opts);
+    await h.init();
+    return h;
+  }
+
+  private async init(): Promise<void> {
+    this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
+    const buckets = await ensureInfrastructure(this.nc, this.config);
+    this.js = jetstream(this.nc);
+    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
+    await buckets.registry.put(
+      `host.${this.hostId}`,
+      JSON.stringify({
+        hostId: this.hostId,
+        incarnation: this.incarnation,
+        startedAt: this.clock.now(),
+        maxActors: this.config.host.maxActors,
+      }),
+    );
+    this.subs.push(
+      serve(this.nc, {
+        subject: subjects.hostControl(this.hostId),
+        requestType: "host.spawn",
+        replyType: "host.spawn.ok",
+        sender: this.hostId,
+        logger: this.logger,
+        handler: async ({ actors }) => ({ actorIds: await this.spawn(actors) }),
+      }),
+    );
+    // Heartbeats are a timer and a core publish: nothing on the work path can delay them
+    // except a blocked event loop, which is exactly what they should reveal.
+    this.heartbeat();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeat.intervalMs);
+    this.heartbeatTimer.unref();
+    this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
+  }
+
+  /** Stops pulling, stops actors and closes the connection. Held tasks are redelivered elsewhere. */
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    await Promise.all([...this.pullers.values()].map((p) => p.stop()));
+    for (const a of this.actors.values()) {
+      if (a.held) this.release(a);
+      a.ref.stop();
+    }
+    for (const s of this.subs) s.unsubscribe();
+    await this.nc.drain();
+  }
+
+  private heartbeat(): void {
+    let busy = 0;
+    for (const a of this.actors.values()) if (a.held) busy++;
+    try {
+      this.nc.publish(
+        subjects.heartbeat(this.hostId),
+        encode(
+          "heartbeat",
+          {
+            hostId: this.hostId,
+            incarnation: this.incarnation,
+            seq: this.seq++,
+            actors: this.actors.size,
+            busy,
+            load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
+          },
+          { sender: this.hostId },
+        ),
+      );
+    } catch (err) {
+      this.logger.debug({ err }, "heartbeat not sent");
+    }
+  }
+
+  private emit(event: CadreEvent): void {
+    publishEvent(this.nc, this.hostId, event, this.logger);
+  }
+
+  // --- actors -------------------------------------------------------------------------------
+
+  private async spawn(specs: ActorSpec[]): Promise<string[]> {
+    const fresh = specs.filter((s) => !this.actors.has(s.actorId));
+    if (this.actors.size + fresh.length > this.config.host.maxActors) {
+      throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
+    }
+    for (const spec of fresh) {
+      const hosted: HostedActor = {
+        spec,
+        behaviour: createBehaviour(spec.kind),
+        ref: undefined as unknown as AnyActorRef,
+      };
+      hosted.ref = this.createRef(hosted);
+      hosted.ref.start();
+      this.actors.set(spec.actorId, hosted);
+      const k = key(spec.teamId, spec.kindName);
+      if (!this.pullers.has(k)) {
+        const consumer = await this.js.consumers.get(STREAMS.tasks, taskConsumer(spec.teamId, spec.kindName));
+        const p = new KindPuller(this, spec.teamId, spec.kindName, consumer, this.logger);
+        this.pullers.set(k, p);
+        p.start();
+      } else {
+        this.pullers.get(k)?.wake();
+      }
+      this.logger.info({ actorId: spec.actorId, kind: spec.kindName, teamId: spec.teamId }, "actor spawned");
+    }
+    return specs.map((s) => s.actorId);
+  }
+
+  /** The actor's machine with this host's effects plugged in. */
+  private createRef(h: HostedActor): AnyActorRef {
+    const input = {
+      actorId: h.spec.actorId,
+      kindName: h.spec.kindName,
+      attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
+    };
+    const ctx = (task: TaskEnvelope, attempt: number, signal: AbortSignal) => ({
+      task,
+      attempt,
+      clock: this.clock,
+      signal,
+    });
+    const report = fromPromise<void, { task: TaskEnvelope; attempt: number; outcome: Outcome }>(({ input }) =>
+      this.report(h, input.task, input.attempt, input.outcome),
+    );
+    if (h.spec.kind.role === "agent") {
+      const machine = agentMachine.provide({
+        actors: {
+          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) =>
+            this.checked(
+              h.spec.kindName,
+              h.spec.kind,
+              await h.behaviour.run(ctx(input.task, input.attempt, signal), []),
+            ),
+          ),
+          report,
+        },
+      });
+      return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
+    }
+    const machine = directorMachine.provide({
+      actors: {
+        plan: fromPromise<SubtaskSpec[], { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) =>
+          h.behaviour.plan(ctx(input.task, input.attempt, signal)),
+        ),
+        delegate: fromPromise<string[], { task: TaskEnvelope; attempt: number; subtasks: SubtaskSpec[] }>(({ input }) =>
+          this.delegate(h, input.task, input.subtasks),
+        ),
+        aggregate: fromPromise<unknown, { task: TaskEnvelope; attempt: number; children: ChildOutcome[] }>(
+          async ({ input, signal }) =>
+            this.checked(
+              h.spec.kindName,
+              h.spec.kind,
+              await h.behaviour.run(ctx(input.task, input.attempt, signal), input.children),
+            ),
+        ),
+        report,
+      },
+    });
+    return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
+  }
+
+  /** Output is validated before it is sent; the supervisor validates it again on arrival. */
+  private checked(kindName: string, kind: Kind, output: unknown): unknown {
+    const issues = validateOutput(kind, output);
+    if (issues.length > 0) throw new InvalidAgentResponseError(kindName, issues);
+    return output;
+  }
+
+  // --- tasks --------------------------------------------------------------------------------
+
+  /** Number of actors of a kind free to take a task. */
+  idleCount(teamId: string, kind: string): number {
+    let n = 0;
+    for (const a of this.actors.values()) if (!a.held && a.spec.teamId === teamId && a.spec.kindName === kind) n++;
+    return n;
+  }
+
+  /** Hands a pulled task to an idle actor of its kind. */
+  dispatch(teamId: string, kind: string, msg: JsMsg): void {
+    let task: TaskEnvelope;
+    try {
+      task = decodeAs(msg.data, "task").body;
+    } catch (err) {
+      this.logger.error({ err, seq: msg.seq }, "undecodable task terminated");
+      msg.term();
+      return;
+    }
+    const actor = [...this.actors.values()].find(
+      (a) => !a.held && a.spec.teamId === teamId && a.spec.kindName === kind,
+    );
+    if (!actor) {
+      msg.nak();
+      return;
+    }
+    const attempt = msg.info.deliveryCount;
+    const ticker = setInterval(
+      () => {
+        msg.working();
+        void this.recheckChildren(actor);
+      },
+      Math.max(50, Math.floor(this.config.tasks.ackWaitMs / 3)),
+    );
+    ticker.unref();
+    actor.held = { msg, task, attempt, startedAt: this.clock.now(), ticker, seenChildren: new Set() };
+    this.emit({
+      type: "TASK_STARTED",
+      category: "task",
+      scope: task.workflowId,
+      data: { taskId: task.taskId, kind: task.kind, attempt, hostId: this.hostId, actorId: actor.spec.actorId },
+    });
+    if (task.deadline !== null && this.clock.now() > task.deadline) {
+      void this.report(actor, task, attempt, {
+        status: "failed",
+        error: new TimeoutError(`task ${task.taskId} (deadline passed before it started)`, 0).toWire(),
+      });
+      return;
+    }
+    actor.ref.send({ type: "TASK", task, attempt });
+  }
+
+  /** Asks the supervisor to delegate; child notices start flowing to the actor before the call. */
+  private async delegate(h: HostedActor, task: TaskEnvelope, subtasks: SubtaskSpec[]): Promise<string[]> {
+    const held = h.held;
+    if (!held) throw new Error("delegate without a held task");
+    held.childSub = this.nc.subscribe(subjects.child(task.taskId), {
+      callback: (_err, m) => {
+        try {
+          this.sendChild(h, decodeAs(m.data, "child.done").body.record);
+        } catch (err) {
+          this.logger.warn({ err }, "bad child notice ignored");
+        }
+      },
+    });
+    const reply = await retry(
+      () =>
+        request(
+          this.nc,
+          subjects.supervisor("delegate"),
+          "sup.delegate",
+          { parent: task, subtasks },
+          "sup.delegate.ok",
+          {
+            sender: this.hostId,
+            cid: task.workflowId,
+            timeoutMs: this.config.requestTimeoutMs,
+          },
+        ),
+      { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.clock },
+    );
+    held.childIds = reply.taskIds;
+    await this.recheckChildren(h);
+    return reply.taskIds;
+  }
+
+  /** Reads children that finished but whose notice this host missed (restart, reconnect). */
+  private async recheckChildren(h: HostedActor): Promise<void> {
+    const held = h.held;
+    if (!held?.childIds) return;
+    const missing = held.childIds.filter((id) => !held.seenChildren.has(id));
+    await Promise.all(
+      missing.map(async (id) => {
+        try {
+          const rec = await this.tasks.get(id);
+          if (rec) this.sendChild(h, rec.value);
+        } catch (err) {
+          this.logger.debug({ err, taskId: id }, "child not read");
+        }
+      }),
+    );
+  }
+
+  private sendChild(h: HostedActor, rec: TaskRecord): void {
+    const held = h.held;
+    if (!held || rec.status === "queued" || rec.task.parentTaskId !== held.task.taskId) return;
+    if (held.seenChildren.has(rec.task.taskId)) return;
+    held.seenChildren.add(rec.task.taskId);
+    const child: ChildOutcome = {
+      taskId: rec.task.taskId,
+      kind: rec.task.kind,
+      status: rec.status,
+      ...(rec.output !== undefined ? { output: rec.output } : {}),
+      ...(rec.error ? { error: rec.error } : {}),
+    };
+    h.ref.send({ type: "CHILD_DONE", child });
+  }
+
+  /**
+   * Reports an attempt. A completed attempt publishes its result (message id per attempt) and
+   * acks; a failed one is retried by redelivery with backoff while attempts remain and the
+   * error is retryable; otherwise its failure is published as the task's result.
+   */
+  private async report(h: HostedActor, task: TaskEnvelope, attempt: number, outcome: Outcome): Promise<void> {
+    const held = h.held;
+    if (!held || held.task.taskId !== task.taskId) return;
+    try {
+      if (outcome.status === "failed") {
+        const retryable = fromWire(outcome.error).retryable;
+        if (retryable && attempt < this.config.tasks.maxDeliver) {
+          const delay = this.config.tasks.retryBackoffMs * 2 ** (attempt - 1);
+          held.msg.nak(delay);
+          this.emit({
+            type: "TASK_ATTEMPT_FAILED",
+            category: "task",
+            scope: task.workflowId,
+            data: { taskId: task.taskId, attempt, code: outcome.error.code, retryInMs: delay, hostId: this.hostId },
+          });
+          return;
+        }
+      }
+      const now = this.clock.now();
+      const result = {
+        taskId: task.taskId,
+        workflowId: task.workflowId,
+        epoch: task.epoch,
+        attempt,
+        hostId: this.hostId,
+        actorId: h.spec.actorId,
+        status: outcome.status,
+        ...(outcome.status === "completed" ? { output: outcome.output } : { error: outcome.error }),
+        startedAt: held.startedAt,
+        finishedAt: now,
+      };
+      const msgID = resultMessageId(task.taskId, task.epoch, attempt);
+      await retry(
+        () =>
+          this.js.publish(
+            subjects.result(task.workflowId),
+            encode("result", result, { sender: this.hostId, cid: task.workflowId }),
+            { msgID },
+          ),
+        { maxAttempts: 10, baseMs: 50, maxMs: 2000, isRetryable: () => true, clock: this.clock },
+      );
+      await held.msg.ackAck().catch((err) => {
+        // The result is published; a lost ack means a redelivery whose result is a duplicate.
+        this.logger.warn({ err, taskId: task.taskId }, "ack not confirmed");
+      });
+    } finally {
+      this.release(h);
+    }
+  }
+
+  private release(h: HostedActor): void {
+    const held = h.held;
+    if (!held) return;
+    clearInterval(held.ticker);
+    held.childSub?.unsubscribe();
+    h.held = undefined;
+    this.pullers.get(key(h.spec.teamId, h.spec.kindName))?.wake();
+  }
+}

@@ -1,0 +1,2 @@
+export type { MonitorOptions } from "./monitor.js";
+export { Monitor } from "./monitor.js";

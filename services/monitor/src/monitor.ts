@@ -1,0 +1,115 @@
+/**
+ * The monitor (first cut): listens to heartbeats and events. It logs every event as its event
+ * line and notices hosts that fall silent or come back, independently of the supervisor.
+ */
+
+import { type Config, decodeAs, formatEventLine, type Heartbeat, randomId, subjects } from "@cadre/protocol";
+import {
+  type Clock,
+  connectNats,
+  type Logger,
+  type NatsConnection,
+  type Subscription,
+  systemClock,
+} from "@cadre/runtime";
+
+/** Options of {@link Monitor.start}. */
+export interface MonitorOptions {
+  config: Config;
+  logger: Logger;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Called with each event line (besides logging it). */
+  onEventLine?: (line: string) => void;
+}
+
+interface HostView {
+  last: Heartbeat;
+  lastSeen: number;
+  silent: boolean;
+}
+
+/** A running monitor. */
+export class Monitor {
+  private nc!: NatsConnection;
+  private readonly subs: Subscription[] = [];
+  private readonly hosts = new Map<string, HostView>();
+  private timer?: NodeJS.Timeout;
+  private readonly clock: Clock;
+  private readonly id = `monitor-${randomId(6)}`;
+
+  private constructor(private readonly opts: MonitorOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Connects and starts listening. */
+  static async start(opts: MonitorOptions): Promise<Monitor> {
+    const m = new Monitor(opts);
+    await m.init();
+    return m;
+  }
+
+  /** Hosts seen, with their last heartbeat and whether they are silent now. */
+  hostTable(): { hostId: string; actors: number; busy: number; load: number; silentForMs: number; silent: boolean }[] {
+    const now = this.clock.now();
+    return [...this.hosts.values()].map((h) => ({
+      hostId: h.last.hostId,
+      actors: h.last.actors,
+      busy: h.last.busy,
+      load: h.last.load,
+      silentForMs: now - h.lastSeen,
+      silent: h.silent,
+    }));
+  }
+
+  private async init(): Promise<void> {
+    const { config, logger } = this.opts;
+    this.nc = await connectNats(config.natsUrl, this.id, logger);
+    this.subs.push(
+      this.nc.subscribe(subjects.allHeartbeats(), {
+        callback: (_e, m) => {
+          try {
+            const hb = decodeAs(m.data, "heartbeat").body;
+            const prev = this.hosts.get(hb.hostId);
+            if (!prev || prev.silent || prev.last.incarnation !== hb.incarnation) {
+              logger.info({ hostId: hb.hostId, incarnation: hb.incarnation }, prev ? "host is back" : "host seen");
+            }
+            this.hosts.set(hb.hostId, { last: hb, lastSeen: this.clock.now(), silent: false });
+          } catch (err) {
+            logger.warn({ err }, "bad heartbeat ignored");
+          }
+        },
+      }),
+      this.nc.subscribe(subjects.allEvents(), {
+        callback: (_e, m) => {
+          try {
+            const line = formatEventLine(decodeAs(m.data, "event").body);
+            logger.info({ event: line }, "event");
+            this.opts.onEventLine?.(line);
+          } catch (err) {
+            logger.warn({ err }, "bad event ignored");
+          }
+        },
+      }),
+    );
+    this.timer = setInterval(() => this.sweep(), config.heartbeat.intervalMs);
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const h of this.hosts.values()) {
+      if (!h.silent && now - h.lastSeen > this.opts.config.heartbeat.hostDeadAfterMs) {
+        h.silent = true;
+        this.opts.logger.warn({ hostId: h.last.hostId, lastSeenMsAgo: now - h.lastSeen }, "host silent");
+      }
+    }
+  }
+
+  /** Stops listening. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (const s of this.subs) s.unsubscribe();
+    await this.nc.drain();
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The registry: which hosts are alive (from their heartbeats), which actors run where (KV,
+ * so a restarted supervisor knows), and the teams actors were spawned for.
+ */
+
+import {
+  type ActorRecord,
+  ActorRecordSchema,
+  type Config,
+  type Heartbeat,
+  type HostRecord,
+  HostRecordSchema,
+  type Team,
+  TeamSchema,
+} from "@cadre/protocol";
+import { type Clock, StateStore } from "@cadre/runtime";
+import type { KV } from "@nats-io/kv";
+
+interface Liveness {
+  incarnation: string;
+  lastSeen: number;
+  actors: number;
+  busy: number;
+}
+
+/** Registry of hosts, actors and teams. */
+export class Registry {
+  private readonly hosts: StateStore<HostRecord>;
+  private readonly actorStore: StateStore<ActorRecord>;
+  private readonly teamStore: StateStore<Team>;
+  private readonly liveness = new Map<string, Liveness>();
+  private readonly actors = new Map<string, ActorRecord>();
+  private readonly teams = new Map<string, Team>();
+
+  constructor(
+    private readonly kv: KV,
+    private readonly config: Config,
+    private readonly clock: Clock,
+  ) {
+    this.hosts = new StateStore(kv, HostRecordSchema, "host record");
+    this.actorStore = new StateStore(kv, ActorRecordSchema, "actor record");
+    this.teamStore = new StateStore(kv, TeamSchema, "team");
+  }
+
+  /** Loads actor records written by an earlier supervisor. */
+  async load(): Promise<void> {
+    const keys = await this.kv.keys("actor.*");
+    for await (const key of keys) {
+      const rec = await this.actorStore.get(key);
+      if (rec) this.actors.set(rec.value.actorId, rec.value);
+    }
+  }
+
+  /** Records a heartbeat. Returns true when the host is new or restarted (a new incarnation). */
+  heartbeat(hb: Heartbeat): boolean {
+    const prev = this.liveness.get(hb.hostId);
+    this.liveness.set(hb.hostId, {
+      incarnation: hb.incarnation,
+      lastSeen: this.clock.now(),
+      actors: hb.actors,
+      busy: hb.busy,
+    });
+    return !prev || prev.incarnation !== hb.incarnation;
+  }
+
+  /** Hosts heard from within `heartbeat.hostDeadAfterMs`, with their records. */
+  async liveHosts(): Promise<(HostRecord & { actors: number })[]> {
+    const now = this.clock.now();
+    const out: (HostRecord & { actors: number })[] = [];
+    for (const [hostId, l] of this.liveness) {
+      if (now - l.lastSeen > this.config.heartbeat.hostDeadAfterMs) continue;
+      const rec = await this.hosts.get(`host.${hostId}`);
+      if (rec && rec.value.incarnation === l.incarnation) out.push({ ...rec.value, actors: l.actors });
+    }
+    return out;
+  }
+
+  /** Whether an actor's host is alive and still the incarnation that spawned it. */
+  isActorLive(a: ActorRecord): boolean {
+    const l = this.liveness.get(a.hostId);
+    return (
+      !!l && l.incarnation === a.incarnation && this.clock.now() - l.lastSeen <= this.config.heartbeat.hostDeadAfterMs
+    );
+  }
+
+  /** Actors of one kind of one team. */
+  actorsOf(teamId: string, kindName: string): ActorRecord[] {
+    return [...this.actors.values()].filter((a) => a.teamId === teamId && a.kindName === kindName);
+  }
+
+  /** Actors whose host stopped sending heartbeats or restarted. */
+  deadActors(): ActorRecord[] {
+    return [...this.actors.values()].filter((a) => !this.isActorLive(a));
+  }
+
+  /** Records a spawned actor. */
+  async addActor(rec: ActorRecord): Promise<void> {
+    await this.actorStore.put(`actor.${rec.actorId}`, rec);
+    this.actors.set(rec.actorId, rec);
+  }
+
+  /** Forgets an actor whose host is gone. */
+  async removeActor(actorId: string): Promise<void> {
+    this.actors.delete(actorId);
+    await this.kv.delete(`actor.${actorId}`);
+  }
+
+  /** Stores a team definition under its id. */
+  async putTeam(id: string, team: Team): Promise<void> {
+    if (this.teams.has(id)) return;
+    await this.teamStore.put(`team.${id}`, team);
+    this.teams.set(id, team);
+  }
+
+  /** A team definition by id (from KV if this supervisor has not seen it). */
+  async team(id: string): Promise<Team | undefined> {
+    const cached = this.teams.get(id);
+    if (cached) return cached;
+    const rec = await this.teamStore.get(`team.${id}`);
+    if (rec) this.teams.set(id, rec.value);
+    return rec?.value;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Applying results. The first valid result of a task wins: it is written to the task record
+ * with a compare-and-set, so two results racing (a stalled host and its replacement) cannot
+ * both win; every later result is recorded as a duplicate and never applied. Applying is
+ * idempotent: a result seen again after a crash (the same result id) only redoes the
+ * notifications, never the application.
+ */
+
+import {
+  type CadreEvent,
+  ConcurrentModificationError,
+  type Config,
+  encode,
+  InvalidAgentResponseError,
+  resultMessageId,
+  subjects,
+  type TaskRecord,
+  type TaskResult,
+  validateOutput,
+  type WorkflowRecord,
+} from "@cadre/protocol";
+import { type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
+import type { Registry } from "./registry.js";
+
+/** What applying one result did. */
+export type ApplyOutcome = "applied" | "duplicate" | "reprocessed" | "orphan";
+
+/** Dependencies of the applier. */
+export interface ResultApplierDeps {
+  nc: NatsConnection;
+  tasks: StateStore<TaskRecord>;
+  workflows: StateStore<WorkflowRecord>;
+  registry: Registry;
+  config: Config;
+  logger: Logger;
+  sender: string;
+  emit: (event: CadreEvent) => void;
+}
+
+/** Applies task results to task records, parents and workflows. */
+export class ResultApplier {
+  constructor(private readonly d: ResultApplierDeps) {}
+
+  /** Applies one result; retries the compare-and-set when another writer got there first. */
+  apply(result: TaskResult): Promise<ApplyOutcome> {
+    return retry(() => this.applyOnce(result), {
+      maxAttempts: 20,
+      isRetryable: (e) => e instanceof ConcurrentModificationError,
+    });
+  }
+
+  private async applyOnce(raw: TaskResult): Promise<ApplyOutcome> {
+    const resultId = resultMessageId(raw.taskId, raw.epoch, raw.attempt);
+    const current = await this.d.tasks.get(raw.taskId);
+    if (!current) {
+      this.d.logger.warn({ taskId: raw.taskId, resultId }, "result for an unknown task ignored");
+      return "orphan";
+    }
+    const rec = current.value;
+    if (rec.status !== "queued") {
+      if (rec.applied?.resultId === resultId) {
+        await this.countOnWorkflow(rec, false);
+        await this.afterApply(rec);
+        return "reprocessed";
+      }
+      if (!rec.duplicates.includes(resultId)) {
+        const next = { ...rec, duplicates: [...rec.duplicates, resultId].slice(-100) };
+        await this.d.tasks.update(raw.taskId, next, current.revision);
+        await this.d.workflows.modify(rec.task.workflowId, (w) =>
+          w ? { ...w, tasks: { ...w.tasks, duplicates: w.tasks.duplicates + 1 } } : undefined,
+        );
+        this.d.emit({
+          type: "RESULT_DUPLICATE",
+          category: "task",
+          scope: rec.task.workflowId,
+          data: { taskId: raw.taskId, resultId, appliedResultId: rec.applied?.resultId ?? null, hostId: raw.hostId },
+        });
+      }
+      return "duplicate";
+    }
+
+    const result = await this.checkOutput(rec, raw);
+    const next: TaskRecord = {
+      ...rec,
+      status: result.status,
+      finishedAt: result.finishedAt,
+      ...(result.status === "completed" ? { output: result.output } : { error: result.error }),
+      applied: {
+        resultId,
+        epoch: result.epoch,
+        attempt: result.attempt,
+        hostId: result.hostId,
+        actorId: result.actorId,
+      },
+    };
+    await this.d.tasks.update(raw.taskId, next, current.revision);
+    await this.countOnWorkflow(next, true);
+    this.d.emit({
+      type: result.status === "completed" ? "TASK_COMPLETED" : "TASK_FAILED",
+      category: "task",
+      scope: rec.task.workflowId,
+      data: {
+        taskId: rec.task.taskId,
+        kind: rec.task.kind,
+        resultId,
+        attempt: result.attempt,
+        hostId: result.hostId,
+        ...(result.error ? { code: result.error.code } : {}),
+      },
+    });
+    await this.afterApply(next);
+    return "applied";
+  }
+
+  /** The receiving side validates output too: a host cannot smuggle a bad output past it. */
+  private async checkOutput(rec: TaskRecord, result: TaskResult): Promise<TaskResult> {
+    if (result.status !== "completed") return result;
+    const team = await this.d.registry.team(rec.task.teamId);
+    const kind = team?.kinds[rec.task.kind];
+    if (!kind) return result;
+    const issues = validateOutput(kind, result.output);
+    if (issues.length === 0) return result;
+    const { output: _dropped, ...rest } = result;
+    return { ...rest, status: "failed", error: new InvalidAgentResponseError(rec.task.kind, issues).toWire() };
+  }
+
+  /**
+   * Counts the applied result on its workflow and finishes the workflow when it is the root's.
+   * Re-processing (count false) only finishes: the counts were written with the first pass
+   * unless the supervisor died between the two writes (see docs/architecture.md).
+   */
+  private async countOnWorkflow(rec: TaskRecord, count: boolean): Promise<void> {
+    const isRoot = rec.task.parentTaskId === null;
+    if (!count && !isRoot) return;
+    const retried = (rec.applied?.attempt ?? 1) > 1 || (rec.applied?.epoch ?? 1) > 1 ? 1 : 0;
+    let finished = false;
+    const updated = await this.d.workflows.modify(rec.task.workflowId, (w) => {
+      finished = false;
+      if (!w || (!count && w.status !== "running")) return undefined;
+      const tasks = !count
+        ? w.tasks
+        : {
+            ...w.tasks,
+            completed: w.tasks.completed + (rec.status === "completed" ? 1 : 0),
+            failed: w.tasks.failed + (rec.status === "failed" ? 1 : 0),
+            retried: w.tasks.retried + retried,
+          };
+      if (!isRoot || w.status !== "running") return { ...w, tasks };
+      finished = true;
+      return {
+        ...w,
+        tasks,
+        status: rec.status === "completed" ? "completed" : "failed",
+        finishedAt: rec.finishedAt,
+        ...(rec.status === "completed" ? { output: rec.output } : { error: rec.error }),
+      };
+    });
+    if (finished && updated) {
+      const w = updated.value;
+      this.d.emit({
+        type: w.status === "completed" ? "WORKFLOW_COMPLETED" : "WORKFLOW_FAILED",
+        category: "workflow",
+        scope: w.workflowId,
+        data: { tasks: w.tasks, ms: (w.finishedAt ?? 0) - w.submittedAt, ...(w.error ? { error: w.error } : {}) },
+      });
+    }
+  }
+
+  /** Tells the holder of the parent task that this child finished (lossy; the parent re-reads KV too). */
+  private async afterApply(rec: TaskRecord): Promise<void> {
+    const parent = rec.task.parentTaskId;
+    if (parent === null) return;
+    this.d.nc.publish(
+      subjects.child(parent),
+      encode("child.done", { parentTaskId: parent, record: rec }, { sender: this.d.sender, cid: rec.task.workflowId }),
+    );
+  }
+}

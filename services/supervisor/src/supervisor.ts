@@ -1,0 +1,507 @@
+/**
+ * The supervisor: accepts workflows, places actors on hosts, enforces the delegation policy
+ * before a subtask is published, and applies results (see results.ts). Its state lives in
+ * JetStream (streams and KV), so a restarted supervisor carries on where the last one stopped.
+ */
+
+import {
+  type ActorSpec,
+  type Body,
+  type CadreEvent,
+  ConcurrentModificationError,
+  type Config,
+  checkDelegation,
+  childTaskId,
+  teamId as computeTeamId,
+  decodeAs,
+  encode,
+  HeartbeatSchema,
+  NotFoundError,
+  newWorkflowId,
+  RESULTS_CONSUMER,
+  randomId,
+  rootTaskId,
+  STREAMS,
+  SUPERVISOR_QUEUE,
+  subjects,
+  type TaskEnvelope,
+  type TaskRecord,
+  TaskRecordSchema,
+  type Team,
+  taskConsumer,
+  toCadreError,
+  UnavailableError,
+  type WorkflowRecord,
+  WorkflowRecordSchema,
+} from "@cadre/protocol";
+import {
+  type Clock,
+  connectNats,
+  ensureInfrastructure,
+  type Logger,
+  type NatsConnection,
+  publishEvent,
+  request,
+  StateStore,
+  type Subscription,
+  serve,
+  systemClock,
+} from "@cadre/runtime";
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { z } from "zod";
+import { placeReplicas } from "./placement.js";
+import { Registry } from "./registry.js";
+import { ResultApplier } from "./results.js";
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/** Options of {@link Supervisor.start}. */
+export interface SupervisorOptions {
+  config: Config;
+  logger: Logger;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default "supervisor-<random>" */
+  id?: string;
+}
+
+/** JetStream's advisory when a message was delivered max_deliver times without an ack. */
+const MaxDeliveriesAdvisory = z.object({
+  stream: z.string(),
+  consumer: z.string(),
+  stream_seq: z.number(),
+  deliveries: z.number(),
+});
+
+/** A running supervisor. */
+export class Supervisor {
+  readonly id: string;
+  private readonly config: Config;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private nc!: NatsConnection;
+  private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  private workflows!: StateStore<WorkflowRecord>;
+  private tasks!: StateStore<TaskRecord>;
+  private registry!: Registry;
+  private applier!: ResultApplier;
+  private readonly subs: Subscription[] = [];
+  private results?: ConsumerMessages;
+  private readonly placing = new Map<string, Promise<void>>();
+  private readonly perWorkflow = new Map<string, Promise<void>>();
+  private repairTimer?: NodeJS.Timeout;
+  private startedAt = 0;
+
+  private constructor(opts: SupervisorOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.id = opts.id ?? `supervisor-${randomId(6)}`;
+  }
+
+  /** Connects, creates what is missing in JetStream and starts serving. */
+  static async start(opts: SupervisorOptions): Promise<Supervisor> {
+    const s = new Supervisor(opts);
+    await s.init();
+    return s;
+  }
+
+  private async init(): Promise<void> {
+    this.startedAt = this.clock.now();
+    this.nc = await connectNats(this.config.natsUrl, this.id, this.logger);
+    const buckets = await ensureInfrastructure(this.nc, this.config);
+    this.js = jetstream(this.nc);
+    this.jsm = await jetstreamManager(this.nc);
+    this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow");
+    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
+    this.registry = new Registry(buckets.registry, this.config, this.clock);
+    await this.registry.load();
+    this.applier = new ResultApplier({
+      nc: this.nc,
+      tasks: this.tasks,
+      workflows: this.workflows,
+      registry: this.registry,
+      config: this.config,
+      logger: this.logger,
+      sender: this.id,
+      emit: (e) => this.emit(e),
+    });
+
+    this.subs.push(
+      this.nc.subscribe(subjects.allHeartbeats(), {
+        callback: (_err, m) => {
+          try {
+            const hb = decodeAs(m.data, "heartbeat").body;
+            if (this.registry.heartbeat(HeartbeatSchema.parse(hb))) {
+              this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
+            }
+          } catch (err) {
+            this.logger.warn({ err }, "bad heartbeat ignored");
+          }
+        },
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("submit"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.submit",
+        replyType: "sup.submit.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: (body) => this.submit(body),
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("delegate"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.delegate",
+        replyType: "sup.delegate.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: (body) => this.delegate(body),
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("status"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.status",
+        replyType: "sup.status.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: async ({ workflowId }) => {
+          const w = await this.workflows.get(workflowId);
+          if (!w) throw new NotFoundError("workflow", workflowId);
+          return { workflow: w.value };
+        },
+      }),
+      this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
+        callback: (_err, m) => void this.onMaxDeliveries(m.data),
+      }),
+    );
+    await this.consumeResults();
+    this.repairTimer = setInterval(() => void this.repairPlacements(), this.config.heartbeat.hostDeadAfterMs / 2);
+    this.repairTimer.unref();
+  }
+
+  /** Stops serving and closes the connection. */
+  async stop(): Promise<void> {
+    clearInterval(this.repairTimer);
+    this.results?.stop();
+    for (const s of this.subs) s.unsubscribe();
+    await Promise.allSettled([...this.perWorkflow.values()]);
+    await this.nc.drain();
+  }
+
+  private emit(event: CadreEvent): void {
+    publishEvent(this.nc, this.id, event, this.logger);
+  }
+
+  // --- workflow submission -------------------------------------------------------------------
+
+  private async submit(body: Body<"sup.submit">): Promise<Body<"sup.submit.ok">> {
+    const team = body.team;
+    const tid = computeTeamId(team);
+    await this.registry.putTeam(tid, team);
+    await this.ensurePlaced(tid, team);
+    const workflowId = newWorkflowId();
+    const taskId = rootTaskId(workflowId);
+    const now = this.clock.now();
+    const task: TaskEnvelope = {
+      taskId,
+      workflowId,
+      teamId: tid,
+      kind: team.root,
+      parentTaskId: null,
+      chain: [team.root],
+      depth: 0,
+      priority: body.priority,
+      deadline: null,
+      idempotencyKey: taskId,
+      epoch: 1,
+      input: body.input ?? team.input,
+    };
+    await this.workflows.create(workflowId, {
+      workflowId,
+      teamId: tid,
+      teamName: team.name,
+      rootTaskId: taskId,
+      status: "running",
+      submittedAt: now,
+      finishedAt: null,
+      tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0 },
+    });
+    await this.enqueue(task, now);
+    this.emit({
+      type: "WORKFLOW_SUBMITTED",
+      category: "workflow",
+      scope: workflowId,
+      data: { team: team.name, teamId: tid, root: team.root },
+    });
+    this.logger.info({ workflowId, teamId: tid }, "workflow submitted");
+    return { workflowId, rootTaskId: taskId, teamId: tid };
+  }
+
+  /**
+   * Records a task and publishes it. Both steps are idempotent (create-if-absent, JetStream
+   * de-duplication on the task id), so a delegation retried after a crash publishes once.
+   * Returns false when the task already existed.
+   */
+  private async enqueue(task: TaskEnvelope, now: number): Promise<boolean> {
+    let created = true;
+    try {
+      await this.tasks.create(task.taskId, {
+        task,
+        status: "queued",
+        createdAt: now,
+        finishedAt: null,
+        applied: null,
+        duplicates: [],
+      });
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+      created = false;
+      const existing = await this.tasks.get(task.taskId);
+      if (existing && existing.value.status !== "queued") return false;
+    }
+    await this.js.publish(
+      subjects.task(task.teamId, task.kind),
+      encode("task", task, { sender: this.id, cid: task.workflowId }),
+      {
+        msgID: task.idempotencyKey,
+      },
+    );
+    return created;
+  }
+
+  // --- delegation ---------------------------------------------------------------------------
+
+  private async delegate(body: Body<"sup.delegate">): Promise<Body<"sup.delegate.ok">> {
+    const parent = body.parent;
+    const team = await this.registry.team(parent.teamId);
+    if (!team) throw new NotFoundError("team", parent.teamId);
+    const now = this.clock.now();
+    // Check every subtask before creating any: a refused delegation starts nothing.
+    const children = body.subtasks.map((sub, i): TaskEnvelope => {
+      if (!(sub.kind in team.kinds)) throw new NotFoundError(`kind of team ${team.name}`, sub.kind);
+      let chain: string[];
+      try {
+        chain = checkDelegation(parent.chain, sub.kind, this.config.orchestration_limits.max_delegation_depth);
+      } catch (err) {
+        const e = toCadreError(err);
+        this.emit({
+          type: "DELEGATION_REFUSED",
+          category: "delegation",
+          scope: parent.workflowId,
+          data: { code: e.code, parentTaskId: parent.taskId, ...e.data },
+        });
+        throw e;
+      }
+      const taskId = childTaskId(parent.taskId, i);
+      return {
+        taskId,
+        workflowId: parent.workflowId,
+        teamId: parent.teamId,
+        kind: sub.kind,
+        parentTaskId: parent.taskId,
+        chain,
+        depth: chain.length - 1,
+        priority: parent.priority,
+        deadline: parent.deadline,
+        idempotencyKey: taskId,
+        epoch: 1,
+        input: sub.input,
+      };
+    });
+    const created = await Promise.all(children.map((c) => this.enqueue(c, now)));
+    const added = created.filter(Boolean).length;
+    if (added > 0) {
+      await this.workflows.modify(parent.workflowId, (w) =>
+        w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
+      );
+    }
+    return { taskIds: children.map((c) => c.taskId) };
+  }
+
+  // --- results ------------------------------------------------------------------------------
+
+  private async consumeResults(): Promise<void> {
+    await this.jsm.consumers.add(STREAMS.results, {
+      durable_name: RESULTS_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      filter_subject: subjects.allResults(),
+      max_ack_pending: 10_000,
+    });
+    const consumer = await this.js.consumers.get(STREAMS.results, RESULTS_CONSUMER);
+    this.results = await consumer.consume({ max_messages: 256 });
+    void (async () => {
+      for await (const m of this.results as ConsumerMessages) this.onResult(m);
+    })().catch((err) => this.logger.error({ err }, "results consumer stopped"));
+  }
+
+  /** Results of one workflow are applied in arrival order; workflows proceed in parallel. */
+  private onResult(m: JsMsg): void {
+    let result: Body<"result">;
+    try {
+      result = decodeAs(m.data, "result").body;
+    } catch (err) {
+      this.logger.error({ err, seq: m.seq }, "undecodable result dropped");
+      m.term();
+      return;
+    }
+    const wf = result.workflowId;
+    const prev = this.perWorkflow.get(wf) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      try {
+        const outcome = await this.applier.apply(result);
+        this.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
+        m.ack();
+      } catch (err) {
+        this.logger.error({ err, taskId: result.taskId }, "result not applied; will retry");
+        m.nak(1000);
+      }
+    });
+    this.perWorkflow.set(wf, next);
+    void next.then(() => {
+      if (this.perWorkflow.get(wf) === next) this.perWorkflow.delete(wf);
+    });
+  }
+
+  /** A task delivered max_deliver times without an ack fails for good, with the reason. */
+  private async onMaxDeliveries(data: Uint8Array): Promise<void> {
+    try {
+      const adv = MaxDeliveriesAdvisory.parse(JSON.parse(new TextDecoder().decode(data)));
+      const stored = await this.jsm.streams.getMessage(STREAMS.tasks, { seq: adv.stream_seq });
+      if (!stored) return;
+      const task = decodeAs(stored.data, "task").body;
+      const now = this.clock.now();
+      await this.applier.apply({
+        taskId: task.taskId,
+        workflowId: task.workflowId,
+        epoch: task.epoch,
+        attempt: adv.deliveries,
+        hostId: this.id,
+        actorId: this.id,
+        status: "failed",
+        error: new UnavailableError(
+          `task ${task.taskId} was delivered ${adv.deliveries} times (tasks.maxDeliver) and no attempt finished; the hosts that took it stopped or stalled`,
+          { deliveries: adv.deliveries },
+        ).toWire(),
+        startedAt: now,
+        finishedAt: now,
+      });
+      await this.jsm.streams.deleteMessage(STREAMS.tasks, adv.stream_seq);
+    } catch (err) {
+      this.logger.error({ err }, "max-deliveries advisory not handled");
+    }
+  }
+
+  // --- placement ----------------------------------------------------------------------------
+
+  /** Makes sure each kind of the team has its consumer and `replicas` live actors. One at a time per team. */
+  private ensurePlaced(tid: string, team: Team): Promise<void> {
+    const prev = this.placing.get(tid) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(() => this.place(tid, team));
+    this.placing.set(tid, next);
+    return next;
+  }
+
+  private async place(tid: string, team: Team): Promise<void> {
+    for (const kindName of Object.keys(team.kinds)) {
+      await this.jsm.consumers.add(STREAMS.tasks, {
+        durable_name: taskConsumer(tid, kindName),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(this.config.tasks.ackWaitMs),
+        max_deliver: this.config.tasks.maxDeliver,
+        filter_subject: subjects.task(tid, kindName),
+      });
+    }
+    const hosts = await this.registry.liveHosts();
+    if (hosts.length === 0) {
+      throw new UnavailableError("no agent-host is alive; start one (cadre-agent-host) and submit again");
+    }
+    const byHost = new Map<string, ActorSpec[]>();
+    const incarnations = new Map(hosts.map((h) => [h.hostId, h.incarnation]));
+    const load = hosts.map((h) => ({ hostId: h.hostId, actors: h.actors, maxActors: h.maxActors }));
+    for (const [kindName, kind] of Object.entries(team.kinds)) {
+      const live = this.registry.actorsOf(tid, kindName).filter((a) => this.registry.isActorLive(a));
+      const need = kind.replicas - live.length;
+      if (need <= 0) continue;
+      const kindHosts = new Map<string, number>();
+      for (const a of live) kindHosts.set(a.hostId, (kindHosts.get(a.hostId) ?? 0) + 1);
+      const allowed = kind.hosts ? load.filter((h) => kind.hosts?.includes(h.hostId)) : load;
+      const chosen = placeReplicas(allowed, kindHosts, need);
+      if (chosen.length === 0 && live.length === 0) {
+        throw new UnavailableError(
+          `no live agent-host can take actors of kind "${kindName}"${kind.hosts ? ` (allowed hosts: ${kind.hosts.join(", ")})` : ""}; start one or free capacity`,
+        );
+      }
+      for (const hostId of chosen) {
+        const spec: ActorSpec = { actorId: `${kindName}-${randomId(8)}`, teamId: tid, kindName, kind };
+        byHost.set(hostId, [...(byHost.get(hostId) ?? []), spec]);
+        const h = load.find((x) => x.hostId === hostId);
+        if (h) h.actors++;
+      }
+    }
+    await Promise.all(
+      [...byHost].map(async ([hostId, actors]) => {
+        await request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
+          sender: this.id,
+          timeoutMs: this.config.requestTimeoutMs,
+        });
+        const now = this.clock.now();
+        for (const a of actors) {
+          await this.registry.addActor({
+            actorId: a.actorId,
+            teamId: a.teamId,
+            kindName: a.kindName,
+            hostId,
+            incarnation: incarnations.get(hostId) ?? "",
+            spawnedAt: now,
+          });
+          this.emit({
+            type: "ACTOR_SPAWNED",
+            category: "actor",
+            scope: a.actorId,
+            data: { hostId, teamId: tid, kind: a.kindName },
+          });
+        }
+      }),
+    );
+  }
+
+  /** Re-places actors that were on hosts that stopped sending heartbeats. */
+  private async repairPlacements(): Promise<void> {
+    // Right after a start, silence only means heartbeats have not arrived yet.
+    if (this.clock.now() - this.startedAt < this.config.heartbeat.hostDeadAfterMs * 2) return;
+    const dead = this.registry.deadActors();
+    if (dead.length === 0) return;
+    const teams = new Set(dead.map((a) => a.teamId));
+    for (const a of dead) {
+      await this.registry.removeActor(a.actorId);
+      this.emit({
+        type: "ACTOR_LOST",
+        category: "actor",
+        scope: a.actorId,
+        data: { hostId: a.hostId, kind: a.kindName },
+      });
+    }
+    for (const tid of teams) {
+      const team = await this.registry.team(tid);
+      if (!team) continue;
+      try {
+        await this.ensurePlaced(tid, team);
+      } catch (err) {
+        this.logger.warn({ err, teamId: tid }, "could not re-place actors yet");
+      }
+    }
+  }
+}

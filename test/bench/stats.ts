@@ -1,0 +1,36 @@
+/** Small statistics for the benchmarks. */
+
+/** The q-quantile (0..1) of a list of numbers (nearest rank). */
+export function quantile(values: number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+/** Runs `op` sequentially for `ms` and returns each call's latency in ms. */
+export async function sequential(op: () => Promise<unknown>, ms: number): Promise<number[]> {
+  const out: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t = performance.now();
+    await op();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+/** Keeps `inFlight` calls of `op` running for `ms`; returns completed calls per second. */
+export async function throughput(op: () => Promise<unknown>, inFlight: number, ms: number): Promise<number> {
+  let done = 0;
+  const start = performance.now();
+  const end = start + ms;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < end) {
+        await op();
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - start) / 1000);
+}
