@@ -39,7 +39,9 @@ export function createScriptBehaviour(spec: ScriptBehaviour): Behaviour {
 
     async run(ctx: BehaviourContext, children: ChildOutcome[]): Promise<unknown> {
       const { task, attempt } = ctx;
-      const roll = rollsFor(spec.seed, task.taskId, attempt);
+      // Keyed on the task's place in its workflow (its id without the workflow id), so every
+      // run of a team rolls the same dice: a demo or a test replays exactly.
+      const roll = rollsFor(spec.seed, task.taskId.slice(task.workflowId.length), attempt);
       // Every roll is drawn whether or not it is used, so changing one knob (say sleepMs) does
       // not shift the dice of the others and a replay stays comparable.
       const sleepRoll = roll();
