@@ -38,6 +38,24 @@ describe("workflows across real NATS, the supervisor and two agent-hosts", () =>
     expect(output.delivered[0]?.parts.map((p) => p.component)).toEqual(["backend", "frontend", "qa"]);
   });
 
+  it("lets actors work tasks back to back without losing one between tasks", async () => {
+    const id = await c.submit({
+      name: "back-to-back",
+      root: "boss",
+      kinds: {
+        boss: {
+          role: "director",
+          replicas: 1,
+          behaviour: { type: "script", delegate: [{ kind: "solo", count: 200 }] },
+        },
+        solo: { role: "agent", replicas: 8, behaviour: { type: "script", output: { n: "{{task.id}}" } } },
+      },
+    });
+    const w = await c.wait(id);
+    expect(w.status, c.tail()).toBe("completed");
+    expect(w.tasks).toMatchObject({ total: 201, completed: 201, failed: 0 });
+  });
+
   it("refuses a delegation that closes a cycle (a > b > c > a) before the target starts, and the workflow reports the chain", async () => {
     const lead = (next: string) => ({
       role: "lead" as const,

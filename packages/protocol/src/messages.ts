@@ -72,7 +72,11 @@ export const DelegateRequestSchema = z.object({
   parent: TaskEnvelopeSchema,
   subtasks: z.array(SubtaskSpecSchema).min(1).max(1000),
 });
-export const DelegateReplySchema = z.object({ taskIds: z.array(Id) });
+export const DelegateReplySchema = z.object({
+  taskIds: z.array(Id),
+  /** Children that existed before this request (a retried delegation): the caller reads their state. */
+  existing: z.array(Id).default([]),
+});
 
 export const StatusRequestSchema = z.object({ workflowId: Id });
 

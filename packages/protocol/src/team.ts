@@ -178,14 +178,20 @@ function stableStringify(v: unknown): string {
   return JSON.stringify(v) ?? "null";
 }
 
-const compiled = new WeakMap<object, z.ZodType>();
+const compiled = new Map<string, z.ZodType>();
+const MAX_COMPILED = 1000;
 
-/** Compiles a kind's JSON Schema to a zod schema (cached per schema object). */
+/**
+ * Compiles a kind's JSON Schema to a zod schema. Cached by content, not identity: every
+ * decoded team is a fresh object, and compiling on each submit showed in the benchmark.
+ */
 export function compileOutputSchema(schema: Record<string, unknown>): z.ZodType {
-  let s = compiled.get(schema);
+  const key = stableStringify(schema);
+  let s = compiled.get(key);
   if (!s) {
     s = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
-    compiled.set(schema, s);
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
+    compiled.set(key, s);
   }
   return s;
 }

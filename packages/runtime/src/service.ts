@@ -59,7 +59,8 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     process.stderr.write(`${def.name}: cannot start: ${e.message}\n`);
     process.exit(1);
   }
-  logger.info(READY_MESSAGE);
+  // Launchers wait for this line, so it is printed whatever the configured level.
+  logger.child({}, { level: "info" }).info(READY_MESSAGE);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

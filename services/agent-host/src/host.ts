@@ -197,6 +197,12 @@ export class AgentHost implements PullerHost {
         ref: undefined as unknown as AnyActorRef,
       };
       hosted.ref = this.createRef(hosted);
+      // The machine decides when the actor is free again: releasing earlier (say, when the
+      // report call returns) would let a task reach a machine still in `reporting`, which
+      // ignores it, and that task would then be held for ever.
+      hosted.ref.subscribe((snapshot: { value: unknown }) => {
+        if (snapshot.value === "idle" && hosted.held) this.release(hosted);
+      });
       hosted.ref.start();
       this.actors.set(spec.actorId, hosted);
       const k = key(spec.teamId, spec.kindName);
@@ -319,7 +325,7 @@ export class AgentHost implements PullerHost {
       void this.report(actor, task, attempt, {
         status: "failed",
         error: new TimeoutError(`task ${task.taskId} (deadline passed before it started)`, 0).toWire(),
-      });
+      }).finally(() => this.release(actor));
       return;
     }
     actor.ref.send({ type: "TASK", task, attempt });
@@ -355,7 +361,8 @@ export class AgentHost implements PullerHost {
       { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.clock },
     );
     held.childIds = reply.taskIds;
-    await this.recheckChildren(h);
+    // Children created by an earlier attempt may have finished before we subscribed.
+    if (reply.existing.length > 0) await this.recheckChildren(h);
     return reply.taskIds;
   }
 
@@ -437,12 +444,12 @@ export class AgentHost implements PullerHost {
           ),
         { maxAttempts: 10, baseMs: 50, maxMs: 2000, isRetryable: () => true, clock: this.clock },
       );
-      await held.msg.ackAck().catch((err) => {
-        // The result is published; a lost ack means a redelivery whose result is a duplicate.
-        this.logger.warn({ err, taskId: task.taskId }, "ack not confirmed");
-      });
-    } finally {
-      this.release(h);
+      // The result is stored, so the ack need not be confirmed: a lost ack only means a
+      // redelivery whose result the supervisor records as a duplicate.
+      held.msg.ack();
+    } catch (err) {
+      // Not acked: JetStream redelivers the task after its ack wait.
+      this.logger.error({ err, taskId: task.taskId }, "attempt not reported; the task will be redelivered");
     }
   }
 

@@ -59,8 +59,8 @@ export class ResultApplier {
     const rec = current.value;
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
+        this.afterApply(rec);
         await this.countOnWorkflow(rec, false);
-        await this.afterApply(rec);
         return "reprocessed";
       }
       if (!rec.duplicates.includes(resultId)) {
@@ -94,6 +94,8 @@ export class ResultApplier {
       },
     };
     await this.d.tasks.update(raw.taskId, next, current.revision);
+    // The parent can go on as soon as the task record holds the result; the counts follow.
+    this.afterApply(next);
     await this.countOnWorkflow(next, true);
     this.d.emit({
       type: result.status === "completed" ? "TASK_COMPLETED" : "TASK_FAILED",
@@ -108,7 +110,6 @@ export class ResultApplier {
         ...(result.error ? { code: result.error.code } : {}),
       },
     });
-    await this.afterApply(next);
     return "applied";
   }
 
@@ -167,7 +168,7 @@ export class ResultApplier {
   }
 
   /** Tells the holder of the parent task that this child finished (lossy; the parent re-reads KV too). */
-  private async afterApply(rec: TaskRecord): Promise<void> {
+  private afterApply(rec: TaskRecord): void {
     const parent = rec.task.parentTaskId;
     if (parent === null) return;
     this.d.nc.publish(

@@ -98,6 +98,7 @@ export class Supervisor {
   private readonly subs: Subscription[] = [];
   private results?: ConsumerMessages;
   private readonly placing = new Map<string, Promise<void>>();
+  private readonly placed = new Set<string>();
   private readonly perWorkflow = new Map<string, Promise<void>>();
   private repairTimer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -326,7 +327,10 @@ export class Supervisor {
         w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
       );
     }
-    return { taskIds: children.map((c) => c.taskId) };
+    return {
+      taskIds: children.map((c) => c.taskId),
+      existing: children.filter((_, i) => !created[i]).map((c) => c.taskId),
+    };
   }
 
   // --- results ------------------------------------------------------------------------------
@@ -406,10 +410,19 @@ export class Supervisor {
 
   // --- placement ----------------------------------------------------------------------------
 
-  /** Makes sure each kind of the team has its consumer and `replicas` live actors. One at a time per team. */
-  private ensurePlaced(tid: string, team: Team): Promise<void> {
+  /**
+   * Makes sure each kind of the team has its consumer and `replicas` live actors. One at a time
+   * per team; once placed, a team is checked again only when the repair sweep finds lost actors.
+   */
+  private ensurePlaced(tid: string, team: Team, force = false): Promise<void> {
+    if (!force && this.placed.has(tid)) return Promise.resolve();
     const prev = this.placing.get(tid) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.place(tid, team));
+    const next = prev
+      .catch(() => {})
+      .then(() => this.place(tid, team))
+      .then(() => {
+        this.placed.add(tid);
+      });
     this.placing.set(tid, next);
     return next;
   }
@@ -498,7 +511,7 @@ export class Supervisor {
       const team = await this.registry.team(tid);
       if (!team) continue;
       try {
-        await this.ensurePlaced(tid, team);
+        await this.ensurePlaced(tid, team, true);
       } catch (err) {
         this.logger.warn({ err, teamId: tid }, "could not re-place actors yet");
       }

@@ -1,91 +1,93 @@
 /**
- * The agent machine: one task at a time, idle → working → reporting → idle, or working →
- * failed → idle when the work throws or overruns its time limit. Effects are invoked actors
- * (`work`, `report`) that the host provides; the time limit is an XState delay, so tests
- * drive it with a clock.
+ * The agent machine: one long-lived actor that takes one task at a time, works on it, reports
+ * the outcome and goes back to idle. Effects (`work`, `report`) are invoked promise actors the
+ * host provides, so the machine itself is pure and tested with a manual clock.
  */
 
-import { type TaskEnvelope, TimeoutError, toCadreError, type WireErrorBody } from "@cadre/protocol";
-import { assign, fromPromise, setup } from "xstate";
+import { assign, setup } from "xstate";
+import {
+  type ActiveTask,
+  type ActorMachineInput,
+  type AgentOutcome,
+  active,
+  failedOutcome,
+  notProvided,
+  type ReportInput,
+  reportInput,
+  type TaskEvent,
+  timeoutOutcome,
+} from "./shared.js";
 
-/** What an attempt produced. */
-export type AgentOutcome = { status: "completed"; output: unknown } | { status: "failed"; error: WireErrorBody };
-
-/** The task an actor holds. */
-export interface ActiveTask {
-  task: TaskEnvelope;
-  attempt: number;
+/** Context of the agent machine. */
+export interface AgentContext extends ActorMachineInput {
+  current: ActiveTask | null;
+  outcome: AgentOutcome | null;
+  /** Attempts reported completed / failed since the actor started. */
+  completed: number;
+  failed: number;
 }
 
-/** Input of both machines. */
-export interface ActorInput {
-  actorId: string;
-  kindName: string;
-  attemptTimeoutMs: number;
-}
+/** Events the agent machine accepts. */
+export type AgentEvent = TaskEvent;
 
-/** Input of the `report` actor. */
-export interface ReportInput extends ActiveTask {
-  outcome: AgentOutcome;
-}
-
-const notProvided = (name: string) =>
-  fromPromise<never, unknown>(async () => {
-    throw new Error(`${name} is not provided; the host supplies it with machine.provide()`);
-  });
-
-/** Turns what an invoked actor threw into the failed outcome. */
-export const failedOutcome = (err: unknown): AgentOutcome => ({ status: "failed", error: toCadreError(err).toWire() });
-
-/** The failed outcome of an attempt that overran its time limit. */
-export const timeoutOutcome = (current: ActiveTask | null, ms: number): AgentOutcome => ({
-  status: "failed",
-  error: new TimeoutError(`task ${current?.task.taskId ?? "?"} attempt ${current?.attempt ?? "?"}`, ms).toWire(),
-});
-
+/**
+ * Runs tasks one at a time: `idle` → `working` → `reporting` (or `failed`) → `idle`.
+ *
+ * Provide `work` (`fromPromise<unknown, ActiveTask>`: the output; abort on its `signal`) and
+ * `report` (`fromPromise<void, ReportInput>`). The attempt timeout is the `attemptTimeout`
+ * delay, read from `context.attemptTimeoutMs`.
+ */
 export const agentMachine = setup({
-  types: {
-    input: {} as ActorInput,
-    context: {} as ActorInput & {
-      current: ActiveTask | null;
-      outcome: AgentOutcome | null;
-      completed: number;
-      failed: number;
-    },
-    events: {} as { type: "TASK"; task: TaskEnvelope; attempt: number },
-  },
+  types: {} as { context: AgentContext; input: ActorMachineInput; events: AgentEvent },
   actors: {
-    work: notProvided("work") as unknown as ReturnType<typeof fromPromise<unknown, ActiveTask>>,
-    report: notProvided("report") as unknown as ReturnType<typeof fromPromise<void, ReportInput>>,
+    work: notProvided<unknown, ActiveTask>("work"),
+    report: notProvided<void, ReportInput>("report"),
   },
   delays: {
     attemptTimeout: ({ context }) => context.attemptTimeoutMs,
   },
+  actions: {
+    countCompleted: assign({ completed: ({ context }) => context.completed + 1 }),
+    countFailed: assign({ failed: ({ context }) => context.failed + 1 }),
+    clearTask: assign({ current: null, outcome: null }),
+  },
 }).createMachine({
   id: "agent",
-  context: ({ input }) => ({ ...input, current: null, outcome: null, completed: 0, failed: 0 }),
+  context: ({ input }) => ({
+    actorId: input.actorId,
+    kindName: input.kindName,
+    attemptTimeoutMs: input.attemptTimeoutMs,
+    current: null,
+    outcome: null,
+    completed: 0,
+    failed: 0,
+  }),
   initial: "idle",
   states: {
     idle: {
-      entry: assign({ current: null, outcome: null }),
       on: {
         TASK: {
           target: "working",
-          actions: assign({ current: ({ event }) => ({ task: event.task, attempt: event.attempt }) }),
+          actions: assign({ current: ({ event }) => ({ task: event.task, attempt: event.attempt }), outcome: null }),
         },
       },
     },
+    // TASK is deliberately not handled outside idle: the host only dispatches to idle actors,
+    // and a stray one must not replace the task in flight.
     working: {
       invoke: {
         src: "work",
-        input: ({ context }) => context.current as ActiveTask,
+        input: ({ context }) => active(context.current),
         onDone: {
           target: "reporting",
-          actions: assign({ outcome: ({ event }) => ({ status: "completed", output: event.output }) }),
+          actions: assign({ outcome: ({ event }): AgentOutcome => ({ status: "completed", output: event.output }) }),
         },
-        onError: { target: "failed", actions: assign({ outcome: ({ event }) => failedOutcome(event.error) }) },
+        onError: {
+          target: "failed",
+          actions: assign({ outcome: ({ event }) => failedOutcome(event.error) }),
+        },
       },
-      // Leaving the state stops the invoked work and aborts its signal.
+      // Leaving `working` stops the invoked `work`, which aborts the signal it was given.
       after: {
         attemptTimeout: {
           target: "failed",
@@ -96,17 +98,18 @@ export const agentMachine = setup({
     reporting: {
       invoke: {
         src: "report",
-        input: ({ context }) => ({ ...(context.current as ActiveTask), outcome: context.outcome as AgentOutcome }),
-        onDone: { target: "idle", actions: assign({ completed: ({ context }) => context.completed + 1 }) },
-        onError: { target: "idle", actions: assign({ completed: ({ context }) => context.completed + 1 }) },
+        input: ({ context }) => reportInput(context.current, context.outcome),
+        // The host's report retries on its own; if it still fails the actor must not wedge.
+        onDone: { target: "idle", actions: ["countCompleted", "clearTask"] },
+        onError: { target: "idle", actions: ["countCompleted", "clearTask"] },
       },
     },
     failed: {
       invoke: {
         src: "report",
-        input: ({ context }) => ({ ...(context.current as ActiveTask), outcome: context.outcome as AgentOutcome }),
-        onDone: { target: "idle", actions: assign({ failed: ({ context }) => context.failed + 1 }) },
-        onError: { target: "idle", actions: assign({ failed: ({ context }) => context.failed + 1 }) },
+        input: ({ context }) => reportInput(context.current, context.outcome),
+        onDone: { target: "idle", actions: ["countFailed", "clearTask"] },
+        onError: { target: "idle", actions: ["countFailed", "clearTask"] },
       },
     },
   },

@@ -1,83 +1,119 @@
 /**
- * The director machine (directors and leads): idle → busy(planning → delegating → waiting →
- * aggregating) → reporting → idle, or → failed → idle. Child results arrive as CHILD_DONE
- * events, which are accepted while delegating too (a notice can beat the delegate reply).
- * One time limit covers the whole busy phase.
+ * The director machine: like the agent, one task at a time, but the work is split into plan,
+ * delegate, wait for the children, aggregate. Children finish asynchronously and their notices
+ * arrive as CHILD_DONE events, possibly before the delegate call has even returned.
  */
 
-import type { SubtaskSpec, TaskEnvelope } from "@cadre/protocol";
-import { assign, fromPromise, setup } from "xstate";
+import type { SubtaskSpec, WireErrorBody } from "@cadre/protocol";
+import { InternalError } from "@cadre/protocol";
+import { assign, setup } from "xstate";
 import type { ChildOutcome } from "../behaviours/types.js";
 import {
   type ActiveTask,
-  type ActorInput,
+  type ActorMachineInput,
   type AgentOutcome,
+  active,
   failedOutcome,
+  notProvided,
   type ReportInput,
+  reportInput,
+  type TaskEvent,
   timeoutOutcome,
-} from "./agent.js";
+} from "./shared.js";
 
-const notProvided = (name: string) =>
-  fromPromise<never, unknown>(async () => {
-    throw new Error(`${name} is not provided; the host supplies it with machine.provide()`);
-  });
-
-interface DirectorContext extends ActorInput {
+/** Context of the director machine. */
+export interface DirectorContext extends ActorMachineInput {
   current: ActiveTask | null;
+  /** What `plan` asked for, in plan order. */
   subtasks: SubtaskSpec[];
+  /** Task ids of the subtasks, in plan order; [] until `delegate` returns. */
   childIds: string[];
+  /** Child outcomes received so far, by task id (the first notice per child wins). */
   children: Record<string, ChildOutcome>;
   outcome: AgentOutcome | null;
   completed: number;
   failed: number;
 }
 
-type DirectorEvent =
-  | { type: "TASK"; task: TaskEnvelope; attempt: number }
-  | { type: "CHILD_DONE"; child: ChildOutcome };
+/** Events the director machine accepts. */
+export type DirectorEvent = TaskEvent | { type: "CHILD_DONE"; child: ChildOutcome };
 
-const firstFailedChild = (c: DirectorContext): ChildOutcome | undefined =>
-  c.childIds.map((id) => c.children[id]).find((ch) => ch?.status === "failed");
+/** Input of the `delegate` actor. */
+export interface DelegateInput extends ActiveTask {
+  subtasks: SubtaskSpec[];
+}
 
+/** Input of the `aggregate` actor. */
+export interface AggregateInput extends ActiveTask {
+  /** The children's outcomes in plan order. */
+  children: ChildOutcome[];
+}
+
+/** The first failed child in plan order, if any. */
+function firstFailedChild(context: DirectorContext): ChildOutcome | undefined {
+  for (const id of context.childIds) {
+    const c = context.children[id];
+    if (c?.status === "failed") return c;
+  }
+  return undefined;
+}
+
+/** The child's own error, unchanged, so the root cause (e.g. a circular chain) reaches the top. */
+function childError(child: ChildOutcome): WireErrorBody {
+  return (
+    child.error ??
+    new InternalError(`subtask ${child.taskId} (${child.kind}) failed without an error`, {
+      taskId: child.taskId,
+    }).toWire()
+  );
+}
+
+/**
+ * Runs delegating tasks one at a time: `idle` → `busy` (`planning` → `delegating` → `waiting`
+ * → `aggregating`) → `reporting` (or `failed`) → `idle`. One `attemptTimeout` timer on `busy`
+ * covers the whole attempt, including the time the children take.
+ *
+ * Provide `plan` (`fromPromise<SubtaskSpec[], ActiveTask>`), `delegate`
+ * (`fromPromise<string[], DelegateInput>`: child task ids in plan order), `aggregate`
+ * (`fromPromise<unknown, AggregateInput>`: the output) and `report`
+ * (`fromPromise<void, ReportInput>`). Send `CHILD_DONE` for each child notice.
+ */
 export const directorMachine = setup({
-  types: {
-    input: {} as ActorInput,
-    context: {} as DirectorContext,
-    events: {} as DirectorEvent,
-  },
+  types: {} as { context: DirectorContext; input: ActorMachineInput; events: DirectorEvent },
   actors: {
-    plan: notProvided("plan") as unknown as ReturnType<typeof fromPromise<SubtaskSpec[], ActiveTask>>,
-    delegate: notProvided("delegate") as unknown as ReturnType<
-      typeof fromPromise<string[], ActiveTask & { subtasks: SubtaskSpec[] }>
-    >,
-    aggregate: notProvided("aggregate") as unknown as ReturnType<
-      typeof fromPromise<unknown, ActiveTask & { children: ChildOutcome[] }>
-    >,
-    report: notProvided("report") as unknown as ReturnType<typeof fromPromise<void, ReportInput>>,
+    plan: notProvided<SubtaskSpec[], ActiveTask>("plan"),
+    delegate: notProvided<string[], DelegateInput>("delegate"),
+    aggregate: notProvided<unknown, AggregateInput>("aggregate"),
+    report: notProvided<void, ReportInput>("report"),
   },
   delays: {
     attemptTimeout: ({ context }) => context.attemptTimeoutMs,
   },
-  actions: {
-    /** Keeps the first outcome per child; ignores children that are not ours once we know ours. */
-    recordChild: assign({
-      children: ({ context, event }) => {
-        if (event.type !== "CHILD_DONE") return context.children;
-        const id = event.child.taskId;
-        if (context.children[id]) return context.children;
-        if (context.childIds.length > 0 && !context.childIds.includes(id)) return context.children;
-        return { ...context.children, [id]: event.child };
-      },
-    }),
-  },
   guards: {
+    isNewChild: ({ context, event }) => event.type === "CHILD_DONE" && !(event.child.taskId in context.children),
+    isNewExpectedChild: ({ context, event }) =>
+      event.type === "CHILD_DONE" &&
+      context.childIds.includes(event.child.taskId) &&
+      !(event.child.taskId in context.children),
     anyChildFailed: ({ context }) => firstFailedChild(context) !== undefined,
-    allChildrenDone: ({ context }) => context.childIds.every((id) => context.children[id] !== undefined),
+    allChildrenDone: ({ context }) => context.childIds.every((id) => id in context.children),
+  },
+  actions: {
+    recordChild: assign({
+      children: ({ context, event }) =>
+        event.type === "CHILD_DONE" ? { ...context.children, [event.child.taskId]: event.child } : context.children,
+    }),
+    failWithError: assign({ outcome: (_, params: { error: unknown }) => failedOutcome(params.error) }),
+    countCompleted: assign({ completed: ({ context }) => context.completed + 1 }),
+    countFailed: assign({ failed: ({ context }) => context.failed + 1 }),
+    clearTask: assign({ current: null, subtasks: [], childIds: [], children: {}, outcome: null }),
   },
 }).createMachine({
   id: "director",
   context: ({ input }) => ({
-    ...input,
+    actorId: input.actorId,
+    kindName: input.kindName,
+    attemptTimeoutMs: input.attemptTimeoutMs,
     current: null,
     subtasks: [],
     childIds: [],
@@ -89,16 +125,23 @@ export const directorMachine = setup({
   initial: "idle",
   states: {
     idle: {
-      entry: assign({ current: null, subtasks: [], childIds: [], children: {}, outcome: null }),
       on: {
         TASK: {
           target: "busy",
-          actions: assign({ current: ({ event }) => ({ task: event.task, attempt: event.attempt }) }),
+          actions: assign({
+            current: ({ event }) => ({ task: event.task, attempt: event.attempt }),
+            subtasks: [],
+            childIds: [],
+            children: {},
+            outcome: null,
+          }),
         },
       },
     },
+    // TASK is deliberately not handled outside idle (see the agent machine).
     busy: {
       initial: "planning",
+      // Leaving `busy` stops whichever effect is running, which aborts its signal.
       after: {
         attemptTimeout: {
           target: "failed",
@@ -109,71 +152,80 @@ export const directorMachine = setup({
         planning: {
           invoke: {
             src: "plan",
-            input: ({ context }) => context.current as ActiveTask,
+            input: ({ context }) => active(context.current),
             onDone: [
-              { guard: ({ event }) => event.output.length === 0, target: "aggregating" },
+              {
+                guard: ({ event }) => event.output.length === 0,
+                target: "aggregating",
+                actions: assign({ subtasks: ({ event }) => event.output }),
+              },
               { target: "delegating", actions: assign({ subtasks: ({ event }) => event.output }) },
             ],
             onError: {
               target: "#director.failed",
-              actions: assign({ outcome: ({ event }) => failedOutcome(event.error) }),
+              actions: { type: "failWithError", params: ({ event }) => ({ error: event.error }) },
             },
           },
         },
         delegating: {
-          on: { CHILD_DONE: { actions: "recordChild" } },
           invoke: {
             src: "delegate",
-            input: ({ context }) => ({ ...(context.current as ActiveTask), subtasks: context.subtasks }),
+            input: ({ context }) => ({ ...active(context.current), subtasks: context.subtasks }),
             onDone: {
               target: "waiting",
+              // Notices recorded early for ids that turn out not to be ours are dropped here.
               actions: assign({
                 childIds: ({ event }) => event.output,
-                // Drop anything recorded early that is not one of ours.
                 children: ({ context, event }) =>
                   Object.fromEntries(Object.entries(context.children).filter(([id]) => event.output.includes(id))),
               }),
             },
             onError: {
               target: "#director.failed",
-              actions: assign({ outcome: ({ event }) => failedOutcome(event.error) }),
+              actions: { type: "failWithError", params: ({ event }) => ({ error: event.error }) },
             },
           },
+          // Children can finish before the delegate reply reaches us; their ids are not known
+          // yet, so keep every notice and sort them out when the ids arrive.
+          on: { CHILD_DONE: { guard: "isNewChild", actions: "recordChild" } },
         },
         waiting: {
-          on: { CHILD_DONE: { actions: "recordChild" } },
           always: [
             {
               guard: "anyChildFailed",
               target: "#director.failed",
-              // The root cause travels up unchanged: the workflow reports the child's error.
               actions: assign({
-                outcome: ({ context }) => {
+                outcome: ({ context }): AgentOutcome => {
                   const child = firstFailedChild(context);
-                  return {
-                    status: "failed",
-                    error: child?.error ?? { code: "INTERNAL", message: `subtask ${child?.taskId} failed` },
-                  };
+                  return child
+                    ? { status: "failed", error: childError(child) }
+                    : failedOutcome(new Error("no failed child"));
                 },
               }),
             },
             { guard: "allChildrenDone", target: "aggregating" },
           ],
+          on: { CHILD_DONE: { guard: "isNewExpectedChild", actions: "recordChild" } },
         },
         aggregating: {
           invoke: {
             src: "aggregate",
             input: ({ context }) => ({
-              ...(context.current as ActiveTask),
-              children: context.childIds.map((id) => context.children[id] as ChildOutcome),
+              ...active(context.current),
+              children: context.childIds.flatMap((id) => {
+                const c = context.children[id];
+                return c ? [c] : [];
+              }),
             }),
             onDone: {
               target: "#director.reporting",
-              actions: assign({ outcome: ({ event }) => ({ status: "completed", output: event.output }) }),
+              actions: assign({
+                outcome: ({ event }): AgentOutcome => ({ status: "completed", output: event.output }),
+              }),
             },
             onError: {
               target: "#director.failed",
-              actions: assign({ outcome: ({ event }) => failedOutcome(event.error) }),
+              actions: { type: "failWithError", params: ({ event }) => ({ error: event.error }) },
             },
           },
         },
@@ -182,17 +234,18 @@ export const directorMachine = setup({
     reporting: {
       invoke: {
         src: "report",
-        input: ({ context }) => ({ ...(context.current as ActiveTask), outcome: context.outcome as AgentOutcome }),
-        onDone: { target: "idle", actions: assign({ completed: ({ context }) => context.completed + 1 }) },
-        onError: { target: "idle", actions: assign({ completed: ({ context }) => context.completed + 1 }) },
+        input: ({ context }) => reportInput(context.current, context.outcome),
+        // The host's report retries on its own; if it still fails the actor must not wedge.
+        onDone: { target: "idle", actions: ["countCompleted", "clearTask"] },
+        onError: { target: "idle", actions: ["countCompleted", "clearTask"] },
       },
     },
     failed: {
       invoke: {
         src: "report",
-        input: ({ context }) => ({ ...(context.current as ActiveTask), outcome: context.outcome as AgentOutcome }),
-        onDone: { target: "idle", actions: assign({ failed: ({ context }) => context.failed + 1 }) },
-        onError: { target: "idle", actions: assign({ failed: ({ context }) => context.failed + 1 }) },
+        input: ({ context }) => reportInput(context.current, context.outcome),
+        onDone: { target: "idle", actions: ["countFailed", "clearTask"] },
+        onError: { target: "idle", actions: ["countFailed", "clearTask"] },
       },
     },
   },

@@ -1,3 +1,7 @@
-export type { ActiveTask, ActorInput, AgentOutcome, ReportInput } from "./agent.js";
-export { agentMachine, failedOutcome, timeoutOutcome } from "./agent.js";
+/** The actor state machines. Effects are provided by the host with `machine.provide`. */
+
+export type { AgentContext, AgentEvent } from "./agent.js";
+export { agentMachine } from "./agent.js";
+export type { AggregateInput, DelegateInput, DirectorContext, DirectorEvent } from "./director.js";
 export { directorMachine } from "./director.js";
+export type { ActiveTask, ActorMachineInput, AgentOutcome, ReportInput, TaskEvent } from "./shared.js";

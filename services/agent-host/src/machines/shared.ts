@@ -1,0 +1,63 @@
+/** Types and helpers shared by the agent and director machines. */
+
+import type { TaskEnvelope, WireErrorBody } from "@cadre/protocol";
+import { TimeoutError, toCadreError } from "@cadre/protocol";
+import { fromPromise } from "xstate";
+
+/** The task an actor is working on and which delivery of it this is. */
+export interface ActiveTask {
+  task: TaskEnvelope;
+  attempt: number;
+}
+
+/** How an attempt ended, as handed to `report`. */
+export type AgentOutcome = { status: "completed"; output: unknown } | { status: "failed"; error: WireErrorBody };
+
+/** Input of both machines. */
+export interface ActorMachineInput {
+  actorId: string;
+  kindName: string;
+  /** Time limit of one attempt, from receiving the task until its outcome is known. */
+  attemptTimeoutMs: number;
+}
+
+/** Input of the `report` actor. */
+export interface ReportInput extends ActiveTask {
+  outcome: AgentOutcome;
+}
+
+/** The event that hands an idle actor a task. */
+export type TaskEvent = { type: "TASK"; task: TaskEnvelope; attempt: number };
+
+/**
+ * Default for every effect: the machines are pure and the host supplies the effects with
+ * `machine.provide({ actors })`; forgetting one must fail loudly, not hang.
+ */
+export function notProvided<TOutput, TInput>(name: string) {
+  return fromPromise<TOutput, TInput>(async () => {
+    throw new Error(`actor "${name}" is not provided; supply it with machine.provide({ actors: { ${name} } })`);
+  });
+}
+
+/** The current task, which every working state has by construction. */
+export function active(current: ActiveTask | null): ActiveTask {
+  if (!current) throw new Error("no current task in a working state (machine invariant broken)");
+  return current;
+}
+
+/** Input of `report`: the current task and its (necessarily known) outcome. */
+export function reportInput(current: ActiveTask | null, outcome: AgentOutcome | null): ReportInput {
+  if (!outcome) throw new Error("no outcome in a reporting state (machine invariant broken)");
+  return { ...active(current), outcome };
+}
+
+/** Anything an effect threw, as the failed outcome it becomes. */
+export function failedOutcome(err: unknown): AgentOutcome {
+  return { status: "failed", error: toCadreError(err).toWire() };
+}
+
+/** The outcome of an attempt that ran out of time. */
+export function timeoutOutcome(current: ActiveTask | null, ms: number): AgentOutcome {
+  const what = current ? `task ${current.task.taskId} attempt ${current.attempt}` : "task";
+  return { status: "failed", error: new TimeoutError(what, ms).toWire() };
+}
