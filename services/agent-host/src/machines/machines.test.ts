@@ -104,7 +104,8 @@ describe("agent machine", () => {
     await waitFor(actor, (s) => s.matches("idle"));
     expect(signal?.aborted).toBe(true);
     expect(r.seen[0]?.outcome).toMatchObject({ status: "failed", error: { code: "TIMEOUT" } });
-    expect((r.seen[0]?.outcome as { error: { message: string } }).error.message).toContain("1000 ms");
+    const outcome = r.seen[0]?.outcome as Extract<AgentOutcome, { status: "failed" }>;
+    expect(outcome.error.message).toContain("1000 ms");
   });
 
   it("ignores a second task while it works on one", async () => {
