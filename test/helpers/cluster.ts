@@ -50,7 +50,9 @@ export const fastConfig: ConfigInput = {
 };
 
 /** Starts nats-server, a supervisor and `hosts` agent-hosts. */
-export async function startCluster(opts: { hosts?: number; config?: ConfigInput } = {}): Promise<TestCluster> {
+export async function startCluster(
+  opts: { hosts?: number; config?: ConfigInput; monitor?: boolean } = {},
+): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "cadre-test-"));
   const configFile = join(dir, "config.json");
   writeFileSync(configFile, JSON.stringify(opts.config ?? fastConfig));
@@ -58,7 +60,7 @@ export async function startCluster(opts: { hosts?: number; config?: ConfigInput 
   const stack = await startStack({
     hosts: opts.hosts ?? 2,
     configFile,
-    monitor: false,
+    monitor: opts.monitor ?? false,
     onLine: (service, line) => {
       const l = logs.get(service) ?? [];
       l.push(line);
