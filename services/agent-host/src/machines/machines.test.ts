@@ -9,8 +9,14 @@ import { ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createActor, fromPromise, waitFor } from "xstate";
 import type { ChildOutcome } from "../behaviours/types.js";
-import { type AgentOutcome, agentMachine, type ReportInput } from "./agent.js";
-import { directorMachine } from "./director.js";
+import {
+  type ActiveTask,
+  type AgentOutcome,
+  type AggregateInput,
+  agentMachine,
+  directorMachine,
+  type ReportInput,
+} from "./index.js";
 
 const task = (taskId = "w1-r"): TaskEnvelope =>
   TaskEnvelopeSchema.parse({
@@ -66,7 +72,7 @@ describe("agent machine", () => {
     const actor = createActor(
       agentMachine.provide({
         actors: {
-          work: fromPromise(async () => {
+          work: fromPromise<unknown, ActiveTask>(async () => {
             throw new BehaviourFailedError("scripted failure");
           }),
           report: r.actor,
@@ -149,7 +155,7 @@ function director(opts: { plan?: SubtaskSpec[]; delegate?: () => Promise<string[
           delegated++;
           return opts.delegate ? opts.delegate() : ["w1-r-0", "w1-r-1"];
         }),
-        aggregate: fromPromise<unknown, { children: ChildOutcome[] }>(async ({ input }) => {
+        aggregate: fromPromise<unknown, AggregateInput>(async ({ input }) => {
           aggregated.push(input.children);
           return { parts: input.children.map((c) => c.output) };
         }),
