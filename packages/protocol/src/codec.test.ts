@@ -1,19 +1,9 @@
 import { pack } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { decode, decodeAs, encode, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./codec.js";
-import { CadreError, CircularDelegationError, TimeoutError } from "./errors.js";
+import { CircularDelegationError, TimeoutError } from "./errors.js";
 import type { BodyInput } from "./messages.js";
-
-/** Runs `fn`, which must throw a CadreError, and returns that error for inspection. */
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { thrown } from "./testing.js";
 
 const task: BodyInput<"task"> = {
   taskId: "w1abc-r",

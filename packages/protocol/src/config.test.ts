@@ -1,16 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "./config.js";
-import { CadreError, InvalidConfigError } from "./errors.js";
-
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { InvalidConfigError } from "./errors.js";
+import { thrown } from "./testing.js";
 
 describe("parseConfig", () => {
   it("defaults orchestration_limits to the seed's values", () => {

@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { CadreError } from "./errors.js";
 import { formatEventLine, parseEventLine } from "./event-line.js";
 import type { CadreEvent } from "./messages.js";
-
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { thrown } from "./testing.js";
 
 describe("formatEventLine and parseEventLine", () => {
   it("formats an event as TYPE:category:scope:{json}", () => {

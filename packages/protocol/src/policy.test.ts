@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "./config.js";
-import { CadreError, CircularDelegationError, DelegationDepthExceededError } from "./errors.js";
+import { CircularDelegationError, DelegationDepthExceededError } from "./errors.js";
 import { checkDelegation } from "./policy.js";
-
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { thrown } from "./testing.js";
 
 /** A chain of `n` distinct kinds, k0 (the root) to k{n-1}. */
 const kinds = (n: number): string[] => Array.from({ length: n }, (_, i) => `k${i}`);

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { CadreError } from "./errors.js";
 import { childTaskId, newIncarnation, newWorkflowId, resultMessageId, rootTaskId } from "./ids.js";
 import {
   BUCKETS,
@@ -12,16 +11,7 @@ import {
   taskConsumer,
   token,
 } from "./subjects.js";
-
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { thrown } from "./testing.js";
 
 describe("subject builders", () => {
   it("puts every subject under cadre.v1", () => {

@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { CadreError, InvalidConfigError } from "./errors.js";
+import { InvalidConfigError } from "./errors.js";
 import { isToken } from "./subjects.js";
 import { compileOutputSchema, type Kind, parseTeam, type TeamInput, teamId, validateOutput } from "./team.js";
-
-function thrown(fn: () => unknown): CadreError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CadreError) return err;
-    throw new Error(`expected a CadreError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error("expected the call to throw");
-}
+import { thrown } from "./testing.js";
 
 const summarySchema = { type: "object", required: ["summary"], properties: { summary: { type: "string" } } };
 

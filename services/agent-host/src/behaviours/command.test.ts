@@ -1,26 +1,18 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BehaviourFailedError, CommandBehaviourSchema, type TaskEnvelope, TimeoutError } from "@cadre/protocol";
+import { BehaviourFailedError, CommandBehaviourSchema, TimeoutError } from "@cadre/protocol";
+import { rejection, taskEnvelope } from "@cadre/protocol/testing";
 import { ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createCommandBehaviour, MAX_STDOUT_BYTES } from "./index.js";
 import type { BehaviourContext } from "./types.js";
 
-const task: TaskEnvelope = {
-  taskId: "w1-r-0",
-  workflowId: "w1",
-  teamId: "team-abc",
+const task = taskEnvelope({
   kind: "shell-agent",
-  parentTaskId: "w1-r",
   chain: ["director", "shell-agent"],
-  depth: 1,
-  priority: 0,
-  deadline: null,
-  idempotencyKey: "w1-r-0",
-  epoch: 1,
   input: { feature: "login", n: 2 },
-};
+});
 
 function ctx(signal = new AbortController().signal): BehaviourContext {
   return { task, attempt: 3, clock: new ManualClock(), signal };
@@ -28,15 +20,6 @@ function ctx(signal = new AbortController().signal): BehaviourContext {
 
 const command = (run: string, timeoutMs?: number) =>
   createCommandBehaviour(CommandBehaviourSchema.parse({ type: "command", run, timeoutMs }));
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the command to fail");
-}
 
 /** Polls a condition until it holds or the deadline passes (for facts outside this process). */
 async function until(cond: () => boolean, deadlineMs: number, what: string): Promise<void> {
@@ -87,7 +70,7 @@ describe("command behaviour", () => {
   });
 
   it("fails with BEHAVIOUR_FAILED, the exit code and the stderr tail on a non-zero exit", async () => {
-    const err = await failure(command("echo 'disk full' >&2; exit 3").run(ctx(), []));
+    const err = await rejection(command("echo 'disk full' >&2; exit 3").run(ctx(), []));
     expect(err).toBeInstanceOf(BehaviourFailedError);
     expect(err).toMatchObject({
       code: "BEHAVIOUR_FAILED",
@@ -101,7 +84,7 @@ describe("command behaviour", () => {
     const pidFile = join(dir, "pid");
     // The shell forks a long sleep and waits on it: killing only the shell would leave it.
     const b = command(`sleep 30 & echo $! > ${pidFile}; wait`, 300);
-    const err = await failure(b.run(ctx(), []));
+    const err = await rejection(b.run(ctx(), []));
     expect(err).toBeInstanceOf(TimeoutError);
     expect(err).toMatchObject({ code: "TIMEOUT", data: { timeoutMs: 300 } });
     const pid = Number(readFileSync(pidFile, "utf8"));
@@ -133,7 +116,7 @@ describe("command behaviour", () => {
   });
 
   it("kills a command that floods stdout past the limit", async () => {
-    const err = await failure(command("yes cadre").run(ctx(), []));
+    const err = await rejection(command("yes cadre").run(ctx(), []));
     expect(err).toBeInstanceOf(BehaviourFailedError);
     expect(err).toMatchObject({ data: { limitBytes: MAX_STDOUT_BYTES } });
   });

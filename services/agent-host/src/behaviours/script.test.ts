@@ -1,24 +1,12 @@
 import { BehaviourFailedError, ScriptBehaviourSchema, type TaskEnvelope } from "@cadre/protocol";
+import { rejection, taskEnvelope } from "@cadre/protocol/testing";
 import { ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createScriptBehaviour, INVALID_OUTPUT, renderTemplate, rollsFor, templateScope } from "./index.js";
 import type { BehaviourContext, ChildOutcome } from "./types.js";
 
 function task(taskId = "w1-r-0", input: Record<string, unknown> = { feature: "login" }): TaskEnvelope {
-  return {
-    taskId,
-    workflowId: "w1",
-    teamId: "team-abc",
-    kind: "backend-engineer",
-    parentTaskId: "w1-r",
-    chain: ["director", "backend-engineer"],
-    depth: 1,
-    priority: 0,
-    deadline: null,
-    idempotencyKey: taskId,
-    epoch: 1,
-    input,
-  };
+  return taskEnvelope({ taskId, input });
 }
 
 function ctx(over: Partial<BehaviourContext> = {}): BehaviourContext {
@@ -27,16 +15,6 @@ function ctx(over: Partial<BehaviourContext> = {}): BehaviourContext {
 
 const script = (spec: Record<string, unknown>) =>
   createScriptBehaviour(ScriptBehaviourSchema.parse({ type: "script", ...spec }));
-
-/** Runs a behaviour to its end; returns the error it threw, or fails the test. */
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the behaviour to fail");
-}
 
 describe("script behaviour", () => {
   it("renders its output template with the task's input, id and attempt", async () => {
@@ -76,7 +54,7 @@ describe("script behaviour", () => {
   });
 
   it("fails with a retryable BEHAVIOUR_FAILED when failProbability is 1", async () => {
-    const err = await failure(script({ failProbability: 1 }).run(ctx(), []));
+    const err = await rejection(script({ failProbability: 1 }).run(ctx(), []));
     expect(err).toBeInstanceOf(BehaviourFailedError);
     expect(err).toMatchObject({ code: "BEHAVIOUR_FAILED", retryable: true, data: { taskId: "w1-r-0", attempt: 1 } });
   });

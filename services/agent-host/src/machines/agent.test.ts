@@ -1,25 +1,13 @@
 import { BehaviourFailedError, type TaskEnvelope } from "@cadre/protocol";
+import { taskEnvelope } from "@cadre/protocol/testing";
 import { ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createActor, fromPromise, waitFor } from "xstate";
 import { agentMachine } from "./agent.js";
 import type { ActiveTask, ReportInput } from "./shared.js";
 
-function task(taskId = "wtest-r-0"): TaskEnvelope {
-  return {
-    taskId,
-    workflowId: "wtest",
-    teamId: "team-abc",
-    kind: "backend-engineer",
-    parentTaskId: "wtest-r",
-    chain: ["director", "backend-engineer"],
-    depth: 1,
-    priority: 0,
-    deadline: null,
-    idempotencyKey: taskId,
-    epoch: 1,
-    input: { feature: "login" },
-  };
+function task(taskId = "w1-r-0"): TaskEnvelope {
+  return taskEnvelope({ taskId });
 }
 
 const input = { actorId: "a1", kindName: "backend-engineer", attemptTimeoutMs: 1000 };
@@ -54,8 +42,8 @@ describe("agent machine", () => {
     expect(seen).toEqual(["working", "reporting", "idle"]);
     expect(reports).toHaveLength(1);
     expect(reports[0]?.attempt).toBe(1);
-    expect(reports[0]?.task.taskId).toBe("wtest-r-0");
-    expect(reports[0]?.outcome).toEqual({ status: "completed", output: { done: "wtest-r-0" } });
+    expect(reports[0]?.task.taskId).toBe("w1-r-0");
+    expect(reports[0]?.outcome).toEqual({ status: "completed", output: { done: "w1-r-0" } });
     const ctx = actor.getSnapshot().context;
     expect(ctx.current).toBeNull();
     expect(ctx.outcome).toBeNull();
@@ -103,7 +91,7 @@ describe("agent machine", () => {
     await waitFor(actor, (s) => s.matches("idle") && s.context.failed === 1);
     expect(reports[0]?.outcome).toMatchObject({
       status: "failed",
-      error: { code: "TIMEOUT", data: { what: "task wtest-r-0 attempt 1", timeoutMs: 1000 } },
+      error: { code: "TIMEOUT", data: { what: "task w1-r-0 attempt 1", timeoutMs: 1000 } },
     });
   });
 

@@ -1,10 +1,5 @@
-import {
-  BehaviourFailedError,
-  CircularDelegationError,
-  type SubtaskSpec,
-  type TaskEnvelope,
-  TaskEnvelopeSchema,
-} from "@cadre/protocol";
+import { BehaviourFailedError, CircularDelegationError, type SubtaskSpec, type TaskEnvelope } from "@cadre/protocol";
+import { taskEnvelope } from "@cadre/protocol/testing";
 import { ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createActor, fromPromise, waitFor } from "xstate";
@@ -19,17 +14,7 @@ import {
 } from "./index.js";
 
 const task = (taskId = "w1-r"): TaskEnvelope =>
-  TaskEnvelopeSchema.parse({
-    taskId,
-    workflowId: "w1",
-    teamId: "t-1",
-    kind: "k",
-    parentTaskId: null,
-    chain: ["k"],
-    depth: 0,
-    idempotencyKey: taskId,
-    input: {},
-  });
+  taskEnvelope({ taskId, kind: "k", parentTaskId: null, chain: ["k"], depth: 0, input: {} });
 
 const input = { actorId: "a1", kindName: "k", attemptTimeoutMs: 1000 };
 
