@@ -3,7 +3,26 @@
 # the workspace's dependencies (pnpm install --frozen-lockfile). Idempotent: a step whose result is
 # already present is skipped, so a second run takes a few seconds. Needs no TTY (CI runs it with
 # no standard input). Node.js >= 20 with npm must already be installed.
+#
+#   scripts/install.sh                    what the build, the demo and the tests without containers need
+#   scripts/install.sh --with-containers  also a container engine for the chaos tests and the images
+#                                         (infra/container-runtime.sh: podman where no Docker engine runs)
 set -euo pipefail
+
+with_containers=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-containers) with_containers=1 ;;
+    -h | --help)
+      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "[install] error: unknown option $arg (see --help)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PNPM_MAJOR=10
@@ -93,4 +112,9 @@ fi
 cd "$ROOT"
 log "pnpm install --frozen-lockfile (in $ROOT)"
 pnpm install --frozen-lockfile --config.confirmModulesPurge=false
+
+if [ "$with_containers" -eq 1 ]; then
+  log "container engine: bash infra/container-runtime.sh"
+  bash "$ROOT/infra/container-runtime.sh"
+fi
 log "done"

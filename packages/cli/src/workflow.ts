@@ -9,7 +9,7 @@ import {
   type WorkflowRecord,
   WorkflowRecordSchema,
 } from "@cadre/protocol";
-import { type NatsConnection, request, retry } from "@cadre/runtime";
+import { backoffDelay, isTransient, type NatsConnection, request, retry } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Options of {@link submitWorkflow}. */
@@ -46,26 +46,49 @@ export async function submitWorkflow(
 
 /**
  * Follows a workflow's record (a KV watch, so no change is missed) until it is no longer
- * running; calls `onProgress` with each version. Throws TimeoutError after `timeoutMs`.
+ * running; calls `onProgress` with each version. A watch broken by a NATS node failing is
+ * opened again (it starts from the record's latest version, so nothing is missed either).
+ * Throws TimeoutError after `timeoutMs`.
  */
 export async function waitForWorkflow(
   nc: NatsConnection,
   workflowId: string,
   opts: { timeoutMs: number; onProgress?: (w: WorkflowRecord) => void },
 ): Promise<WorkflowRecord> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const w = await watchUntilDone(nc, workflowId, deadline - Date.now(), opts.onProgress);
+      if (w) return w;
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+    }
+    if (Date.now() >= deadline) throw new TimeoutError(`workflow ${workflowId}`, opts.timeoutMs);
+    await new Promise((r) => setTimeout(r, backoffDelay(attempt, { baseMs: 100, maxMs: 2000 })));
+  }
+}
+
+/** One watch: the finished record, or undefined when the time ran out or the watch ended. */
+async function watchUntilDone(
+  nc: NatsConnection,
+  workflowId: string,
+  timeoutMs: number,
+  onProgress?: (w: WorkflowRecord) => void,
+): Promise<WorkflowRecord | undefined> {
+  if (timeoutMs <= 0) return undefined;
   const kv = await new Kvm(nc).open(BUCKETS.workflows);
   const watch = await kv.watch({ key: workflowId });
-  const timer = setTimeout(() => watch.stop(), opts.timeoutMs);
+  const timer = setTimeout(() => watch.stop(), timeoutMs);
   try {
     for await (const e of watch) {
       if (e.operation !== "PUT") continue;
       const w = WorkflowRecordSchema.parse(e.json());
-      opts.onProgress?.(w);
+      onProgress?.(w);
       if (w.status !== "running") return w;
     }
   } finally {
     clearTimeout(timer);
     watch.stop();
   }
-  throw new TimeoutError(`workflow ${workflowId}`, opts.timeoutMs);
+  return undefined;
 }

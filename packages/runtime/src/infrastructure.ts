@@ -3,7 +3,7 @@
  * at start-up so none depends on another having started first.
  */
 
-import { BUCKETS, type Config, STREAMS, subjects } from "@cadre/protocol";
+import { BUCKETS, type Config, STREAMS, subjects, UnavailableError } from "@cadre/protocol";
 import { type JetStreamManager, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -29,6 +29,31 @@ async function ensureStream(jsm: JetStreamManager, name: string, cfg: StreamSett
       // Another service created it between our look-up and our add.
       if (!(err as Error).message.includes("already in use")) throw err;
     }
+  }
+}
+
+/**
+ * In a JetStream cluster a stream answers only once its replicas have elected a leader, a moment
+ * after it is created (or after its leader's node died); until then a publish gets "no
+ * responders". Waits for a leader so a service's first write does not fail for that.
+ */
+async function waitForLeader(jsm: JetStreamManager, name: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const info = await jsm.streams.info(name);
+      if (!info.cluster || info.cluster.leader) return;
+      last = "no leader elected yet";
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > end) {
+      throw new UnavailableError(`JetStream stream ${name} has no leader after ${timeoutMs} ms (${last})`, {
+        stream: name,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -63,9 +88,14 @@ export async function ensureInfrastructure(nc: NatsConnection, config: Config): 
   const kvm = new Kvm(nc);
   const open = (name: string, history: number) =>
     kvm.create(name, { history, replicas, ttl: sessionMs, storage: "file" });
-  return {
+  const buckets = {
     workflows: await open(BUCKETS.workflows, 5),
     tasks: await open(BUCKETS.tasks, 5),
     registry: await open(BUCKETS.registry, 1),
   };
+  if (replicas > 1) {
+    const names = [...Object.values(STREAMS), ...Object.values(BUCKETS).map((b) => `KV_${b}`)];
+    await Promise.all(names.map((n) => waitForLeader(jsm, n)));
+  }
+  return buckets;
 }

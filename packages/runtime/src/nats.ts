@@ -52,6 +52,31 @@ export async function connectNats(servers: string, name: string, logger?: Logger
   return nc;
 }
 
+/** NATS client errors that pass once the cluster settles (nats.js v3 class names). */
+const TRANSIENT = new Set([
+  "TimeoutError",
+  "NoRespondersError",
+  "RequestError",
+  "JetStreamNotEnabled",
+  "ConnectionError",
+]);
+
+/**
+ * Whether an error is one that passes once the NATS cluster settles: a request that timed out
+ * or found no responder (a stream electing a new leader after a node died, a reconnect under
+ * way), anywhere in its cause chain, or a Cadre error marked retryable. A closed connection is
+ * not transient: it does not come back.
+ */
+export function isTransient(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 6 && e !== null && typeof e === "object"; depth++) {
+    if ((e as { retryable?: unknown }).retryable === true) return true;
+    if (TRANSIENT.has((e as Error).name)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Options of {@link request}. */
 export interface RequestOptions {
   sender: string;

@@ -4,6 +4,7 @@
  * line once serving, and a clean stop on SIGINT/SIGTERM.
  */
 
+import { createServer, type Server } from "node:http";
 import { type Config, toCadreError } from "@cadre/protocol";
 import { Command } from "commander";
 import { loadConfig } from "./config-loader.js";
@@ -12,6 +13,8 @@ import { createLogger, type Logger } from "./logger.js";
 /** A running service. */
 export interface RunningService {
   stop(): Promise<void>;
+  /** Whether it can do its job (connected to NATS); `/healthz` answers 200 or 503 from it. */
+  healthy?(): boolean;
 }
 
 /** What a service's main provides. */
@@ -34,6 +37,7 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     .option("--nats-url <url>", "NATS server URL(s), comma-separated (env CADRE_NATS_URL)")
     .option("--config <file>", "YAML or JSON configuration file")
     .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (env CADRE_LOG_LEVEL)")
+    .option("--health-port <port>", "serve GET /healthz on this port, 0.0.0.0 (env CADRE_HEALTH_PORT; default: off)")
     .showHelpAfterError();
   def.options?.(program);
   program.parse(argv);
@@ -49,6 +53,11 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  const healthPort = parsePort(opts.healthPort ?? process.env.CADRE_HEALTH_PORT);
+  if (healthPort === null) {
+    process.stderr.write(`${def.name}: --health-port must be a port number (1-65535)\n`);
+    process.exit(2);
+  }
   const logger = createLogger(def.name, config.logLevel);
   let running: RunningService;
   try {
@@ -59,6 +68,16 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     process.stderr.write(`${def.name}: cannot start: ${e.message}\n`);
     process.exit(1);
   }
+  let health: Server | undefined;
+  if (healthPort !== undefined) {
+    try {
+      health = await serveHealth(healthPort, running, logger);
+    } catch (err) {
+      process.stderr.write(`${def.name}: cannot serve /healthz on port ${healthPort}: ${(err as Error).message}\n`);
+      await running.stop().catch(() => {});
+      process.exit(1);
+    }
+  }
   // Launchers wait for this line, so it is printed whatever the configured level.
   logger.child({}, { level: "info" }).info(READY_MESSAGE);
   let stopping = false;
@@ -66,6 +85,7 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
+    health?.close();
     try {
       await running.stop();
     } catch (err) {
@@ -76,4 +96,31 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** undefined when not given, null when given but not a port. */
+function parsePort(v: unknown): number | undefined | null {
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : null;
+}
+
+/**
+ * The health endpoint container runtimes probe: 200 while the service is healthy, 503 when not.
+ * Plain HTTP so a probe needs nothing but `node -e fetch(...)` or `wget`.
+ */
+function serveHealth(port: number, running: RunningService, logger: Logger): Promise<Server> {
+  const server = createServer((req, res) => {
+    const ok = req.url === "/healthz" && (running.healthy?.() ?? true);
+    res.writeHead(req.url === "/healthz" ? (ok ? 200 : 503) : 404, { "content-type": "text/plain" });
+    res.end(ok ? "ok\n" : req.url === "/healthz" ? "unhealthy\n" : "not found\n");
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "0.0.0.0", () => {
+      server.off("error", reject);
+      logger.info({ port }, "health endpoint on /healthz");
+      resolve(server);
+    });
+  });
 }

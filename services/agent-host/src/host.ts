@@ -143,6 +143,11 @@ export class AgentHost implements PullerHost {
     this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
   }
 
+  /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
+  healthy(): boolean {
+    return !this.nc.isClosed();
+  }
+
   /** Stops pulling, stops actors and closes the connection. Held tasks are redelivered elsewhere. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeatTimer);

@@ -106,6 +106,11 @@ export class Monitor {
     }
   }
 
+  /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
+  healthy(): boolean {
+    return !this.nc.isClosed();
+  }
+
   /** Stops listening. */
   async stop(): Promise<void> {
     clearInterval(this.timer);

@@ -191,6 +191,11 @@ export class Supervisor {
     this.repairTimer.unref();
   }
 
+  /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
+  healthy(): boolean {
+    return !this.nc.isClosed();
+  }
+
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
     clearInterval(this.repairTimer);

@@ -1,0 +1,137 @@
+/**
+ * What a test does with a running Cadre, whatever runs it (processes or containers): submit a
+ * workflow, wait for it, read its task records and the persisted events, and record live events
+ * with the time they arrived.
+ */
+
+import { submitWorkflow, waitForWorkflow } from "@cadre/cli";
+import {
+  BUCKETS,
+  type CadreEvent,
+  decodeAs,
+  parseTeam,
+  STREAMS,
+  type TaskRecord,
+  TaskRecordSchema,
+  type TeamInput,
+  type WorkflowRecord,
+} from "@cadre/protocol";
+import { isTransient, type NatsConnection, retry } from "@cadre/runtime";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+
+/** Reads and drives one Cadre through its NATS connection. */
+export interface CadreClient {
+  readonly nc: NatsConnection;
+  /** Submits the team's workflow and returns its id. */
+  submit(team: TeamInput, input?: Record<string, unknown>): Promise<string>;
+  /** Waits for a workflow to finish. */
+  wait(workflowId: string, timeoutMs?: number): Promise<WorkflowRecord>;
+  /** Every task record of a workflow, sorted by task id. */
+  taskRecords(workflowId: string): Promise<TaskRecord[]>;
+  /** Every event persisted so far. */
+  events(): Promise<CadreEvent[]>;
+}
+
+export function cadreClient(nc: NatsConnection): CadreClient {
+  const kvm = new Kvm(nc);
+  return {
+    nc,
+    submit: async (team, input) =>
+      (await submitWorkflow(nc, { team: parseTeam(team), ...(input ? { input } : {}), requestTimeoutMs: 10_000 }))
+        .workflowId,
+    wait: (workflowId, timeoutMs = 30_000) => waitForWorkflow(nc, workflowId, { timeoutMs }),
+    taskRecords: (workflowId) =>
+      settled(async () => {
+        const kv = await kvm.open(BUCKETS.tasks);
+        const out: TaskRecord[] = [];
+        for await (const key of await kv.keys()) {
+          if (!key.startsWith(`${workflowId}-`)) continue;
+          const e = await kv.get(key);
+          if (e?.operation === "PUT") out.push(TaskRecordSchema.parse(e.json()));
+        }
+        return out.sort((a, b) => a.task.taskId.localeCompare(b.task.taskId));
+      }),
+    events: () =>
+      settled(async () => {
+        const jsm = await jetstreamManager(nc);
+        const count = (await jsm.streams.info(STREAMS.events)).state.messages;
+        if (count === 0) return [];
+        const consumer = await jetstream(nc).consumers.get(STREAMS.events);
+        const out: CadreEvent[] = [];
+        const msgs = await consumer.fetch({ max_messages: count, expires: 5000 });
+        for await (const m of msgs) {
+          out.push(decodeAs(m.data, "event").body);
+          if (out.length >= count) break;
+        }
+        return out;
+      }),
+  };
+}
+
+/** Reads again while the NATS cluster is settling (a node just died, a leader is being elected). */
+function settled<T>(read: () => Promise<T>): Promise<T> {
+  return retry(read, { isRetryable: isTransient, maxAttempts: 10, baseMs: 100, maxMs: 2000 });
+}
+
+/** A live event and when this process received it (ms since the epoch). */
+export interface TimedEvent {
+  at: number;
+  event: CadreEvent;
+}
+
+/** Records every live event from now on, with its arrival time; `stop()` ends the recording. */
+export function recordEvents(nc: NatsConnection): { events: TimedEvent[]; stop(): void } {
+  const events: TimedEvent[] = [];
+  const sub = nc.subscribe("cadre.v1.evt.>", {
+    callback: (_err, m) => {
+      try {
+        events.push({ at: Date.now(), event: decodeAs(m.data, "event").body });
+      } catch {
+        // A test records Cadre's events; anything else on the subject is not its business.
+      }
+    },
+  });
+  return { events, stop: () => sub.unsubscribe() };
+}
+
+/** Resolves when `probe` returns a value other than undefined or false, polling every 20 ms. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Subscribes to live events now and resolves with the first that matches; subscribe before
+ * causing the event. Rejects after `timeoutMs`.
+ */
+export function waitForEvent(
+  nc: NatsConnection,
+  match: (e: CadreEvent) => boolean,
+  timeoutMs = 20_000,
+): Promise<CadreEvent> {
+  return new Promise((resolve, reject) => {
+    const sub = nc.subscribe("cadre.v1.evt.>", {
+      callback: (_err, m) => {
+        const e = decodeAs(m.data, "event").body;
+        if (!match(e)) return;
+        clearTimeout(timer);
+        sub.unsubscribe();
+        resolve(e);
+      },
+    });
+    const timer = setTimeout(() => {
+      sub.unsubscribe();
+      reject(new Error(`no matching event within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+}
