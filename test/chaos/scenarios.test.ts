@@ -177,6 +177,36 @@ afterAll(() => {
   process.stdout.write(`\nchaos scenarios (figures in test/results/chaos/):\n${out.join("\n")}\n\n`);
 });
 
+describe("chaos baseline: the same workflow with no fault", () => {
+  let c: ChaosCluster;
+  beforeAll(async () => {
+    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
+  }, 120_000);
+  afterAll(async () => {
+    await c?.stop();
+  }, 60_000);
+
+  it("completes every task once (the yardstick for the scenarios' times)", async () => {
+    const started = Date.now();
+    const id = await c.client.submit(team);
+    const w = await c.client.wait(id, 120_000);
+    const o = await outcome(c, id);
+    expectPromisesKept(w, o, await c.tail());
+    expect(o.duplicates).toBe(0);
+    record({
+      scenario: "baseline-no-fault",
+      tasks: TASKS + 1,
+      completed: o.completed,
+      lost: o.lost,
+      appliedTwice: o.appliedTwice,
+      duplicates: o.duplicates,
+      detectMs: null,
+      recoverMs: null,
+      workflowMs: Date.now() - started,
+    });
+  }, 180_000);
+});
+
 describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", () => {
   let c: ChaosCluster;
   beforeAll(async () => {
