@@ -1,9 +1,37 @@
 export type { BackoffOptions, RetryOptions } from "./backoff.js";
 export { backoffDelay, isRetryable, retry } from "./backoff.js";
+export type {
+  Breaker,
+  BreakerOptions,
+  BreakerState,
+  BreakerTransition,
+  DefaultBreakerName,
+  FailureRateRule,
+} from "./breaker.js";
+export { CircuitOpenError, createBreaker, DEFAULT_BREAKERS } from "./breaker.js";
 export type { Clock } from "./clock.js";
 export { ManualClock, sleep, systemClock } from "./clock.js";
 export type { ConfigSources } from "./config-loader.js";
 export { loadConfig, readYamlFile } from "./config-loader.js";
+export type {
+  HookDefinition,
+  HookEvent,
+  HookFailureReason,
+  HookLogger,
+  HookOutcome,
+  HookRunnerOptions,
+  HookRunReport,
+  HookStats,
+  HookStatus,
+} from "./hooks/index.js";
+export {
+  HOOK_EVENTS,
+  HOOK_FAILURE_WINDOW,
+  HOOK_MIN_SAMPLES,
+  HookFailedError,
+  HookRunner,
+  isHookEvent,
+} from "./hooks/index.js";
 export type { Buckets } from "./infrastructure.js";
 export { ensureInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
