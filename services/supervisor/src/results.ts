@@ -3,16 +3,18 @@
  * with a compare-and-set, so two results racing (a stalled host and its replacement) cannot
  * both win; every later result is recorded as a duplicate and never applied. Applying is
  * idempotent: a result seen again after a crash (the same result id) only redoes the
- * notifications, never the application.
+ * notifications and repairs the workflow's counts from the task records, never the application.
  */
 
 import {
   type CadreEvent,
   ConcurrentModificationError,
   type Config,
+  childTaskId,
   encode,
   InvalidAgentResponseError,
   resultMessageId,
+  rootTaskId,
   subjects,
   type TaskRecord,
   type TaskResult,
@@ -59,11 +61,15 @@ export class ResultApplier {
     const rec = current.value;
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
+        // Seen again: the supervisor died after applying it, maybe before counting it.
         this.afterApply(rec);
+        await this.recount(rec.task.workflowId);
         await this.countOnWorkflow(rec, false);
         return "reprocessed";
       }
-      if (!rec.duplicates.includes(resultId)) {
+      if (rec.duplicates.includes(resultId)) {
+        await this.recount(rec.task.workflowId);
+      } else {
         const next = { ...rec, duplicates: [...rec.duplicates, resultId].slice(-100) };
         await this.d.tasks.update(raw.taskId, next, current.revision);
         await this.d.workflows.modify(rec.task.workflowId, (w) =>
@@ -113,6 +119,70 @@ export class ResultApplier {
     return "applied";
   }
 
+  /**
+   * When the root finishes every task of the workflow has finished, so the counts must add up
+   * (completed + failed = total, counting the root). If they do not, a crash left them short:
+   * recount from the records before the workflow is marked finished.
+   */
+  private async repairIfInconsistent(root: TaskRecord, rootNotYetCounted: boolean): Promise<boolean> {
+    const w = (await this.d.workflows.get(root.task.workflowId))?.value;
+    if (!w || w.status !== "running") return false;
+    const finished = w.tasks.completed + w.tasks.failed + (rootNotYetCounted ? 1 : 0);
+    if (finished === w.tasks.total) return false;
+    await this.recount(root.task.workflowId);
+    return true;
+  }
+
+  /**
+   * Re-derives a workflow's counts from its task records, which are the authority. Needed when
+   * the supervisor died between writing a task record and the workflow's counts: a result seen
+   * again, or a root finishing with counts that do not add up. Walks the task tree by id
+   * (children of `T` are `T-0`, `T-1`, ... created together, so the first absent index ends
+   * them). Counts only grow, so each is raised to what the records show; a concurrent writer's
+   * increment is never undone.
+   */
+  private async recount(workflowId: string): Promise<WorkflowRecord["tasks"]> {
+    const seen = { total: 0, completed: 0, failed: 0, retried: 0, duplicates: 0 };
+    const queue = [rootTaskId(workflowId)];
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      const rec = (await this.d.tasks.get(id))?.value;
+      if (!rec) continue;
+      seen.total++;
+      if (rec.status === "completed") seen.completed++;
+      if (rec.status === "failed") seen.failed++;
+      if ((rec.applied?.attempt ?? 1) > 1 || (rec.applied?.epoch ?? 1) > 1) seen.retried++;
+      seen.duplicates += rec.duplicates.length;
+      for (let i = 0; ; i++) {
+        const child = childTaskId(id, i);
+        if (!(await this.d.tasks.get(child))) break;
+        queue.push(child);
+      }
+    }
+    let before: WorkflowRecord["tasks"] | undefined;
+    const after = await this.d.workflows.modify(workflowId, (w) => {
+      before = undefined;
+      if (!w) return undefined;
+      const t = w.tasks;
+      const tasks = {
+        total: Math.max(t.total, seen.total),
+        completed: Math.max(t.completed, seen.completed),
+        failed: Math.max(t.failed, seen.failed),
+        retried: Math.max(t.retried, seen.retried),
+        duplicates: Math.max(t.duplicates, seen.duplicates),
+      };
+      if ((Object.keys(tasks) as (keyof typeof tasks)[]).every((k) => tasks[k] === t[k])) return undefined;
+      before = t;
+      return { ...w, tasks };
+    });
+    if (before) {
+      this.d.logger.warn(
+        { workflowId, before, after: after?.value.tasks },
+        "workflow counts repaired from task records",
+      );
+    }
+    return after?.value.tasks ?? seen;
+  }
+
   /** The receiving side validates output too: a host cannot smuggle a bad output past it. */
   private async checkOutput(rec: TaskRecord, result: TaskResult): Promise<TaskResult> {
     if (result.status !== "completed") return result;
@@ -127,12 +197,14 @@ export class ResultApplier {
 
   /**
    * Counts the applied result on its workflow and finishes the workflow when it is the root's.
-   * Re-processing (count false) only finishes: the counts were written with the first pass
-   * unless the supervisor died between the two writes (see docs/architecture.md).
+   * Re-processing (count false) only finishes: the counts were written with the first pass, or
+   * repaired by {@link recount} if the supervisor died between the two writes.
    */
-  private async countOnWorkflow(rec: TaskRecord, count: boolean): Promise<void> {
+  private async countOnWorkflow(rec: TaskRecord, first: boolean): Promise<void> {
     const isRoot = rec.task.parentTaskId === null;
-    if (!count && !isRoot) return;
+    if (!first && !isRoot) return;
+    // A recount includes the root's record (written before this), so it is not added again.
+    const count = first && !(isRoot && (await this.repairIfInconsistent(rec, first)));
     const retried = (rec.applied?.attempt ?? 1) > 1 || (rec.applied?.epoch ?? 1) > 1 ? 1 : 0;
     let finished = false;
     const updated = await this.d.workflows.modify(rec.task.workflowId, (w) => {
