@@ -37,7 +37,7 @@ export { ensureInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
-export { connectNats, isTransient, publishEvent, request, serve } from "./nats.js";
+export { connectNats, isTransient, PULL_OPTIONS, publishEvent, request, serve } from "./nats.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
 export { spawnService } from "./process.js";
 export type { RunningService, ServiceDefinition } from "./service.js";

@@ -52,6 +52,14 @@ export async function connectNats(servers: string, name: string, logger?: Logger
   return nc;
 }
 
+/**
+ * Options for every JetStream pull (fetch or consume). A pull waits at its consumer's leader;
+ * if that node dies the pull is silently gone, and nats.js notices only after two missed idle
+ * heartbeats. Its default heartbeat is half the expiry (15 s for consume), which stalled the
+ * supervisor's results for 30-50 s when a NATS node was killed; one beat a second makes it ~2 s.
+ */
+export const PULL_OPTIONS = { expires: 5000, idle_heartbeat: 1000 } as const;
+
 /** NATS client errors that pass once the cluster settles (nats.js v3 class names). */
 const TRANSIENT = new Set([
   "TimeoutError",

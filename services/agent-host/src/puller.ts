@@ -4,7 +4,7 @@
  * while another host has a free actor.
  */
 
-import type { Logger } from "@cadre/runtime";
+import { type Logger, PULL_OPTIONS } from "@cadre/runtime";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 
 /** What the puller needs from its host. */
@@ -27,8 +27,6 @@ export class KindPuller {
     readonly kind: string,
     private readonly consumer: Consumer,
     private readonly logger: Logger,
-    /** How long one pull waits for tasks before asking again. @default 5000 */
-    private readonly expiresMs = 5000,
   ) {}
 
   /** Starts pulling. */
@@ -60,7 +58,7 @@ export class KindPuller {
         continue;
       }
       try {
-        this.current = await this.consumer.fetch({ max_messages: idle, expires: this.expiresMs });
+        this.current = await this.consumer.fetch({ ...PULL_OPTIONS, max_messages: idle });
         for await (const m of this.current) this.host.dispatch(this.teamId, this.kind, m);
       } catch (err) {
         if (this.stopped) break;

@@ -40,6 +40,7 @@ import {
   ensureInfrastructure,
   type Logger,
   type NatsConnection,
+  PULL_OPTIONS,
   publishEvent,
   request,
   StateStore,
@@ -350,7 +351,7 @@ export class Supervisor {
       max_ack_pending: 10_000,
     });
     const consumer = await this.js.consumers.get(STREAMS.results, RESULTS_CONSUMER);
-    this.results = await consumer.consume({ max_messages: 256 });
+    this.results = await consumer.consume({ max_messages: 256, ...PULL_OPTIONS });
     void (async () => {
       for await (const m of this.results as ConsumerMessages) this.onResult(m);
     })().catch((err) => this.logger.error({ err }, "results consumer stopped"));
