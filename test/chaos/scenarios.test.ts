@@ -56,6 +56,8 @@ interface Figures {
   workflowMs: number;
   /** Tasks completed in each second from the workflow's start (JSON only, not in the table). */
   completionsPerSecond?: number[];
+  /** Partition: from the heal to the host's first heartbeat heard again (JSON only). */
+  healedHeartbeatMs?: number;
 }
 
 const table: Figures[] = [];
@@ -164,6 +166,23 @@ function endOfLongestStall(events: TimedEvent[], workflowId: string, from: numbe
   return best ? best.end - from : null;
 }
 
+/**
+ * The outcome once late results have stopped arriving: a host that was cut off or stalled
+ * sends what it finished when it is back, and each is recorded on the task, then counted on
+ * the workflow. Waits until the workflow's counts agree with the records.
+ */
+async function settledOutcome(c: ChaosCluster, workflowId: string) {
+  return until(
+    "the workflow's counts to agree with its task records",
+    async () => {
+      const w = await c.client.wait(workflowId);
+      const o = await outcome(c, workflowId);
+      return w.tasks.duplicates === o.duplicates && w.tasks.completed === o.completed ? { w, o } : undefined;
+    },
+    30_000,
+  );
+}
+
 function expectPromisesKept(w: WorkflowRecord, o: Awaited<ReturnType<typeof outcome>>, logs: string): void {
   expect(w.status, logs).toBe("completed");
   expect(o.lost, logs).toBe(0);
@@ -213,8 +232,8 @@ describe("chaos baseline: the same workflow with no fault", () => {
     const id = await c.client.submit(team);
     const w = await c.client.wait(id, 120_000);
     rec.stop();
-    const o = await outcome(c, id);
-    expectPromisesKept(w, o, await c.tail());
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
     expect(o.duplicates).toBe(0);
     record({
       scenario: "baseline-no-fault",
@@ -251,8 +270,8 @@ describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", ()
 
     const w = await c.client.wait(id, 120_000);
     rec.stop();
-    const o = await outcome(c, id);
-    expectPromisesKept(w, o, await c.tail());
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
     // The kill hit work in progress, and the others did it.
     const held = takenOver(o, victim);
     expect(held.size).toBeGreaterThan(0);
@@ -295,8 +314,8 @@ describe("chaos: kill one NATS node of three during a 200-task workflow", () => 
 
     const w = await c.client.wait(id, 120_000);
     rec.stop();
-    const o = await outcome(c, id);
-    expectPromisesKept(w, o, await c.tail());
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
 
     record({
       scenario: "kill-nats-node",
@@ -352,9 +371,8 @@ describe("chaos: pause an agent-host for 15 s while it holds tasks, then resume"
       60_000,
     );
     rec.stop();
-    const o = await outcome(c, id);
-    // Read again: the duplicates were counted after the workflow completed.
-    expectPromisesKept(await c.client.wait(id), o, await c.tail());
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
     expect(w.status).toBe("completed");
     expect(o.duplicates).toBeGreaterThanOrEqual(held.size);
 
@@ -398,8 +416,8 @@ describe("chaos: kill the supervisor during a workflow, then start it again", ()
 
     const w = await c.client.wait(id, 120_000);
     rec.stop();
-    const o = await outcome(c, id);
-    expectPromisesKept(w, o, await c.tail());
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
 
     record({
       scenario: "kill-supervisor-restart",
@@ -414,6 +432,70 @@ describe("chaos: kill the supervisor during a workflow, then start it again", ()
       recoverMs: firstAt(rec.events, restartedAt, (e) => e.type === "TASK_COMPLETED"),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
+    });
+  }, 180_000);
+});
+
+describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then heal", () => {
+  let c: ChaosCluster;
+  beforeAll(async () => {
+    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
+  }, 120_000);
+  afterAll(async () => {
+    await c?.stop();
+  }, 60_000);
+
+  it("loses nothing, applies nothing twice, and the host comes back", async () => {
+    const rec = recordEvents(c.client.nc);
+    const { id, started } = await startAndWaitFor(c, rec.events, 40);
+    const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
+    const victim = String(lastStart?.event.data.hostId);
+    const cutAt = Date.now();
+    await c.partition(victim);
+    // Cut off, its heartbeats stop: the supervisor gives its actors up and the others take over.
+    const w = await c.client.wait(id, 60_000);
+    const cutLeft = cutAt + 10_000 - Date.now();
+    if (cutLeft > 0) await new Promise((r) => setTimeout(r, cutLeft)); // the fault itself lasts 10 s
+
+    const beat = new Promise<number>((resolve) => {
+      const sub = c.client.nc.subscribe(`cadre.v1.hb.${victim}`, {
+        callback: () => {
+          sub.unsubscribe();
+          resolve(Date.now());
+        },
+      });
+    });
+    const healedAt = Date.now();
+    await c.heal(victim);
+    const back = await Promise.race([
+      beat,
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () =>
+            void c
+              .tail(200)
+              .then((logs) => reject(new Error(`no heartbeat from ${victim} 30 s after the heal\n${logs}`))),
+          30_000,
+        ),
+      ),
+    ]);
+    rec.stop();
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
+    expect(w.status).toBe("completed");
+
+    record({
+      scenario: "partition-agent-host-10s",
+      tasks: TASKS + 1,
+      completed: o.completed,
+      lost: o.lost,
+      appliedTwice: o.appliedTwice,
+      duplicates: o.duplicates,
+      detectMs: firstAt(rec.events, cutAt, (e) => e.type === "ACTOR_LOST" && e.data.hostId === victim),
+      recoverMs: lastCompletion(rec.events, id, takenOver(o, victim), cutAt),
+      workflowMs: elapsed(w),
+      completionsPerSecond: perSecond(rec.events, id, started),
+      healedHeartbeatMs: back - healedAt,
     });
   }, 180_000);
 });

@@ -31,6 +31,11 @@ export async function connectNats(servers: string, name: string, logger?: Logger
       name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // A connection cut off by the network stays "open" until pings go unanswered; with the
+      // default (2 min, 2 outstanding) a healed host would stay silent for minutes. Here a dead
+      // connection is noticed within ~6 s and replaced as soon as the network lets it.
+      pingInterval: 2000,
+      maxPingOut: 3,
       noAsyncTraces: true,
     });
   } catch (err) {
@@ -40,16 +45,50 @@ export async function connectNats(servers: string, name: string, logger?: Logger
       { cause: err },
     );
   }
-  if (logger) {
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
-          logger.warn({ nats: s.type, server: "server" in s ? s.server : undefined }, `nats ${s.type}`);
-        }
-      }
-    })();
-  }
+  void watchStatus(nc, logger);
   return nc;
+}
+
+/** How long a stale connection may take to close itself before its socket is destroyed. */
+const STALE_CLOSE_GRACE_MS = 2000;
+
+/**
+ * Logs connection changes, and works around a nats.js (transport-node 3.x) hang: on a stale
+ * connection (pings unanswered) it closes the transport by first writing an empty frame and
+ * waiting for the write to be accepted; when the network under the socket is gone (a host cut
+ * off, then put back with a new address) the kernel's send buffer is full, the write never
+ * completes and the client never reconnects. Found by the partition chaos test (the host
+ * stayed silent after the heal; its socket held 121 KB unsent). If no disconnect follows a
+ * stale connection within the grace, the socket is destroyed, which fails that write and
+ * lets the client reconnect. It reaches into nats.js internals; if they change, it only logs.
+ */
+async function watchStatus(nc: NatsConnection, logger?: Logger): Promise<void> {
+  let watchdog: NodeJS.Timeout | undefined;
+  for await (const s of nc.status()) {
+    if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error" || s.type === "staleConnection") {
+      logger?.warn({ nats: s.type, server: "server" in s ? s.server : undefined }, `nats ${s.type}`);
+    }
+    if (s.type === "staleConnection") {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => destroyStaleSocket(nc, logger), STALE_CLOSE_GRACE_MS);
+      watchdog.unref();
+    } else if (s.type === "disconnect" || s.type === "reconnect") {
+      clearTimeout(watchdog);
+      watchdog = undefined;
+    }
+  }
+  clearTimeout(watchdog);
+}
+
+function destroyStaleSocket(nc: NatsConnection, logger?: Logger): void {
+  const socket = (nc as unknown as { protocol?: { transport?: { socket?: { destroy?: () => void } } } }).protocol
+    ?.transport?.socket;
+  if (typeof socket?.destroy !== "function") {
+    logger?.warn("stale NATS connection did not close and its socket cannot be reached; waiting for the client");
+    return;
+  }
+  logger?.warn({ graceMs: STALE_CLOSE_GRACE_MS }, "stale NATS connection did not close; destroying its socket");
+  socket.destroy();
 }
 
 /**
