@@ -84,6 +84,9 @@ const MaxDeliveriesAdvisory = z.object({
 });
 
 /** A running supervisor. */
+/** Ack wait of the results consumer (see consumeResults). */
+const RESULTS_ACK_WAIT_MS = 5000;
+
 export class Supervisor {
   readonly id: string;
   private readonly config: Config;
@@ -342,14 +345,24 @@ export class Supervisor {
   // --- results ------------------------------------------------------------------------------
 
   private async consumeResults(): Promise<void> {
-    await this.jsm.consumers.add(STREAMS.results, {
+    const cfg = {
       durable_name: RESULTS_CONSUMER,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(30_000),
+      // Applying a result takes milliseconds; what a dead supervisor had fetched but not acked
+      // comes back to its successor after this (it was 30 s, which held a restarted
+      // supervisor's workflows for 30 s in the chaos test). Applying twice is harmless.
+      ack_wait: nanos(RESULTS_ACK_WAIT_MS),
       filter_subject: subjects.allResults(),
       max_ack_pending: 10_000,
-    });
+    };
+    try {
+      await this.jsm.consumers.add(STREAMS.results, cfg);
+    } catch (err) {
+      // Created by an earlier version with other settings: bring it up to date.
+      if (!(err as Error).message.includes("already exists")) throw err;
+      await this.jsm.consumers.update(STREAMS.results, RESULTS_CONSUMER, { ack_wait: cfg.ack_wait });
+    }
     const consumer = await this.js.consumers.get(STREAMS.results, RESULTS_CONSUMER);
     this.results = await consumer.consume({ max_messages: 256, ...PULL_OPTIONS });
     void (async () => {
