@@ -14,7 +14,8 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TeamInput, WorkflowRecord } from "@cadre/protocol";
+import { BUCKETS, LeaseRecordSchema, type TeamInput, type WorkflowRecord } from "@cadre/protocol";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, type TimedEvent, until } from "../helpers/client.js";
 import { buildImages, ChaosCluster, removeLeftovers, requireEngine } from "./fixture.js";
@@ -496,6 +497,53 @@ describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then h
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
       healedHeartbeatMs: back - healedAt,
+    });
+  }, 180_000);
+});
+
+describe("chaos: kill the active supervisor while a standby runs", () => {
+  let c: ChaosCluster;
+  beforeAll(async () => {
+    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3, supervisors: 2 });
+  }, 120_000);
+  afterAll(async () => {
+    await c?.stop();
+  }, 60_000);
+
+  it("has the standby take over (default lease settings) with nothing lost", async () => {
+    const registry = await new Kvm(c.client.nc).open(BUCKETS.registry);
+    const holder = async () => {
+      const e = await registry.get("supervisor.lease");
+      return e?.operation === "PUT" ? LeaseRecordSchema.parse(e.json()) : undefined;
+    };
+    const rec = recordEvents(c.client.nc);
+    const { id, started } = await startAndWaitFor(c, rec.events, 40);
+    const before = await holder();
+    expect(before).toBeDefined();
+    const victim = String(before?.holder);
+    const killedAt = Date.now();
+    await c.kill(victim);
+
+    const w = await c.client.wait(id, 120_000);
+    rec.stop();
+    const { w: settled, o } = await settledOutcome(c, id);
+    expectPromisesKept(settled, o, await c.tail());
+    const after = await holder();
+    expect(after?.holder).not.toBe(victim);
+    expect(after?.term).toBe((before?.term ?? 0) + 1);
+
+    record({
+      scenario: "kill-active-supervisor",
+      tasks: TASKS + 1,
+      completed: o.completed,
+      lost: o.lost,
+      appliedTwice: o.appliedTwice,
+      duplicates: o.duplicates,
+      // Detection and takeover are one step: the standby acts when the lease lapses.
+      detectMs: null,
+      recoverMs: firstAt(rec.events, killedAt, (e) => e.type === "SUPERVISOR_ACTIVE" && e.scope === after?.holder),
+      workflowMs: elapsed(w),
+      completionsPerSecond: perSecond(rec.events, id, started),
     });
   }, 180_000);
 });

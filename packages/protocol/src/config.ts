@@ -54,6 +54,21 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    supervisor: z
+      .object({
+        /**
+         * A standby supervisor takes over when the active one's lease has not been renewed for
+         * this long (judged on the standby's own clock, so clock skew does not matter). @default 3000
+         */
+        leaseTtlMs: z.number().int().min(100).default(3000),
+        /** How often the active supervisor renews and a standby looks. @default 500 */
+        leaseRenewMs: z.number().int().min(10).default(500),
+      })
+      .strict()
+      .refine((s) => s.leaseRenewMs * 2 <= s.leaseTtlMs, {
+        message: "leaseRenewMs must be at most half of leaseTtlMs, or a live supervisor loses its lease",
+      })
+      .prefault({}),
     storage: z
       .object({
         /** Replicas of Cadre's streams and buckets (3 on a three-node cluster). @default 1 */

@@ -142,6 +142,18 @@ export const HeartbeatSchema = z.object({
   load: z.number().nonnegative(),
 });
 
+/**
+ * The supervisor lease (key `supervisor.lease` in the registry bucket): which supervisor acts.
+ * Renewed by compare-and-set; a standby takes it over when its revision stops changing.
+ */
+export const LeaseRecordSchema = z.object({
+  holder: Id,
+  /** Increases with every change of holder. */
+  term: z.number().int().positive(),
+  /** The holder's clock at its last renewal (for operators; expiry is judged by observers). */
+  renewedAt: Millis,
+});
+
 export const HostRecordSchema = z.object({
   hostId: Id,
   incarnation: Id,
@@ -206,6 +218,7 @@ export type TaskCounts = z.infer<typeof TaskCountsSchema>;
 export type ActorSpec = z.infer<typeof ActorSpecSchema>;
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 export type HostRecord = z.infer<typeof HostRecordSchema>;
+export type LeaseRecord = z.infer<typeof LeaseRecordSchema>;
 export type ActorRecord = z.infer<typeof ActorRecordSchema>;
 export type CadreEvent = z.infer<typeof EventSchema>;
 export type ChildNotice = z.infer<typeof ChildNoticeSchema>;

@@ -16,6 +16,7 @@ import {
   decodeAs,
   encode,
   HeartbeatSchema,
+  LeaseRecordSchema,
   NotFoundError,
   newWorkflowId,
   RESULTS_CONSUMER,
@@ -59,6 +60,7 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import { z } from "zod";
+import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
 import { Registry } from "./registry.js";
 import { ResultApplier } from "./results.js";
@@ -83,10 +85,14 @@ const MaxDeliveriesAdvisory = z.object({
   deliveries: z.number(),
 });
 
-/** A running supervisor. */
 /** Ack wait of the results consumer (see consumeResults). */
 const RESULTS_ACK_WAIT_MS = 5000;
 
+/**
+ * A running supervisor. Several may run: the one holding the lease (lease.ts) serves requests,
+ * applies results and repairs placements; the others only follow heartbeats, so that one of
+ * them can take over with a warm view of the hosts.
+ */
 export class Supervisor {
   readonly id: string;
   private readonly config: Config;
@@ -100,6 +106,9 @@ export class Supervisor {
   private registry!: Registry;
   private applier!: ResultApplier;
   private readonly subs: Subscription[] = [];
+  /** What only the active supervisor runs; torn down when it stands by. */
+  private activeSubs: Subscription[] = [];
+  private lease!: LeaseKeeper;
   private results?: ConsumerMessages;
   private readonly placing = new Map<string, Promise<void>>();
   private readonly placed = new Set<string>();
@@ -130,7 +139,6 @@ export class Supervisor {
     this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow");
     this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
     this.registry = new Registry(buckets.registry, this.config, this.clock);
-    await this.registry.load();
     this.applier = new ResultApplier({
       nc: this.nc,
       tasks: this.tasks,
@@ -147,7 +155,7 @@ export class Supervisor {
         callback: (_err, m) => {
           try {
             const hb = decodeAs(m.data, "heartbeat").body;
-            if (this.registry.heartbeat(HeartbeatSchema.parse(hb))) {
+            if (this.registry.heartbeat(HeartbeatSchema.parse(hb)) && this.active) {
               this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
             }
           } catch (err) {
@@ -155,6 +163,26 @@ export class Supervisor {
           }
         },
       }),
+    );
+    this.lease = new LeaseKeeper({
+      store: new StateStore(buckets.registry, LeaseRecordSchema, "supervisor lease"),
+      id: this.id,
+      ttlMs: this.config.supervisor.leaseTtlMs,
+      renewMs: this.config.supervisor.leaseRenewMs,
+      clock: this.clock,
+      logger: this.logger,
+      onAcquire: (lease, previous) => this.activate(lease.term, previous?.holder),
+      onLose: (reason) => this.deactivate(reason),
+    });
+    // A lone supervisor is active before it reports ready; a standby has looked once.
+    await this.lease.start();
+  }
+
+  /** Becomes the acting supervisor: serves, applies results, repairs placements. */
+  private async activate(term: number, previous: string | undefined): Promise<void> {
+    const since = this.clock.now();
+    await this.registry.load();
+    this.activeSubs = [
       serve(this.nc, {
         subject: subjects.supervisor("submit"),
         queue: SUPERVISOR_QUEUE,
@@ -189,10 +217,32 @@ export class Supervisor {
       this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
         callback: (_err, m) => void this.onMaxDeliveries(m.data),
       }),
-    );
+    ];
     await this.consumeResults();
     this.repairTimer = setInterval(() => void this.repairPlacements(), this.config.heartbeat.hostDeadAfterMs / 2);
     this.repairTimer.unref();
+    this.emit({
+      type: "SUPERVISOR_ACTIVE",
+      category: "supervisor",
+      scope: this.id,
+      data: { term, previous: previous ?? null, activationMs: this.clock.now() - since },
+    });
+  }
+
+  /** Stops acting (the lease went to another supervisor, or could not be renewed). */
+  private async deactivate(reason: string): Promise<void> {
+    clearInterval(this.repairTimer);
+    this.results?.stop();
+    this.results = undefined;
+    for (const s of this.activeSubs) s.unsubscribe();
+    this.activeSubs = [];
+    this.placed.clear();
+    this.emit({ type: "SUPERVISOR_STANDBY", category: "supervisor", scope: this.id, data: { reason } });
+  }
+
+  /** Whether this supervisor holds the lease and acts. */
+  get active(): boolean {
+    return this.lease?.active ?? false;
   }
 
   /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
@@ -202,9 +252,10 @@ export class Supervisor {
 
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
+    await this.lease?.stop();
     clearInterval(this.repairTimer);
     this.results?.stop();
-    for (const s of this.subs) s.unsubscribe();
+    for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
     await Promise.allSettled([...this.perWorkflow.values()]);
     await this.nc.drain();
   }
