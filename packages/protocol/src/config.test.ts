@@ -24,6 +24,14 @@ describe("parseConfig", () => {
     expect(config.heartbeat).toEqual({ intervalMs: 500, hostDeadAfterMs: 3000 });
     expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000 });
     expect(config.host).toEqual({ maxActors: 500 });
+    expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });
+  });
+
+  it("refuses a lease renewed less than twice per TTL, naming the block and saying why", () => {
+    const err = thrown(() => parseConfig({ supervisor: { leaseTtlMs: 1000, leaseRenewMs: 600 } }));
+    expect(err.code).toBe("INVALID_CONFIG");
+    expect(err.message).toContain("supervisor");
+    expect(err.message).toContain("leaseRenewMs must be at most half of leaseTtlMs");
   });
 
   it("treats a missing configuration as an empty one", () => {
