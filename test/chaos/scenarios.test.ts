@@ -63,6 +63,15 @@ interface Figures {
 
 const table: Figures[] = [];
 
+/** Waits for the workflow; if it does not finish, fails with every member's last log lines. */
+async function finish(c: ChaosCluster, workflowId: string, timeoutMs: number): Promise<WorkflowRecord> {
+  try {
+    return await c.client.wait(workflowId, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await c.tail(150)}`, { cause: err });
+  }
+}
+
 /** Submission to completion, on the supervisor's clock. */
 const elapsed = (w: WorkflowRecord): number => (w.finishedAt ?? Number.NaN) - w.submittedAt;
 
@@ -231,7 +240,7 @@ describe("chaos baseline: the same workflow with no fault", () => {
     const rec = recordEvents(c.client.nc);
     const started = Date.now();
     const id = await c.client.submit(team);
-    const w = await c.client.wait(id, 120_000);
+    const w = await finish(c, id, 120_000);
     rec.stop();
     const { w: settled, o } = await settledOutcome(c, id);
     expectPromisesKept(settled, o, await c.tail());
@@ -269,7 +278,7 @@ describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", ()
     const killedAt = Date.now();
     await c.kill(victim);
 
-    const w = await c.client.wait(id, 120_000);
+    const w = await finish(c, id, 120_000);
     rec.stop();
     const { w: settled, o } = await settledOutcome(c, id);
     expectPromisesKept(settled, o, await c.tail());
@@ -313,7 +322,7 @@ describe("chaos: kill one NATS node of three during a 200-task workflow", () => 
     await c.kill(victim);
     const completedBefore = rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.at <= killedAt).length;
 
-    const w = await c.client.wait(id, 120_000);
+    const w = await finish(c, id, 120_000);
     rec.stop();
     const { w: settled, o } = await settledOutcome(c, id);
     expectPromisesKept(settled, o, await c.tail());
@@ -353,7 +362,7 @@ describe("chaos: pause an agent-host for 15 s while it holds tasks, then resume"
     const pausedAt = Date.now();
     await c.pause(victim);
     // Frozen, it cannot extend its acks: the others redo what it held and finish the workflow.
-    const w = await c.client.wait(id, 60_000);
+    const w = await finish(c, id, 60_000);
     const pauseLeft = pausedAt + 15_000 - Date.now();
     if (pauseLeft > 0) await new Promise((r) => setTimeout(r, pauseLeft)); // the fault itself lasts 15 s
     await c.resume(victim);
@@ -415,7 +424,7 @@ describe("chaos: kill the supervisor during a workflow, then start it again", ()
     const restartedAt = Date.now();
     await c.restart("supervisor-1");
 
-    const w = await c.client.wait(id, 120_000);
+    const w = await finish(c, id, 120_000);
     rec.stop();
     const { w: settled, o } = await settledOutcome(c, id);
     expectPromisesKept(settled, o, await c.tail());
@@ -454,7 +463,7 @@ describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then h
     const cutAt = Date.now();
     await c.partition(victim);
     // Cut off, its heartbeats stop: the supervisor gives its actors up and the others take over.
-    const w = await c.client.wait(id, 60_000);
+    const w = await finish(c, id, 60_000);
     const cutLeft = cutAt + 10_000 - Date.now();
     if (cutLeft > 0) await new Promise((r) => setTimeout(r, cutLeft)); // the fault itself lasts 10 s
 
@@ -524,7 +533,7 @@ describe("chaos: kill the active supervisor while a standby runs", () => {
     const killedAt = Date.now();
     await c.kill(victim);
 
-    const w = await c.client.wait(id, 120_000);
+    const w = await finish(c, id, 120_000);
     rec.stop();
     const { w: settled, o } = await settledOutcome(c, id);
     expectPromisesKept(settled, o, await c.tail());

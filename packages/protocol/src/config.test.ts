@@ -21,7 +21,14 @@ describe("parseConfig", () => {
     expect(config.logLevel).toBe("info");
     expect(config.requestTimeoutMs).toBe(5000);
     expect(config.tasks).toEqual({ ackWaitMs: 30_000, maxDeliver: 5, retryBackoffMs: 500, attemptTimeoutMs: 600_000 });
-    expect(config.heartbeat).toEqual({ intervalMs: 500, hostDeadAfterMs: 3000 });
+    expect(config.heartbeat).toEqual({
+      intervalMs: 100,
+      hostDeadAfterMs: 3000,
+      suspectPhi: 1,
+      unreachablePhi: 8,
+      acceptablePauseMs: 200,
+      minStdDevMs: 50,
+    });
     expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000 });
     expect(config.host).toEqual({ maxActors: 500 });
     expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });

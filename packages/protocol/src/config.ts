@@ -47,10 +47,21 @@ export const ConfigSchema = z
       .prefault({}),
     heartbeat: z
       .object({
-        /** @default 500 */
-        intervalMs: z.number().int().min(10).default(500),
-        /** Silence after which the supervisor stops placing actors on a host. @default 3000 */
+        /** How often hosts send heartbeats. @default 100 */
+        intervalMs: z.number().int().min(10).default(100),
+        /**
+         * Silence after which a host counts as gone whatever the failure detector says (a
+         * backstop; the detector usually decides well before). @default 3000
+         */
         hostDeadAfterMs: z.number().int().min(50).default(3000),
+        /** Phi at which a host is suspected (an event only). @default 1 */
+        suspectPhi: z.number().positive().default(1),
+        /** Phi at which a host is unreachable: its actors are placed elsewhere. @default 8 */
+        unreachablePhi: z.number().positive().default(8),
+        /** Lateness on top of the mean interval the detector tolerates. @default 200 */
+        acceptablePauseMs: z.number().int().min(0).default(200),
+        /** Floor of the detector's standard deviation. @default 50 */
+        minStdDevMs: z.number().int().min(1).default(50),
       })
       .strict()
       .prefault({}),

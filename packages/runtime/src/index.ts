@@ -13,6 +13,8 @@ export type { Clock } from "./clock.js";
 export { ManualClock, sleep, systemClock } from "./clock.js";
 export type { ConfigSources } from "./config-loader.js";
 export { loadConfig, readYamlFile } from "./config-loader.js";
+export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
+export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
 export type {
   HookDefinition,
   HookEvent,

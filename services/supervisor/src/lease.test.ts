@@ -108,6 +108,33 @@ describe("the supervisor lease, on a real KV bucket and a driven clock", () => {
     expect(await lease()).toMatchObject({ holder: "sup-a", term: 2 });
   });
 
+  it("is retried when activation fails, never left held by a supervisor that does not act", async () => {
+    const kv = await new Kvm(nc).create(`lease_t${++n}`, { history: 1 });
+    const clock = new ManualClock(0);
+    const log: string[] = [];
+    let failures = 1;
+    const k = new LeaseKeeper({
+      store: new StateStore(kv, LeaseRecordSchema, "lease"),
+      id: "sup-a",
+      ttlMs: TTL,
+      renewMs: RENEW,
+      clock,
+      logger,
+      onAcquire: (l) => {
+        log.push(`acquire term ${l.term}`);
+        if (failures-- > 0) throw new Error("JetStream not ready");
+      },
+      onLose: (reason) => {
+        log.push(`lose: ${reason}`);
+      },
+    });
+    await k.tick();
+    expect(k.active).toBe(false);
+    await k.tick();
+    expect(k.active).toBe(true);
+    expect(log).toEqual(["acquire term 1", "lose: activation failed: JetStream not ready", "acquire term 2"]);
+  });
+
   it("is given up by a holder that cannot renew it for the TTL (cut off from NATS)", async () => {
     const own = await connectNats(server.url, "lease-test-cut");
     const { clock, keepers } = await setup(["sup-a"], own);

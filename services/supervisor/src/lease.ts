@@ -127,7 +127,14 @@ export class LeaseKeeper {
     this.lastRenewedAt = now;
     this.observed = undefined;
     this.o.logger.info({ term: lease.term, previous: previous?.holder ?? null }, "supervisor lease acquired: active");
-    await this.o.onAcquire(lease, previous);
+    try {
+      await this.o.onAcquire(lease, previous);
+    } catch (err) {
+      // Half-active is the worst state (holding the lease, not serving): undo what was done
+      // and let the next tick take the lease again (it is ours, so at once) and retry.
+      this.o.logger.warn({ err }, "activation failed; retrying");
+      await this.lose(`activation failed: ${(err as Error).message}`);
+    }
   }
 
   private async lose(reason: string): Promise<void> {

@@ -13,10 +13,10 @@ import {
   type Team,
   TeamSchema,
 } from "@cadre/protocol";
-import { type Clock, StateStore } from "@cadre/runtime";
+import { type Clock, HostLiveness, type LivenessEvent, StateStore } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
 
-interface Liveness {
+interface HostSeen {
   incarnation: string;
   lastSeen: number;
   actors: number;
@@ -28,15 +28,29 @@ export class Registry {
   private readonly hosts: StateStore<HostRecord>;
   private readonly actorStore: StateStore<ActorRecord>;
   private readonly teamStore: StateStore<Team>;
-  private readonly liveness = new Map<string, Liveness>();
+  private readonly liveness = new Map<string, HostSeen>();
   private readonly actors = new Map<string, ActorRecord>();
   private readonly teams = new Map<string, Team>();
+
+  /** Phi-accrual failure detection per host, fed by heartbeats. */
+  readonly detector: HostLiveness;
 
   constructor(
     private readonly kv: KV,
     private readonly config: Config,
     private readonly clock: Clock,
+    onLiveness: (e: LivenessEvent) => void = () => {},
   ) {
+    const hb = config.heartbeat;
+    this.detector = new HostLiveness({
+      clock,
+      suspectPhi: hb.suspectPhi,
+      unreachablePhi: hb.unreachablePhi,
+      acceptablePauseMs: hb.acceptablePauseMs,
+      minStdDevMs: hb.minStdDevMs,
+      firstIntervalMs: hb.intervalMs,
+      onEvent: onLiveness,
+    });
     this.hosts = new StateStore(kv, HostRecordSchema, "host record");
     this.actorStore = new StateStore(kv, ActorRecordSchema, "actor record");
     this.teamStore = new StateStore(kv, TeamSchema, "team");
@@ -54,6 +68,7 @@ export class Registry {
   /** Records a heartbeat. Returns true when the host is new or restarted (a new incarnation). */
   heartbeat(hb: Heartbeat): boolean {
     const prev = this.liveness.get(hb.hostId);
+    this.detector.heartbeat(hb.hostId);
     this.liveness.set(hb.hostId, {
       incarnation: hb.incarnation,
       lastSeen: this.clock.now(),
@@ -63,12 +78,19 @@ export class Registry {
     return !prev || prev.incarnation !== hb.incarnation;
   }
 
-  /** Hosts heard from within `heartbeat.hostDeadAfterMs`, with their records. */
+  /** Not declared unreachable by the detector, and heard from within `heartbeat.hostDeadAfterMs`. */
+  private alive(hostId: string, l: HostSeen): boolean {
+    return (
+      this.clock.now() - l.lastSeen <= this.config.heartbeat.hostDeadAfterMs &&
+      this.detector.state(hostId) !== "unreachable"
+    );
+  }
+
+  /** Live hosts, with their records. */
   async liveHosts(): Promise<(HostRecord & { actors: number })[]> {
-    const now = this.clock.now();
     const out: (HostRecord & { actors: number })[] = [];
     for (const [hostId, l] of this.liveness) {
-      if (now - l.lastSeen > this.config.heartbeat.hostDeadAfterMs) continue;
+      if (!this.alive(hostId, l)) continue;
       const rec = await this.hosts.get(`host.${hostId}`);
       if (rec && rec.value.incarnation === l.incarnation) out.push({ ...rec.value, actors: l.actors });
     }
@@ -78,9 +100,7 @@ export class Registry {
   /** Whether an actor's host is alive and still the incarnation that spawned it. */
   isActorLive(a: ActorRecord): boolean {
     const l = this.liveness.get(a.hostId);
-    return (
-      !!l && l.incarnation === a.incarnation && this.clock.now() - l.lastSeen <= this.config.heartbeat.hostDeadAfterMs
-    );
+    return !!l && l.incarnation === a.incarnation && this.alive(a.hostId, l);
   }
 
   /** Actors of one kind of one team. */

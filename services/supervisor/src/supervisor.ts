@@ -39,6 +39,7 @@ import {
   type Clock,
   connectNats,
   ensureInfrastructure,
+  type LivenessEvent,
   type Logger,
   type NatsConnection,
   PULL_OPTIONS,
@@ -138,7 +139,10 @@ export class Supervisor {
     this.jsm = await jetstreamManager(this.nc);
     this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow");
     this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
-    this.registry = new Registry(buckets.registry, this.config, this.clock);
+    this.registry = new Registry(buckets.registry, this.config, this.clock, (e) => this.onLiveness(e));
+    // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
+    // active supervisor starts with a warm view of the hosts.
+    this.registry.detector.start(Math.max(10, Math.min(50, this.config.heartbeat.intervalMs / 2)));
     this.applier = new ResultApplier({
       nc: this.nc,
       tasks: this.tasks,
@@ -240,6 +244,20 @@ export class Supervisor {
     this.emit({ type: "SUPERVISOR_STANDBY", category: "supervisor", scope: this.id, data: { reason } });
   }
 
+  /** A host's liveness changed: an event with the evidence; an unreachable host's actors move. */
+  private onLiveness(e: LivenessEvent): void {
+    if (!this.active) return;
+    const type =
+      e.type === "suspected" ? "HOST_SUSPECTED" : e.type === "unreachable" ? "HOST_UNREACHABLE" : "HOST_HEALED";
+    this.emit({
+      type,
+      category: "host",
+      scope: e.hostId,
+      data: { lastHeartbeatAt: e.lastHeartbeatAt, silenceMs: e.silenceMs, phi: Math.round(e.phi * 100) / 100 },
+    });
+    if (e.type === "unreachable") void this.repairPlacements();
+  }
+
   /** Whether this supervisor holds the lease and acts. */
   get active(): boolean {
     return this.lease?.active ?? false;
@@ -252,6 +270,7 @@ export class Supervisor {
 
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
+    this.registry?.detector.stop();
     await this.lease?.stop();
     clearInterval(this.repairTimer);
     this.results?.stop();
