@@ -8,7 +8,7 @@
  *   lost          tasks of the plan (1 director task + 200) not completed at the end
  *   appliedTwice  tasks with more than one TASK_COMPLETED event (a result applied twice)
  *   duplicates    results that arrived for an already-finished task and were recorded, not applied
- *   detectMs      from the fault to the first sign Cadre noticed it (scenario-specific, below)
+ *   detectMs      from the fault to the supervisor declaring the host unreachable (host scenarios)
  *   recoverMs     from the fault to the moment the work it disrupted was done again
  */
 
@@ -294,7 +294,7 @@ describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", ()
       appliedTwice: o.appliedTwice,
       duplicates: o.duplicates,
       // The supervisor declares the dead host's actors lost (heartbeat silence).
-      detectMs: firstAt(rec.events, killedAt, (e) => e.type === "ACTOR_LOST" && e.data.hostId === victim),
+      detectMs: firstAt(rec.events, killedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, held, killedAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
@@ -393,7 +393,7 @@ describe("chaos: pause an agent-host for 15 s while it holds tasks, then resume"
       lost: o.lost,
       appliedTwice: o.appliedTwice,
       duplicates: o.duplicates,
-      detectMs: firstAt(rec.events, pausedAt, (e) => e.type === "ACTOR_LOST" && e.data.hostId === victim),
+      detectMs: firstAt(rec.events, pausedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, held, pausedAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
@@ -501,7 +501,7 @@ describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then h
       lost: o.lost,
       appliedTwice: o.appliedTwice,
       duplicates: o.duplicates,
-      detectMs: firstAt(rec.events, cutAt, (e) => e.type === "ACTOR_LOST" && e.data.hostId === victim),
+      detectMs: firstAt(rec.events, cutAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, takenOver(o, victim), cutAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
