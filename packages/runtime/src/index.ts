@@ -40,6 +40,8 @@ export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
 export { connectNats, isTransient, PULL_OPTIONS, publishEvent, request, serve } from "./nats.js";
+export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./outbox.js";
+export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
 export { spawnService } from "./process.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
