@@ -32,14 +32,18 @@ export const fastConfig: ConfigInput = {
 
 /** Starts nats-server, a supervisor and `hosts` agent-hosts. */
 export async function startCluster(
-  opts: { hosts?: number; config?: ConfigInput; monitor?: boolean } = {},
+  opts: { hosts?: number; config?: ConfigInput; monitor?: boolean; natsUrl?: string } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "cadre-test-"));
   const configFile = join(dir, "config.json");
-  writeFileSync(configFile, JSON.stringify(opts.config ?? fastConfig));
+  const config = opts.config ?? fastConfig;
+  // Each cluster's hosts keep their outboxes in its own directory (host ids repeat across suites).
+  const host = { ...config.host, outbox: { dir: join(dir, "outbox"), ...config.host?.outbox } };
+  writeFileSync(configFile, JSON.stringify({ ...config, host }));
   const logs = new Map<string, string[]>();
   const stack = await startStack({
     hosts: opts.hosts ?? 2,
+    ...(opts.natsUrl ? { natsUrl: opts.natsUrl } : {}),
     configFile,
     monitor: opts.monitor ?? false,
     onLine: (service, line) => {

@@ -81,6 +81,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const processes = new Map<string, ServiceProcess>();
   const common = ["--nats-url", url, ...(opts.configFile ? ["--config", opts.configFile] : [])];
 
+  // Outboxes beside the stack's JetStream data, so two stacks never share a host's outbox file.
+  const hostArgs = (hostId: string) => [
+    "--host-id",
+    hostId,
+    ...(opts.dataDir ? ["--outbox-dir", join(opts.dataDir, "outbox")] : []),
+  ];
   const launch = (name: string, pkg: string, args: string[] = []): ServiceProcess => {
     const log = opts.logDir ? createWriteStream(join(opts.logDir, `${name}.log`), { flags: "a" }) : undefined;
     if (log) logs.push(log);
@@ -105,7 +111,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   try {
     launch("supervisor", "@cadre/supervisor");
-    for (let i = 1; i <= (opts.hosts ?? 2); i++) launch(`host-${i}`, "@cadre/agent-host", ["--host-id", `host-${i}`]);
+    for (let i = 1; i <= (opts.hosts ?? 2); i++) launch(`host-${i}`, "@cadre/agent-host", hostArgs(`host-${i}`));
     if (opts.monitor ?? true) launch("monitor", "@cadre/monitor");
     await Promise.all([...processes.values()].map((p) => p.ready));
   } catch (err) {
@@ -118,7 +124,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     nats,
     processes,
     startHost: async (hostId) => {
-      const p = launch(hostId, "@cadre/agent-host", ["--host-id", hostId]);
+      const p = launch(hostId, "@cadre/agent-host", hostArgs(hostId));
       await p.ready;
       return p;
     },

@@ -30,7 +30,10 @@ describe("parseConfig", () => {
       minStdDevMs: 50,
     });
     expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000 });
-    expect(config.host).toEqual({ maxActors: 500 });
+    expect(config.host).toEqual({
+      maxActors: 500,
+      outbox: { dir: ".cadre/outbox", maxBytes: 64 * 1024 * 1024, replayRatePerSec: 500 },
+    });
     expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });
   });
 

@@ -94,6 +94,22 @@ export const ConfigSchema = z
       .object({
         /** Actors one agent-host runs at most. @default 500 */
         maxActors: z.number().int().positive().default(500),
+        /** Where results go while the host is cut off from NATS (see runtime/outbox.ts). */
+        outbox: z
+          .object({
+            /** One file per host id in this directory. @default ".cadre/outbox" */
+            dir: z.string().min(1).default(".cadre/outbox"),
+            /** @default 67108864 (64 MiB) */
+            maxBytes: z
+              .number()
+              .int()
+              .min(1024)
+              .default(64 * 1024 * 1024),
+            /** Records replayed per second once the connection is back. @default 500 */
+            replayRatePerSec: z.number().positive().default(500),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -55,6 +55,8 @@ export const TaskResultSchema = z.object({
   error: WireErrorSchema.optional(),
   startedAt: Millis,
   finishedAt: Millis,
+  /** Sent from the host's outbox after it was cut off from NATS (counted in its reconciliation). */
+  offline: z.boolean().optional(),
 });
 
 /** What a delegating actor asks for: subtasks of given kinds. */

@@ -117,6 +117,25 @@ describe("HostLiveness with heartbeats every 100 ms", () => {
     expect(irregular.phi(u + 500)).toBeLessThan(regular.phi(t + 500));
   });
 
+  it("judges nobody while the observer itself is cut off, and counts silence afresh after", () => {
+    const { clock, events, live } = tracker();
+    for (let i = 0; i < 20; i++) {
+      live.heartbeat("h1");
+      clock.advance(100);
+    }
+    live.pause();
+    clock.advance(5000);
+    live.check();
+    expect(events).toEqual([]);
+    live.resume();
+    clock.advance(200);
+    live.check();
+    expect(events).toEqual([]);
+    clock.advance(2000); // still silent after the observer is back: now it counts
+    live.check();
+    expect(events.map((e) => e.type)).toEqual(["suspected", "unreachable"]);
+  });
+
   it("stops watching a host that left cleanly", () => {
     const { clock, events, live } = tracker();
     live.heartbeat("h1");

@@ -56,6 +56,11 @@ export class PhiAccrualDetector {
     this.last = at;
   }
 
+  /** Restarts the silence from `at` without taking the gap as a sample (see HostLiveness.resume). */
+  rebase(at: number): void {
+    if (this.last !== undefined) this.last = at;
+  }
+
   /** phi at `at`: 0 before the first heartbeat. */
   phi(at: number): number {
     if (this.last === undefined) return 0;
@@ -116,6 +121,7 @@ export interface HostLivenessOptions extends PhiAccrualOptions {
 export class HostLiveness {
   private readonly hosts = new Map<string, { detector: PhiAccrualDetector; state: Liveness }>();
   private timer: unknown;
+  private paused = false;
   private readonly suspectPhi: number;
   private readonly unreachablePhi: number;
 
@@ -139,7 +145,22 @@ export class HostLiveness {
     }
   }
 
+  /**
+   * While the observer itself is cut off from the hosts (its own NATS connection is down),
+   * silence says nothing about them: checks stop until `resume`.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Checks again, counting each host's silence from now, not from before the pause. */
+  resume(at = this.o.clock.now()): void {
+    for (const h of this.hosts.values()) h.detector.rebase(at);
+    this.paused = false;
+  }
+
   check(at = this.o.clock.now()): void {
+    if (this.paused) return;
     for (const [hostId, h] of this.hosts) {
       const phi = h.detector.phi(at);
       const next: Liveness =

@@ -5,6 +5,7 @@
  */
 
 import os from "node:os";
+import { join } from "node:path";
 import {
   type ActorSpec,
   type CadreEvent,
@@ -35,6 +36,8 @@ import {
   ensureInfrastructure,
   type Logger,
   type NatsConnection,
+  Outbox,
+  OutboxFullError,
   publishEvent,
   request,
   retry,
@@ -44,8 +47,9 @@ import {
   systemClock,
 } from "@cadre/runtime";
 import { type JetStreamClient, type JsMsg, jetstream } from "@nats-io/jetstream";
-import { type AnyActorRef, createActor, fromPromise } from "xstate";
+import { type Actor, type AnyActorRef, createActor, fromPromise } from "xstate";
 import { type Behaviour, type ChildOutcome, createBehaviour } from "./behaviours/index.js";
+import { connectivityMachine } from "./connectivity.js";
 import { agentMachine, directorMachine } from "./machines/index.js";
 import { KindPuller, type PullerHost } from "./puller.js";
 
@@ -80,6 +84,8 @@ interface HostedActor {
 }
 
 const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
+/** KV reads in flight at once when a director re-reads its children. */
+const RECHECK_CONCURRENCY = 16;
 
 /** A running agent-host. */
 export class AgentHost implements PullerHost {
@@ -93,6 +99,8 @@ export class AgentHost implements PullerHost {
   private tasks!: StateStore<TaskRecord>;
   private readonly actors = new Map<string, HostedActor>();
   private readonly pullers = new Map<string, KindPuller>();
+  private outbox!: Outbox;
+  private connectivity!: Actor<typeof connectivityMachine>;
   private readonly subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
   private seq = 0;
@@ -112,6 +120,11 @@ export class AgentHost implements PullerHost {
   }
 
   private async init(): Promise<void> {
+    const ob = this.config.host.outbox;
+    this.outbox = await Outbox.open({ path: join(ob.dir, `${this.hostId}.log`), maxBytes: ob.maxBytes });
+    if (this.outbox.openReport.tornBytes > 0) {
+      this.logger.warn(this.outbox.openReport, "outbox: a torn last record was cut off (a crash mid-write)");
+    }
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
@@ -140,7 +153,44 @@ export class AgentHost implements PullerHost {
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeat.intervalMs);
     this.heartbeatTimer.unref();
+    this.connectivity = createActor(
+      connectivityMachine.provide({ actors: { replay: fromPromise(() => this.replayOutbox()) } }),
+    );
+    this.connectivity.subscribe((s) => this.logger.info({ connectivity: s.value }, `connectivity: ${String(s.value)}`));
+    this.connectivity.start();
+    void this.followConnection();
+    if (this.outbox.size().records > 0) this.connectivity.send({ type: "RECONNECTED" });
     this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
+  }
+
+  /** Feeds the NATS client's status to the connectivity machine. */
+  private async followConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect" || s.type === "staleConnection") this.connectivity.send({ type: "DISCONNECTED" });
+      else if (s.type === "reconnect") this.connectivity.send({ type: "RECONNECTED" });
+    }
+  }
+
+  /** Sends what the outbox holds, in order, at the configured rate; then says how it went. */
+  private async replayOutbox(): Promise<number> {
+    const started = this.clock.now();
+    const pending = this.outbox.size().records;
+    const sent = await this.outbox.replay(
+      async (r) => {
+        await this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs });
+      },
+      { ratePerSecond: this.config.host.outbox.replayRatePerSec, clock: this.clock },
+    );
+    if (pending > 0) {
+      this.emit({
+        type: "OUTBOX_REPLAYED",
+        category: "host",
+        scope: this.hostId,
+        data: { hostId: this.hostId, replayed: sent, ms: this.clock.now() - started },
+      });
+      this.logger.info({ replayed: sent, ms: this.clock.now() - started }, "outbox replayed");
+    }
+    return sent;
   }
 
   /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
@@ -157,7 +207,9 @@ export class AgentHost implements PullerHost {
       a.ref.stop();
     }
     for (const s of this.subs) s.unsubscribe();
+    this.connectivity?.stop();
     await this.nc.drain();
+    await this.outbox?.close();
   }
 
   private heartbeat(): void {
@@ -376,16 +428,20 @@ export class AgentHost implements PullerHost {
     const held = h.held;
     if (!held?.childIds) return;
     const missing = held.childIds.filter((id) => !held.seenChildren.has(id));
-    await Promise.all(
-      missing.map(async (id) => {
-        try {
-          const rec = await this.tasks.get(id);
-          if (rec) this.sendChild(h, rec.value);
-        } catch (err) {
-          this.logger.debug({ err, taskId: id }, "child not read");
-        }
-      }),
-    );
+    // A few reads at a time: a director of 1,000 children must not fire 1,000 requests at once
+    // at a server that has just come back.
+    for (let i = 0; i < missing.length; i += RECHECK_CONCURRENCY) {
+      await Promise.all(
+        missing.slice(i, i + RECHECK_CONCURRENCY).map(async (id) => {
+          try {
+            const rec = await this.tasks.get(id);
+            if (rec) this.sendChild(h, rec.value);
+          } catch (err) {
+            this.logger.debug({ err, taskId: id }, "child not read");
+          }
+        }),
+      );
+    }
   }
 
   private sendChild(h: HostedActor, rec: TaskRecord): void {
@@ -440,21 +496,43 @@ export class AgentHost implements PullerHost {
         finishedAt: now,
       };
       const msgID = resultMessageId(task.taskId, task.epoch, attempt);
-      await retry(
-        () =>
-          this.js.publish(
-            subjects.result(task.workflowId),
-            encode("result", result, { sender: this.hostId, cid: task.workflowId }),
-            { msgID },
-          ),
-        { maxAttempts: 10, baseMs: 50, maxMs: 2000, isRetryable: () => true, clock: this.clock },
-      );
-      // The result is stored, so the ack need not be confirmed: a lost ack only means a
-      // redelivery whose result the supervisor records as a duplicate.
+      const subject = subjects.result(task.workflowId);
+      let stored = false;
+      if (this.connectivity.getSnapshot().value === "online") {
+        try {
+          await retry(
+            () =>
+              this.js.publish(subject, encode("result", result, { sender: this.hostId, cid: task.workflowId }), {
+                msgID,
+              }),
+            { maxAttempts: 3, baseMs: 50, maxMs: 500, isRetryable: () => true, clock: this.clock },
+          );
+          stored = true;
+        } catch (err) {
+          this.logger.warn({ err, taskId: task.taskId }, "result not published; keeping it in the outbox");
+        }
+      }
+      if (!stored) {
+        // Cut off (or about to be): the result waits on disk and goes out when NATS is back.
+        const offline = encode("result", { ...result, offline: true }, { sender: this.hostId, cid: task.workflowId });
+        await this.outbox.append({ subject, key: msgID, data: offline });
+        this.logger.info(
+          { taskId: task.taskId, outboxRecords: this.outbox.size().records },
+          "result kept in the outbox until NATS is back",
+        );
+      }
+      // The result is stored (in JetStream or the outbox), so the ack need not be confirmed: a
+      // lost or late ack only means a redelivery whose result is recorded as a duplicate.
       held.msg.ack();
     } catch (err) {
       // Not acked: JetStream redelivers the task after its ack wait.
-      this.logger.error({ err, taskId: task.taskId }, "attempt not reported; the task will be redelivered");
+      const full = err instanceof OutboxFullError;
+      this.logger.error(
+        { err, taskId: task.taskId },
+        full
+          ? "outbox full: result dropped; the task will be redelivered"
+          : "attempt not reported; the task will be redelivered",
+      );
     }
   }
 

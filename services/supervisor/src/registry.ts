@@ -78,6 +78,18 @@ export class Registry {
     return !prev || prev.incarnation !== hb.incarnation;
   }
 
+  /** The supervisor lost its own connection: hosts' silence means nothing until it is back. */
+  observerDisconnected(): void {
+    this.detector.pause();
+  }
+
+  /** Back: every host's silence counts from now. */
+  observerReconnected(): void {
+    const now = this.clock.now();
+    for (const l of this.liveness.values()) l.lastSeen = now;
+    this.detector.resume(now);
+  }
+
   /** Not declared unreachable by the detector, and heard from within `heartbeat.hostDeadAfterMs`. */
   private alive(hostId: string, l: HostSeen): boolean {
     return (

@@ -64,7 +64,7 @@ import { z } from "zod";
 import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
 import { Registry } from "./registry.js";
-import { ResultApplier } from "./results.js";
+import { type ApplyOutcome, ResultApplier } from "./results.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -114,6 +114,17 @@ export class Supervisor {
   private readonly placing = new Map<string, Promise<void>>();
   private readonly placed = new Set<string>();
   private readonly perWorkflow = new Map<string, Promise<void>>();
+  private readonly reconciling = new Map<
+    string,
+    {
+      applied: number;
+      duplicate: number;
+      conflict: number;
+      orphan: number;
+      since: number;
+      timer: NodeJS.Timeout | undefined;
+    }
+  >();
   private repairTimer?: NodeJS.Timeout;
   private startedAt = 0;
 
@@ -168,6 +179,7 @@ export class Supervisor {
         },
       }),
     );
+    void this.followConnection();
     this.lease = new LeaseKeeper({
       store: new StateStore(buckets.registry, LeaseRecordSchema, "supervisor lease"),
       id: this.id,
@@ -223,7 +235,7 @@ export class Supervisor {
       }),
     ];
     await this.consumeResults();
-    this.repairTimer = setInterval(() => void this.repairPlacements(), this.config.heartbeat.hostDeadAfterMs / 2);
+    this.repairTimer = setInterval(() => this.repairSoon(), this.config.heartbeat.hostDeadAfterMs / 2);
     this.repairTimer.unref();
     this.emit({
       type: "SUPERVISOR_ACTIVE",
@@ -244,6 +256,14 @@ export class Supervisor {
     this.emit({ type: "SUPERVISOR_STANDBY", category: "supervisor", scope: this.id, data: { reason } });
   }
 
+  /** Pauses host failure detection while this supervisor is itself cut off from NATS. */
+  private async followConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect" || s.type === "staleConnection") this.registry.observerDisconnected();
+      else if (s.type === "reconnect") this.registry.observerReconnected();
+    }
+  }
+
   /** A host's liveness changed: an event with the evidence; an unreachable host's actors move. */
   private onLiveness(e: LivenessEvent): void {
     if (!this.active) return;
@@ -255,7 +275,7 @@ export class Supervisor {
       scope: e.hostId,
       data: { lastHeartbeatAt: e.lastHeartbeatAt, silenceMs: e.silenceMs, phi: Math.round(e.phi * 100) / 100 },
     });
-    if (e.type === "unreachable") void this.repairPlacements();
+    if (e.type === "unreachable") this.repairSoon();
   }
 
   /** Whether this supervisor holds the lease and acts. */
@@ -456,6 +476,7 @@ export class Supervisor {
       try {
         const outcome = await this.applier.apply(result);
         this.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
+        if (result.offline) this.reconciled(result.hostId, outcome);
         m.ack();
       } catch (err) {
         this.logger.error({ err, taskId: result.taskId }, "result not applied; will retry");
@@ -466,6 +487,42 @@ export class Supervisor {
     void next.then(() => {
       if (this.perWorkflow.get(wf) === next) this.perWorkflow.delete(wf);
     });
+  }
+
+  /**
+   * Counts how each result a host replayed from its outbox was classified, and reports the
+   * counts per host once its replay has gone quiet for a second (RECONCILIATION_REPORT).
+   * applied: it was still the result the task waited for; duplicate: the task had finished
+   * already (another host redid it, or the same result came twice); conflict: superseded by a
+   * newer epoch (no epochs are reassigned yet, so 0 for now); orphan: no such task.
+   */
+  private reconciled(hostId: string, outcome: ApplyOutcome): void {
+    let r = this.reconciling.get(hostId);
+    if (!r) {
+      r = { applied: 0, duplicate: 0, conflict: 0, orphan: 0, since: this.clock.now(), timer: undefined };
+      this.reconciling.set(hostId, r);
+    }
+    if (outcome === "applied") r.applied++;
+    else if (outcome === "orphan") r.orphan++;
+    else r.duplicate++;
+    clearTimeout(r.timer);
+    const report = r;
+    r.timer = setTimeout(() => {
+      this.reconciling.delete(hostId);
+      const { timer: _t, since, ...counts } = report;
+      this.emit({
+        type: "RECONCILIATION_REPORT",
+        category: "host",
+        scope: hostId,
+        data: {
+          hostId,
+          ...counts,
+          total: counts.applied + counts.duplicate + counts.conflict + counts.orphan,
+          ms: this.clock.now() - since,
+        },
+      });
+    }, 1000);
+    r.timer.unref();
   }
 
   /** A task delivered max_deliver times without an ack fails for good, with the reason. */
@@ -578,6 +635,15 @@ export class Supervisor {
         }
       }),
     );
+  }
+
+  /**
+   * Runs a repair sweep in the background. A sweep can fail while NATS itself is away (the
+   * supervisor then sees every host go silent); it is logged and the next sweep tries again,
+   * never an unhandled rejection that would end the process.
+   */
+  private repairSoon(): void {
+    this.repairPlacements().catch((err) => this.logger.warn({ err }, "placement repair failed; will try again"));
   }
 
   /** Re-places actors that were on hosts that stopped sending heartbeats. */

@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TeamInput } from "@cadre/protocol";
+import { type NatsServer, startNatsServer } from "@cadre/runtime/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+
+const KINDS = 4;
+const PER_KIND = 250; // 1,000 tasks, all in the host's hands when NATS goes away
+
+describe("a host cut off from NATS (the server stopped) while it holds 1,000 tasks", () => {
+  let c: TestCluster;
+  let server: NatsServer;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "cadre-offline-"));
+    server = await startNatsServer({ dataDir });
+    c = await startCluster({
+      hosts: 1,
+      natsUrl: server.url,
+      config: {
+        ...fastConfig,
+        tasks: { ackWaitMs: 30_000, maxDeliver: 5, retryBackoffMs: 100 },
+        host: { maxActors: 2000 },
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("keeps working, queues every result in its outbox, and replays them all when NATS is back", async () => {
+    // 1,000 one-task workflows over four teams of 250 agents each, all on the one host.
+    const team = (k: number): TeamInput => ({
+      name: `offline-${k}`,
+      root: "worker",
+      kinds: {
+        worker: { role: "agent", replicas: PER_KIND, behaviour: { type: "script", sleepMs: 3000, output: { k } } },
+      },
+    });
+    let rec = recordEvents(c.nc);
+    const ids: string[] = [];
+    for (let k = 0; k < KINDS; k++) for (let i = 0; i < PER_KIND; i++) ids.push(await c.submit(team(k)));
+    await until(
+      "all 1,000 tasks started",
+      () => rec.events.filter((e) => e.event.type === "TASK_STARTED").length >= KINDS * PER_KIND,
+      30_000,
+    );
+    rec.stop();
+
+    // NATS goes away; the host's actors finish their tasks regardless.
+    await server.stop();
+    const queued = (n: number) => (c.logs.get("host-1") ?? []).some((l) => l.includes(`"outboxRecords":${n}`));
+    await until("1,000 results in the outbox", () => queued(KINDS * PER_KIND), 30_000);
+
+    // NATS is back, with its JetStream data: the host reconnects and replays.
+    server = await startNatsServer({ dataDir, port: server.port });
+    rec = recordEvents(c.nc);
+    const report = await until(
+      "the supervisor's reconciliation report",
+      () => rec.events.find((e) => e.event.type === "RECONCILIATION_REPORT" && e.event.scope === "host-1")?.event,
+      60_000,
+    ).catch((err: Error) => {
+      const interesting = (l: string) => !l.includes("outboxRecords") && !l.includes("actor spawned");
+      const logs = [...c.logs].map(([s, l]) => `--- ${s}\n${l.filter(interesting).slice(-30).join("\n")}`).join("\n");
+      throw new Error(`${err.message}\n${logs}`);
+    });
+    const finished = [];
+    for (const id of ids) finished.push(await c.wait(id, 60_000));
+    rec.stop();
+
+    expect(finished.filter((w) => w.status === "completed")).toHaveLength(KINDS * PER_KIND); // lost 0
+    const completions = new Map<string, number>();
+    for (const e of await c.events()) {
+      if (e.type === "TASK_COMPLETED") {
+        completions.set(String(e.data.taskId), (completions.get(String(e.data.taskId)) ?? 0) + 1);
+      }
+    }
+    expect(completions.size).toBe(KINDS * PER_KIND);
+    expect([...completions.values()].filter((n) => n > 1)).toEqual([]); // applied twice 0
+    const replayed = (await c.events()).find((e) => e.type === "OUTBOX_REPLAYED" && e.scope === "host-1");
+    expect(replayed?.data.replayed).toBe(KINDS * PER_KIND);
+    expect(report.data).toMatchObject({ hostId: "host-1", total: KINDS * PER_KIND, conflict: 0, orphan: 0 });
+    expect(Number(report.data.applied) + Number(report.data.duplicate)).toBe(KINDS * PER_KIND);
+    process.stdout.write(
+      `offline outbox: ${KINDS * PER_KIND} replayed in ${replayed?.data.ms} ms; report ${JSON.stringify(report.data)}\n`,
+    );
+  }, 180_000);
+});
