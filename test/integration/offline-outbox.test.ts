@@ -38,18 +38,25 @@ describe("a host cut off from NATS (the server stopped) while it holds 1,000 tas
       name: `offline-${k}`,
       root: "worker",
       kinds: {
-        worker: { role: "agent", replicas: PER_KIND, behaviour: { type: "script", sleepMs: 3000, output: { k } } },
+        // Long enough that no task can finish before the server is stopped, even on a slow run.
+        worker: { role: "agent", replicas: PER_KIND, behaviour: { type: "script", sleepMs: 10_000, output: { k } } },
       },
     });
     let rec = recordEvents(c.nc);
     const ids: string[] = [];
-    for (let k = 0; k < KINDS; k++) for (let i = 0; i < PER_KIND; i++) ids.push(await c.submit(team(k)));
+    for (let k = 0; k < KINDS; k++) {
+      for (let i = 0; i < PER_KIND; i += 50) {
+        ids.push(...(await Promise.all(Array.from({ length: 50 }, () => c.submit(team(k))))));
+      }
+    }
     await until(
       "all 1,000 tasks started",
       () => rec.events.filter((e) => e.event.type === "TASK_STARTED").length >= KINDS * PER_KIND,
       30_000,
     );
     rec.stop();
+    // Every result must come through the outbox: none may have been sent while still online.
+    expect(rec.events.filter((e) => e.event.type === "TASK_COMPLETED")).toEqual([]);
 
     // NATS goes away; the host's actors finish their tasks regardless.
     await server.stop();
@@ -83,7 +90,14 @@ describe("a host cut off from NATS (the server stopped) while it holds 1,000 tas
     expect([...completions.values()].filter((n) => n > 1)).toEqual([]); // applied twice 0
     const replayed = (await c.events()).find((e) => e.type === "OUTBOX_REPLAYED" && e.scope === "host-1");
     expect(replayed?.data.replayed).toBe(KINDS * PER_KIND);
-    expect(report.data).toMatchObject({ hostId: "host-1", total: KINDS * PER_KIND, conflict: 0, orphan: 0 });
+    expect(report.data).toMatchObject({
+      hostId: "host-1",
+      complete: true,
+      replayed: KINDS * PER_KIND,
+      total: KINDS * PER_KIND,
+      conflict: 0,
+      orphan: 0,
+    });
     expect(Number(report.data.applied) + Number(report.data.duplicate)).toBe(KINDS * PER_KIND);
     process.stdout.write(
       `offline outbox: ${KINDS * PER_KIND} replayed in ${replayed?.data.ms} ms; report ${JSON.stringify(report.data)}\n`,

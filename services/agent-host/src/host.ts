@@ -175,9 +175,12 @@ export class AgentHost implements PullerHost {
   private async replayOutbox(): Promise<number> {
     const started = this.clock.now();
     const pending = this.outbox.size().records;
+    let deduplicated = 0;
     const sent = await this.outbox.replay(
       async (r) => {
-        await this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs });
+        const ack = await this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs });
+        // JetStream had it already (published before the ack was lost): it will not be delivered again.
+        if (ack.duplicate) deduplicated++;
       },
       { ratePerSecond: this.config.host.outbox.replayRatePerSec, clock: this.clock },
     );
@@ -186,7 +189,7 @@ export class AgentHost implements PullerHost {
         type: "OUTBOX_REPLAYED",
         category: "host",
         scope: this.hostId,
-        data: { hostId: this.hostId, replayed: sent, ms: this.clock.now() - started },
+        data: { hostId: this.hostId, replayed: sent, deduplicated, ms: this.clock.now() - started },
       });
       this.logger.info({ replayed: sent, ms: this.clock.now() - started }, "outbox replayed");
     }

@@ -123,6 +123,7 @@ export class Supervisor {
       orphan: number;
       since: number;
       timer: NodeJS.Timeout | undefined;
+      expected: { replayed: number; deduplicated: number } | undefined;
     }
   >();
   private repairTimer?: NodeJS.Timeout;
@@ -228,6 +229,21 @@ export class Supervisor {
           const w = await this.workflows.get(workflowId);
           if (!w) throw new NotFoundError("workflow", workflowId);
           return { workflow: w.value };
+        },
+      }),
+      // A host's account of its replay, to know when its reconciliation is complete.
+      this.nc.subscribe(`${subjects.allEvents().slice(0, -1)}host.*`, {
+        callback: (_err, m) => {
+          try {
+            const e = decodeAs(m.data, "event").body;
+            if (e.type !== "OUTBOX_REPLAYED") return;
+            this.reconciled(e.scope, undefined, {
+              replayed: Number(e.data.replayed) || 0,
+              deduplicated: Number(e.data.deduplicated) || 0,
+            });
+          } catch (err) {
+            this.logger.warn({ err }, "bad host event ignored");
+          }
         },
       }),
       this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
@@ -491,25 +507,40 @@ export class Supervisor {
 
   /**
    * Counts how each result a host replayed from its outbox was classified, and reports the
-   * counts per host once its replay has gone quiet for a second (RECONCILIATION_REPORT).
-   * applied: it was still the result the task waited for; duplicate: the task had finished
-   * already (another host redid it, or the same result came twice); conflict: superseded by a
-   * newer epoch (no epochs are reassigned yet, so 0 for now); orphan: no such task.
+   * counts per host (RECONCILIATION_REPORT) once all of them are classified: the host says how
+   * many it replayed and how many JetStream already had (de-duplicated, so never delivered
+   * here: duplicates too) in OUTBOX_REPLAYED. applied: the task was still waiting for it;
+   * duplicate: it had finished already (another host redid it, or the same result came twice);
+   * conflict: superseded by a newer epoch (none are reassigned yet, so 0); orphan: no such
+   * task. If the host's count never comes, a partial report goes out after 30 s of quiet.
    */
-  private reconciled(hostId: string, outcome: ApplyOutcome): void {
+  private reconciled(
+    hostId: string,
+    outcome?: ApplyOutcome,
+    replayed?: { replayed: number; deduplicated: number },
+  ): void {
     let r = this.reconciling.get(hostId);
     if (!r) {
-      r = { applied: 0, duplicate: 0, conflict: 0, orphan: 0, since: this.clock.now(), timer: undefined };
+      r = {
+        applied: 0,
+        duplicate: 0,
+        conflict: 0,
+        orphan: 0,
+        since: this.clock.now(),
+        timer: undefined,
+        expected: undefined,
+      };
       this.reconciling.set(hostId, r);
     }
     if (outcome === "applied") r.applied++;
     else if (outcome === "orphan") r.orphan++;
-    else r.duplicate++;
-    clearTimeout(r.timer);
-    const report = r;
-    r.timer = setTimeout(() => {
+    else if (outcome !== undefined) r.duplicate++;
+    if (replayed) r.expected = replayed;
+    const report = (complete: boolean) => {
+      clearTimeout(r.timer);
       this.reconciling.delete(hostId);
-      const { timer: _t, since, ...counts } = report;
+      const dedup = r.expected?.deduplicated ?? 0;
+      const counts = { applied: r.applied, duplicate: r.duplicate + dedup, conflict: r.conflict, orphan: r.orphan };
       this.emit({
         type: "RECONCILIATION_REPORT",
         category: "host",
@@ -518,10 +549,19 @@ export class Supervisor {
           hostId,
           ...counts,
           total: counts.applied + counts.duplicate + counts.conflict + counts.orphan,
-          ms: this.clock.now() - since,
+          replayed: r.expected?.replayed ?? null,
+          complete,
+          ms: this.clock.now() - r.since,
         },
       });
-    }, 1000);
+    };
+    const classified = r.applied + r.duplicate + r.conflict + r.orphan;
+    if (r.expected && classified >= r.expected.replayed - r.expected.deduplicated) {
+      report(true);
+      return;
+    }
+    clearTimeout(r.timer);
+    r.timer = setTimeout(() => report(false), 30_000);
     r.timer.unref();
   }
 
