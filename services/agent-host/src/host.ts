@@ -519,6 +519,9 @@ export class AgentHost implements PullerHost {
         // Cut off (or about to be): the result waits on disk and goes out when NATS is back.
         const offline = encode("result", { ...result, offline: true }, { sender: this.hostId, cid: task.workflowId });
         await this.outbox.append({ subject, key: msgID, data: offline });
+        // Appended while a replay was finishing (appends wait for it): the machine may be online
+        // already, and nothing would send this record until the next reconnect. Replay again.
+        if (this.connectivity.getSnapshot().value === "online") this.connectivity.send({ type: "RECONNECTED" });
         this.logger.info(
           { taskId: task.taskId, outboxRecords: this.outbox.size().records },
           "result kept in the outbox until NATS is back",
