@@ -46,5 +46,7 @@ export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
 export { spawnService } from "./process.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
+export type { ShellOutcome, ShellRun } from "./shell.js";
+export { describeExit, parseShellOutput, runShell } from "./shell.js";
 export type { Versioned } from "./state-store.js";
 export { StateStore } from "./state-store.js";
