@@ -75,6 +75,7 @@ export { checkDelegation } from "./policy.js";
 export type { SupervisorOperation } from "./subjects.js";
 export {
   BUCKETS,
+  HEADERS,
   isToken,
   RESULTS_CONSUMER,
   STREAMS,

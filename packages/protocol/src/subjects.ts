@@ -28,6 +28,14 @@ export const STREAMS = {
 } as const;
 
 /** JetStream KV buckets. */
+/**
+ * Message headers Cadre sets. `replay`: on a result sent from a host's outbox,
+ * `<batchId>:<count>`, so the supervisor knows when it has classified the whole replay.
+ */
+export const HEADERS = {
+  replay: "Cadre-Replay",
+} as const;
+
 export const BUCKETS = {
   workflows: "cadre_workflows",
   tasks: "cadre_tasks",

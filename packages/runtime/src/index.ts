@@ -39,7 +39,7 @@ export { ensureInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
-export { connectNats, isTransient, PULL_OPTIONS, publishEvent, request, serve } from "./nats.js";
+export { connectNats, headers, isTransient, PULL_OPTIONS, publishEvent, request, serve } from "./nats.js";
 export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./outbox.js";
 export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";

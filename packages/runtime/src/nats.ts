@@ -15,12 +15,13 @@ import {
   toCadreError,
   UnavailableError,
 } from "@cadre/protocol";
-import { errors, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { errors, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
 
 export type { Msg, NatsConnection, Subscription };
+export { headers };
 
 /** Connects to NATS, reconnecting forever; fails with UnavailableError if the first connect fails. */
 export async function connectNats(servers: string, name: string, logger?: Logger): Promise<NatsConnection> {

@@ -2,7 +2,8 @@
  * The host's view of its NATS connection, as a state machine: `online` (results go straight to
  * JetStream), `offline` (cut off: results go to the durable outbox and actors keep working) and
  * `reconciling` (back: the outbox is replayed, in order and at a bounded rate, before results
- * go straight out again). Driven by the NATS client's status; the replay is an effect the host
+ * go straight out again; a replay that fails while the connection is up is retried a second
+ * later from `retrying`). Driven by the NATS client's status; the replay is an effect the host
  * provides, so the machine can be tested alone.
  */
 
@@ -43,10 +44,15 @@ export const connectivityMachine = setup({
             lastReplayed: ({ event }) => event.output,
           }),
         },
-        // Cut off again mid-replay (or a send failed): what is left waits for the next time.
-        onError: "offline",
+        // A send failed with the connection still up (JetStream electing a leader after a node
+        // died): try again shortly. Only the client's own disconnect means offline.
+        onError: "retrying",
       },
       on: { DISCONNECTED: "offline" },
+    },
+    retrying: {
+      after: { 1000: "reconciling" },
+      on: { DISCONNECTED: "offline", RECONNECTED: "reconciling" },
     },
   },
 });

@@ -13,6 +13,7 @@ import {
   decodeAs,
   encode,
   fromWire,
+  HEADERS,
   InvalidAgentResponseError,
   type Kind,
   newIncarnation,
@@ -34,6 +35,7 @@ import {
   type Clock,
   connectNats,
   ensureInfrastructure,
+  headers,
   type Logger,
   type NatsConnection,
   Outbox,
@@ -176,9 +178,18 @@ export class AgentHost implements PullerHost {
     const started = this.clock.now();
     const pending = this.outbox.size().records;
     let deduplicated = 0;
+    // Every record of this replay says which replay it belongs to and how many it has, so the
+    // supervisor knows when it has classified them all (the header travels with the result).
+    const batch = `${randomId(8)}:${pending}`;
     const sent = await this.outbox.replay(
       async (r) => {
-        const ack = await this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs });
+        const h = headers();
+        h.set(HEADERS.replay, batch);
+        const ack = await this.js.publish(r.subject, r.data, {
+          msgID: r.key,
+          headers: h,
+          timeout: this.config.requestTimeoutMs,
+        });
         // JetStream had it already (published before the ack was lost): it will not be delivered again.
         if (ack.duplicate) deduplicated++;
       },
@@ -189,7 +200,7 @@ export class AgentHost implements PullerHost {
         type: "OUTBOX_REPLAYED",
         category: "host",
         scope: this.hostId,
-        data: { hostId: this.hostId, replayed: sent, deduplicated, ms: this.clock.now() - started },
+        data: { hostId: this.hostId, batch, replayed: sent, deduplicated, ms: this.clock.now() - started },
       });
       this.logger.info({ replayed: sent, ms: this.clock.now() - started }, "outbox replayed");
     }

@@ -15,6 +15,7 @@ import {
   teamId as computeTeamId,
   decodeAs,
   encode,
+  HEADERS,
   HeartbeatSchema,
   LeaseRecordSchema,
   NotFoundError,
@@ -121,9 +122,10 @@ export class Supervisor {
       duplicate: number;
       conflict: number;
       orphan: number;
+      hostId: string;
+      deduplicated: number;
       since: number;
       timer: NodeJS.Timeout | undefined;
-      expected: { replayed: number; deduplicated: number } | undefined;
     }
   >();
   private repairTimer?: NodeJS.Timeout;
@@ -236,11 +238,9 @@ export class Supervisor {
         callback: (_err, m) => {
           try {
             const e = decodeAs(m.data, "event").body;
-            if (e.type !== "OUTBOX_REPLAYED") return;
-            this.reconciled(e.scope, undefined, {
-              replayed: Number(e.data.replayed) || 0,
-              deduplicated: Number(e.data.deduplicated) || 0,
-            });
+            if (e.type !== "OUTBOX_REPLAYED" || !Number(e.data.deduplicated)) return;
+            // Only needed when JetStream swallowed some: the rest arrive with their header.
+            this.reconciled(e.scope, String(e.data.batch), undefined, Number(e.data.deduplicated));
           } catch (err) {
             this.logger.warn({ err }, "bad host event ignored");
           }
@@ -492,7 +492,8 @@ export class Supervisor {
       try {
         const outcome = await this.applier.apply(result);
         this.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
-        if (result.offline) this.reconciled(result.hostId, outcome);
+        const replay = m.headers?.get(HEADERS.replay);
+        if (result.offline) this.reconciled(result.hostId, replay || "unknown", outcome);
         m.ack();
       } catch (err) {
         this.logger.error({ err, taskId: result.taskId }, "result not applied; will retry");
@@ -506,57 +507,58 @@ export class Supervisor {
   }
 
   /**
-   * Counts how each result a host replayed from its outbox was classified, and reports the
-   * counts per host (RECONCILIATION_REPORT) once all of them are classified: the host says how
-   * many it replayed and how many JetStream already had (de-duplicated, so never delivered
-   * here: duplicates too) in OUTBOX_REPLAYED. applied: the task was still waiting for it;
-   * duplicate: it had finished already (another host redid it, or the same result came twice);
-   * conflict: superseded by a newer epoch (none are reassigned yet, so 0); orphan: no such
-   * task. If the host's count never comes, a partial report goes out after 30 s of quiet.
+   * Counts how each result a host replayed from its outbox was classified and reports the
+   * counts (RECONCILIATION_REPORT) once the whole replay is classified: every replayed result
+   * carries `<batch>:<count>` in a header, and the host's OUTBOX_REPLAYED says how many of them
+   * JetStream had already (de-duplicated, so never delivered here: duplicates too). applied: the
+   * task was still waiting for it; duplicate: it had finished already (another host redid it,
+   * or the same result came twice); conflict: superseded by a newer epoch (none are reassigned
+   * yet, so 0); orphan: no such task. Should the rest never come, a partial report goes out
+   * after 30 s of quiet.
    */
-  private reconciled(
-    hostId: string,
-    outcome?: ApplyOutcome,
-    replayed?: { replayed: number; deduplicated: number },
-  ): void {
-    let r = this.reconciling.get(hostId);
-    if (!r) {
-      r = {
-        applied: 0,
-        duplicate: 0,
-        conflict: 0,
-        orphan: 0,
-        since: this.clock.now(),
-        timer: undefined,
-        expected: undefined,
-      };
-      this.reconciling.set(hostId, r);
-    }
+  private reconciled(hostId: string, batch: string, outcome?: ApplyOutcome, deduplicated?: number): void {
+    const count = Number(batch.split(":")[1]);
+    const r = this.reconciling.get(batch) ?? {
+      hostId,
+      applied: 0,
+      duplicate: 0,
+      conflict: 0,
+      orphan: 0,
+      deduplicated: 0,
+      since: this.clock.now(),
+      timer: undefined,
+    };
+    this.reconciling.set(batch, r);
     if (outcome === "applied") r.applied++;
     else if (outcome === "orphan") r.orphan++;
     else if (outcome !== undefined) r.duplicate++;
-    if (replayed) r.expected = replayed;
+    if (deduplicated !== undefined) r.deduplicated = deduplicated;
     const report = (complete: boolean) => {
       clearTimeout(r.timer);
-      this.reconciling.delete(hostId);
-      const dedup = r.expected?.deduplicated ?? 0;
-      const counts = { applied: r.applied, duplicate: r.duplicate + dedup, conflict: r.conflict, orphan: r.orphan };
+      this.reconciling.delete(batch);
+      const counts = {
+        applied: r.applied,
+        duplicate: r.duplicate + r.deduplicated,
+        conflict: r.conflict,
+        orphan: r.orphan,
+      };
       this.emit({
         type: "RECONCILIATION_REPORT",
         category: "host",
         scope: hostId,
         data: {
           hostId,
+          batch,
           ...counts,
           total: counts.applied + counts.duplicate + counts.conflict + counts.orphan,
-          replayed: r.expected?.replayed ?? null,
+          replayed: Number.isFinite(count) ? count : null,
           complete,
           ms: this.clock.now() - r.since,
         },
       });
     };
-    const classified = r.applied + r.duplicate + r.conflict + r.orphan;
-    if (r.expected && classified >= r.expected.replayed - r.expected.deduplicated) {
+    const classified = r.applied + r.duplicate + r.conflict + r.orphan + r.deduplicated;
+    if (Number.isFinite(count) && classified >= count) {
       report(true);
       return;
     }
