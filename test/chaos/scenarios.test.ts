@@ -18,7 +18,7 @@ import { BUCKETS, LeaseRecordSchema, type TeamInput, type WorkflowRecord } from 
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, type TimedEvent, until } from "../helpers/client.js";
-import { buildImages, ChaosCluster, removeLeftovers, requireEngine } from "./fixture.js";
+import { buildImages, ChaosCluster, type ChaosClusterOptions, removeLeftovers, requireEngine } from "./fixture.js";
 
 const TASKS = 200;
 const RESULTS_DIR = join(import.meta.dirname, "..", "results", "chaos");
@@ -201,6 +201,31 @@ function expectPromisesKept(w: WorkflowRecord, o: Awaited<ReturnType<typeof outc
   expect(w.tasks.duplicates).toBe(o.duplicates);
 }
 
+/** One scenario: its own cluster, started before and removed after, and one test. */
+function scenario(title: string, opts: ChaosClusterOptions, name: string, body: (c: ChaosCluster) => Promise<void>) {
+  describe(title, () => {
+    let c: ChaosCluster;
+    beforeAll(async () => {
+      c = await ChaosCluster.start(opts);
+    }, 120_000);
+    afterAll(async () => {
+      await c?.stop();
+    }, 60_000);
+    it(name, () => body(c), 180_000);
+  });
+}
+
+/** The figures every scenario reports about Cadre's promises. */
+function promiseFigures(o: Awaited<ReturnType<typeof outcome>>) {
+  return {
+    tasks: TASKS + 1,
+    completed: o.completed,
+    lost: o.lost,
+    appliedTwice: o.appliedTwice,
+    duplicates: o.duplicates,
+  };
+}
+
 beforeAll(async () => {
   await requireEngine();
   await removeLeftovers();
@@ -227,16 +252,11 @@ afterAll(() => {
   process.stdout.write(`\nchaos scenarios (figures in test/results/chaos/):\n${out.join("\n")}\n\n`);
 });
 
-describe("chaos baseline: the same workflow with no fault", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("completes every task once (the yardstick for the scenarios' times)", async () => {
+scenario(
+  "chaos baseline: the same workflow with no fault",
+  { natsNodes: 1, hosts: 3 },
+  "completes every task once (the yardstick for the scenarios' times)",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const started = Date.now();
     const id = await c.client.submit(team);
@@ -247,29 +267,20 @@ describe("chaos baseline: the same workflow with no fault", () => {
     expect(o.duplicates).toBe(0);
     record({
       scenario: "baseline-no-fault",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       detectMs: null,
       recoverMs: null,
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("loses no task, applies no result twice, and completes", async () => {
+scenario(
+  "chaos: kill -9 an agent-host in the middle of a 200-task workflow",
+  { natsNodes: 1, hosts: 3 },
+  "loses no task, applies no result twice, and completes",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     // The victim: the host that started the most recent task, so it surely holds work.
@@ -288,30 +299,21 @@ describe("chaos: kill -9 an agent-host in the middle of a 200-task workflow", ()
 
     record({
       scenario: "kill-agent-host",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       // The supervisor declares the dead host's actors lost (heartbeat silence).
       detectMs: firstAt(rec.events, killedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, held, killedAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: kill one NATS node of three during a 200-task workflow", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 3, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("loses no task, applies no result twice, and completes", async () => {
+scenario(
+  "chaos: kill one NATS node of three during a 200-task workflow",
+  { natsNodes: 3, hosts: 3 },
+  "loses no task, applies no result twice, and completes",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     // The victim: the leader of the task stream, the node whose loss hurts most.
@@ -329,11 +331,7 @@ describe("chaos: kill one NATS node of three during a 200-task workflow", () => 
 
     record({
       scenario: "kill-nats-node",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       // No Cadre event names a NATS node. Recovery: the end of the longest pause in completed
       // tasks after the kill (streams electing new leaders, clients moving to other nodes).
       detectMs: null,
@@ -342,19 +340,14 @@ describe("chaos: kill one NATS node of three during a 200-task workflow", () => 
       completionsPerSecond: perSecond(rec.events, id, started),
     });
     expect(completedBefore).toBeLessThan(TASKS + 1);
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: pause an agent-host for 15 s while it holds tasks, then resume", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("applies nothing twice and records what the stalled host finishes late as duplicates", async () => {
+scenario(
+  "chaos: pause an agent-host for 15 s while it holds tasks, then resume",
+  { natsNodes: 1, hosts: 3 },
+  "applies nothing twice and records what the stalled host finishes late as duplicates",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
@@ -388,29 +381,20 @@ describe("chaos: pause an agent-host for 15 s while it holds tasks, then resume"
 
     record({
       scenario: "pause-agent-host-15s",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       detectMs: firstAt(rec.events, pausedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, held, pausedAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: kill the supervisor during a workflow, then start it again", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("resumes the workflow when the supervisor is back, with nothing lost", async () => {
+scenario(
+  "chaos: kill the supervisor during a workflow, then start it again",
+  { natsNodes: 1, hosts: 3 },
+  "resumes the workflow when the supervisor is back, with nothing lost",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const killedAt = Date.now();
@@ -431,11 +415,7 @@ describe("chaos: kill the supervisor during a workflow, then start it again", ()
 
     record({
       scenario: "kill-supervisor-restart",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       // No standby yet (supervisor failover is a later issue): the fault is noticed by the
       // operator who restarts it; recovery counts from the restart to the first result applied.
       detectMs: null,
@@ -443,19 +423,14 @@ describe("chaos: kill the supervisor during a workflow, then start it again", ()
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then heal", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("loses nothing, applies nothing twice, and the host comes back", async () => {
+scenario(
+  "chaos: cut an agent-host off the network for 10 s mid-workflow, then heal",
+  { natsNodes: 1, hosts: 3 },
+  "loses nothing, applies nothing twice, and the host comes back",
+  async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
@@ -496,30 +471,21 @@ describe("chaos: cut an agent-host off the network for 10 s mid-workflow, then h
 
     record({
       scenario: "partition-agent-host-10s",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       detectMs: firstAt(rec.events, cutAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
       recoverMs: lastCompletion(rec.events, id, takenOver(o, victim), cutAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
       healedHeartbeatMs: back - healedAt,
     });
-  }, 180_000);
-});
+  },
+);
 
-describe("chaos: kill the active supervisor while a standby runs", () => {
-  let c: ChaosCluster;
-  beforeAll(async () => {
-    c = await ChaosCluster.start({ natsNodes: 1, hosts: 3, supervisors: 2 });
-  }, 120_000);
-  afterAll(async () => {
-    await c?.stop();
-  }, 60_000);
-
-  it("has the standby take over (default lease settings) with nothing lost", async () => {
+scenario(
+  "chaos: kill the active supervisor while a standby runs",
+  { natsNodes: 1, hosts: 3, supervisors: 2 },
+  "has the standby take over (default lease settings) with nothing lost",
+  async (c) => {
     const registry = await new Kvm(c.client.nc).open(BUCKETS.registry);
     const holder = async () => {
       const e = await registry.get("supervisor.lease");
@@ -543,16 +509,12 @@ describe("chaos: kill the active supervisor while a standby runs", () => {
 
     record({
       scenario: "kill-active-supervisor",
-      tasks: TASKS + 1,
-      completed: o.completed,
-      lost: o.lost,
-      appliedTwice: o.appliedTwice,
-      duplicates: o.duplicates,
+      ...promiseFigures(o),
       // Detection and takeover are one step: the standby acts when the lease lapses.
       detectMs: null,
       recoverMs: firstAt(rec.events, killedAt, (e) => e.type === "SUPERVISOR_ACTIVE" && e.scope === after?.holder),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-  }, 180_000);
-});
+  },
+);
