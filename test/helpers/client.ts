@@ -10,14 +10,12 @@ import {
   type CadreEvent,
   decodeAs,
   parseTeam,
-  STREAMS,
   type TaskRecord,
   TaskRecordSchema,
   type TeamInput,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { isTransient, type NatsConnection, retry } from "@cadre/runtime";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { isTransient, type NatsConnection, readEvents, retry } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Reads and drives one Cadre through its NATS connection. */
@@ -52,20 +50,7 @@ export function cadreClient(nc: NatsConnection): CadreClient {
         }
         return out.sort((a, b) => a.task.taskId.localeCompare(b.task.taskId));
       }),
-    events: () =>
-      settled(async () => {
-        const jsm = await jetstreamManager(nc);
-        const count = (await jsm.streams.info(STREAMS.events)).state.messages;
-        if (count === 0) return [];
-        const consumer = await jetstream(nc).consumers.get(STREAMS.events);
-        const out: CadreEvent[] = [];
-        const msgs = await consumer.fetch({ max_messages: count, expires: 5000 });
-        for await (const m of msgs) {
-          out.push(decodeAs(m.data, "event").body);
-          if (out.length >= count) break;
-        }
-        return out;
-      }),
+    events: () => settled(() => readEvents(nc)),
   };
 }
 

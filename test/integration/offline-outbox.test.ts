@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TeamInput } from "@cadre/protocol";
@@ -6,6 +8,7 @@ import { type NatsServer, startNatsServer } from "@cadre/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
+const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 const KINDS = 4;
 const PER_KIND = 250; // 1,000 tasks, all in the host's hands when NATS goes away
 
@@ -109,6 +112,20 @@ describe("a host cut off from NATS (the server stopped) while it holds 1,000 tas
       orphan: 0,
     });
     expect(Number(report.data.applied) + Number(report.data.duplicate)).toBe(KINDS * PER_KIND);
+
+    // What an operator sees: `cadre reconciliation`.
+    const cli = execFileSync(process.execPath, [cadre, "reconciliation", "--host", "host-1", "--json"], {
+      env: { ...process.env, CADRE_NATS_URL: server.url },
+      encoding: "utf8",
+    });
+    const shown = JSON.parse(cli) as Record<string, unknown>[];
+    expect(shown[0]).toEqual(report.data);
+    const lines = execFileSync(process.execPath, [cadre, "reconciliation"], {
+      env: { ...process.env, CADRE_NATS_URL: server.url },
+      encoding: "utf8",
+    });
+    expect(lines).toContain("RECONCILIATION_REPORT:host:host-1:{");
+
     process.stdout.write(
       `offline outbox: ${KINDS * PER_KIND} replayed in ${replayed?.data.ms} ms; report ${JSON.stringify(report.data)}\n`,
     );

@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseTeam, subjects, type Team, toCadreError, type WorkflowRecord } from "@cadre/protocol";
-import { connectNats, loadConfig, readYamlFile, request } from "@cadre/runtime";
+import { formatEventLine, parseTeam, subjects, type Team, toCadreError, type WorkflowRecord } from "@cadre/protocol";
+import { connectNats, loadConfig, readEvents, readYamlFile, request } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
 import { startStack } from "./stack.js";
@@ -152,6 +152,30 @@ program
         timeoutMs: 5000,
       });
       process.stdout.write(`${summaryText(reply.workflow)}\n`);
+      await nc.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("reconciliation")
+  .description(
+    "print the supervisor's reconciliation reports: how the results each host replayed after being cut off were classified",
+  )
+  .option("--host <id>", "only this host's reports")
+  .option("--json", "one JSON array instead of event lines")
+  .action(async (o: { host?: string; json?: boolean }) => {
+    try {
+      const nc = await connectNats(config().natsUrl, "cadre-cli");
+      const filter = o.host ? subjects.event("host", o.host) : subjects.eventsOf("host");
+      const reports = (await readEvents(nc, filter)).filter((e) => e.type === "RECONCILIATION_REPORT");
+      const text = o.json
+        ? JSON.stringify(reports.map((e) => e.data))
+        : reports.length === 0
+          ? "no reconciliation reports"
+          : reports.map(formatEventLine).join("\n");
+      process.stdout.write(`${text}\n`);
       await nc.close();
     } catch (err) {
       fail(err);

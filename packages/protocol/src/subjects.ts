@@ -73,6 +73,8 @@ export const subjects = {
     `${SUBJECT_PREFIX}.evt.${token("event category", category)}.${token("event scope", scope)}`,
   /** Filter for every event subject. */
   allEvents: () => `${SUBJECT_PREFIX}.evt.>`,
+  /** Filter for the events of one category (every scope). */
+  eventsOf: (category: string) => `${SUBJECT_PREFIX}.evt.${token("event category", category)}.*`,
   /** Heartbeats of one host. */
   heartbeat: (hostId: string) => `${SUBJECT_PREFIX}.hb.${token("host id", hostId)}`,
   /** Filter for every heartbeat. */

@@ -15,6 +15,7 @@ export type { ConfigSources } from "./config-loader.js";
 export { loadConfig, readYamlFile } from "./config-loader.js";
 export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
 export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
+export { readEvents } from "./events.js";
 export type {
   HookDefinition,
   HookEvent,

@@ -234,7 +234,7 @@ export class Supervisor {
         },
       }),
       // A host's account of its replay, to know when its reconciliation is complete.
-      this.nc.subscribe(`${subjects.allEvents().slice(0, -1)}host.*`, {
+      this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
           try {
             const e = decodeAs(m.data, "event").body;
