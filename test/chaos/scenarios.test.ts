@@ -177,12 +177,13 @@ function endOfLongestStall(events: TimedEvent[], workflowId: string, from: numbe
 }
 
 /**
- * The outcome once late results have stopped arriving: a host that was cut off or stalled
- * sends what it finished when it is back, and each is recorded on the task, then counted on
- * the workflow. Waits until the workflow's counts agree with the records.
+ * Asserts Cadre's promises once late results have stopped arriving (a host that was cut off or
+ * stalled sends what it finished when it is back, and each is recorded on the task, then
+ * counted on the workflow): completed, nothing lost, nothing applied twice, and the workflow's
+ * counts agreeing with its task records. Returns the figures.
  */
-async function settledOutcome(c: ChaosCluster, workflowId: string) {
-  return until(
+async function expectPromisesKept(c: ChaosCluster, workflowId: string) {
+  const { w, o } = await until(
     "the workflow's counts to agree with its task records",
     async () => {
       const w = await c.client.wait(workflowId);
@@ -191,14 +192,36 @@ async function settledOutcome(c: ChaosCluster, workflowId: string) {
     },
     30_000,
   );
-}
-
-function expectPromisesKept(w: WorkflowRecord, o: Awaited<ReturnType<typeof outcome>>, logs: string): void {
+  const logs = await c.tail();
   expect(w.status, logs).toBe("completed");
   expect(o.lost, logs).toBe(0);
   expect(o.appliedTwice, logs).toBe(0);
   expect(w.tasks.completed).toBe(TASKS + 1);
   expect(w.tasks.duplicates).toBe(o.duplicates);
+  return o;
+}
+
+/** The host that started the most recent task: it surely holds work, so the fault hits some. */
+function busyHost(events: TimedEvent[]): string {
+  const lastStart = [...events].reverse().find((e) => e.event.type === "TASK_STARTED");
+  return String(lastStart?.event.data.hostId);
+}
+
+/**
+ * Detection and recovery after a fault on a host at `at`: until the supervisor declared it
+ * unreachable, and until the last task it held was completed elsewhere.
+ */
+function hostFaultFigures(
+  events: TimedEvent[],
+  workflowId: string,
+  hostId: string,
+  at: number,
+  held: Set<string>,
+): { detectMs: number | null; recoverMs: number | null } {
+  return {
+    detectMs: firstAt(events, at, (e) => e.type === "HOST_UNREACHABLE" && e.scope === hostId),
+    recoverMs: lastCompletion(events, workflowId, held, at),
+  };
 }
 
 /** One scenario: its own cluster, started before and removed after, and one test. */
@@ -262,8 +285,7 @@ scenario(
     const id = await c.client.submit(team);
     const w = await finish(c, id, 120_000);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
     expect(o.duplicates).toBe(0);
     record({
       scenario: "baseline-no-fault",
@@ -284,15 +306,13 @@ scenario(
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     // The victim: the host that started the most recent task, so it surely holds work.
-    const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
-    const victim = String(lastStart?.event.data.hostId);
+    const victim = busyHost(rec.events);
     const killedAt = Date.now();
     await c.kill(victim);
 
     const w = await finish(c, id, 120_000);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
     // The kill hit work in progress, and the others did it.
     const held = takenOver(o, victim);
     expect(held.size).toBeGreaterThan(0);
@@ -300,9 +320,7 @@ scenario(
     record({
       scenario: "kill-agent-host",
       ...promiseFigures(o),
-      // The supervisor declares the dead host's actors lost (heartbeat silence).
-      detectMs: firstAt(rec.events, killedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
-      recoverMs: lastCompletion(rec.events, id, held, killedAt),
+      ...hostFaultFigures(rec.events, id, victim, killedAt, held),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
@@ -326,8 +344,7 @@ scenario(
 
     const w = await finish(c, id, 120_000);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
 
     record({
       scenario: "kill-nats-node",
@@ -350,8 +367,7 @@ scenario(
   async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
-    const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
-    const victim = String(lastStart?.event.data.hostId);
+    const victim = busyHost(rec.events);
     const pausedAt = Date.now();
     await c.pause(victim);
     // Frozen, it cannot extend its acks: the others redo what it held and finish the workflow.
@@ -374,16 +390,14 @@ scenario(
       60_000,
     );
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
     expect(w.status).toBe("completed");
     expect(o.duplicates).toBeGreaterThanOrEqual(held.size);
 
     record({
       scenario: "pause-agent-host-15s",
       ...promiseFigures(o),
-      detectMs: firstAt(rec.events, pausedAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
-      recoverMs: lastCompletion(rec.events, id, held, pausedAt),
+      ...hostFaultFigures(rec.events, id, victim, pausedAt, held),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
@@ -410,8 +424,7 @@ scenario(
 
     const w = await finish(c, id, 120_000);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
 
     record({
       scenario: "kill-supervisor-restart",
@@ -433,8 +446,7 @@ scenario(
   async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
-    const lastStart = [...rec.events].reverse().find((e) => e.event.type === "TASK_STARTED");
-    const victim = String(lastStart?.event.data.hostId);
+    const victim = busyHost(rec.events);
     const cutAt = Date.now();
     await c.partition(victim);
     // Cut off, its heartbeats stop: the supervisor gives its actors up and the others take over.
@@ -465,15 +477,13 @@ scenario(
       ),
     ]);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
     expect(w.status).toBe("completed");
 
     record({
       scenario: "partition-agent-host-10s",
       ...promiseFigures(o),
-      detectMs: firstAt(rec.events, cutAt, (e) => e.type === "HOST_UNREACHABLE" && e.scope === victim),
-      recoverMs: lastCompletion(rec.events, id, takenOver(o, victim), cutAt),
+      ...hostFaultFigures(rec.events, id, victim, cutAt, takenOver(o, victim)),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
       healedHeartbeatMs: back - healedAt,
@@ -501,8 +511,7 @@ scenario(
 
     const w = await finish(c, id, 120_000);
     rec.stop();
-    const { w: settled, o } = await settledOutcome(c, id);
-    expectPromisesKept(settled, o, await c.tail());
+    const o = await expectPromisesKept(c, id);
     const after = await holder();
     expect(after?.holder).not.toBe(victim);
     expect(after?.term).toBe((before?.term ?? 0) + 1);
