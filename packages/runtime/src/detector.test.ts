@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.js";
 import { HostLiveness, type LivenessEvent, PhiAccrualDetector, phiOf } from "./detector.js";
-
-/** A small seeded PRNG (mulberry32), so jitter is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "./random.js";
 
 function tracker() {
   const clock = new ManualClock(0);
@@ -60,7 +50,7 @@ describe("HostLiveness with heartbeats every 100 ms", () => {
 
   it("raises no suspicion over 10,000 heartbeats jittered by ±40 ms", () => {
     const { clock, events, live } = tracker();
-    const random = rng(42);
+    const random = mulberry32(42);
     for (let i = 0; i < 10_000; i++) {
       live.heartbeat("h1");
       const next = 100 + Math.round((random() * 2 - 1) * 40);
@@ -105,7 +95,7 @@ describe("HostLiveness with heartbeats every 100 ms", () => {
   it("adapts: a host whose beats are irregular is suspected later than a regular one", () => {
     const regular = new PhiAccrualDetector();
     const irregular = new PhiAccrualDetector();
-    const random = rng(7);
+    const random = mulberry32(7);
     let t = 0;
     let u = 0;
     for (let i = 0; i < 100; i++) {

@@ -45,6 +45,8 @@ export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./
 export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
 export { spawnService } from "./process.js";
+export type { Rolls } from "./random.js";
+export { mulberry32 } from "./random.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";

@@ -4,20 +4,9 @@
  * failure is not permanent.
  */
 
-/** A source of numbers in [0, 1). */
-export type Rolls = () => number;
+import { mulberry32, type Rolls } from "@cadre/runtime";
 
-/** mulberry32: tiny, fast and good enough for demo dice; not for anything secret. */
-export function mulberry32(seed: number): Rolls {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rolls };
 
 /** 32-bit FNV-1a of a string, used to fold the task identity into the seed. */
 export function hashString(s: string): number {
