@@ -36,8 +36,8 @@ export interface Stack {
   /** The server this stack started, if it started one. */
   readonly nats: NatsServer | undefined;
   readonly processes: Map<string, ServiceProcess>;
-  /** Starts one more agent-host with this id. */
-  startHost(hostId: string): Promise<ServiceProcess>;
+  /** Starts one more agent-host with this id (connected to `natsUrl`, by default the stack's). */
+  startHost(hostId: string, opts?: { natsUrl?: string }): Promise<ServiceProcess>;
   /** Stops every service, then the server if this stack started it. */
   stop(): Promise<void>;
 }
@@ -79,7 +79,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
   const logs: WriteStream[] = [];
   const processes = new Map<string, ServiceProcess>();
-  const common = ["--nats-url", url, ...(opts.configFile ? ["--config", opts.configFile] : [])];
+  const config = opts.configFile ? ["--config", opts.configFile] : [];
 
   // Outboxes beside the stack's JetStream data, so two stacks never share a host's outbox file.
   const hostArgs = (hostId: string) => [
@@ -87,13 +87,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     hostId,
     ...(opts.dataDir ? ["--outbox-dir", join(opts.dataDir, "outbox")] : []),
   ];
-  const launch = (name: string, pkg: string, args: string[] = []): ServiceProcess => {
+  const launch = (name: string, pkg: string, args: string[] = [], natsUrl = url): ServiceProcess => {
     const log = opts.logDir ? createWriteStream(join(opts.logDir, `${name}.log`), { flags: "a" }) : undefined;
     if (log) logs.push(log);
     const p = spawnService({
       name,
       entry: entry(pkg),
-      args: [...common, ...args],
+      args: ["--nats-url", natsUrl, ...config, ...args],
       onLine: (line) => {
         log?.write(`${line}\n`);
         opts.onLine?.(name, line);
@@ -123,8 +123,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     natsUrl: url,
     nats,
     processes,
-    startHost: async (hostId) => {
-      const p = launch(hostId, "@cadre/agent-host", hostArgs(hostId));
+    startHost: async (hostId, o) => {
+      const p = launch(hostId, "@cadre/agent-host", hostArgs(hostId), o?.natsUrl ?? url);
       await p.ready;
       return p;
     },

@@ -20,7 +20,13 @@ describe("parseConfig", () => {
     expect(config.natsUrl).toBe("nats://127.0.0.1:4222");
     expect(config.logLevel).toBe("info");
     expect(config.requestTimeoutMs).toBe(5000);
-    expect(config.tasks).toEqual({ ackWaitMs: 30_000, maxDeliver: 5, retryBackoffMs: 500, attemptTimeoutMs: 600_000 });
+    expect(config.tasks).toEqual({
+      ackWaitMs: 30_000,
+      maxDeliver: 5,
+      retryBackoffMs: 500,
+      attemptTimeoutMs: 600_000,
+      reassignGraceMs: 1000,
+    });
     expect(config.heartbeat).toEqual({
       intervalMs: 100,
       hostDeadAfterMs: 3000,

@@ -42,6 +42,12 @@ export const ConfigSchema = z
         retryBackoffMs: z.number().int().min(0).default(500),
         /** Time limit for one attempt of a task. @default 600000 */
         attemptTimeoutMs: z.number().int().min(1).default(600_000),
+        /**
+         * How long after a host is declared unreachable the tasks its actors held are
+         * reassigned to other hosts with a new epoch (its late results are then conflicts,
+         * never applied). A heal within this time cancels it. @default 1000
+         */
+        reassignGraceMs: z.number().int().min(0).default(1000),
       })
       .strict()
       .prefault({}),

@@ -23,3 +23,9 @@ export const newIncarnation = (): string => `i${randomId(10)}`;
 /** Message id of a result, for JetStream de-duplication: one per task attempt. */
 export const resultMessageId = (taskId: string, epoch: number, attempt: number): string =>
   `${taskId}:${epoch}:${attempt}`;
+/**
+ * Message id of a task on the tasks stream, for JetStream de-duplication: one per assignment
+ * epoch (the first is the task's idempotency key itself; a reassignment is a new message).
+ */
+export const taskMessageId = (idempotencyKey: string, epoch: number): string =>
+  epoch <= 1 ? idempotencyKey : `${idempotencyKey}:e${epoch}`;

@@ -24,7 +24,15 @@ export {
   UnavailableError,
 } from "./errors.js";
 export { formatEventLine, parseEventLine } from "./event-line.js";
-export { childTaskId, newIncarnation, newWorkflowId, randomId, resultMessageId, rootTaskId } from "./ids.js";
+export {
+  childTaskId,
+  newIncarnation,
+  newWorkflowId,
+  randomId,
+  resultMessageId,
+  rootTaskId,
+  taskMessageId,
+} from "./ids.js";
 export type {
   ActorRecord,
   ActorSpec,
@@ -32,7 +40,9 @@ export type {
   BodyInput,
   CadreEvent,
   ChildNotice,
+  Conflict,
   Heartbeat,
+  HeldTask,
   HostRecord,
   LeaseRecord,
   MessageTable,
@@ -49,11 +59,13 @@ export {
   ActorRecordSchema,
   ActorSpecSchema,
   ChildNoticeSchema,
+  ConflictSchema,
   DelegateReplySchema,
   DelegateRequestSchema,
   ErrorReplySchema,
   EventSchema,
   HeartbeatSchema,
+  HeldTaskSchema,
   HostRecordSchema,
   LeaseRecordSchema,
   messages,

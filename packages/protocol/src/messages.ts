@@ -91,6 +91,8 @@ export const TaskCountsSchema = z.object({
   retried: z.number().int().nonnegative(),
   /** Results that arrived for an already finished task and were recorded, not applied. */
   duplicates: z.number().int().nonnegative(),
+  /** Results of a superseded epoch (the task had been reassigned): recorded, never applied. */
+  conflicts: z.number().int().nonnegative().default(0),
 });
 
 export const WorkflowRecordSchema = z.object({
@@ -116,6 +118,21 @@ export const AppliedResultSchema = z.object({
   actorId: Id,
 });
 
+/**
+ * A result of a superseded epoch: the task had been reassigned from a host judged unreachable,
+ * and that host finished it anyway. Kept beside the applied result, so both outcomes are on
+ * record; never applied.
+ */
+export const ConflictSchema = z.object({
+  resultId: z.string(),
+  epoch: z.number().int(),
+  hostId: Id,
+  status: z.enum(["completed", "failed"]),
+  output: z.unknown().optional(),
+  error: WireErrorSchema.optional(),
+  finishedAt: Millis,
+});
+
 export const TaskRecordSchema = z.object({
   task: TaskEnvelopeSchema,
   status: z.enum(["queued", "completed", "failed"]),
@@ -126,12 +143,22 @@ export const TaskRecordSchema = z.object({
   applied: AppliedResultSchema.nullable(),
   /** Ids of results that arrived after one was applied: recorded, never applied. */
   duplicates: z.array(z.string()).max(100),
+  /** Results of superseded epochs (see ConflictSchema), the latest 20. */
+  conflicts: z.array(ConflictSchema).max(20).default([]),
 });
 
 /** An actor to start on a host. */
 export const ActorSpecSchema = z.object({ actorId: Id, teamId: Id, kindName: NameSchema, kind: KindSchema });
 export const SpawnRequestSchema = z.object({ actors: z.array(ActorSpecSchema).min(1) });
 export const SpawnReplySchema = z.object({ actorIds: z.array(Id) });
+
+/** A task an actor of a host holds: what the supervisor reassigns if the host is lost. */
+export const HeldTaskSchema = z.object({
+  taskId: Id,
+  epoch: z.number().int().min(1),
+  /** The task message's sequence in the tasks stream (deleted when the task is reassigned). */
+  seq: z.number().int().positive(),
+});
 
 export const HeartbeatSchema = z.object({
   hostId: Id,
@@ -142,6 +169,11 @@ export const HeartbeatSchema = z.object({
   busy: z.number().int().nonnegative(),
   /** 1-minute load average divided by the number of CPUs. */
   load: z.number().nonnegative(),
+  /**
+   * The tasks the host's actors hold. Sent when it changed since the last beat and every 10th
+   * beat (a beat can be lost); absent means unchanged.
+   */
+  held: z.array(HeldTaskSchema).max(10_000).optional(),
 });
 
 /**
@@ -219,6 +251,8 @@ export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 export type TaskCounts = z.infer<typeof TaskCountsSchema>;
 export type ActorSpec = z.infer<typeof ActorSpecSchema>;
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+export type HeldTask = z.infer<typeof HeldTaskSchema>;
+export type Conflict = z.infer<typeof ConflictSchema>;
 export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type LeaseRecord = z.infer<typeof LeaseRecordSchema>;
 export type ActorRecord = z.infer<typeof ActorRecordSchema>;

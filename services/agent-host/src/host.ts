@@ -14,6 +14,7 @@ import {
   encode,
   fromWire,
   HEADERS,
+  type HeldTask,
   InvalidAgentResponseError,
   type Kind,
   newIncarnation,
@@ -106,6 +107,8 @@ export class AgentHost implements PullerHost {
   private readonly subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
   private seq = 0;
+  /** The held-task list as last sent, to send it only when it changed (and every 10th beat). */
+  private lastHeld = "";
 
   private constructor(opts: AgentHostOptions) {
     this.config = opts.config;
@@ -212,12 +215,15 @@ export class AgentHost implements PullerHost {
     return !this.nc.isClosed();
   }
 
-  /** Stops pulling, stops actors and closes the connection. Held tasks are redelivered elsewhere. */
+  /** Stops pulling, stops actors and closes the connection. Held tasks go back to the queue at once. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeatTimer);
     await Promise.all([...this.pullers.values()].map((p) => p.stop()));
     for (const a of this.actors.values()) {
-      if (a.held) this.release(a);
+      if (a.held) {
+        a.held.msg.nak();
+        this.release(a);
+      }
       a.ref.stop();
     }
     for (const s of this.subs) s.unsubscribe();
@@ -227,8 +233,13 @@ export class AgentHost implements PullerHost {
   }
 
   private heartbeat(): void {
-    let busy = 0;
-    for (const a of this.actors.values()) if (a.held) busy++;
+    const held: HeldTask[] = [];
+    for (const a of this.actors.values()) {
+      if (a.held) held.push({ taskId: a.held.task.taskId, epoch: a.held.task.epoch, seq: a.held.msg.seq });
+    }
+    const heldKey = held.map((t) => `${t.taskId}:${t.epoch}`).join(",");
+    const sendHeld = heldKey !== this.lastHeld || this.seq % 10 === 0;
+    this.lastHeld = heldKey;
     try {
       this.nc.publish(
         subjects.heartbeat(this.hostId),
@@ -239,8 +250,9 @@ export class AgentHost implements PullerHost {
             incarnation: this.incarnation,
             seq: this.seq++,
             actors: this.actors.size,
-            busy,
+            busy: held.length,
             load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
+            ...(sendHeld ? { held } : {}),
           },
           { sender: this.hostId },
         ),

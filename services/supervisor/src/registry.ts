@@ -98,6 +98,11 @@ export class Registry {
     );
   }
 
+  /** Hosts the detector has declared unreachable. */
+  unreachableHosts(): string[] {
+    return [...this.liveness.keys()].filter((h) => this.detector.state(h) === "unreachable");
+  }
+
   /** Live hosts, with their records. */
   async liveHosts(): Promise<(HostRecord & { actors: number })[]> {
     const out: (HostRecord & { actors: number })[] = [];

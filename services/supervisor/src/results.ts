@@ -25,7 +25,7 @@ import { type Logger, type NatsConnection, retry, type StateStore } from "@cadre
 import type { Registry } from "./registry.js";
 
 /** What applying one result did. */
-export type ApplyOutcome = "applied" | "duplicate" | "reprocessed" | "orphan";
+export type ApplyOutcome = "applied" | "duplicate" | "conflict" | "reprocessed" | "orphan";
 
 /** Dependencies of the applier. */
 export interface ResultApplierDeps {
@@ -59,6 +59,7 @@ export class ResultApplier {
       return "orphan";
     }
     const rec = current.value;
+    if (raw.epoch < rec.task.epoch) return this.conflict(raw, resultId, current.value, current.revision);
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
         // Seen again: the supervisor died after applying it, maybe before counting it.
@@ -88,6 +89,9 @@ export class ResultApplier {
     const result = await this.checkOutput(rec, raw);
     const next: TaskRecord = {
       ...rec,
+      // A result of a newer epoch than the record's: the reassignment published it, then the
+      // supervisor stopped before raising the record's epoch. Its epoch is the current one.
+      task: raw.epoch > rec.task.epoch ? { ...rec.task, epoch: raw.epoch } : rec.task,
       status: result.status,
       finishedAt: result.finishedAt,
       ...(result.status === "completed" ? { output: result.output } : { error: result.error }),
@@ -120,6 +124,47 @@ export class ResultApplier {
   }
 
   /**
+   * A result of an epoch the task was taken away from (reassigned after its host was judged
+   * lost): recorded on the task beside whatever the current epoch produces, counted, announced,
+   * never applied. Recording twice is avoided by its result id.
+   */
+  private async conflict(raw: TaskResult, resultId: string, rec: TaskRecord, revision: number): Promise<ApplyOutcome> {
+    if (!rec.conflicts.some((c) => c.resultId === resultId)) {
+      const conflict = {
+        resultId,
+        epoch: raw.epoch,
+        hostId: raw.hostId,
+        status: raw.status,
+        finishedAt: raw.finishedAt,
+        ...(raw.output !== undefined ? { output: raw.output } : {}),
+        ...(raw.error ? { error: raw.error } : {}),
+      };
+      await this.d.tasks.update(raw.taskId, { ...rec, conflicts: [...rec.conflicts, conflict].slice(-20) }, revision);
+      await this.d.workflows.modify(rec.task.workflowId, (w) =>
+        w ? { ...w, tasks: { ...w.tasks, conflicts: w.tasks.conflicts + 1 } } : undefined,
+      );
+      this.d.emit({
+        type: "RESULT_CONFLICT",
+        category: "task",
+        scope: rec.task.workflowId,
+        data: {
+          taskId: raw.taskId,
+          resultId,
+          epoch: raw.epoch,
+          currentEpoch: rec.task.epoch,
+          hostId: raw.hostId,
+          status: raw.status,
+          // The current epoch's outcome, when it is in already (otherwise it is applied later).
+          applied: rec.applied
+            ? { resultId: rec.applied.resultId, status: rec.status, hostId: rec.applied.hostId }
+            : null,
+        },
+      });
+    }
+    return "conflict";
+  }
+
+  /**
    * When the root finishes every task of the workflow has finished, so the counts must add up
    * (completed + failed = total, counting the root). If they do not, a crash left them short:
    * recount from the records before the workflow is marked finished.
@@ -142,7 +187,7 @@ export class ResultApplier {
    * increment is never undone.
    */
   private async recount(workflowId: string): Promise<WorkflowRecord["tasks"]> {
-    const seen = { total: 0, completed: 0, failed: 0, retried: 0, duplicates: 0 };
+    const seen = { total: 0, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0 };
     const queue = [rootTaskId(workflowId)];
     for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
       const rec = (await this.d.tasks.get(id))?.value;
@@ -152,6 +197,7 @@ export class ResultApplier {
       if (rec.status === "failed") seen.failed++;
       if ((rec.applied?.attempt ?? 1) > 1 || (rec.applied?.epoch ?? 1) > 1) seen.retried++;
       seen.duplicates += rec.duplicates.length;
+      seen.conflicts += rec.conflicts.length;
       for (let i = 0; ; i++) {
         const child = childTaskId(id, i);
         if (!(await this.d.tasks.get(child))) break;
@@ -169,6 +215,7 @@ export class ResultApplier {
         failed: Math.max(t.failed, seen.failed),
         retried: Math.max(t.retried, seen.retried),
         duplicates: Math.max(t.duplicates, seen.duplicates),
+        conflicts: Math.max(t.conflicts, seen.conflicts),
       };
       if ((Object.keys(tasks) as (keyof typeof tasks)[]).every((k) => tasks[k] === t[k])) return undefined;
       before = t;

@@ -16,7 +16,6 @@ import {
   decodeAs,
   encode,
   HEADERS,
-  HeartbeatSchema,
   LeaseRecordSchema,
   NotFoundError,
   newWorkflowId,
@@ -31,6 +30,7 @@ import {
   TaskRecordSchema,
   type Team,
   taskConsumer,
+  taskMessageId,
   toCadreError,
   UnavailableError,
   type WorkflowRecord,
@@ -64,6 +64,7 @@ import {
 import { z } from "zod";
 import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
+import { Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
 import { type ApplyOutcome, ResultApplier } from "./results.js";
 
@@ -107,6 +108,7 @@ export class Supervisor {
   private tasks!: StateStore<TaskRecord>;
   private registry!: Registry;
   private applier!: ResultApplier;
+  private reassigner!: Reassigner;
   private readonly subs: Subscription[] = [];
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
@@ -167,13 +169,26 @@ export class Supervisor {
       sender: this.id,
       emit: (e) => this.emit(e),
     });
+    this.reassigner = new Reassigner({
+      js: this.js,
+      jsm: this.jsm,
+      tasks: this.tasks,
+      config: this.config,
+      clock: this.clock,
+      logger: this.logger,
+      sender: this.id,
+      emit: (e) => this.emit(e),
+      active: () => this.active,
+      unreachable: (hostId) => this.registry.detector.state(hostId) === "unreachable",
+    });
 
     this.subs.push(
       this.nc.subscribe(subjects.allHeartbeats(), {
         callback: (_err, m) => {
           try {
             const hb = decodeAs(m.data, "heartbeat").body;
-            if (this.registry.heartbeat(HeartbeatSchema.parse(hb)) && this.active) {
+            this.reassigner.heard(hb);
+            if (this.registry.heartbeat(hb) && this.active) {
               this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
             }
           } catch (err) {
@@ -251,6 +266,8 @@ export class Supervisor {
       }),
     ];
     await this.consumeResults();
+    // Hosts lost before this supervisor took over: their tasks move too.
+    for (const hostId of this.registry.unreachableHosts()) this.reassigner.lost(hostId);
     this.repairTimer = setInterval(() => this.repairSoon(), this.config.heartbeat.hostDeadAfterMs / 2);
     this.repairTimer.unref();
     this.emit({
@@ -264,6 +281,7 @@ export class Supervisor {
   /** Stops acting (the lease went to another supervisor, or could not be renewed). */
   private async deactivate(reason: string): Promise<void> {
     clearInterval(this.repairTimer);
+    this.reassigner.stop();
     this.results?.stop();
     this.results = undefined;
     for (const s of this.activeSubs) s.unsubscribe();
@@ -291,7 +309,12 @@ export class Supervisor {
       scope: e.hostId,
       data: { lastHeartbeatAt: e.lastHeartbeatAt, silenceMs: e.silenceMs, phi: Math.round(e.phi * 100) / 100 },
     });
-    if (e.type === "unreachable") this.repairSoon();
+    if (e.type === "unreachable") {
+      this.repairSoon();
+      this.reassigner.lost(e.hostId);
+    } else if (e.type === "healed") {
+      this.reassigner.healed(e.hostId);
+    }
   }
 
   /** Whether this supervisor holds the lease and acts. */
@@ -307,6 +330,7 @@ export class Supervisor {
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
     this.registry?.detector.stop();
+    this.reassigner?.stop();
     await this.lease?.stop();
     clearInterval(this.repairTimer);
     this.results?.stop();
@@ -351,7 +375,7 @@ export class Supervisor {
       status: "running",
       submittedAt: now,
       finishedAt: null,
-      tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0 },
+      tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0 },
     });
     await this.enqueue(task, now);
     this.emit({
@@ -379,6 +403,7 @@ export class Supervisor {
         finishedAt: null,
         applied: null,
         duplicates: [],
+        conflicts: [],
       });
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
@@ -389,9 +414,7 @@ export class Supervisor {
     await this.js.publish(
       subjects.task(task.teamId, task.kind),
       encode("task", task, { sender: this.id, cid: task.workflowId }),
-      {
-        msgID: task.idempotencyKey,
-      },
+      { msgID: taskMessageId(task.idempotencyKey, task.epoch) },
     );
     return created;
   }
@@ -512,8 +535,8 @@ export class Supervisor {
    * carries `<batch>:<count>` in a header, and the host's OUTBOX_REPLAYED says how many of them
    * JetStream had already (de-duplicated, so never delivered here: duplicates too). applied: the
    * task was still waiting for it; duplicate: it had finished already (another host redid it,
-   * or the same result came twice); conflict: superseded by a newer epoch (none are reassigned
-   * yet, so 0); orphan: no such task. Should the rest never come, a partial report goes out
+   * or the same result came twice); conflict: superseded by a newer epoch (the task was
+   * reassigned while the host was cut off; see reassign.ts); orphan: no such task. Should the rest never come, a partial report goes out
    * after 30 s of quiet.
    */
   private reconciled(hostId: string, batch: string, outcome?: ApplyOutcome, deduplicated?: number): void {
@@ -531,6 +554,7 @@ export class Supervisor {
     this.reconciling.set(batch, r);
     if (outcome === "applied") r.applied++;
     else if (outcome === "orphan") r.orphan++;
+    else if (outcome === "conflict") r.conflict++;
     else if (outcome !== undefined) r.duplicate++;
     if (deduplicated !== undefined) r.deduplicated = deduplicated;
     const report = (complete: boolean) => {

@@ -1,0 +1,170 @@
+/**
+ * Reassignment: the tasks a lost host held are given to other hosts with a new epoch.
+ *
+ * Every host lists the tasks its actors hold in its heartbeats (with each task message's stream
+ * sequence). When the failure detector declares a host unreachable and it stays so for
+ * `tasks.reassignGraceMs`, or when it comes back as a new incarnation (the old process is
+ * certainly gone), each task it held that is still queued and that no live host now holds is
+ * reassigned:
+ *
+ * 1. the envelope is published again with epoch + 1 (its own message id, so a retry publishes once);
+ * 2. the task record's epoch is raised by compare-and-set (only if still queued at the old epoch);
+ * 3. the old message is deleted from the stream, so JetStream never redelivers the old epoch.
+ *
+ * Publishing first means a crash between the steps leaves at worst an extra run whose result is
+ * a duplicate, never a record at a new epoch that no message carries. From then on the old
+ * holder's result, whenever it arrives (replayed from its outbox after a partition, or sent by a
+ * host that was only stalled), is a conflict: recorded beside the applied one, never applied
+ * (results.ts). Without this, a lost host's tasks would wait for JetStream's ack wait (30 s by
+ * default) and whichever result came first would win.
+ */
+
+import {
+  type CadreEvent,
+  type Config,
+  encode,
+  type Heartbeat,
+  type HeldTask,
+  STREAMS,
+  subjects,
+  type TaskRecord,
+  taskMessageId,
+} from "@cadre/protocol";
+import type { Clock, Logger, StateStore } from "@cadre/runtime";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+
+/** Dependencies of the {@link Reassigner}. */
+export interface ReassignerDeps {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  tasks: StateStore<TaskRecord>;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  sender: string;
+  emit: (event: CadreEvent) => void;
+  /** Whether this supervisor acts (standbys follow heartbeats but reassign nothing). */
+  active: () => boolean;
+  /** Whether the detector still judges the host unreachable. */
+  unreachable: (hostId: string) => boolean;
+}
+
+/** Records reassigned at once. */
+const CONCURRENCY = 16;
+
+interface Holding {
+  incarnation: string;
+  held: HeldTask[];
+}
+
+/** Follows what every host holds and reassigns what a lost host held. */
+export class Reassigner {
+  private readonly holdings = new Map<string, Holding>();
+  private readonly timers = new Map<string, unknown>();
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(private readonly d: ReassignerDeps) {}
+
+  /** A heartbeat: its held list (when present) replaces the host's. A new incarnation's predecessor is gone. */
+  heard(hb: Heartbeat): void {
+    const prev = this.holdings.get(hb.hostId);
+    if (prev && prev.incarnation !== hb.incarnation && prev.held.length > 0) {
+      this.track(this.reassign(hb.hostId, prev.held, "restarted"));
+    }
+    if (hb.held !== undefined || !prev || prev.incarnation !== hb.incarnation) {
+      this.holdings.set(hb.hostId, { incarnation: hb.incarnation, held: hb.held ?? [] });
+    }
+  }
+
+  /** The detector declared the host unreachable: reassign after the grace period unless it heals. */
+  lost(hostId: string): void {
+    if (this.timers.has(hostId)) return;
+    const timer = this.d.clock.setTimeout(() => {
+      this.timers.delete(hostId);
+      const h = this.holdings.get(hostId);
+      if (!h || !this.d.unreachable(hostId)) return;
+      this.track(this.reassign(hostId, h.held, "unreachable"));
+    }, this.d.config.tasks.reassignGraceMs);
+    this.timers.set(hostId, timer);
+  }
+
+  /** The host was heard from again in time: nothing moves. */
+  healed(hostId: string): void {
+    const t = this.timers.get(hostId);
+    if (t === undefined) return;
+    this.d.clock.clearTimeout(t);
+    this.timers.delete(hostId);
+  }
+
+  /** Resolves when every reassignment under way has finished. */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running);
+  }
+
+  private track(p: Promise<void>): void {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  /** Stops the pending grace timers. */
+  stop(): void {
+    for (const t of this.timers.values()) this.d.clock.clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private async reassign(hostId: string, held: HeldTask[], reason: "unreachable" | "restarted"): Promise<void> {
+    if (!this.d.active() || held.length === 0) return;
+    // A task another host has since taken (JetStream redelivered it after its ack wait) is theirs.
+    const elsewhere = new Set<string>();
+    for (const [other, h] of this.holdings) {
+      if (other === hostId) continue;
+      for (const t of h.held) elsewhere.add(t.taskId);
+    }
+    const todo = held.filter((t) => !elsewhere.has(t.taskId));
+    let moved = 0;
+    for (let i = 0; i < todo.length; i += CONCURRENCY) {
+      const done = await Promise.all(todo.slice(i, i + CONCURRENCY).map((t) => this.reassignOne(hostId, t, reason)));
+      moved += done.filter(Boolean).length;
+    }
+    this.d.logger.info({ hostId, reason, held: held.length, reassigned: moved }, "tasks of a lost host reassigned");
+  }
+
+  /** Reassigns one task; false when there was nothing to do (finished, or already reassigned). */
+  private async reassignOne(hostId: string, held: HeldTask, reason: string): Promise<boolean> {
+    try {
+      const current = await this.d.tasks.get(held.taskId);
+      if (!current || current.value.status !== "queued" || current.value.task.epoch !== held.epoch) return false;
+      const task = { ...current.value.task, epoch: held.epoch + 1 };
+      await this.d.js.publish(
+        subjects.task(task.teamId, task.kind),
+        encode("task", task, { sender: this.d.sender, cid: task.workflowId }),
+        { msgID: taskMessageId(task.idempotencyKey, task.epoch) },
+      );
+      let raised = false;
+      await this.d.tasks.modify(held.taskId, (rec) => {
+        raised = false;
+        if (!rec || rec.status !== "queued" || rec.task.epoch !== held.epoch) return undefined;
+        raised = true;
+        return { ...rec, task };
+      });
+      if (!raised) return false;
+      try {
+        await this.d.jsm.streams.deleteMessage(STREAMS.tasks, held.seq);
+      } catch (err) {
+        // Acked meanwhile (a work queue removes acked messages), or deleted by an earlier attempt.
+        this.d.logger.debug({ err, taskId: held.taskId, seq: held.seq }, "old task message already gone");
+      }
+      this.d.emit({
+        type: "TASK_REASSIGNED",
+        category: "task",
+        scope: task.workflowId,
+        data: { taskId: task.taskId, kind: task.kind, fromHostId: hostId, epoch: task.epoch, reason },
+      });
+      return true;
+    } catch (err) {
+      // JetStream's ack wait is the fallback: the task is redelivered in the old epoch.
+      this.d.logger.warn({ err, taskId: held.taskId, hostId }, "task not reassigned; JetStream will redeliver it");
+      return false;
+    }
+  }
+}
