@@ -131,10 +131,13 @@ export class Reassigner {
 
   /** Reassigns one task; false when there was nothing to do (finished, or already reassigned). */
   private async reassignOne(hostId: string, held: HeldTask, reason: string): Promise<boolean> {
+    // Still waiting for a result, at the epoch the lost host was given.
+    const open = (rec: TaskRecord | undefined): rec is TaskRecord =>
+      rec?.status === "queued" && rec.task.epoch === held.epoch;
     try {
-      const current = await this.d.tasks.get(held.taskId);
-      if (!current || current.value.status !== "queued" || current.value.task.epoch !== held.epoch) return false;
-      const task = { ...current.value.task, epoch: held.epoch + 1 };
+      const current = (await this.d.tasks.get(held.taskId))?.value;
+      if (!open(current)) return false;
+      const task = { ...current.task, epoch: held.epoch + 1 };
       await this.d.js.publish(
         subjects.task(task.teamId, task.kind),
         encode("task", task, { sender: this.d.sender, cid: task.workflowId }),
@@ -143,7 +146,7 @@ export class Reassigner {
       let raised = false;
       await this.d.tasks.modify(held.taskId, (rec) => {
         raised = false;
-        if (!rec || rec.status !== "queued" || rec.task.epoch !== held.epoch) return undefined;
+        if (!open(rec)) return undefined;
         raised = true;
         return { ...rec, task };
       });
