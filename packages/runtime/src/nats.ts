@@ -7,6 +7,7 @@
 import {
   type Body,
   type BodyInput,
+  CadreError,
   type CadreEvent,
   decodeAs,
   encode,
@@ -185,7 +186,12 @@ export function serve<Q extends MessageType, R extends MessageType>(
       const result = await opts.handler(msg.body, { sender: msg.sender, cid });
       m.respond(encode(opts.replyType, result, { sender: opts.sender, cid }));
     } catch (err) {
-      const e = toCadreError(err);
+      // NATS itself failing under the handler (a stream electing a leader) is worth retrying,
+      // not an internal error: the caller backs off and asks again.
+      const e =
+        !(err instanceof CadreError) && isTransient(err)
+          ? new UnavailableError(`${opts.subject}: NATS is not ready (${(err as Error).message})`, {}, { cause: err })
+          : toCadreError(err);
       const level = e.code === "INTERNAL" ? "error" : "info";
       opts.logger[level]({ err: e, code: e.code, subject: opts.subject, cid }, `request refused: ${e.message}`);
       try {
