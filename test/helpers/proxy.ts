@@ -1,7 +1,12 @@
 /**
  * A TCP proxy on 127.0.0.1 the test controls, to cut one client off a server while everyone
- * else stays connected: `cut()` drops every connection through it and refuses new ones until
- * `heal()`.
+ * else stays connected. Two kinds of cut:
+ *
+ * - `cut()` drops every connection and refuses new ones: the client notices at once;
+ * - `blackhole()` keeps every socket open but forwards nothing, as a network partition does:
+ *   the client notices only when its pings go unanswered.
+ *
+ * `heal()` ends either (and drops the blackholed sockets, which are dead to their clients).
  */
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
@@ -13,7 +18,9 @@ export interface TcpProxy {
   readonly port: number;
   /** Drops every open connection and refuses new ones. */
   cut(): void;
-  /** Accepts connections again. */
+  /** Forwards nothing, in either direction, on open and new connections. */
+  blackhole(): void;
+  /** Forwards again. */
   heal(): void;
   close(): Promise<void>;
 }
@@ -21,23 +28,28 @@ export interface TcpProxy {
 /** Starts a proxy to `127.0.0.1:<targetPort>` on a random port. */
 export async function startProxy(targetPort: number): Promise<TcpProxy> {
   const open = new Set<Socket>();
-  let cut = false;
+  let mode: "open" | "cut" | "blackhole" = "open";
   const server: Server = createServer((client) => {
-    if (cut) {
+    if (mode === "cut") {
       client.destroy();
       return;
     }
     const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
+    const forward = (from: Socket, to: Socket) =>
+      from.on("data", (chunk) => {
+        if (mode === "open") to.write(chunk);
+      });
+    forward(client, upstream);
+    forward(upstream, client);
     for (const s of [client, upstream]) {
       open.add(s);
-      s.on("close", () => open.delete(s));
-      s.on("error", () => {
+      s.on("close", () => {
+        open.delete(s);
         client.destroy();
         upstream.destroy();
       });
+      s.on("error", () => s.destroy());
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -45,18 +57,25 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
   });
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("proxy has no TCP address");
+  const dropAll = () => {
+    for (const s of open) s.destroy();
+  };
   return {
     url: `nats://127.0.0.1:${address.port}`,
     port: address.port,
     cut: () => {
-      cut = true;
-      for (const s of open) s.destroy();
+      mode = "cut";
+      dropAll();
+    },
+    blackhole: () => {
+      mode = "blackhole";
     },
     heal: () => {
-      cut = false;
+      if (mode === "blackhole") dropAll();
+      mode = "open";
     },
     close: async () => {
-      for (const s of open) s.destroy();
+      dropAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -1,8 +1,11 @@
 /**
- * A host cut off by a TCP proxy while the rest of the cluster stays connected: the supervisor
+ * A host cut off by a TCP proxy while the rest of the cluster stays connected (a blackhole: its
+ * socket stays open and nothing flows, as in a network partition): the supervisor
  * declares it unreachable, reassigns the tasks it held with a new epoch (the ack wait is 30 s,
- * so only reassignment can move them in time), the other host does them, and when the proxy
- * lets the host back its replayed results are classified as conflicts: recorded, never applied.
+ * so only reassignment can move them in time), the other host does them. The cut-off host
+ * finishes its tasks; their publishes hang until its pings go unanswered, then the results go to
+ * its outbox. When the proxy lets it back, its replayed results are classified as conflicts:
+ * recorded, never applied.
  */
 
 import { decodeAs, type HeldTask, type TeamInput } from "@cadre/protocol";
@@ -73,7 +76,7 @@ describe("a host cut off by a proxy while it holds tasks, then let back", () => 
     beats.unsubscribe();
     const heldIds = held.map((t) => t.taskId).sort();
     const cutAt = Date.now();
-    proxy.cut();
+    proxy.blackhole();
 
     // The others finish the workflow: the cut-off host's tasks were reassigned to them.
     const w = await c.wait(id, 30_000);
@@ -81,6 +84,12 @@ describe("a host cut off by a proxy while it holds tasks, then let back", () => 
     const reassigned = rec.events.filter((e) => e.event.type === "TASK_REASSIGNED").map((e) => e.event.data);
     expect(reassigned.map((d) => d.taskId).sort()).toEqual(heldIds);
     for (const d of reassigned) expect(d).toMatchObject({ fromHostId: CUT_OFF, epoch: 2, reason: "unreachable" });
+
+    // Its results wait in its outbox once it has noticed the partition (unanswered pings).
+    const inOutbox = () => (c.logs.get(CUT_OFF) ?? []).some((l) => l.includes(`"outboxRecords":${heldIds.length}`));
+    await until("the cut-off host's results in its outbox", inOutbox, 30_000);
+    // ...abandoned publishes, not failed ones: the host stopped waiting when the connection went.
+    expect((c.logs.get(CUT_OFF) ?? []).filter((l) => l.includes("lost while publishing"))).toHaveLength(heldIds.length);
 
     // Let it back: it replays what it finished while cut off, and every one is a conflict.
     const healedAt = Date.now();

@@ -29,6 +29,7 @@ import {
   TaskRecordSchema,
   TimeoutError,
   taskConsumer,
+  UnavailableError,
   validateOutput,
   type WireErrorBody,
 } from "@cadre/protocol";
@@ -402,7 +403,17 @@ export class AgentHost implements PullerHost {
       type: "TASK_STARTED",
       category: "task",
       scope: task.workflowId,
-      data: { taskId: task.taskId, kind: task.kind, attempt, hostId: this.hostId, actorId: actor.spec.actorId },
+      // epoch and seq: what the supervisor needs to reassign it should this host be lost before
+      // its next heartbeat lists the task.
+      data: {
+        taskId: task.taskId,
+        kind: task.kind,
+        attempt,
+        epoch: task.epoch,
+        seq: msg.seq,
+        hostId: this.hostId,
+        actorId: actor.spec.actorId,
+      },
     });
     if (task.deadline !== null && this.clock.now() > task.deadline) {
       void this.report(actor, task, attempt, {
@@ -526,12 +537,14 @@ export class AgentHost implements PullerHost {
       let stored = false;
       if (this.connectivity.getSnapshot().value === "online") {
         try {
-          await retry(
-            () =>
-              this.js.publish(subject, encode("result", result, { sender: this.hostId, cid: task.workflowId }), {
-                msgID,
-              }),
-            { maxAttempts: 3, baseMs: 50, maxMs: 500, isRetryable: () => true, clock: this.clock },
+          await this.whileOnline(
+            retry(
+              () =>
+                this.js.publish(subject, encode("result", result, { sender: this.hostId, cid: task.workflowId }), {
+                  msgID,
+                }),
+              { maxAttempts: 3, baseMs: 50, maxMs: 500, isRetryable: () => true, clock: this.clock },
+            ),
           );
           stored = true;
         } catch (err) {
@@ -563,6 +576,31 @@ export class AgentHost implements PullerHost {
           : "attempt not reported; the task will be redelivered",
       );
     }
+  }
+
+  /**
+   * Settles as `p` does, or rejects as soon as the connection is lost: a publish caught in a
+   * partition can hang for its whole timeout, and the result belongs on disk meanwhile. Should
+   * the abandoned publish land after all, JetStream de-duplicates the replay on its message id.
+   */
+  private whileOnline<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const sub = this.connectivity.subscribe((s) => {
+        if (s.value === "online") return;
+        sub.unsubscribe();
+        reject(new UnavailableError("the NATS connection was lost while publishing"));
+      });
+      p.then(
+        (v) => {
+          sub.unsubscribe();
+          resolve(v);
+        },
+        (err) => {
+          sub.unsubscribe();
+          reject(err);
+        },
+      );
+    });
   }
 
   private release(h: HostedActor): void {

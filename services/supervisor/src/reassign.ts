@@ -2,7 +2,9 @@
  * Reassignment: the tasks a lost host held are given to other hosts with a new epoch.
  *
  * Every host lists the tasks its actors hold in its heartbeats (with each task message's stream
- * sequence). When the failure detector declares a host unreachable and it stays so for
+ * sequence), and says so at once when an actor starts one (TASK_STARTED carries the epoch and
+ * sequence): a heartbeat's list is up to one interval old, and a short task started after it
+ * would otherwise be missed. When the failure detector declares a host unreachable and it stays so for
  * `tasks.reassignGraceMs`, or when it comes back as a new incarnation (the old process is
  * certainly gone), each task it held that is still queued and that no live host now holds is
  * reassigned:
@@ -74,6 +76,14 @@ export class Reassigner {
     if (hb.held !== undefined || !prev || prev.incarnation !== hb.incarnation) {
       this.holdings.set(hb.hostId, { incarnation: hb.incarnation, held: hb.held ?? [] });
     }
+  }
+
+  /** A host's actor started a task (TASK_STARTED): held from now, until the next list says otherwise. */
+  started(hostId: string, task: HeldTask): void {
+    const h = this.holdings.get(hostId);
+    // Not heard from yet: its first heartbeat will list the task.
+    if (!h) return;
+    h.held = [...h.held.filter((t) => t.taskId !== task.taskId), task];
   }
 
   /** The detector declared the host unreachable: reassign after the grace period unless it heals. */

@@ -286,6 +286,21 @@ describe("reassigning the tasks of a lost host", () => {
     unreachable.delete("h1");
   });
 
+  it("also a task the host started after its last heartbeat's list (known from TASK_STARTED)", async () => {
+    const { clock, events, r } = setup();
+    const listed = await published();
+    const late = await published();
+    r.heard(beat("h7", "i1", [listed.held]));
+    r.started("h7", late.held);
+    r.started("h8", late.held); // a host never heard from: ignored
+    unreachable.add("h7");
+    r.lost("h7");
+    clock.advance(1000);
+    await r.idle();
+    expect(events.map((e) => e.data.taskId).sort()).toEqual([listed.task.taskId, late.task.taskId].sort());
+    unreachable.delete("h7");
+  });
+
   it("not when the host is heard from within the grace period", async () => {
     const { clock, events, r } = setup();
     const { task, held } = await published();

@@ -16,6 +16,7 @@ import {
   decodeAs,
   encode,
   HEADERS,
+  HeldTaskSchema,
   LeaseRecordSchema,
   NotFoundError,
   newWorkflowId,
@@ -87,6 +88,9 @@ const MaxDeliveriesAdvisory = z.object({
   stream_seq: z.number(),
   deliveries: z.number(),
 });
+
+/** What the supervisor reads from a host's TASK_STARTED event. */
+const TaskStartedSchema = HeldTaskSchema.extend({ hostId: z.string() });
 
 /** Ack wait of the results consumer (see consumeResults). */
 const RESULTS_ACK_WAIT_MS = 5000;
@@ -193,6 +197,21 @@ export class Supervisor {
             }
           } catch (err) {
             this.logger.warn({ err }, "bad heartbeat ignored");
+          }
+        },
+      }),
+    );
+    // Which tasks each host holds, the moment it starts one (see reassign.ts).
+    this.subs.push(
+      this.nc.subscribe(subjects.eventsOf("task"), {
+        callback: (_err, m) => {
+          try {
+            const e = decodeAs(m.data, "event").body;
+            if (e.type !== "TASK_STARTED") return;
+            const started = TaskStartedSchema.parse(e.data);
+            this.reassigner.started(started.hostId, started);
+          } catch (err) {
+            this.logger.warn({ err }, "bad task event ignored");
           }
         },
       }),
