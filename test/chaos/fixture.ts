@@ -93,9 +93,13 @@ export interface ChaosClusterOptions {
   config?: ConfigInput;
 }
 
-/** Settings that make failures show quickly. */
+/**
+ * Settings that make failures show quickly. The ack wait stays longer than detection plus
+ * `tasks.reassignGraceMs` (about 0.8 + 1 s here), so a lost host's tasks move by reassignment
+ * with a new epoch, as they do with the defaults, rather than by JetStream's redelivery.
+ */
 export const chaosConfig: ConfigInput = {
-  tasks: { ackWaitMs: 2000, maxDeliver: 20, retryBackoffMs: 100 },
+  tasks: { ackWaitMs: 5000, maxDeliver: 20, retryBackoffMs: 100 },
   heartbeat: { intervalMs: 200, hostDeadAfterMs: 1000 },
 };
 

@@ -8,8 +8,11 @@
  *   lost          tasks of the plan (1 director task + 200) not completed at the end
  *   appliedTwice  tasks with more than one TASK_COMPLETED event (a result applied twice)
  *   duplicates    results that arrived for an already-finished task and were recorded, not applied
+ *   conflicts     results of a superseded epoch (the task had been reassigned from a lost host):
+ *                 recorded beside the applied one, never applied
  *   detectMs      from the fault to the supervisor declaring the host unreachable (host scenarios)
  *   recoverMs     from the fault to the moment the work it disrupted was done again
+ *   reconcileMs   partition: from the heal to the supervisor's reconciliation report for the host
  */
 
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -52,13 +55,17 @@ interface Figures {
   lost: number;
   appliedTwice: number;
   duplicates: number;
+  conflicts: number;
   detectMs: number | null;
   recoverMs: number | null;
+  reconcileMs?: number;
   workflowMs: number;
   /** Tasks completed in each second from the workflow's start (JSON only, not in the table). */
   completionsPerSecond?: number[];
   /** Partition: from the heal to the host's first heartbeat heard again (JSON only). */
   healedHeartbeatMs?: number;
+  /** Partition: the reconciliation report's counts (JSON only). */
+  reconciliation?: Record<string, unknown>;
 }
 
 const table: Figures[] = [];
@@ -116,6 +123,7 @@ async function outcome(c: ChaosCluster, workflowId: string) {
     lost: TASKS + 1 - completed,
     appliedTwice: [...completedPerTask.values()].filter((n) => n > 1).length,
     duplicates: records.reduce((n, r) => n + r.duplicates.length, 0),
+    conflicts: records.reduce((n, r) => n + r.conflicts.length, 0),
   };
 }
 
@@ -188,11 +196,13 @@ async function expectPromisesKept(c: ChaosCluster, workflowId: string) {
     async () => {
       const w = await c.client.wait(workflowId);
       const o = await outcome(c, workflowId);
-      return w.tasks.duplicates === o.duplicates && w.tasks.completed === o.completed ? { w, o } : undefined;
+      const agree =
+        w.tasks.duplicates === o.duplicates && w.tasks.conflicts === o.conflicts && w.tasks.completed === o.completed;
+      return agree ? { w, o } : undefined;
     },
     30_000,
   );
-  const logs = await c.tail();
+  const logs = `${JSON.stringify(w.error ?? null)}\n${await c.tail()}`;
   expect(w.status, logs).toBe("completed");
   expect(o.lost, logs).toBe(0);
   expect(o.appliedTwice, logs).toBe(0);
@@ -246,6 +256,7 @@ function promiseFigures(o: Awaited<ReturnType<typeof outcome>>) {
     lost: o.lost,
     appliedTwice: o.appliedTwice,
     duplicates: o.duplicates,
+    conflicts: o.conflicts,
   };
 }
 
@@ -264,8 +275,10 @@ afterAll(() => {
     "lost",
     "appliedTwice",
     "duplicates",
+    "conflicts",
     "detectMs",
     "recoverMs",
+    "reconcileMs",
     "workflowMs",
   ];
   const rows = [cols.map(String), ...table.map((f) => cols.map((k) => String(f[k] ?? "-")))];
@@ -287,6 +300,7 @@ scenario(
     rec.stop();
     const o = await expectPromisesKept(c, id);
     expect(o.duplicates).toBe(0);
+    expect(o.conflicts).toBe(0);
     record({
       scenario: "baseline-no-fault",
       ...promiseFigures(o),
@@ -363,14 +377,14 @@ scenario(
 scenario(
   "chaos: pause an agent-host for 15 s while it holds tasks, then resume",
   { natsNodes: 1, hosts: 3 },
-  "applies nothing twice and records what the stalled host finishes late as duplicates",
+  "applies nothing twice and records what the stalled host finishes late, never applying it",
   async (c) => {
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const victim = busyHost(rec.events);
     const pausedAt = Date.now();
     await c.pause(victim);
-    // Frozen, it cannot extend its acks: the others redo what it held and finish the workflow.
+    // Frozen, it sends no heartbeats: its tasks are reassigned and the others finish the workflow.
     const w = await finish(c, id, 60_000);
     const pauseLeft = pausedAt + 15_000 - Date.now();
     if (pauseLeft > 0) await new Promise((r) => setTimeout(r, pauseLeft)); // the fault itself lasts 15 s
@@ -378,21 +392,20 @@ scenario(
 
     const held = takenOver(await outcome(c, id), victim);
     expect(held.size).toBeGreaterThan(0);
-    // Thawed, it finishes what it held and reports: each such result is recorded as a duplicate.
+    // Thawed, it finishes what it held and reports. Each such result is recorded, not applied: a
+    // conflict when the task had been reassigned (a new epoch), a duplicate when JetStream had
+    // redelivered it (one the host took in the last beat before the pause, not yet listed).
+    const late = (e: TimedEvent["event"]) =>
+      (e.type === "RESULT_CONFLICT" || e.type === "RESULT_DUPLICATE") && e.data.hostId === victim;
     await until(
-      "the stalled host's late results recorded as duplicates",
-      () =>
-        [...held].every((t) =>
-          rec.events.some(
-            (e) => e.event.type === "RESULT_DUPLICATE" && e.event.data.taskId === t && e.event.data.hostId === victim,
-          ),
-        ),
+      "the stalled host's late results recorded",
+      () => [...held].every((t) => rec.events.some((e) => late(e.event) && e.event.data.taskId === t)),
       60_000,
     );
     rec.stop();
     const o = await expectPromisesKept(c, id);
     expect(w.status).toBe("completed");
-    expect(o.duplicates).toBeGreaterThanOrEqual(held.size);
+    expect(o.duplicates + o.conflicts).toBeGreaterThanOrEqual(held.size);
 
     record({
       scenario: "pause-agent-host-15s",
@@ -476,17 +489,31 @@ scenario(
         ),
       ),
     ]);
+    // What it finished while cut off waits in its outbox; replayed, every result is classified.
+    const report = await until(
+      "the cut-off host's reconciliation report",
+      () => rec.events.find((e) => e.event.type === "RECONCILIATION_REPORT" && e.event.scope === victim),
+      60_000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await c.tail(200)}`);
+    });
     rec.stop();
     const o = await expectPromisesKept(c, id);
     expect(w.status).toBe("completed");
+    const r = report.event.data;
+    expect(r).toMatchObject({ complete: true, orphan: 0 });
+    // Nothing it replayed was applied twice: what the others had redone is a conflict or a duplicate.
+    expect(Number(r.applied) + Number(r.duplicate) + Number(r.conflict)).toBe(r.replayed);
 
     record({
       scenario: "partition-agent-host-10s",
       ...promiseFigures(o),
       ...hostFaultFigures(rec.events, id, victim, cutAt, takenOver(o, victim)),
+      reconcileMs: report.at - healedAt,
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
       healedHeartbeatMs: back - healedAt,
+      reconciliation: r,
     });
   },
 );
