@@ -27,7 +27,7 @@ import { startProxy } from "../helpers/proxy.js";
 import { quantile } from "./stats.js";
 
 const KILLS = Number(process.env.BENCH_KILLS ?? 7);
-const OFFLINE_TASKS = Number(process.env.BENCH_OFFLINE_TASKS ?? 1000);
+const OFFLINE_TASKS = 4 * Math.ceil(Number(process.env.BENCH_OFFLINE_TASKS ?? 1000) / 4);
 const SATURATE_S = Number(process.env.BENCH_SATURATE_SECONDS ?? 30);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const defaults = parseConfig({});
@@ -39,11 +39,13 @@ const configFile = join(dir, "config.json");
 writeFileSync(
   configFile,
   JSON.stringify({
-    logLevel: "warn",
-    host: { maxActors: OFFLINE_TASKS + 100, outbox: { replayRatePerSec: 1_000_000 } },
+    logLevel: "info",
+    host: { maxActors: OFFLINE_TASKS + 100, outbox: { dir: join(dir, "outbox"), replayRatePerSec: 1_000_000 } },
   }),
 );
 const hostLines = new Map<string, string[]>();
+/** The largest outbox size each host has logged. */
+const outboxRecords = new Map<string, number>();
 const stack = await startStack({
   natsUrl: server.url,
   hosts: 1,
@@ -51,6 +53,8 @@ const stack = await startStack({
   configFile,
   logDir: join(dir, "logs"),
   onLine: (service, line) => {
+    const n = /"outboxRecords":(\d+)/.exec(line)?.[1];
+    if (n) outboxRecords.set(service, Math.max(outboxRecords.get(service) ?? 0, Number(n)));
     const l = hostLines.get(service) ?? [];
     l.push(line);
     if (l.length > 200) l.shift();
@@ -74,6 +78,7 @@ nc.subscribe("cadre.v1.hb.*", {
   },
 });
 
+let finished = false;
 try {
   // --- 1. detection after kill -9 -------------------------------------------------------------
   const detections: number[] = [];
@@ -98,24 +103,29 @@ try {
   log(`reconciliation: ${OFFLINE_TASKS} tasks on a host behind a proxy`);
   await stack.startHost("host-p", { natsUrl: proxy.url });
   await until("the proxied host heard", () => (beats.get("host-p")?.length ?? 0) >= 10, 20_000);
-  const offlineTeam: TeamInput = {
-    name: "bench-offline",
-    root: "lead",
-    kinds: {
-      lead: {
-        role: "director",
-        hosts: ["host-1"],
-        behaviour: { type: "script", delegate: [{ kind: "worker", count: OFFLINE_TASKS }], output: { done: true } },
-      },
-      // Long enough that none finishes before the cut, even on a slow run.
-      worker: {
-        role: "agent",
-        replicas: OFFLINE_TASKS,
-        hosts: ["host-p"],
-        behaviour: { type: "script", sleepMs: 8000, output: { ok: true } },
+  // Four kinds of a quarter each (a kind has at most 256 replicas).
+  const quarter = Math.ceil(OFFLINE_TASKS / 4);
+  const kinds: TeamInput["kinds"] = {
+    lead: {
+      role: "director",
+      hosts: ["host-1"],
+      behaviour: {
+        type: "script",
+        delegate: [0, 1, 2, 3].map((k) => ({ kind: `w${k}`, count: quarter })),
+        output: { done: true },
       },
     },
   };
+  for (let k = 0; k < 4; k++) {
+    // Long enough that none finishes before the cut, even on a slow run.
+    kinds[`w${k}`] = {
+      role: "agent",
+      replicas: quarter,
+      hosts: ["host-p"],
+      behaviour: { type: "script", sleepMs: 8000, output: { ok: true } },
+    };
+  }
+  const offlineTeam: TeamInput = { name: "bench-offline", root: "lead", kinds };
   const workflowId = await client.submit(offlineTeam);
   const startedOnP = () =>
     rec.events.filter((e) => e.event.type === "TASK_STARTED" && e.event.data.hostId === "host-p").length;
@@ -123,8 +133,10 @@ try {
   proxy.cut();
   const cutAt = Date.now();
   log("reconciliation: host cut off; waiting for its outbox to fill");
-  const queued = () => (hostLines.get("host-p") ?? []).some((l) => l.includes(`"outboxRecords":${OFFLINE_TASKS}`));
-  await until("every result in the outbox", queued, 60_000);
+  const queued = () => outboxRecords.get("host-p") === OFFLINE_TASKS;
+  await until("every result in the outbox", queued, 60_000).catch((err: Error) => {
+    throw new Error(`${err.message} (${outboxRecords.get("host-p") ?? 0} of ${OFFLINE_TASKS})`);
+  });
   const healedAt = Date.now();
   proxy.heal();
   const report = await until(
@@ -155,16 +167,19 @@ try {
   };
   const burnStart = Date.now();
   const burnEnd = burnStart + SATURATE_S * 1000;
-  const burners = Array.from({ length: cores }, () =>
-    spawn(process.execPath, ["-e", `const end = ${burnEnd}; while (Date.now() < end) {}`], { stdio: "ignore" }),
-  );
+  const burners = Array.from({ length: cores }, () => {
+    const b = spawn(process.execPath, ["-e", `const end = ${burnEnd}; while (Date.now() < end) {}`], {
+      stdio: "ignore",
+    });
+    return new Promise((resolve) => b.once("exit", resolve));
+  });
   let workflows = 0;
   while (Date.now() < burnEnd) {
     const id = await client.submit(loadTeam);
     await client.wait(id, 60_000);
     workflows++;
   }
-  await Promise.all(burners.map((b) => new Promise((resolve) => b.once("exit", resolve))));
+  await Promise.all(burners);
   const during = (type: string) =>
     rec.events.filter((e) => e.event.type === type && e.at >= burnStart && e.at <= burnEnd + 1000).length;
   const suspected = during("HOST_SUSPECTED");
@@ -192,7 +207,7 @@ try {
       "Akka ~3000-4000, Dapr ~3000, Orleans ~15000, Moleculer ~30000 (their published defaults)",
     ],
     [
-      "  of which after the last heartbeat heard (ms), median",
+      "from the last heartbeat heard to unreachable (ms), median",
       f(quantile(sinceLastBeat, 0.5)),
       `heartbeat every ${interval} ms`,
     ],
@@ -215,11 +230,14 @@ try {
     `\nreconciliation report: ${JSON.stringify(r)}; host replay took ${replayed?.event.data.ms} ms.\n` +
       `saturation: ${workflows} workflows of 21 tasks completed during the ${SATURATE_S} s.\n`,
   );
+  finished = true;
 } finally {
   rec.stop();
   await nc.close();
   await stack.stop();
   await proxy.close();
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  // Kept when the run failed: the services' logs are in it.
+  if (finished) rmSync(dir, { recursive: true, force: true });
+  else log(`logs kept in ${dir}/logs`);
 }
