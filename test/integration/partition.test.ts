@@ -137,4 +137,42 @@ describe("a host cut off by a proxy while it holds tasks, then let back", () => 
         `${JSON.stringify(report.event.data)}\n`,
     );
   }, 90_000);
+
+  it("keeps the events it makes while cut off on disk: killed offline and started again, it sends them", async () => {
+    // One attempt that fails (retryably) while the host is cut off: TASK_ATTEMPT_FAILED is made offline.
+    const flaky: TeamInput = {
+      name: "partition-events",
+      root: "flaky",
+      kinds: {
+        flaky: {
+          role: "agent",
+          hosts: [CUT_OFF],
+          behaviour: { type: "script", sleepMs: 1000, failProbability: 1 },
+        },
+      },
+    };
+    const rec = recordEvents(c.nc);
+    const id = await c.submit(flaky);
+    await until("the attempt started on the proxied host", () =>
+      rec.events.some((e) => e.event.type === "TASK_STARTED" && e.event.scope === id),
+    );
+    rec.stop();
+    proxy.cut();
+    const kept = () => (c.logs.get(CUT_OFF) ?? []).some((l) => l.includes('"event":"TASK_ATTEMPT_FAILED"'));
+    await until("the failed attempt's event kept in the outbox", kept, 10_000);
+
+    // Killed while cut off: the NATS client's in-memory buffer dies with it, the outbox does not.
+    await c.stack.processes.get(CUT_OFF)?.kill("SIGKILL");
+    proxy.heal();
+    await c.stack.startHost(CUT_OFF, { natsUrl: proxy.url });
+    const failed = await until(
+      "the offline event in the events stream",
+      async () =>
+        (await c.events()).find(
+          (e) => e.type === "TASK_ATTEMPT_FAILED" && e.scope === id && e.data.hostId === CUT_OFF && e.data.attempt === 1,
+        ),
+      20_000,
+    );
+    expect(failed.data).toMatchObject({ code: "BEHAVIOUR_FAILED", attempt: 1 });
+  }, 60_000);
 });

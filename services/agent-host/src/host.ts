@@ -104,6 +104,8 @@ export class AgentHost implements PullerHost {
   private readonly actors = new Map<string, HostedActor>();
   private readonly pullers = new Map<string, KindPuller>();
   private outbox!: Outbox;
+  /** Events made while cut off; replayed after the results (no reconciliation counts them). */
+  private eventOutbox!: Outbox;
   private connectivity!: Actor<typeof connectivityMachine>;
   private readonly subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
@@ -128,8 +130,11 @@ export class AgentHost implements PullerHost {
   private async init(): Promise<void> {
     const ob = this.config.host.outbox;
     this.outbox = await Outbox.open({ path: join(ob.dir, `${this.hostId}.log`), maxBytes: ob.maxBytes });
-    if (this.outbox.openReport.tornBytes > 0) {
-      this.logger.warn(this.outbox.openReport, "outbox: a torn last record was cut off (a crash mid-write)");
+    this.eventOutbox = await Outbox.open({ path: join(ob.dir, `${this.hostId}.events.log`), maxBytes: ob.maxBytes });
+    for (const o of [this.outbox, this.eventOutbox]) {
+      if (o.openReport.tornBytes > 0) {
+        this.logger.warn(o.openReport, "outbox: a torn last record was cut off (a crash mid-write)");
+      }
     }
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
     const buckets = await ensureInfrastructure(this.nc, this.config);
@@ -165,7 +170,9 @@ export class AgentHost implements PullerHost {
     this.connectivity.subscribe((s) => this.logger.info({ connectivity: s.value }, `connectivity: ${String(s.value)}`));
     this.connectivity.start();
     void this.followConnection();
-    if (this.outbox.size().records > 0) this.connectivity.send({ type: "RECONNECTED" });
+    if (this.outbox.size().records + this.eventOutbox.size().records > 0) {
+      this.connectivity.send({ type: "RECONNECTED" });
+    }
     this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
   }
 
@@ -208,6 +215,11 @@ export class AgentHost implements PullerHost {
       });
       this.logger.info({ replayed: sent, ms: this.clock.now() - started }, "outbox replayed");
     }
+    const events = await this.eventOutbox.replay(
+      (r) => this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs }).then(() => {}),
+      { ratePerSecond: this.config.host.outbox.replayRatePerSec, clock: this.clock },
+    );
+    if (events > 0) this.logger.info({ events }, "events kept while cut off sent");
     return sent;
   }
 
@@ -231,6 +243,7 @@ export class AgentHost implements PullerHost {
     this.connectivity?.stop();
     await this.nc.drain();
     await this.outbox?.close();
+    await this.eventOutbox?.close();
   }
 
   private heartbeat(): void {
@@ -263,8 +276,28 @@ export class AgentHost implements PullerHost {
     }
   }
 
+  /**
+   * Publishes an event; while the connection is down it goes to the event outbox instead (on
+   * disk, so a host that dies cut off still delivers it when it starts again). A full outbox
+   * drops the event, with a warning.
+   */
   private emit(event: CadreEvent): void {
-    publishEvent(this.nc, this.hostId, event, this.logger);
+    if (this.connectivity?.getSnapshot().value !== "offline") {
+      publishEvent(this.nc, this.hostId, event, this.logger);
+      return;
+    }
+    const entry = {
+      subject: subjects.event(event.category, event.scope),
+      key: `${this.hostId}:${randomId(12)}`,
+      data: encode("event", event, { sender: this.hostId }),
+    };
+    this.eventOutbox.append(entry).then(
+      () => {
+        this.logger.info({ event: event.type, outboxEvents: this.eventOutbox.size().records }, "event kept in the outbox");
+        if (this.connectivity.getSnapshot().value === "online") this.connectivity.send({ type: "RECONNECTED" });
+      },
+      (err) => this.logger.warn({ err, event: event.type }, "event dropped: not published and not kept"),
+    );
   }
 
   // --- actors -------------------------------------------------------------------------------
