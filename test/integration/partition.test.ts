@@ -169,7 +169,8 @@ describe("a host cut off by a proxy while it holds tasks, then let back", () => 
       "the offline event in the events stream",
       async () =>
         (await c.events()).find(
-          (e) => e.type === "TASK_ATTEMPT_FAILED" && e.scope === id && e.data.hostId === CUT_OFF && e.data.attempt === 1,
+          (e) =>
+            e.type === "TASK_ATTEMPT_FAILED" && e.scope === id && e.data.hostId === CUT_OFF && e.data.attempt === 1,
         ),
       20_000,
     );

@@ -4,7 +4,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { formatEventLine, parseTeam, subjects, type Team, toCadreError, type WorkflowRecord } from "@cadre/protocol";
+import {
+  formatEventLine,
+  InvalidConfigError,
+  parseTeam,
+  subjects,
+  type Team,
+  toCadreError,
+  type WorkflowRecord,
+} from "@cadre/protocol";
 import { connectNats, loadConfig, readEvents, readYamlFile, request } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
@@ -177,6 +185,49 @@ program
           : reports.map(formatEventLine).join("\n");
       process.stdout.write(`${text}\n`);
       await nc.close();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("quarantine")
+  .description(
+    "list the actors quarantined for responses that broke their kind's schema (with the reason), or release or retire one",
+  )
+  .argument("[op]", "list, release or retire", "list")
+  .argument("[actorId]", "the actor to release or retire")
+  .option("--json", "one JSON array instead of a table")
+  .action(async (op: string, actorId: string | undefined, o: { json?: boolean }) => {
+    try {
+      if (!["list", "release", "retire"].includes(op) || (op !== "list" && !actorId)) {
+        throw new InvalidConfigError("cadre quarantine", [
+          { path: "op", message: `use "list", "release <actorId>" or "retire <actorId>" (got "${op}")` },
+        ]);
+      }
+      const nc = await connectNats(config().natsUrl, "cadre-cli");
+      const { actors } = await request(
+        nc,
+        subjects.supervisor("quarantine"),
+        "sup.quarantine",
+        { op: op as "list" | "release" | "retire", ...(actorId ? { actorId } : {}) },
+        "sup.quarantine.ok",
+        { sender: "cadre-cli", timeoutMs: config().requestTimeoutMs },
+      );
+      await nc.close();
+      if (op !== "list") process.stdout.write(`${op === "release" ? "released" : "retired"} ${actorId}\n`);
+      const text = o.json
+        ? JSON.stringify(actors)
+        : actors.length === 0
+          ? "no quarantined actors"
+          : actors
+              .map(
+                (a) =>
+                  `${a.actorId}  kind ${a.kindName}  host ${a.hostId}  task ${a.quarantine?.taskId ?? "?"}  ` +
+                  `replaced by ${a.replacedBy ?? "-"}\n  ${(a.quarantine?.issues ?? []).map((i) => `${i.path || "(output)"}: ${i.message}`).join("\n  ")}`,
+              )
+              .join("\n");
+      process.stdout.write(`${text}\n`);
     } catch (err) {
       fail(err);
     }

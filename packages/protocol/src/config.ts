@@ -86,6 +86,20 @@ export const ConfigSchema = z
         message: "leaseRenewMs must be at most half of leaseTtlMs, or a live supervisor loses its lease",
       })
       .prefault({}),
+    quarantine: z
+      .object({
+        /**
+         * Attempts at a task whose responses break the kind's schema (each quarantines its actor
+         * and retries on a replacement) before the delegator gets INVALID_AGENT_RESPONSE. @default 3
+         */
+        maxAttempts: z.number().int().min(1).max(20).default(3),
+        /** A valid response this many standard deviations from its kind's mean size or latency is flagged. @default 4 */
+        anomalyZ: z.number().positive().default(4),
+        /** Responses of a kind seen before anomalies are judged. @default 30 */
+        anomalyMinSamples: z.number().int().min(2).default(30),
+      })
+      .strict()
+      .prefault({}),
     storage: z
       .object({
         /** Replicas of Cadre's streams and buckets (3 on a three-node cluster). @default 1 */

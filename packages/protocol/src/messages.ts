@@ -145,10 +145,32 @@ export const TaskRecordSchema = z.object({
   duplicates: z.array(z.string()).max(100),
   /** Results of superseded epochs (see ConflictSchema), the latest 20. */
   conflicts: z.array(ConflictSchema).max(20).default([]),
+  /** Responses that broke the kind's schema: each quarantined its actor and the task was retried. */
+  invalid: z
+    .array(z.object({ resultId: z.string(), actorId: Id, hostId: Id, issues: z.array(z.unknown()) }))
+    .max(20)
+    .default([]),
 });
 
 /** An actor to start on a host. */
-export const ActorSpecSchema = z.object({ actorId: Id, teamId: Id, kindName: NameSchema, kind: KindSchema });
+/**
+ * What a replacement inherits from the actor it replaces (a quarantined one): its identity, the
+ * tasks it handled (latest first, at most 50) and its XState snapshot as persisted at quarantine.
+ */
+export const InheritedContextSchema = z.object({
+  fromActorId: Id,
+  history: z.array(Id).max(50),
+  snapshot: z.unknown().optional(),
+});
+
+export const ActorSpecSchema = z.object({
+  actorId: Id,
+  teamId: Id,
+  kindName: NameSchema,
+  kind: KindSchema,
+  /** Set when this actor replaces a quarantined one. */
+  inherit: InheritedContextSchema.optional(),
+});
 export const SpawnRequestSchema = z.object({ actors: z.array(ActorSpecSchema).min(1) });
 export const SpawnReplySchema = z.object({ actorIds: z.array(Id) });
 
@@ -195,6 +217,14 @@ export const HostRecordSchema = z.object({
   maxActors: z.number().int().positive(),
 });
 
+/** Why an actor was quarantined: the response that broke its kind's schema. */
+export const QuarantineReasonSchema = z.object({
+  taskId: Id,
+  resultId: z.string(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })),
+  at: Millis,
+});
+
 export const ActorRecordSchema = z.object({
   actorId: Id,
   teamId: Id,
@@ -202,7 +232,32 @@ export const ActorRecordSchema = z.object({
   hostId: Id,
   incarnation: Id,
   spawnedAt: Millis,
+  /** quarantined: takes no tasks until an operator releases it (or retires it). @default "active" */
+  status: z.enum(["active", "quarantined"]).default("active"),
+  quarantine: QuarantineReasonSchema.optional(),
+  /** The quarantined actor this one replaced. */
+  replaces: Id.optional(),
+  /** The actor that replaced this one when it was quarantined. */
+  replacedBy: Id.optional(),
 });
+
+/** An operation on one actor of a host. */
+export const ActorControlRequestSchema = z.object({
+  op: z.enum(["quarantine", "release", "retire"]),
+  actorId: Id,
+});
+export const ActorControlReplySchema = z.object({
+  actorId: Id,
+  /** At quarantine: what a replacement inherits. */
+  context: InheritedContextSchema.optional(),
+});
+
+/** Operators' quarantine commands: list, or release or retire one actor. */
+export const QuarantineRequestSchema = z.object({
+  op: z.enum(["list", "release", "retire"]),
+  actorId: Id.optional(),
+});
+export const QuarantineReplySchema = z.object({ actors: z.array(ActorRecordSchema) });
 
 export const ChildNoticeSchema = z.object({ parentTaskId: Id, record: TaskRecordSchema });
 
@@ -226,12 +281,16 @@ export const messages = {
   "child.done": ChildNoticeSchema,
   "host.spawn": SpawnRequestSchema,
   "host.spawn.ok": SpawnReplySchema,
+  "host.actor": ActorControlRequestSchema,
+  "host.actor.ok": ActorControlReplySchema,
   "sup.submit": SubmitRequestSchema,
   "sup.submit.ok": SubmitReplySchema,
   "sup.delegate": DelegateRequestSchema,
   "sup.delegate.ok": DelegateReplySchema,
   "sup.status": StatusRequestSchema,
   "sup.status.ok": StatusReplySchema,
+  "sup.quarantine": QuarantineRequestSchema,
+  "sup.quarantine.ok": QuarantineReplySchema,
   error: ErrorReplySchema,
 } as const;
 
@@ -256,5 +315,7 @@ export type Conflict = z.infer<typeof ConflictSchema>;
 export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type LeaseRecord = z.infer<typeof LeaseRecordSchema>;
 export type ActorRecord = z.infer<typeof ActorRecordSchema>;
+export type InheritedContext = z.infer<typeof InheritedContextSchema>;
+export type QuarantineReason = z.infer<typeof QuarantineReasonSchema>;
 export type CadreEvent = z.infer<typeof EventSchema>;
 export type ChildNotice = z.infer<typeof ChildNoticeSchema>;

@@ -28,12 +28,16 @@ describe("message table types", () => {
       | "child.done"
       | "host.spawn"
       | "host.spawn.ok"
+      | "host.actor"
+      | "host.actor.ok"
       | "sup.submit"
       | "sup.submit.ok"
       | "sup.delegate"
       | "sup.delegate.ok"
       | "sup.status"
       | "sup.status.ok"
+      | "sup.quarantine"
+      | "sup.quarantine.ok"
       | "error"
     >();
   });

@@ -81,6 +81,8 @@ export const subjects = {
   allHeartbeats: () => `${SUBJECT_PREFIX}.hb.*`,
   /** Control requests for one host. */
   hostControl: (hostId: string) => `${SUBJECT_PREFIX}.host.${token("host id", hostId)}`,
+  /** Operations on one actor of a host (quarantine, release, retire). */
+  hostActors: (hostId: string) => `${SUBJECT_PREFIX}.host.${token("host id", hostId)}.actor`,
   /** A supervisor operation. */
   supervisor: (operation: SupervisorOperation) => `${SUBJECT_PREFIX}.sup.${token("operation", operation)}`,
   /** Notice to the holder of a parent task that one of its children finished. */
@@ -88,7 +90,7 @@ export const subjects = {
 } as const;
 
 /** Operations the supervisor answers. */
-export type SupervisorOperation = "submit" | "delegate" | "status";
+export type SupervisorOperation = "submit" | "delegate" | "status" | "quarantine";
 
 /** Queue group shared by supervisors so each request is answered once. */
 export const SUPERVISOR_QUEUE = "cadre-supervisor";

@@ -68,6 +68,7 @@ describe("parseTeam", () => {
       output: { summary: "done" },
       failProbability: 0,
       invalidProbability: 0,
+      brokenUntilReplaced: false,
     });
 
     const lead = team.kinds["backend-lead"];

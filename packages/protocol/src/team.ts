@@ -61,6 +61,11 @@ export const ScriptBehaviourSchema = z
     failProbability: Probability.default(0),
     /** Probability that an attempt returns output that breaks the kind's schema. @default 0 */
     invalidProbability: Probability.default(0),
+    /**
+     * A broken agent: every answer of an actor of this kind breaks the schema, except from an
+     * actor that replaced a quarantined one (for demonstrating quarantine). @default false
+     */
+    brokenUntilReplaced: z.boolean().default(false),
   })
   .strict();
 

@@ -15,8 +15,7 @@ import {
   fromWire,
   HEADERS,
   type HeldTask,
-  InvalidAgentResponseError,
-  type Kind,
+  NotFoundError,
   newIncarnation,
   ResourceExhaustedError,
   randomId,
@@ -30,7 +29,6 @@ import {
   TimeoutError,
   taskConsumer,
   UnavailableError,
-  validateOutput,
   type WireErrorBody,
 } from "@cadre/protocol";
 import {
@@ -85,6 +83,8 @@ interface HostedActor {
   ref: AnyActorRef;
   behaviour: Behaviour;
   held?: Held;
+  /** Quarantined by the supervisor: takes no tasks (its machine enters `quarantined` once idle). */
+  quarantined?: boolean;
 }
 
 const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
@@ -157,6 +157,14 @@ export class AgentHost implements PullerHost {
         sender: this.hostId,
         logger: this.logger,
         handler: async ({ actors }) => ({ actorIds: await this.spawn(actors) }),
+      }),
+      serve(this.nc, {
+        subject: subjects.hostActors(this.hostId),
+        requestType: "host.actor",
+        replyType: "host.actor.ok",
+        sender: this.hostId,
+        logger: this.logger,
+        handler: async (body) => this.actorControl(body),
       }),
     );
     // Heartbeats are a timer and a core publish: nothing on the work path can delay them
@@ -293,7 +301,10 @@ export class AgentHost implements PullerHost {
     };
     this.eventOutbox.append(entry).then(
       () => {
-        this.logger.info({ event: event.type, outboxEvents: this.eventOutbox.size().records }, "event kept in the outbox");
+        this.logger.info(
+          { event: event.type, outboxEvents: this.eventOutbox.size().records },
+          "event kept in the outbox",
+        );
         if (this.connectivity.getSnapshot().value === "online") this.connectivity.send({ type: "RECONNECTED" });
       },
       (err) => this.logger.warn({ err, event: event.type }, "event dropped: not published and not kept"),
@@ -310,7 +321,7 @@ export class AgentHost implements PullerHost {
     for (const spec of fresh) {
       const hosted: HostedActor = {
         spec,
-        behaviour: createBehaviour(spec.kind),
+        behaviour: createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }),
         ref: undefined as unknown as AnyActorRef,
       };
       hosted.ref = this.createRef(hosted);
@@ -318,7 +329,9 @@ export class AgentHost implements PullerHost {
       // report call returns) would let a task reach a machine still in `reporting`, which
       // ignores it, and that task would then be held for ever.
       hosted.ref.subscribe((snapshot: { value: unknown }) => {
-        if (snapshot.value === "idle" && hosted.held) this.release(hosted);
+        if (snapshot.value !== "idle") return;
+        if (hosted.held) this.release(hosted);
+        if (hosted.quarantined) hosted.ref.send({ type: "QUARANTINE" });
       });
       hosted.ref.start();
       this.actors.set(spec.actorId, hosted);
@@ -331,7 +344,10 @@ export class AgentHost implements PullerHost {
       } else {
         this.pullers.get(k)?.wake();
       }
-      this.logger.info({ actorId: spec.actorId, kind: spec.kindName, teamId: spec.teamId }, "actor spawned");
+      this.logger.info(
+        { actorId: spec.actorId, kind: spec.kindName, teamId: spec.teamId, inheritedFrom: spec.inherit?.fromActorId },
+        "actor spawned",
+      );
     }
     return specs.map((s) => s.actorId);
   }
@@ -342,6 +358,7 @@ export class AgentHost implements PullerHost {
       actorId: h.spec.actorId,
       kindName: h.spec.kindName,
       attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
+      ...(h.spec.inherit ? { inherited: h.spec.inherit } : {}),
     };
     const ctx = (task: TaskEnvelope, attempt: number, signal: AbortSignal) => ({
       task,
@@ -355,12 +372,8 @@ export class AgentHost implements PullerHost {
     if (h.spec.kind.role === "agent") {
       const machine = agentMachine.provide({
         actors: {
-          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) =>
-            this.checked(
-              h.spec.kindName,
-              h.spec.kind,
-              await h.behaviour.run(ctx(input.task, input.attempt, signal), []),
-            ),
+          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(({ input, signal }) =>
+            h.behaviour.run(ctx(input.task, input.attempt, signal), []),
           ),
           report,
         },
@@ -376,12 +389,7 @@ export class AgentHost implements PullerHost {
           this.delegate(h, input.task, input.subtasks),
         ),
         aggregate: fromPromise<unknown, { task: TaskEnvelope; attempt: number; children: ChildOutcome[] }>(
-          async ({ input, signal }) =>
-            this.checked(
-              h.spec.kindName,
-              h.spec.kind,
-              await h.behaviour.run(ctx(input.task, input.attempt, signal), input.children),
-            ),
+          ({ input, signal }) => h.behaviour.run(ctx(input.task, input.attempt, signal), input.children),
         ),
         report,
       },
@@ -389,11 +397,34 @@ export class AgentHost implements PullerHost {
     return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
   }
 
-  /** Output is validated before it is sent; the supervisor validates it again on arrival. */
-  private checked(kindName: string, kind: Kind, output: unknown): unknown {
-    const issues = validateOutput(kind, output);
-    if (issues.length > 0) throw new InvalidAgentResponseError(kindName, issues);
-    return output;
+  /**
+   * An operation on one actor, from the supervisor. Output is validated on the receiving side
+   * (the supervisor), which quarantines an actor whose response breaks its kind's schema: the
+   * actor takes no more tasks, and what it knew goes to its replacement.
+   */
+  private actorControl({ op, actorId }: { op: "quarantine" | "release" | "retire"; actorId: string }) {
+    const a = this.actors.get(actorId);
+    if (!a) throw new NotFoundError(`actor on host ${this.hostId}`, actorId);
+    if (op === "quarantine") {
+      a.quarantined = true;
+      if (!a.held) a.ref.send({ type: "QUARANTINE" });
+      const snapshot = a.ref.getPersistedSnapshot() as { context?: { history?: string[] } };
+      this.logger.warn({ actorId }, "actor quarantined");
+      return { actorId, context: { fromActorId: actorId, history: snapshot.context?.history ?? [], snapshot } };
+    }
+    if (op === "release") {
+      a.quarantined = false;
+      a.ref.send({ type: "RELEASE" });
+      this.pullers.get(key(a.spec.teamId, a.spec.kindName))?.wake();
+      return { actorId };
+    }
+    if (a.held) {
+      a.held.msg.nak();
+      this.release(a);
+    }
+    a.ref.stop();
+    this.actors.delete(actorId);
+    return { actorId };
   }
 
   // --- tasks --------------------------------------------------------------------------------
@@ -401,8 +432,13 @@ export class AgentHost implements PullerHost {
   /** Number of actors of a kind free to take a task. */
   idleCount(teamId: string, kind: string): number {
     let n = 0;
-    for (const a of this.actors.values()) if (!a.held && a.spec.teamId === teamId && a.spec.kindName === kind) n++;
+    for (const a of this.actors.values()) if (this.takes(a, teamId, kind)) n++;
     return n;
+  }
+
+  /** Whether an actor is free to take a task of this kind. */
+  private takes(a: HostedActor, teamId: string, kind: string): boolean {
+    return !a.held && !a.quarantined && a.spec.teamId === teamId && a.spec.kindName === kind;
   }
 
   /** Hands a pulled task to an idle actor of its kind. */
@@ -415,9 +451,7 @@ export class AgentHost implements PullerHost {
       msg.term();
       return;
     }
-    const actor = [...this.actors.values()].find(
-      (a) => !a.held && a.spec.teamId === teamId && a.spec.kindName === kind,
-    );
+    const actor = [...this.actors.values()].find((a) => this.takes(a, teamId, kind));
     if (!actor) {
       msg.nak();
       return;

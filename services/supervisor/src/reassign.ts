@@ -29,11 +29,22 @@ import {
   type HeldTask,
   STREAMS,
   subjects,
+  type TaskEnvelope,
   type TaskRecord,
   taskMessageId,
 } from "@cadre/protocol";
 import type { Clock, Logger, StateStore } from "@cadre/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+
+/**
+ * Publishes a task (a new epoch of it) on the tasks stream, under a message id per epoch, so
+ * publishing the same epoch again (a retried reassignment) sends it once.
+ */
+export async function publishTask(js: JetStreamClient, sender: string, task: TaskEnvelope): Promise<void> {
+  await js.publish(subjects.task(task.teamId, task.kind), encode("task", task, { sender, cid: task.workflowId }), {
+    msgID: taskMessageId(task.idempotencyKey, task.epoch),
+  });
+}
 
 /** Dependencies of the {@link Reassigner}. */
 export interface ReassignerDeps {
@@ -148,11 +159,7 @@ export class Reassigner {
       const current = (await this.d.tasks.get(held.taskId))?.value;
       if (!open(current)) return false;
       const task = { ...current.task, epoch: held.epoch + 1 };
-      await this.d.js.publish(
-        subjects.task(task.teamId, task.kind),
-        encode("task", task, { sender: this.d.sender, cid: task.workflowId }),
-        { msgID: taskMessageId(task.idempotencyKey, task.epoch) },
-      );
+      await publishTask(this.d.js, this.d.sender, task);
       let raised = false;
       await this.d.tasks.modify(held.taskId, (rec) => {
         raised = false;

@@ -83,6 +83,7 @@ async function queuedTask(epoch = 1) {
     applied: null,
     duplicates: [],
     conflicts: [],
+    invalid: [],
   });
   return task;
 }
@@ -108,6 +109,8 @@ describe("classifying a result against its task record", () => {
   beforeAll(() => {
     applier = new ResultApplier({
       nc,
+      js,
+      quarantine: async () => {},
       tasks,
       workflows,
       registry,

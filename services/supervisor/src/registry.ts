@@ -130,10 +130,20 @@ export class Registry {
     return [...this.actors.values()].filter((a) => !this.isActorLive(a));
   }
 
-  /** Records a spawned actor. */
-  async addActor(rec: ActorRecord): Promise<void> {
+  /** Records a spawned actor, or a change to one (quarantined, released, replaced). */
+  async putActor(rec: ActorRecord): Promise<void> {
     await this.actorStore.put(`actor.${rec.actorId}`, rec);
     this.actors.set(rec.actorId, rec);
+  }
+
+  /** One actor's record, if this supervisor knows it. */
+  actor(actorId: string): ActorRecord | undefined {
+    return this.actors.get(actorId);
+  }
+
+  /** Every actor record this supervisor knows. */
+  allActors(): ActorRecord[] {
+    return [...this.actors.values()];
   }
 
   /** Forgets an actor whose host is gone. */

@@ -13,6 +13,7 @@ import {
   childTaskId,
   encode,
   InvalidAgentResponseError,
+  type QuarantineReason,
   resultMessageId,
   rootTaskId,
   subjects,
@@ -22,14 +23,17 @@ import {
   type WorkflowRecord,
 } from "@cadre/protocol";
 import { type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
 
 /** What applying one result did. */
-export type ApplyOutcome = "applied" | "duplicate" | "conflict" | "reprocessed" | "orphan";
+export type ApplyOutcome = "applied" | "duplicate" | "conflict" | "retried" | "reprocessed" | "orphan";
 
 /** Dependencies of the applier. */
 export interface ResultApplierDeps {
   nc: NatsConnection;
+  js: JetStreamClient;
   tasks: StateStore<TaskRecord>;
   workflows: StateStore<WorkflowRecord>;
   registry: Registry;
@@ -37,6 +41,8 @@ export interface ResultApplierDeps {
   logger: Logger;
   sender: string;
   emit: (event: CadreEvent) => void;
+  /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
+  quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
 }
 
 /** Applies task results to task records, parents and workflows. */
@@ -59,6 +65,8 @@ export class ResultApplier {
       return "orphan";
     }
     const rec = current.value;
+    // Seen again after the supervisor retried the task for it (it stopped before acking).
+    if (rec.invalid.some((i) => i.resultId === resultId)) return "retried";
     if (raw.epoch < rec.task.epoch) return this.conflict(raw, resultId, current.value, current.revision);
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
@@ -86,9 +94,37 @@ export class ResultApplier {
       return "duplicate";
     }
 
-    const result = await this.checkOutput(rec, raw);
+    const { result, issues } = await this.checkOutput(rec, raw);
+    let invalid = rec.invalid;
+    if (issues.length > 0) {
+      // The receiving side's check failed: the actor is quarantined (before the retry is
+      // published, so it cannot take the retry itself) and the task tried again elsewhere.
+      await this.d.quarantine(raw.actorId, { taskId: raw.taskId, resultId, issues, at: raw.finishedAt });
+      invalid = [...rec.invalid, { resultId, actorId: raw.actorId, hostId: raw.hostId, issues }].slice(-20);
+      if (invalid.length < this.d.config.quarantine.maxAttempts) {
+        const task = { ...rec.task, epoch: rec.task.epoch + 1 };
+        await publishTask(this.d.js, this.d.sender, task);
+        await this.d.tasks.update(raw.taskId, { ...rec, task, invalid }, current.revision);
+        this.d.emit({
+          type: "TASK_REASSIGNED",
+          category: "task",
+          scope: rec.task.workflowId,
+          data: {
+            taskId: task.taskId,
+            kind: task.kind,
+            fromHostId: raw.hostId,
+            actorId: raw.actorId,
+            epoch: task.epoch,
+            reason: "invalid-response",
+          },
+        });
+        return "retried";
+      }
+      // Attempts exhausted: the delegator gets INVALID_AGENT_RESPONSE with the issues.
+    }
     const next: TaskRecord = {
       ...rec,
+      invalid,
       // A result of a newer epoch than the record's: the reassignment published it, then the
       // supervisor stopped before raising the record's epoch. Its epoch is the current one.
       task: raw.epoch > rec.task.epoch ? { ...rec.task, epoch: raw.epoch } : rec.task,
@@ -230,16 +266,23 @@ export class ResultApplier {
     return after?.value.tasks ?? seen;
   }
 
-  /** The receiving side validates output too: a host cannot smuggle a bad output past it. */
-  private async checkOutput(rec: TaskRecord, result: TaskResult): Promise<TaskResult> {
-    if (result.status !== "completed") return result;
+  /**
+   * The receiving side validates every response against the kind's schema. A response that
+   * breaks it becomes a failure with the issues (applied only once the attempts run out).
+   */
+  private async checkOutput(
+    rec: TaskRecord,
+    result: TaskResult,
+  ): Promise<{ result: TaskResult; issues: { path: string; message: string }[] }> {
+    if (result.status !== "completed") return { result, issues: [] };
     const team = await this.d.registry.team(rec.task.teamId);
     const kind = team?.kinds[rec.task.kind];
-    if (!kind) return result;
+    if (!kind) return { result, issues: [] };
     const issues = validateOutput(kind, result.output);
-    if (issues.length === 0) return result;
+    if (issues.length === 0) return { result, issues };
     const { output: _dropped, ...rest } = result;
-    return { ...rest, status: "failed", error: new InvalidAgentResponseError(rec.task.kind, issues).toWire() };
+    const error = new InvalidAgentResponseError(rec.task.kind, issues).toWire();
+    return { result: { ...rest, status: "failed", error }, issues };
   }
 
   /**

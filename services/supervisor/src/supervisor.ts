@@ -65,6 +65,7 @@ import {
 import { z } from "zod";
 import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
+import { Quarantine } from "./quarantine.js";
 import { Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
 import { type ApplyOutcome, ResultApplier } from "./results.js";
@@ -113,6 +114,7 @@ export class Supervisor {
   private registry!: Registry;
   private applier!: ResultApplier;
   private reassigner!: Reassigner;
+  private quarantine!: Quarantine;
   private readonly subs: Subscription[] = [];
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
@@ -127,6 +129,7 @@ export class Supervisor {
       applied: number;
       duplicate: number;
       conflict: number;
+      invalid: number;
       orphan: number;
       hostId: string;
       deduplicated: number;
@@ -163,8 +166,19 @@ export class Supervisor {
     // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
     // active supervisor starts with a warm view of the hosts.
     this.registry.detector.start(Math.max(10, Math.min(50, this.config.heartbeat.intervalMs / 2)));
+    this.quarantine = new Quarantine({
+      nc: this.nc,
+      registry: this.registry,
+      config: this.config,
+      logger: this.logger,
+      sender: this.id,
+      emit: (e) => this.emit(e),
+      spawnOn: (hostId, incarnation, actors) => this.spawnOn(hostId, incarnation, actors),
+    });
     this.applier = new ResultApplier({
       nc: this.nc,
+      js: this.js,
+      quarantine: (actorId, reason) => this.quarantine.quarantine(actorId, reason),
       tasks: this.tasks,
       workflows: this.workflows,
       registry: this.registry,
@@ -266,6 +280,15 @@ export class Supervisor {
           if (!w) throw new NotFoundError("workflow", workflowId);
           return { workflow: w.value };
         },
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("quarantine"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.quarantine",
+        replyType: "sup.quarantine.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: async ({ op, actorId }) => ({ actors: await this.quarantine.command(op, actorId) }),
       }),
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
@@ -423,6 +446,7 @@ export class Supervisor {
         applied: null,
         duplicates: [],
         conflicts: [],
+        invalid: [],
       });
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
@@ -555,7 +579,8 @@ export class Supervisor {
    * JetStream had already (de-duplicated, so never delivered here: duplicates too). applied: the
    * task was still waiting for it; duplicate: it had finished already (another host redid it,
    * or the same result came twice); conflict: superseded by a newer epoch (the task was
-   * reassigned while the host was cut off; see reassign.ts); orphan: no such task. Should the rest never come, a partial report goes out
+   * reassigned while the host was cut off; see reassign.ts); invalid: it broke the kind's schema
+   * (its actor quarantined, the task retried); orphan: no such task. Should the rest never come, a partial report goes out
    * after 30 s of quiet.
    */
   private reconciled(hostId: string, batch: string, outcome?: ApplyOutcome, deduplicated?: number): void {
@@ -565,6 +590,7 @@ export class Supervisor {
       applied: 0,
       duplicate: 0,
       conflict: 0,
+      invalid: 0,
       orphan: 0,
       deduplicated: 0,
       since: this.clock.now(),
@@ -574,6 +600,7 @@ export class Supervisor {
     if (outcome === "applied") r.applied++;
     else if (outcome === "orphan") r.orphan++;
     else if (outcome === "conflict") r.conflict++;
+    else if (outcome === "retried") r.invalid++;
     else if (outcome !== undefined) r.duplicate++;
     if (deduplicated !== undefined) r.deduplicated = deduplicated;
     const report = (complete: boolean) => {
@@ -583,6 +610,7 @@ export class Supervisor {
         applied: r.applied,
         duplicate: r.duplicate + r.deduplicated,
         conflict: r.conflict,
+        invalid: r.invalid,
         orphan: r.orphan,
       };
       this.emit({
@@ -593,14 +621,14 @@ export class Supervisor {
           hostId,
           batch,
           ...counts,
-          total: counts.applied + counts.duplicate + counts.conflict + counts.orphan,
+          total: counts.applied + counts.duplicate + counts.conflict + counts.invalid + counts.orphan,
           replayed: Number.isFinite(count) ? count : null,
           complete,
           ms: this.clock.now() - r.since,
         },
       });
     };
-    const classified = r.applied + r.duplicate + r.conflict + r.orphan + r.deduplicated;
+    const classified = r.applied + r.duplicate + r.conflict + r.invalid + r.orphan + r.deduplicated;
     if (Number.isFinite(count) && classified >= count) {
       report(true);
       return;
@@ -676,7 +704,10 @@ export class Supervisor {
     const incarnations = new Map(hosts.map((h) => [h.hostId, h.incarnation]));
     const load = hosts.map((h) => ({ hostId: h.hostId, actors: h.actors, maxActors: h.maxActors }));
     for (const [kindName, kind] of Object.entries(team.kinds)) {
-      const live = this.registry.actorsOf(tid, kindName).filter((a) => this.registry.isActorLive(a));
+      // A quarantined actor is not a replica: its replacement is.
+      const live = this.registry
+        .actorsOf(tid, kindName)
+        .filter((a) => a.status === "active" && this.registry.isActorLive(a));
       const need = kind.replicas - live.length;
       if (need <= 0) continue;
       const kindHosts = new Map<string, number>();
@@ -695,31 +726,39 @@ export class Supervisor {
         if (h) h.actors++;
       }
     }
-    await Promise.all(
-      [...byHost].map(async ([hostId, actors]) => {
-        await request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
-          sender: this.id,
-          timeoutMs: this.config.requestTimeoutMs,
-        });
-        const now = this.clock.now();
-        for (const a of actors) {
-          await this.registry.addActor({
-            actorId: a.actorId,
-            teamId: a.teamId,
-            kindName: a.kindName,
-            hostId,
-            incarnation: incarnations.get(hostId) ?? "",
-            spawnedAt: now,
-          });
-          this.emit({
-            type: "ACTOR_SPAWNED",
-            category: "actor",
-            scope: a.actorId,
-            data: { hostId, teamId: tid, kind: a.kindName },
-          });
-        }
-      }),
-    );
+    await Promise.all([...byHost].map(([hostId, actors]) => this.spawnOn(hostId, incarnations.get(hostId), actors)));
+  }
+
+  /** Asks a host to start actors and records them (with what a replacement inherited). */
+  private async spawnOn(hostId: string, incarnation: string | undefined, actors: ActorSpec[]): Promise<void> {
+    await request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
+      sender: this.id,
+      timeoutMs: this.config.requestTimeoutMs,
+    });
+    const now = this.clock.now();
+    for (const a of actors) {
+      await this.registry.putActor({
+        actorId: a.actorId,
+        teamId: a.teamId,
+        kindName: a.kindName,
+        hostId,
+        incarnation: incarnation ?? "",
+        spawnedAt: now,
+        status: "active",
+        ...(a.inherit ? { replaces: a.inherit.fromActorId } : {}),
+      });
+      this.emit({
+        type: "ACTOR_SPAWNED",
+        category: "actor",
+        scope: a.actorId,
+        data: {
+          hostId,
+          teamId: a.teamId,
+          kind: a.kindName,
+          ...(a.inherit ? { replaces: a.inherit.fromActorId, inheritedTasks: a.inherit.history.length } : {}),
+        },
+      });
+    }
   }
 
   /**

@@ -6,11 +6,11 @@ import { createScriptBehaviour } from "./script.js";
 import type { Behaviour } from "./types.js";
 
 /** Builds the behaviour of a kind (parsed, defaults applied). */
-export function createBehaviour(kind: Kind): Behaviour {
+export function createBehaviour(kind: Kind, actor: { replacement: boolean } = { replacement: false }): Behaviour {
   const b = kind.behaviour;
   switch (b.type) {
     case "script":
-      return createScriptBehaviour(b);
+      return createScriptBehaviour(b, actor);
     case "command":
       return createCommandBehaviour(b);
   }

@@ -23,7 +23,10 @@ function pickDuration(spec: ScriptBehaviour["sleepMs"], roll: number): number {
 }
 
 /** Builds a script behaviour from its (parsed, defaults applied) spec. */
-export function createScriptBehaviour(spec: ScriptBehaviour): Behaviour {
+export function createScriptBehaviour(
+  spec: ScriptBehaviour,
+  actor: { replacement: boolean } = { replacement: false },
+): Behaviour {
   return {
     plan(ctx: BehaviourContext): SubtaskSpec[] {
       const scope = templateScope(ctx.task, ctx.attempt);
@@ -59,6 +62,7 @@ export function createScriptBehaviour(spec: ScriptBehaviour): Behaviour {
         );
       }
       if (invalidRoll < spec.invalidProbability) return INVALID_OUTPUT;
+      if (spec.brokenUntilReplaced && !actor.replacement) return INVALID_OUTPUT;
 
       const outputs = children.map((c) => c.output);
       return renderTemplate(spec.output, templateScope(task, attempt, outputs));

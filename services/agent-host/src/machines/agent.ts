@@ -7,19 +7,23 @@
 import { assign, setup } from "xstate";
 import {
   type ActiveTask,
+  type ActorIdentity,
   type ActorMachineInput,
   type AgentOutcome,
   active,
   failedOutcome,
+  identityFrom,
   notProvided,
+  type QuarantineEvent,
   type ReportInput,
   reportInput,
   type TaskEvent,
   timeoutOutcome,
+  withTask,
 } from "./shared.js";
 
 /** Context of the agent machine. */
-export interface AgentContext extends ActorMachineInput {
+export interface AgentContext extends ActorMachineInput, ActorIdentity {
   current: ActiveTask | null;
   outcome: AgentOutcome | null;
   /** Attempts reported completed / failed since the actor started. */
@@ -28,7 +32,7 @@ export interface AgentContext extends ActorMachineInput {
 }
 
 /** Events the agent machine accepts. */
-export type AgentEvent = TaskEvent;
+export type AgentEvent = TaskEvent | QuarantineEvent;
 
 /**
  * Runs tasks one at a time: `idle` → `working` → `reporting` (or `failed`) → `idle`.
@@ -61,6 +65,7 @@ export const agentMachine = setup({
     outcome: null,
     completed: 0,
     failed: 0,
+    ...identityFrom(input),
   }),
   initial: "idle",
   states: {
@@ -68,9 +73,18 @@ export const agentMachine = setup({
       on: {
         TASK: {
           target: "working",
-          actions: assign({ current: ({ event }) => ({ task: event.task, attempt: event.attempt }), outcome: null }),
+          actions: assign({
+            current: ({ event }) => ({ task: event.task, attempt: event.attempt }),
+            outcome: null,
+            history: ({ context, event }) => withTask(context.history, event.task.taskId),
+          }),
         },
+        QUARANTINE: "quarantined",
       },
+    },
+    // Its responses broke the kind's schema: no tasks until an operator releases it.
+    quarantined: {
+      on: { RELEASE: "idle" },
     },
     // TASK is deliberately not handled outside idle: the host only dispatches to idle actors,
     // and a stray one must not replace the task in flight.

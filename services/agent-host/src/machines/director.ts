@@ -10,19 +10,23 @@ import { assign, setup } from "xstate";
 import type { ChildOutcome } from "../behaviours/types.js";
 import {
   type ActiveTask,
+  type ActorIdentity,
   type ActorMachineInput,
   type AgentOutcome,
   active,
   failedOutcome,
+  identityFrom,
   notProvided,
+  type QuarantineEvent,
   type ReportInput,
   reportInput,
   type TaskEvent,
   timeoutOutcome,
+  withTask,
 } from "./shared.js";
 
 /** Context of the director machine. */
-export interface DirectorContext extends ActorMachineInput {
+export interface DirectorContext extends ActorMachineInput, ActorIdentity {
   current: ActiveTask | null;
   /** What `plan` asked for, in plan order. */
   subtasks: SubtaskSpec[];
@@ -36,7 +40,7 @@ export interface DirectorContext extends ActorMachineInput {
 }
 
 /** Events the director machine accepts. */
-export type DirectorEvent = TaskEvent | { type: "CHILD_DONE"; child: ChildOutcome };
+export type DirectorEvent = TaskEvent | QuarantineEvent | { type: "CHILD_DONE"; child: ChildOutcome };
 
 /** Input of the `delegate` actor. */
 export interface DelegateInput extends ActiveTask {
@@ -121,6 +125,7 @@ export const directorMachine = setup({
     outcome: null,
     completed: 0,
     failed: 0,
+    ...identityFrom(input),
   }),
   initial: "idle",
   states: {
@@ -134,9 +139,15 @@ export const directorMachine = setup({
             childIds: [],
             children: {},
             outcome: null,
+            history: ({ context, event }) => withTask(context.history, event.task.taskId),
           }),
         },
+        QUARANTINE: "quarantined",
       },
+    },
+    // Its responses broke the kind's schema: no tasks until an operator releases it.
+    quarantined: {
+      on: { RELEASE: "idle" },
     },
     // TASK is deliberately not handled outside idle (see the agent machine).
     busy: {

@@ -234,3 +234,65 @@ describe("director machine", () => {
     expect(d.reports[0]?.outcome).toMatchObject({ status: "failed", error: { code: "TIMEOUT" } });
   });
 });
+
+describe("quarantine (both machines)", () => {
+  const machines = {
+    agent: () =>
+      agentMachine.provide({
+        actors: { work: fromPromise<unknown, ActiveTask>(async () => ({ ok: true })), report: reports().actor },
+      }),
+    director: () =>
+      directorMachine.provide({
+        actors: {
+          plan: fromPromise<SubtaskSpec[], ActiveTask>(async () => []),
+          delegate: fromPromise<string[], ActiveTask & { subtasks: SubtaskSpec[] }>(async () => []),
+          aggregate: fromPromise<unknown, AggregateInput>(async () => ({ ok: true })),
+          report: reports().actor,
+        },
+      }),
+  };
+
+  for (const [name, make] of Object.entries(machines)) {
+    it(`${name}: idle → quarantined takes no task until released, then works again`, async () => {
+      const actor = createActor(make(), { clock: new ManualClock(), input });
+      actor.start();
+      actor.send({ type: "QUARANTINE" });
+      expect(actor.getSnapshot().value).toBe("quarantined");
+      actor.send({ type: "TASK", task: task("w1-r"), attempt: 1 });
+      expect(actor.getSnapshot().value).toBe("quarantined");
+      expect(actor.getSnapshot().context.history).toEqual([]);
+
+      actor.send({ type: "RELEASE" });
+      expect(actor.getSnapshot().value).toBe("idle");
+      actor.send({ type: "TASK", task: task("w1-r"), attempt: 1 });
+      await waitFor(actor, (s) => s.matches("idle") && s.context.completed === 1);
+      expect(actor.getSnapshot().context.history).toEqual(["w1-r"]);
+    });
+
+    it(`${name}: a replacement starts with what it inherited and adds to it`, async () => {
+      const inherited = { fromActorId: "a0", history: ["w0-r", "w0-r-1"] };
+      const actor = createActor(make(), { clock: new ManualClock(), input: { ...input, inherited } });
+      actor.start();
+      expect(actor.getSnapshot().context).toMatchObject({ inheritedFrom: "a0", history: ["w0-r", "w0-r-1"] });
+      actor.send({ type: "TASK", task: task("w1-r"), attempt: 1 });
+      await waitFor(actor, (s) => s.matches("idle") && s.context.completed === 1);
+      expect(actor.getSnapshot().context.history).toEqual(["w1-r", "w0-r", "w0-r-1"]);
+    });
+  }
+
+  it("agent: QUARANTINE while working is not taken (the host sends it once the actor is idle)", async () => {
+    const work = deferred<unknown>();
+    const actor = createActor(
+      agentMachine.provide({
+        actors: { work: fromPromise<unknown, ActiveTask>(() => work.promise), report: reports().actor },
+      }),
+      { clock: new ManualClock(), input },
+    );
+    actor.start();
+    actor.send({ type: "TASK", task: task(), attempt: 1 });
+    actor.send({ type: "QUARANTINE" });
+    expect(actor.getSnapshot().value).toBe("working");
+    work.resolve({ ok: true });
+    await waitFor(actor, (s) => s.matches("idle"));
+  });
+});

@@ -1,6 +1,6 @@
 /** Types and helpers shared by the agent and director machines. */
 
-import type { TaskEnvelope, WireErrorBody } from "@cadre/protocol";
+import type { InheritedContext, TaskEnvelope, WireErrorBody } from "@cadre/protocol";
 import { TimeoutError, toCadreError } from "@cadre/protocol";
 import { fromPromise } from "xstate";
 
@@ -19,7 +19,31 @@ export interface ActorMachineInput {
   kindName: string;
   /** Time limit of one attempt, from receiving the task until its outcome is known. */
   attemptTimeoutMs: number;
+  /** What a replacement of a quarantined actor inherits from it. */
+  inherited?: InheritedContext;
 }
+
+/** Context both machines keep about the actor itself. */
+export interface ActorIdentity {
+  /** Tasks this actor (and the one it replaced) took, latest first, at most 50. */
+  history: string[];
+  /** The quarantined actor this one replaced, if any. */
+  inheritedFrom: string | null;
+}
+
+/** The identity context a machine starts with. */
+export function identityFrom(input: ActorMachineInput): ActorIdentity {
+  return { history: input.inherited?.history ?? [], inheritedFrom: input.inherited?.fromActorId ?? null };
+}
+
+/** History with a task taken. */
+export const withTask = (history: string[], taskId: string): string[] => [taskId, ...history].slice(0, 50);
+
+/**
+ * Quarantine: an idle actor told QUARANTINE takes no tasks until RELEASE. The host sends it
+ * only when the actor is idle, and never dispatches to a quarantined actor.
+ */
+export type QuarantineEvent = { type: "QUARANTINE" } | { type: "RELEASE" };
 
 /** Input of the `report` actor. */
 export interface ReportInput extends ActiveTask {
