@@ -211,6 +211,19 @@ describe("classifying a result against its task record", () => {
     });
   }
 
+  it("applies a valid response far larger than its kind's usual, and flags it for review", async () => {
+    for (let i = 0; i < 30; i++) {
+      const t = await queuedTask();
+      await applier.apply({ ...result(t, 1, 1, "h1"), output: { text: "x".repeat(100 + i) } });
+    }
+    expect(events.filter((e) => e.type === "RESPONSE_ANOMALY")).toEqual([]);
+    const big = await queuedTask();
+    expect(await applier.apply({ ...result(big, 1, 1, "h9"), output: { text: "x".repeat(5000) } })).toBe("applied");
+    const flagged = events.filter((e) => e.type === "RESPONSE_ANOMALY");
+    expect(flagged.map((e) => [e.data.taskId, e.data.metric, e.data.hostId])).toEqual([[big.taskId, "bytes", "h9"]]);
+    expect((await tasks.get(big.taskId))?.value.status).toBe("completed");
+  });
+
   it("a result for a task that does not exist: orphan", async () => {
     expect(await applier.apply(result({ taskId: "nope-r-0", workflowId: "nope" }, 1, 1, "h1"))).toBe("orphan");
   });

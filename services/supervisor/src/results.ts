@@ -24,6 +24,7 @@ import {
 } from "@cadre/protocol";
 import { type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { ResponseStats } from "./anomaly.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
 
@@ -47,7 +48,14 @@ export interface ResultApplierDeps {
 
 /** Applies task results to task records, parents and workflows. */
 export class ResultApplier {
-  constructor(private readonly d: ResultApplierDeps) {}
+  private readonly stats: ResponseStats;
+
+  constructor(private readonly d: ResultApplierDeps) {
+    this.stats = new ResponseStats({
+      z: d.config.quarantine.anomalyZ,
+      minSamples: d.config.quarantine.anomalyMinSamples,
+    });
+  }
 
   /** Applies one result; retries the compare-and-set when another writer got there first. */
   apply(result: TaskResult): Promise<ApplyOutcome> {
@@ -142,6 +150,7 @@ export class ResultApplier {
     await this.d.tasks.update(raw.taskId, next, current.revision);
     // The parent can go on as soon as the task record holds the result; the counts follow.
     this.afterApply(next);
+    if (result.status === "completed") this.judge(rec, result, resultId);
     await this.countOnWorkflow(next, true);
     this.d.emit({
       type: result.status === "completed" ? "TASK_COMPLETED" : "TASK_FAILED",
@@ -157,6 +166,31 @@ export class ResultApplier {
       },
     });
     return "applied";
+  }
+
+  /** Flags a valid response far from its kind's usual size or latency (see anomaly.ts). */
+  private judge(rec: TaskRecord, result: TaskResult, resultId: string): void {
+    const bytes = JSON.stringify(result.output ?? null).length;
+    const latencyMs = result.finishedAt - result.startedAt;
+    for (const a of this.stats.observe(`${rec.task.teamId}/${rec.task.kind}`, { bytes, latencyMs })) {
+      this.d.emit({
+        type: "RESPONSE_ANOMALY",
+        category: "task",
+        scope: rec.task.workflowId,
+        data: {
+          taskId: rec.task.taskId,
+          kind: rec.task.kind,
+          resultId,
+          actorId: result.actorId,
+          hostId: result.hostId,
+          metric: a.metric,
+          value: a.value,
+          mean: Math.round(a.mean),
+          sd: Math.round(a.sd),
+          z: Math.round(a.z * 10) / 10,
+        },
+      });
+    }
   }
 
   /**
