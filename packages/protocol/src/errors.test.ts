@@ -114,7 +114,14 @@ describe("messages say what happened and what to do", () => {
     expect(err.message).toBe(
       "concurrent agents is at its limit (50 of 50); wait for work to finish or raise the limit",
     );
-    expect(err.data).toEqual({ resource: "concurrent agents", limit: 50, count: 50 });
+    expect(err.data).toEqual({ resource: "concurrent agents", limit: 50, count: 50, retryable: true });
+  });
+
+  it("an exhaustion waiting cannot lift stays not retryable across the wire, with its advice", () => {
+    const err = new ResourceExhaustedError("agents of team t", 2, 2, { retryable: false, fix: "lower the replicas" });
+    const back = fromWire(err.toWire());
+    expect(back.retryable).toBe(false);
+    expect(back.message).toBe("agents of team t is at its limit (2 of 2); lower the replicas");
   });
 
   it("an invalid agent response lists each bad field, with (root) for the whole output", () => {

@@ -108,11 +108,13 @@ export class DelegationDepthExceededError extends CadreError {
 /** A quota was reached. */
 export class ResourceExhaustedError extends CadreError {
   static readonly code = "RESOURCE_EXHAUSTED";
-  constructor(resource: string, limit: number, count: number) {
+  /** `retryable: false` when waiting cannot help (a request larger than its limit allows). */
+  constructor(resource: string, limit: number, count: number, opts: { retryable?: boolean; fix?: string } = {}) {
     super(
       ResourceExhaustedError.code,
-      `${resource} is at its limit (${count} of ${limit}); wait for work to finish or raise the limit`,
-      { retryable: true, data: { resource, limit, count } },
+      `${resource} is at its limit (${count} of ${limit}); ${opts.fix ?? "wait for work to finish or raise the limit"}`,
+      // Whether to retry travels in the data: the caller must not retry a refusal that waiting cannot lift.
+      { retryable: opts.retryable ?? true, data: { resource, limit, count, retryable: opts.retryable ?? true } },
     );
   }
 }
@@ -203,7 +205,9 @@ const rebuilders: Record<string, Rebuild> = {
   [DelegationDepthExceededError.code]: (w) =>
     new DelegationDepthExceededError(strs(w.data?.chain), num(w.data?.depth), num(w.data?.limit)),
   [ResourceExhaustedError.code]: (w) =>
-    new ResourceExhaustedError(str(w.data?.resource), num(w.data?.limit), num(w.data?.count)),
+    new ResourceExhaustedError(str(w.data?.resource), num(w.data?.limit), num(w.data?.count), {
+      retryable: w.data?.retryable !== false,
+    }),
   [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
   [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data),
   [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),

@@ -232,6 +232,8 @@ export const ActorRecordSchema = z.object({
   hostId: Id,
   incarnation: Id,
   spawnedAt: Millis,
+  /** Its team's priority (see TeamSchema.priority). @default 0 */
+  priority: z.number().int().default(0),
   /** quarantined: takes no tasks until an operator releases it (or retires it). @default "active" */
   status: z.enum(["active", "quarantined"]).default("active"),
   quarantine: QuarantineReasonSchema.optional(),
@@ -248,8 +250,10 @@ export const ActorControlRequestSchema = z.object({
 });
 export const ActorControlReplySchema = z.object({
   actorId: Id,
-  /** At quarantine: what a replacement inherits. */
+  /** At quarantine and retirement: what the actor knew (a replacement inherits it; a checkpoint keeps it). */
   context: InheritedContextSchema.optional(),
+  /** At retirement: the task it held, given back to the queue. */
+  requeued: Id.optional(),
 });
 
 /** Operators' quarantine commands: list, or release or retire one actor. */

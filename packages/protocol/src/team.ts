@@ -109,6 +109,11 @@ export const TeamSchema = z
     root: NameSchema,
     /** Input of the root task. */
     input: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * The team's actors' priority: at max_concurrent_agents, placing a team's actors preempts
+     * actors of lower-priority teams (never equal or higher). @default 0
+     */
+    priority: z.number().int().default(0),
     kinds: z.record(NameSchema, KindSchema),
   })
   .strict()

@@ -418,13 +418,22 @@ export class AgentHost implements PullerHost {
       this.pullers.get(key(a.spec.teamId, a.spec.kindName))?.wake();
       return { actorId };
     }
+    // Retired (or preempted): the task it held goes back to the queue, what it knew goes back
+    // to the supervisor as a checkpoint.
+    const snapshot = a.ref.getPersistedSnapshot() as { context?: { history?: string[] } };
+    const requeued = a.held?.task.taskId;
     if (a.held) {
       a.held.msg.nak();
       this.release(a);
     }
     a.ref.stop();
     this.actors.delete(actorId);
-    return { actorId };
+    this.logger.info({ actorId, requeued }, "actor retired");
+    return {
+      actorId,
+      context: { fromActorId: actorId, history: snapshot.context?.history ?? [], snapshot },
+      ...(requeued ? { requeued } : {}),
+    };
   }
 
   // --- tasks --------------------------------------------------------------------------------

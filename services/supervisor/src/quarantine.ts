@@ -30,7 +30,7 @@ export interface QuarantineDeps {
   sender: string;
   emit: (event: CadreEvent) => void;
   /** Starts actors on a host and records them (the supervisor's placement). */
-  spawnOn: (hostId: string, incarnation: string | undefined, actors: ActorSpec[]) => Promise<void>;
+  spawnOn: (hostId: string, incarnation: string | undefined, actors: ActorSpec[], priority: number) => Promise<void>;
 }
 
 /** Quarantines actors, replaces them, and serves the operators' commands. */
@@ -102,12 +102,51 @@ export class Quarantine {
       return null;
     }
     const actorId = `${rec.kindName}-${randomId(8)}`;
-    await this.d.spawnOn(hostId, host.incarnation, [
-      { actorId, teamId: rec.teamId, kindName: rec.kindName, kind, ...(inherit ? { inherit } : {}) },
-    ]);
+    await this.d.spawnOn(
+      hostId,
+      host.incarnation,
+      [{ actorId, teamId: rec.teamId, kindName: rec.kindName, kind, ...(inherit ? { inherit } : {}) }],
+      rec.priority,
+    );
     const now = this.d.registry.actor(rec.actorId);
     if (now) await this.d.registry.putActor({ ...now, replacedBy: actorId });
     return actorId;
+  }
+
+  /**
+   * Preempts an actor to make room for a higher-priority team (quota.ts): its host gives the
+   * task it held back to the queue and stops it; its snapshot is kept as a checkpoint
+   * (`checkpoint.<actorId>` in the registry bucket) and it is forgotten. AGENT_PREEMPTED says
+   * who made room for whom.
+   */
+  async preempt(actorId: string, by: { teamId: string; priority: number }): Promise<void> {
+    const rec = this.d.registry.actor(actorId);
+    if (!rec) return;
+    const reply = await request(
+      this.d.nc,
+      subjects.hostActors(rec.hostId),
+      "host.actor",
+      { op: "retire", actorId },
+      "host.actor.ok",
+      { sender: this.d.sender, timeoutMs: this.d.config.requestTimeoutMs },
+    );
+    if (reply.context) await this.d.registry.putCheckpoint(actorId, reply.context);
+    await this.d.registry.removeActor(actorId);
+    this.d.emit({
+      type: "AGENT_PREEMPTED",
+      category: "actor",
+      scope: actorId,
+      data: {
+        actorId,
+        hostId: rec.hostId,
+        teamId: rec.teamId,
+        kind: rec.kindName,
+        priority: rec.priority,
+        byTeam: by.teamId,
+        byPriority: by.priority,
+        requeued: reply.requeued ?? null,
+      },
+    });
   }
 
   /** The operators' commands: list the quarantined actors, release one, or retire one. */

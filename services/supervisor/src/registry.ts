@@ -136,6 +136,11 @@ export class Registry {
     this.actors.set(rec.actorId, rec);
   }
 
+  /** Keeps what a preempted actor knew (its persisted snapshot and task history). */
+  async putCheckpoint(actorId: string, context: unknown): Promise<void> {
+    await this.kv.put(`checkpoint.${actorId}`, JSON.stringify(context));
+  }
+
   /** One actor's record, if this supervisor knows it. */
   actor(actorId: string): ActorRecord | undefined {
     return this.actors.get(actorId);

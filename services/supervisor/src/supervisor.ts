@@ -66,6 +66,7 @@ import { z } from "zod";
 import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
 import { Quarantine } from "./quarantine.js";
+import { planSpawn } from "./quota.js";
 import { Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
 import { type ApplyOutcome, ResultApplier } from "./results.js";
@@ -173,7 +174,7 @@ export class Supervisor {
       logger: this.logger,
       sender: this.id,
       emit: (e) => this.emit(e),
-      spawnOn: (hostId, incarnation, actors) => this.spawnOn(hostId, incarnation, actors),
+      spawnOn: (hostId, incarnation, actors, priority) => this.spawnOn(hostId, incarnation, actors, priority),
     });
     this.applier = new ResultApplier({
       nc: this.nc,
@@ -726,11 +727,29 @@ export class Supervisor {
         if (h) h.actors++;
       }
     }
-    await Promise.all([...byHost].map(([hostId, actors]) => this.spawnOn(hostId, incarnations.get(hostId), actors)));
+    // Quotas: refused past the team's own limit; at the cluster's, lower-priority actors make room.
+    const limits = this.config.orchestration_limits;
+    const victims = planSpawn({
+      teamId: tid,
+      priority: team.priority,
+      need: [...byHost.values()].reduce((n, a) => n + a.length, 0),
+      actors: this.registry.allActors().filter((a) => a.status === "active" && this.registry.isActorLive(a)),
+      maxPerTeam: limits.max_agents_per_orchestrator,
+      maxGlobal: limits.max_concurrent_agents,
+    });
+    for (const v of victims) await this.quarantine.preempt(v.actorId, { teamId: tid, priority: team.priority });
+    await Promise.all(
+      [...byHost].map(([hostId, actors]) => this.spawnOn(hostId, incarnations.get(hostId), actors, team.priority)),
+    );
   }
 
   /** Asks a host to start actors and records them (with what a replacement inherited). */
-  private async spawnOn(hostId: string, incarnation: string | undefined, actors: ActorSpec[]): Promise<void> {
+  private async spawnOn(
+    hostId: string,
+    incarnation: string | undefined,
+    actors: ActorSpec[],
+    priority: number,
+  ): Promise<void> {
     await request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
       sender: this.id,
       timeoutMs: this.config.requestTimeoutMs,
@@ -744,6 +763,7 @@ export class Supervisor {
         hostId,
         incarnation: incarnation ?? "",
         spawnedAt: now,
+        priority,
         status: "active",
         ...(a.inherit ? { replaces: a.inherit.fromActorId } : {}),
       });
