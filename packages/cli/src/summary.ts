@@ -24,6 +24,8 @@ export function summaryText(w: WorkflowRecord): string {
     `workflow ${w.workflowId} (${w.teamName}) ${w.status} in ${secs} s`,
     `  tasks: ${t.completed} completed, ${t.failed} failed, ${t.retried} retried, ${t.duplicates} duplicate results ignored (${t.total} in all)`,
   ];
+  // Only when there were some: late results of reassigned tasks, recorded beside the applied ones.
+  if (t.conflicts > 0) lines.push(`  conflicts: ${t.conflicts} results of superseded epochs recorded, not applied`);
   if (w.error) {
     lines.push(`  error: ${w.error.code}: ${w.error.message}`);
   }
