@@ -69,6 +69,14 @@ export class ManualClock implements Clock {
     return this.timers.size;
   }
 
+  /**
+   * Moves time forward without firing any timer, as a blocked event loop does: the timers that
+   * fell due run, late, on the next {@link advance}.
+   */
+  stall(ms: number): void {
+    this.time += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in time order. */
   advance(ms: number): void {
     const end = this.time + ms;
@@ -83,7 +91,8 @@ export class ManualClock implements Clock {
       }
       if (!next || nextId === undefined) break;
       this.timers.delete(nextId);
-      this.time = next.at;
+      // A timer overdue after a stall runs late, at the current time, as a real one would.
+      this.time = Math.max(this.time, next.at);
       next.fn();
     }
     this.time = end;

@@ -136,3 +136,30 @@ describe("HostLiveness with heartbeats every 100 ms", () => {
     expect(live.state("h1")).toBeUndefined();
   });
 });
+
+describe("the check loop", () => {
+  it("does not suspect hosts for the observer's own stall: a late round is skipped until waiting heartbeats are read", () => {
+    const { clock, events, live } = tracker();
+    live.start(50);
+    for (let i = 0; i < 50; i++) {
+      live.heartbeat("h1");
+      clock.advance(100);
+    }
+    // The observer's event loop is blocked for 2 s; the host's heartbeats wait in the socket.
+    clock.stall(2000);
+    // Judged now, the host would be unreachable...
+    expect(live.phi("h1")).toBeGreaterThan(8);
+    // ...but the overdue round is skipped, the waiting heartbeat is read, and the next round sees it alive.
+    clock.advance(0);
+    expect(events).toEqual([]);
+    live.heartbeat("h1");
+    clock.advance(50);
+    expect(events).toEqual([]);
+    expect(live.state("h1")).toBe("alive");
+    // A host that really stopped is still declared unreachable by the rounds that follow (later
+    // than usual: the stall's long interval is in its history now).
+    clock.advance(5000);
+    expect(events.map((e) => e.type)).toEqual(["suspected", "unreachable"]);
+    live.stop();
+  });
+});

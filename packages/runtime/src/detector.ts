@@ -186,10 +186,20 @@ export class HostLiveness {
     this.hosts.delete(hostId);
   }
 
-  /** Runs `check` every `intervalMs` on the clock. */
+  /**
+   * Runs `check` every `intervalMs` on the clock. A round that runs later than
+   * `acceptablePauseMs` is skipped: this process itself was stalled (GC, CPU starvation), the
+   * heartbeats that arrived meanwhile still wait unread in its socket, and judging silence now
+   * would suspect every host for the observer's own pause. The next round judges, after they
+   * are read.
+   */
   start(intervalMs: number): void {
+    const tolerance = this.o.acceptablePauseMs ?? 200;
+    let due = this.o.clock.now() + intervalMs;
     const loop = () => {
-      this.check();
+      const now = this.o.clock.now();
+      if (now - due <= tolerance) this.check(now);
+      due = now + intervalMs;
       this.timer = this.o.clock.setTimeout(loop, intervalMs);
     };
     this.timer = this.o.clock.setTimeout(loop, intervalMs);
