@@ -233,4 +233,31 @@ program
     }
   });
 
+program
+  .command("waits")
+  .description("show the wait-for graph: which task holds which resource, who waits for what, and the edges")
+  .option("--json", "one JSON object instead of text")
+  .action(async (o: { json?: boolean }) => {
+    try {
+      const nc = await connectNats(config().natsUrl, "cadre-cli");
+      const w = await request(nc, subjects.supervisor("waits"), "sup.waits", {}, "sup.waits.ok", {
+        sender: "cadre-cli",
+        timeoutMs: config().requestTimeoutMs,
+      });
+      await nc.close();
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(w)}\n`);
+        return;
+      }
+      const lines = [
+        ...Object.entries(w.holders).map(([r, tasks]) => `${r}: held by ${tasks.join(", ")}`),
+        ...w.waiting.map((x) => `${x.taskId} waits for ${x.resource} (${x.sinceMs} ms)`),
+        ...w.edges.map(([a, b]) => `${a} -> ${b}`),
+      ];
+      process.stdout.write(`${lines.length === 0 ? "nothing held, nobody waiting" : lines.join("\n")}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 await program.parseAsync(process.argv);

@@ -100,6 +100,15 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    resources: z
+      .object({
+        /** How long an attempt waits for a resource before it fails (retryably) with TIMEOUT. @default 10000 */
+        acquireTimeoutMs: z.number().int().min(10).default(10_000),
+        /** How often the supervisor looks for cycles in the wait-for graph (besides on every new wait). @default 1000 */
+        sweepMs: z.number().int().min(10).default(1000),
+      })
+      .strict()
+      .prefault({}),
     storage: z
       .object({
         /** Replicas of Cadre's streams and buckets (3 on a three-node cluster). @default 1 */

@@ -4,6 +4,7 @@ import {
   CadreError,
   CircularDelegationError,
   ConcurrentModificationError,
+  DeadlockVictimError,
   DelegationDepthExceededError,
   errorClasses,
   formatIssues,
@@ -33,6 +34,7 @@ const samples: CadreError[] = [
   new InvalidAgentResponseError("backend-engineer", [{ path: "summary", message: "expected string" }]),
   new BehaviourFailedError("command exited with status 2", { exitCode: 2, stderr: "boom" }),
   new TimeoutError("task w1abc-r-0", 30_000),
+  new DeadlockVictimError("w1-r-1", ["w1-r-1", "w1-r-0"], "pool-x"),
   new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
   new NotFoundError("workflow", "w1abc"),
   new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
@@ -51,6 +53,7 @@ const retryable = new Set<ErrorClass>([
   InvalidAgentResponseError,
   BehaviourFailedError,
   TimeoutError,
+  DeadlockVictimError,
   UnavailableError,
 ]);
 

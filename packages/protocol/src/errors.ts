@@ -150,6 +150,21 @@ export class TimeoutError extends CadreError {
   }
 }
 
+/**
+ * A task waiting for a resource was chosen to break a deadlock (a cycle in the wait-for graph):
+ * what it held was released and its attempt fails, to be retried after a backoff.
+ */
+export class DeadlockVictimError extends CadreError {
+  static readonly code = "DEADLOCK_VICTIM";
+  constructor(taskId: string, cycle: string[], resource: string) {
+    super(
+      DeadlockVictimError.code,
+      `task ${taskId} was chosen to break a deadlock (${[...cycle, cycle[0]].join(" waits for ")}) while waiting for ${resource}; it released what it held and will be retried`,
+      { retryable: true, data: { taskId, cycle, resource } },
+    );
+  }
+}
+
 /** A configuration value or a team file is wrong. The message names the field. */
 export class InvalidConfigError extends CadreError {
   static readonly code = "INVALID_CONFIG";
@@ -211,6 +226,8 @@ const rebuilders: Record<string, Rebuild> = {
   [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
   [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data),
   [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),
+  [DeadlockVictimError.code]: (w) =>
+    new DeadlockVictimError(str(w.data?.taskId), strs(w.data?.cycle), str(w.data?.resource)),
   [InvalidConfigError.code]: (w) => new InvalidConfigError(str(w.data?.source), issueList(w.data?.issues)),
   [NotFoundError.code]: (w) => new NotFoundError(str(w.data?.what), str(w.data?.id)),
   [UnavailableError.code]: (w) => new UnavailableError(w.message, w.data),
@@ -228,6 +245,7 @@ export const errorClasses = [
   InvalidAgentResponseError,
   BehaviourFailedError,
   TimeoutError,
+  DeadlockVictimError,
   InvalidConfigError,
   NotFoundError,
   UnavailableError,

@@ -8,6 +8,7 @@ export {
   CadreError,
   CircularDelegationError,
   ConcurrentModificationError,
+  DeadlockVictimError,
   DelegationDepthExceededError,
   errorClasses,
   formatIssues,

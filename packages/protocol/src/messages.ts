@@ -60,7 +60,12 @@ export const TaskResultSchema = z.object({
 });
 
 /** What a delegating actor asks for: subtasks of given kinds. */
-export const SubtaskSpecSchema = z.object({ kind: NameSchema, input: Json.default({}) });
+export const SubtaskSpecSchema = z.object({
+  kind: NameSchema,
+  input: Json.default({}),
+  /** @default the delegating task's priority */
+  priority: z.number().int().optional(),
+});
 
 export const SubmitRequestSchema = z.object({
   team: TeamSchema,
@@ -256,6 +261,26 @@ export const ActorControlReplySchema = z.object({
   requeued: Id.optional(),
 });
 
+/** A task's attempt asks for one resource; answered when granted (or refused: timeout, deadlock victim). */
+export const AcquireRequestSchema = z.object({
+  taskId: Id,
+  teamId: Id,
+  resource: NameSchema,
+  priority: z.number().int(),
+});
+export const AcquireReplySchema = z.object({ resource: NameSchema, waitedMs: Millis });
+/** The attempt ended: everything the task holds or waits for is let go. */
+export const ReleaseRequestSchema = z.object({ taskId: Id });
+export const ReleaseReplySchema = z.object({ released: z.array(NameSchema) });
+
+/** The wait-for graph, for operators: who holds what, who waits for what, and the edges. */
+export const WaitsRequestSchema = z.object({});
+export const WaitsReplySchema = z.object({
+  holders: z.record(z.string(), z.array(Id)),
+  waiting: z.array(z.object({ taskId: Id, resource: NameSchema, sinceMs: Millis })),
+  edges: z.array(z.tuple([Id, Id])),
+});
+
 /** Operators' quarantine commands: list, or release or retire one actor. */
 export const QuarantineRequestSchema = z.object({
   op: z.enum(["list", "release", "retire"]),
@@ -295,6 +320,12 @@ export const messages = {
   "sup.status.ok": StatusReplySchema,
   "sup.quarantine": QuarantineRequestSchema,
   "sup.quarantine.ok": QuarantineReplySchema,
+  "sup.acquire": AcquireRequestSchema,
+  "sup.acquire.ok": AcquireReplySchema,
+  "sup.release": ReleaseRequestSchema,
+  "sup.release.ok": ReleaseReplySchema,
+  "sup.waits": WaitsRequestSchema,
+  "sup.waits.ok": WaitsReplySchema,
   error: ErrorReplySchema,
 } as const;
 

@@ -90,7 +90,7 @@ export const subjects = {
 } as const;
 
 /** Operations the supervisor answers. */
-export type SupervisorOperation = "submit" | "delegate" | "status" | "quarantine";
+export type SupervisorOperation = "submit" | "delegate" | "status" | "quarantine" | "acquire" | "release" | "waits";
 
 /** Queue group shared by supervisors so each request is answered once. */
 export const SUPERVISOR_QUEUE = "cadre-supervisor";

@@ -69,6 +69,7 @@ describe("parseTeam", () => {
       failProbability: 0,
       invalidProbability: 0,
       brokenUntilReplaced: false,
+      acquireGapMs: 0,
     });
 
     const lead = team.kinds["backend-lead"];
@@ -109,6 +110,26 @@ describe("parseTeam", () => {
     expect(err.code).toBe("INVALID_CONFIG");
     expect(err.message).toContain(
       'kinds.engineering-director.behaviour.delegate.1.kind: kind "frontend-lead" is not declared under kinds',
+    );
+  });
+
+  it("rejects a kind acquiring an undeclared resource, and accepts declared pools and locks", () => {
+    const team = { ...softwareTeam(), resources: { "engineer-pool": { capacity: 3 }, "repo-lock": {} } };
+    const ok = parseTeam({
+      ...team,
+      kinds: {
+        ...team.kinds,
+        "backend-engineer": { ...team.kinds["backend-engineer"], acquire: ["engineer-pool", "repo-lock"] },
+      },
+    });
+    expect(ok.resources).toEqual({ "engineer-pool": { capacity: 3 }, "repo-lock": { capacity: 1 } });
+    expect(ok.kinds["backend-engineer"]?.acquire).toEqual(["engineer-pool", "repo-lock"]);
+    const err = invalid({
+      ...team,
+      kinds: { ...team.kinds, "backend-engineer": { ...team.kinds["backend-engineer"], acquire: ["db-lock"] } },
+    });
+    expect(err.message).toContain(
+      'kinds.backend-engineer.acquire.0: resource "db-lock" is not declared under resources',
     );
   });
 

@@ -39,6 +39,8 @@ export const DelegationSpecSchema = z
     kind: NameSchema,
     input: z.record(z.string(), z.unknown()).default({}),
     count: z.number().int().min(1).max(1000).default(1),
+    /** The subtasks' priority (it decides deadlock victims). @default the delegating task's */
+    priority: z.number().int().optional(),
   })
   .strict();
 
@@ -66,6 +68,8 @@ export const ScriptBehaviourSchema = z
      * actor that replaced a quarantined one (for demonstrating quarantine). @default false
      */
     brokenUntilReplaced: z.boolean().default(false),
+    /** Pause after acquiring each resource (see the kind's `acquire`), to make contention reproducible. @default 0 */
+    acquireGapMs: z.number().int().min(0).max(60_000).default(0),
   })
   .strict();
 
@@ -99,8 +103,19 @@ export const KindSchema = z
     behaviour: BehaviourSchema,
     /** JSON Schema of the output. @default {} (anything) */
     output: JsonSchemaObject.default({}),
+    /**
+     * Resources (declared under the team's `resources`) each attempt acquires, in this order,
+     * before it plans or works; held until the attempt ends. @default []
+     */
+    acquire: z.array(NameSchema).default([]),
   })
   .strict();
+
+/**
+ * A named resource tasks acquire: a pool of `capacity` slots, or an exclusive lock (capacity 1).
+ * Names are shared by every team in the cluster; the first team to declare one sets its capacity.
+ */
+export const ResourceSchema = z.object({ capacity: z.number().int().min(1).max(10_000).default(1) }).strict();
 
 export const TeamSchema = z
   .object({
@@ -114,6 +129,8 @@ export const TeamSchema = z
      * actors of lower-priority teams (never equal or higher). @default 0
      */
     priority: z.number().int().default(0),
+    /** Resources the kinds acquire (see KindSchema.acquire). @default {} */
+    resources: z.record(NameSchema, ResourceSchema).default({}),
     kinds: z.record(NameSchema, KindSchema),
   })
   .strict()
@@ -122,6 +139,15 @@ export const TeamSchema = z
       ctx.addIssue({ code: "custom", path: ["root"], message: `root kind "${team.root}" is not declared under kinds` });
     }
     for (const [name, kind] of Object.entries(team.kinds)) {
+      kind.acquire.forEach((r, i) => {
+        if (!(r in team.resources)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["kinds", name, "acquire", i],
+            message: `resource "${r}" is not declared under resources`,
+          });
+        }
+      });
       if (kind.behaviour.type !== "script") continue;
       kind.behaviour.delegate.forEach((d, i) => {
         if (!(d.kind in team.kinds)) {

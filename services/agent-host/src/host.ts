@@ -46,6 +46,7 @@ import {
   StateStore,
   type Subscription,
   serve,
+  sleep,
   systemClock,
 } from "@cadre/runtime";
 import { type JetStreamClient, type JsMsg, jetstream } from "@nats-io/jetstream";
@@ -372,9 +373,10 @@ export class AgentHost implements PullerHost {
     if (h.spec.kind.role === "agent") {
       const machine = agentMachine.provide({
         actors: {
-          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(({ input, signal }) =>
-            h.behaviour.run(ctx(input.task, input.attempt, signal), []),
-          ),
+          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
+            await this.acquireAll(h, input.task, signal);
+            return h.behaviour.run(ctx(input.task, input.attempt, signal), []);
+          }),
           report,
         },
       });
@@ -382,9 +384,10 @@ export class AgentHost implements PullerHost {
     }
     const machine = directorMachine.provide({
       actors: {
-        plan: fromPromise<SubtaskSpec[], { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) =>
-          h.behaviour.plan(ctx(input.task, input.attempt, signal)),
-        ),
+        plan: fromPromise<SubtaskSpec[], { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
+          await this.acquireAll(h, input.task, signal);
+          return h.behaviour.plan(ctx(input.task, input.attempt, signal));
+        }),
         delegate: fromPromise<string[], { task: TaskEnvelope; attempt: number; subtasks: SubtaskSpec[] }>(({ input }) =>
           this.delegate(h, input.task, input.subtasks),
         ),
@@ -395,6 +398,37 @@ export class AgentHost implements PullerHost {
       },
     });
     return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
+  }
+
+  /**
+   * Acquires the resources the kind lists, in order, from the supervisor (resources.ts): each
+   * request is answered when granted, or refused (TIMEOUT, DEADLOCK_VICTIM: both retryable, so
+   * the attempt fails and is redelivered after a backoff). Held until the attempt is reported.
+   */
+  private async acquireAll(h: HostedActor, task: TaskEnvelope, signal: AbortSignal): Promise<void> {
+    const gap = h.spec.kind.behaviour.type === "script" ? h.spec.kind.behaviour.acquireGapMs : 0;
+    for (const resource of h.spec.kind.acquire) {
+      signal.throwIfAborted();
+      await request(
+        this.nc,
+        subjects.supervisor("acquire"),
+        "sup.acquire",
+        { taskId: task.taskId, teamId: task.teamId, resource, priority: task.priority },
+        "sup.acquire.ok",
+        // The supervisor answers TIMEOUT at the acquisition timeout; this is only the backstop.
+        { sender: this.hostId, cid: task.workflowId, timeoutMs: this.config.resources.acquireTimeoutMs + 5000 },
+      );
+      if (gap > 0) await sleep(this.clock, gap, signal);
+    }
+  }
+
+  /** Lets go of what an attempt held (best effort: the supervisor also releases on the result). */
+  private releaseAll(h: HostedActor, task: TaskEnvelope): void {
+    if (h.spec.kind.acquire.length === 0) return;
+    request(this.nc, subjects.supervisor("release"), "sup.release", { taskId: task.taskId }, "sup.release.ok", {
+      sender: this.hostId,
+      timeoutMs: this.config.requestTimeoutMs,
+    }).catch((err) => this.logger.warn({ err, taskId: task.taskId }, "resources not released; the result will"));
   }
 
   /**
@@ -580,6 +614,7 @@ export class AgentHost implements PullerHost {
   private async report(h: HostedActor, task: TaskEnvelope, attempt: number, outcome: Outcome): Promise<void> {
     const held = h.held;
     if (!held || held.task.taskId !== task.taskId) return;
+    this.releaseAll(h, task);
     try {
       if (outcome.status === "failed") {
         const retryable = fromWire(outcome.error).retryable;

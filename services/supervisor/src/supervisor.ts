@@ -69,6 +69,7 @@ import { Quarantine } from "./quarantine.js";
 import { planSpawn } from "./quota.js";
 import { Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
+import { ResourceManager } from "./resources.js";
 import { type ApplyOutcome, ResultApplier } from "./results.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -116,6 +117,7 @@ export class Supervisor {
   private applier!: ResultApplier;
   private reassigner!: Reassigner;
   private quarantine!: Quarantine;
+  private resources!: ResourceManager;
   private readonly subs: Subscription[] = [];
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
@@ -167,6 +169,13 @@ export class Supervisor {
     // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
     // active supervisor starts with a warm view of the hosts.
     this.registry.detector.start(Math.max(10, Math.min(50, this.config.heartbeat.intervalMs / 2)));
+    this.resources = new ResourceManager({
+      config: this.config,
+      clock: this.clock,
+      logger: this.logger,
+      emit: (e) => this.emit(e),
+      team: (teamId) => this.registry.team(teamId),
+    });
     this.quarantine = new Quarantine({
       nc: this.nc,
       registry: this.registry,
@@ -291,6 +300,33 @@ export class Supervisor {
         logger: this.logger,
         handler: async ({ op, actorId }) => ({ actors: await this.quarantine.command(op, actorId) }),
       }),
+      serve(this.nc, {
+        subject: subjects.supervisor("acquire"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.acquire",
+        replyType: "sup.acquire.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: async (req) => ({ resource: req.resource, waitedMs: await this.resources.acquire(req) }),
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("release"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.release",
+        replyType: "sup.release.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: async ({ taskId }) => ({ released: this.resources.release(taskId) }),
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("waits"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.waits",
+        replyType: "sup.waits.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: async () => this.resources.view(),
+      }),
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
@@ -309,6 +345,7 @@ export class Supervisor {
       }),
     ];
     await this.consumeResults();
+    this.resources.start();
     // Hosts lost before this supervisor took over: their tasks move too.
     for (const hostId of this.registry.unreachableHosts()) this.reassigner.lost(hostId);
     this.repairTimer = setInterval(() => this.repairSoon(), this.config.heartbeat.hostDeadAfterMs / 2);
@@ -325,6 +362,7 @@ export class Supervisor {
   private async deactivate(reason: string): Promise<void> {
     clearInterval(this.repairTimer);
     this.reassigner.stop();
+    this.resources.stop();
     this.results?.stop();
     this.results = undefined;
     for (const s of this.activeSubs) s.unsubscribe();
@@ -374,6 +412,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.registry?.detector.stop();
     this.reassigner?.stop();
+    this.resources?.stop();
     await this.lease?.stop();
     clearInterval(this.repairTimer);
     this.results?.stop();
@@ -495,7 +534,7 @@ export class Supervisor {
         parentTaskId: parent.taskId,
         chain,
         depth: chain.length - 1,
-        priority: parent.priority,
+        priority: sub.priority ?? parent.priority,
         deadline: parent.deadline,
         idempotencyKey: taskId,
         epoch: 1,
@@ -503,6 +542,11 @@ export class Supervisor {
       };
     });
     const created = await Promise.all(children.map((c) => this.enqueue(c, now)));
+    // The director now waits for its new subtasks (wait-for graph, see resources.ts).
+    this.resources.waitsOn(
+      parent.taskId,
+      children.filter((_, i) => created[i]).map((c) => c.taskId),
+    );
     const added = created.filter(Boolean).length;
     if (added > 0) {
       await this.workflows.modify(parent.workflowId, (w) =>
@@ -558,6 +602,8 @@ export class Supervisor {
     const next = prev.then(async () => {
       try {
         const outcome = await this.applier.apply(result);
+        // A finished task holds nothing and nobody waits for it any more.
+        if (outcome === "applied") this.resources.release(result.taskId);
         this.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
         const replay = m.headers?.get(HEADERS.replay);
         if (result.offline) this.reconciled(result.hostId, replay || "unknown", outcome);

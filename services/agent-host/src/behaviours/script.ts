@@ -34,7 +34,7 @@ export function createScriptBehaviour(
       for (const d of spec.delegate) {
         for (let index = 0; index < d.count; index++) {
           const input = renderTemplate(d.input, { ...scope, index }) as Record<string, unknown>;
-          subtasks.push({ kind: d.kind, input });
+          subtasks.push({ kind: d.kind, input, ...(d.priority !== undefined ? { priority: d.priority } : {}) });
         }
       }
       return subtasks;
