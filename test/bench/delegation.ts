@@ -43,7 +43,9 @@ try {
   // --- Cadre delegation ---------------------------------------------------------------------
   log("cadre: starting supervisor and two agent-hosts");
   const configFile = join(dir, "config.json");
-  writeFileSync(configFile, JSON.stringify({ logLevel: "warn" }));
+  // 128 actors: past the seed's default limits (10 per team, 50 in all).
+  const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
+  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits }));
   const stack = await startStack({ natsUrl: server.url, hosts: 2, monitor: false, configFile });
   const team: Team = parseTeam({
     name: "bench",

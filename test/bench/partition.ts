@@ -40,6 +40,8 @@ writeFileSync(
   configFile,
   JSON.stringify({
     logLevel: "info",
+    // 1,000 actors for the offline part: past the seed's default limits (10 per team, 50 in all).
+    orchestration_limits: { max_agents_per_orchestrator: 5000, max_concurrent_agents: 5000 },
     host: { maxActors: OFFLINE_TASKS + 100, outbox: { dir: join(dir, "outbox"), replayRatePerSec: 1_000_000 } },
   }),
 );

@@ -100,6 +100,8 @@ export interface ChaosClusterOptions {
  */
 export const chaosConfig: ConfigInput = {
   tasks: { ackWaitMs: 5000, maxDeliver: 20, retryBackoffMs: 100 },
+  // The chaos team runs 14 actors, past the seed's default of 10 per orchestrator.
+  orchestration_limits: { max_agents_per_orchestrator: 50, max_concurrent_agents: 200 },
   heartbeat: { intervalMs: 200, hostDeadAfterMs: 1000 },
 };
 

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Stack, startStack } from "@cadre/cli";
 import type { ConfigInput, TeamInput } from "@cadre/protocol";
-import { connectNats } from "@cadre/runtime";
-import { type CadreClient, cadreClient } from "./client.js";
+import { connectNats, type NatsConnection } from "@cadre/runtime";
+import { type CadreClient, cadreClient, until } from "./client.js";
 
 export { recordEvents, type TimedEvent, until, waitForEvent } from "./client.js";
 
@@ -54,6 +54,7 @@ export async function startCluster(
     },
   });
   const nc = await connectNats(stack.natsUrl, "cadre-test");
+  await everyHostHeard(nc, opts.hosts ?? 2);
   return {
     ...cadreClient(nc),
     stack,
@@ -65,6 +66,25 @@ export async function startCluster(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits for a heartbeat from every host sent after this call. The supervisor subscribed to
+ * heartbeats before it said ready, so it has received those too, and the first placement sees
+ * every host (a host's first heartbeat can precede the supervisor's subscription).
+ */
+async function everyHostHeard(nc: NatsConnection, hosts: number): Promise<void> {
+  const heard = new Set<string>();
+  const sub = nc.subscribe("cadre.v1.hb.*", {
+    callback: (_err, m) => {
+      heard.add(m.subject);
+    },
+  });
+  try {
+    await until("a heartbeat from every host", () => heard.size >= hosts, 20_000);
+  } finally {
+    sub.unsubscribe();
+  }
 }
 
 /** A chain of leads k0 > k1 > ... > k{depth}, each delegating to the next; the last is an agent. */

@@ -1,7 +1,7 @@
 import { BUCKETS, WorkflowRecordSchema } from "@cadre/protocol";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type TestCluster, waitForEvent } from "../helpers/cluster.js";
+import { startCluster, type TestCluster, until, waitForEvent } from "../helpers/cluster.js";
 
 describe("a workflow whose counts a crash left short", () => {
   let c: TestCluster;
@@ -48,6 +48,11 @@ describe("a workflow whose counts a crash left short", () => {
     const w = await c.wait(id);
     expect(w.status).toBe("completed");
     expect(w.tasks).toMatchObject({ total: 4, completed: 4, failed: 0 });
-    expect(c.logs.get("supervisor")?.some((l) => l.includes("workflow counts repaired from task records"))).toBe(true);
+    // The log line comes through a pipe and can arrive after the record's update: wait for it.
+    const repaired = () =>
+      c.logs.get("supervisor")?.some((l) => l.includes("workflow counts repaired from task records"));
+    await until("the supervisor's repair logged", repaired, 10_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${c.tail(80)}`);
+    });
   });
 });

@@ -26,6 +26,7 @@ describe("a host cut off from NATS (the server stopped) while it holds 1,000 tas
         ...fastConfig,
         tasks: { ackWaitMs: 30_000, maxDeliver: 5, retryBackoffMs: 100 },
         host: { maxActors: 2000 },
+        orchestration_limits: { max_agents_per_orchestrator: 2000, max_concurrent_agents: 2000 },
       },
     });
   }, 60_000);

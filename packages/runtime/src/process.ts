@@ -44,9 +44,13 @@ export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
       opts.readyTimeoutMs ?? 20_000,
     );
     timer.unref();
+    // The last lines, so a service that dies before it is ready says why in the error.
+    const last: string[] = [];
     const lines = (stream: NodeJS.ReadableStream, name: "stdout" | "stderr") => {
       createInterface({ input: stream }).on("line", (line) => {
         opts.onLine?.(line, name);
+        last.push(line);
+        if (last.length > 10) last.shift();
         if (line.includes(`"msg":"${READY_MESSAGE}"`)) {
           clearTimeout(timer);
           resolve();
@@ -55,9 +59,10 @@ export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
     };
     if (child.stdout) lines(child.stdout, "stdout");
     if (child.stderr) lines(child.stderr, "stderr");
-    void exited.then((code) => {
+    // "close" comes after the output streams ended, so the last lines are in.
+    child.once("close", (code) => {
       clearTimeout(timer);
-      reject(new Error(`${opts.name} exited with code ${code} before it was ready`));
+      reject(new Error(`${opts.name} exited with code ${code} before it was ready:\n${last.join("\n")}`));
     });
   });
   ready.catch(() => {});

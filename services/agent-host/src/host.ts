@@ -36,6 +36,7 @@ import {
   connectNats,
   ensureInfrastructure,
   headers,
+  isTransient,
   type Logger,
   type NatsConnection,
   Outbox,
@@ -141,15 +142,21 @@ export class AgentHost implements PullerHost {
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
     this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
-    await buckets.registry.put(
-      `host.${this.hostId}`,
-      JSON.stringify({
-        hostId: this.hostId,
-        incarnation: this.incarnation,
-        startedAt: this.clock.now(),
-        maxActors: this.config.host.maxActors,
-      }),
-    );
+    // Retried: on a fresh server, a bucket another process has just created can answer "no
+    // responders" for a moment.
+    const record = JSON.stringify({
+      hostId: this.hostId,
+      incarnation: this.incarnation,
+      startedAt: this.clock.now(),
+      maxActors: this.config.host.maxActors,
+    });
+    await retry(() => buckets.registry.put(`host.${this.hostId}`, record), {
+      isRetryable: isTransient,
+      maxAttempts: 10,
+      baseMs: 50,
+      maxMs: 1000,
+      clock: this.clock,
+    });
     this.subs.push(
       serve(this.nc, {
         subject: subjects.hostControl(this.hostId),
