@@ -58,14 +58,7 @@ export class Quarantine {
     const rec = this.d.registry.actor(actorId);
     if (!rec || rec.status === "quarantined") return;
     await this.d.registry.putActor({ ...rec, status: "quarantined", quarantine: reason });
-    const reply = await request(
-      this.d.nc,
-      subjects.hostActors(rec.hostId),
-      "host.actor",
-      { op: "quarantine", actorId },
-      "host.actor.ok",
-      { sender: this.d.sender, timeoutMs: this.d.config.requestTimeoutMs },
-    );
+    const reply = await this.onHost(rec, "quarantine");
     const replacement = await this.replace(rec, reply.context ?? { fromActorId: actorId, history: [] });
     this.d.emit({
       type: "AGENT_QUARANTINED",
@@ -81,6 +74,21 @@ export class Quarantine {
         replacement,
       },
     });
+  }
+
+  /** Asks the actor's host to quarantine, release or retire it. */
+  private onHost(rec: ActorRecord, op: "quarantine" | "release" | "retire") {
+    return request(
+      this.d.nc,
+      subjects.hostActors(rec.hostId),
+      "host.actor",
+      { op, actorId: rec.actorId },
+      "host.actor.ok",
+      {
+        sender: this.d.sender,
+        timeoutMs: this.d.config.requestTimeoutMs,
+      },
+    );
   }
 
   /** Spawns one actor of the kind with the quarantined actor's context; another host first. */
@@ -122,14 +130,7 @@ export class Quarantine {
   async preempt(actorId: string, by: { teamId: string; priority: number }): Promise<void> {
     const rec = this.d.registry.actor(actorId);
     if (!rec) return;
-    const reply = await request(
-      this.d.nc,
-      subjects.hostActors(rec.hostId),
-      "host.actor",
-      { op: "retire", actorId },
-      "host.actor.ok",
-      { sender: this.d.sender, timeoutMs: this.d.config.requestTimeoutMs },
-    );
+    const reply = await this.onHost(rec, "retire");
     if (reply.context) await this.d.registry.putCheckpoint(actorId, reply.context);
     await this.d.registry.removeActor(actorId);
     this.d.emit({
@@ -154,14 +155,7 @@ export class Quarantine {
     if (op !== "list") {
       const rec = actorId ? this.d.registry.actor(actorId) : undefined;
       if (rec?.status !== "quarantined") throw new NotFoundError("quarantined actor", actorId ?? "(none given)");
-      await request(
-        this.d.nc,
-        subjects.hostActors(rec.hostId),
-        "host.actor",
-        { op, actorId: rec.actorId },
-        "host.actor.ok",
-        { sender: this.d.sender, timeoutMs: this.d.config.requestTimeoutMs },
-      );
+      await this.onHost(rec, op);
       if (op === "release") {
         const { quarantine: _reason, ...rest } = rec;
         await this.d.registry.putActor({ ...rest, status: "active" });

@@ -89,9 +89,7 @@ export class ResultApplier {
       } else {
         const next = { ...rec, duplicates: [...rec.duplicates, resultId].slice(-100) };
         await this.d.tasks.update(raw.taskId, next, current.revision);
-        await this.d.workflows.modify(rec.task.workflowId, (w) =>
-          w ? { ...w, tasks: { ...w.tasks, duplicates: w.tasks.duplicates + 1 } } : undefined,
-        );
+        await this.countOne(rec.task.workflowId, "duplicates");
         this.d.emit({
           type: "RESULT_DUPLICATE",
           category: "task",
@@ -168,6 +166,13 @@ export class ResultApplier {
     return "applied";
   }
 
+  /** Adds one to a count on the workflow (a recorded duplicate or conflict). */
+  private async countOne(workflowId: string, count: "duplicates" | "conflicts"): Promise<void> {
+    await this.d.workflows.modify(workflowId, (w) =>
+      w ? { ...w, tasks: { ...w.tasks, [count]: w.tasks[count] + 1 } } : undefined,
+    );
+  }
+
   /** Flags a valid response far from its kind's usual size or latency (see anomaly.ts). */
   private judge(rec: TaskRecord, result: TaskResult, resultId: string): void {
     const bytes = JSON.stringify(result.output ?? null).length;
@@ -210,9 +215,7 @@ export class ResultApplier {
         ...(raw.error ? { error: raw.error } : {}),
       };
       await this.d.tasks.update(raw.taskId, { ...rec, conflicts: [...rec.conflicts, conflict].slice(-20) }, revision);
-      await this.d.workflows.modify(rec.task.workflowId, (w) =>
-        w ? { ...w, tasks: { ...w.tasks, conflicts: w.tasks.conflicts + 1 } } : undefined,
-      );
+      await this.countOne(rec.task.workflowId, "conflicts");
       this.d.emit({
         type: "RESULT_CONFLICT",
         category: "task",
