@@ -196,6 +196,8 @@ export const HeartbeatSchema = z.object({
   busy: z.number().int().nonnegative(),
   /** 1-minute load average divided by the number of CPUs. */
   load: z.number().nonnegative(),
+  /** The host process's V8 heap in use, in MiB (for the soak benchmark and operators). */
+  heapUsedMb: z.number().nonnegative().optional(),
   /**
    * The tasks the host's actors hold. Sent when it changed since the last beat and every 10th
    * beat (a beat can be lost); absent means unchanged.

@@ -282,6 +282,7 @@ export class AgentHost implements PullerHost {
             actors: this.actors.size,
             busy: held.length,
             load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
+            heapUsedMb: Math.round(process.memoryUsage().heapUsed / 104_857.6) / 10,
             ...(sendHeld ? { held } : {}),
           },
           { sender: this.hostId },
