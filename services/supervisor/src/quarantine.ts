@@ -31,6 +31,8 @@ export interface QuarantineDeps {
   emit: (event: CadreEvent) => void;
   /** Starts actors on a host and records them (the supervisor's placement). */
   spawnOn: (hostId: string, incarnation: string | undefined, actors: ActorSpec[], priority: number) => Promise<void>;
+  /** Places a team's missing replicas again (after an operator retired one). */
+  replenish: (teamId: string) => Promise<void>;
 }
 
 /** Quarantines actors, replaces them, and serves the operators' commands. */
@@ -161,6 +163,12 @@ export class Quarantine {
         await this.d.registry.putActor({ ...rest, status: "active" });
       } else {
         await this.d.registry.removeActor(rec.actorId);
+        // A kind left short (its replacement could not be placed) gets its replicas back.
+        await this.d
+          .replenish(rec.teamId)
+          .catch((err) =>
+            this.d.logger.warn({ err, teamId: rec.teamId }, "replicas not placed again after a retirement"),
+          );
       }
       this.d.emit({
         type: op === "release" ? "AGENT_RELEASED" : "AGENT_RETIRED",

@@ -184,6 +184,10 @@ export class Supervisor {
       sender: this.id,
       emit: (e) => this.emit(e),
       spawnOn: (hostId, incarnation, actors, priority) => this.spawnOn(hostId, incarnation, actors, priority),
+      replenish: async (teamId) => {
+        const team = await this.registry.team(teamId);
+        if (team) await this.ensurePlaced(teamId, team, true);
+      },
     });
     this.applier = new ResultApplier({
       nc: this.nc,
