@@ -60,3 +60,28 @@ describe("serve: what a failing handler answers", () => {
     expect(e.retryable).toBe(false);
   });
 });
+
+describe("request: what a caller gets when nothing answers", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectNats(server.url, "nats-test-request");
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("no responders: UNAVAILABLE, retryable, naming the subject (not INTERNAL, which ended a workflow)", async () => {
+    const e = await rejection(
+      request(nc, "test.nobody.home", "sup.status", { workflowId: "w1" }, "sup.status.ok", {
+        sender: "c",
+        timeoutMs: 2000,
+      }),
+    );
+    expect(e.code).toBe("UNAVAILABLE");
+    expect(e.retryable).toBe(true);
+    expect(e.message).toContain("nothing answers on test.nobody.home");
+  });
+});

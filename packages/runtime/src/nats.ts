@@ -8,15 +8,13 @@ import {
   type Body,
   type BodyInput,
   CadreError,
-  type CadreEvent,
   decodeAs,
   encode,
   type MessageType,
-  subjects,
   toCadreError,
   UnavailableError,
 } from "@cadre/protocol";
-import { errors, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
@@ -105,6 +103,7 @@ export const PULL_OPTIONS = { expires: 5000, idle_heartbeat: 1000 } as const;
 const TRANSIENT = new Set([
   "TimeoutError",
   "NoRespondersError",
+  "NoResponders",
   "RequestError",
   "JetStreamNotEnabled",
   "ConnectionError",
@@ -124,6 +123,16 @@ export function isTransient(err: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** The names of an error and its causes. */
+function causeNames(err: unknown): string[] {
+  const names: string[] = [];
+  for (let e: unknown = err, depth = 0; depth < 6 && e !== null && typeof e === "object"; depth++) {
+    names.push(String((e as Error).name));
+    e = (e as { cause?: unknown }).cause;
+  }
+  return names;
 }
 
 /** Options of {@link request}. */
@@ -151,11 +160,20 @@ export async function request<Q extends MessageType, R extends MessageType>(
       timeout: opts.timeoutMs,
     });
   } catch (err) {
-    if (err instanceof errors.NoRespondersError || (err as Error).name === "NoRespondersError") {
+    // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
+    const names = causeNames(err);
+    if (names.some((n) => n === "NoRespondersError" || n === "NoResponders")) {
       throw new UnavailableError(`nothing answers on ${subject}; is the service running?`, { subject }, { cause: err });
     }
-    if (err instanceof errors.TimeoutError || (err as Error).name === "TimeoutError") {
+    if (names.some((n) => n === "TimeoutError" || n === "Timeout")) {
       throw new UnavailableError(`no answer on ${subject} within ${opts.timeoutMs} ms`, { subject }, { cause: err });
+    }
+    if (isTransient(err)) {
+      throw new UnavailableError(
+        `${subject}: NATS is not ready (${(err as Error).message})`,
+        { subject },
+        { cause: err },
+      );
     }
     throw toCadreError(err);
   }
@@ -211,13 +229,4 @@ export function serve<Q extends MessageType, R extends MessageType>(
       void handle(m);
     },
   });
-}
-
-/** Publishes an event (core publish; the events stream captures it). Never throws. */
-export function publishEvent(nc: NatsConnection, sender: string, event: CadreEvent, logger?: Logger): void {
-  try {
-    nc.publish(subjects.event(event.category, event.scope), encode("event", event, { sender }));
-  } catch (err) {
-    logger?.warn({ err, event: event.type }, "event not published");
-  }
 }
