@@ -100,6 +100,40 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    events: z
+      .object({
+        /** Events per second each (source, type) may publish; above it non-critical ones are dropped. @default 1000 */
+        ratePerSec: z.number().positive().default(1000),
+        /** Events a (source, type) may publish at once above its rate. @default 2000 */
+        burst: z.number().int().min(1).default(2000),
+        /**
+         * Types never dropped: acknowledged by JetStream, retried, delayed (not dropped) when
+         * their source is over its rate. TASK_STARTED is among them because reassignment needs it.
+         */
+        critical: z
+          .array(z.string().regex(/^[A-Z][A-Z0-9_]*$/, "event types are UPPER_SNAKE_CASE"))
+          .default([
+            "TASK_STARTED",
+            "TASK_COMPLETED",
+            "TASK_FAILED",
+            "TASK_REASSIGNED",
+            "RESULT_CONFLICT",
+            "WORKFLOW_SUBMITTED",
+            "WORKFLOW_COMPLETED",
+            "WORKFLOW_FAILED",
+            "HOST_UNREACHABLE",
+            "HOST_HEALED",
+            "RECONCILIATION_REPORT",
+            "OUTBOX_REPLAYED",
+            "AGENT_QUARANTINED",
+            "AGENT_PREEMPTED",
+            "DEADLOCK_RESOLVED",
+            "SUPERVISOR_ACTIVE",
+            "SUPERVISOR_STANDBY",
+          ]),
+      })
+      .strict()
+      .prefault({}),
     resources: z
       .object({
         /** How long an attempt waits for a resource before it fails (retryably) with TIMEOUT. @default 10000 */

@@ -198,6 +198,8 @@ export const HeartbeatSchema = z.object({
   load: z.number().nonnegative(),
   /** The host process's V8 heap in use, in MiB (for the soak benchmark and operators). */
   heapUsedMb: z.number().nonnegative().optional(),
+  /** Events the host's bus holds back (throttled or awaiting acknowledgement): its queue depth. */
+  eventQueue: z.number().int().nonnegative().optional(),
   /**
    * The tasks the host's actors hold. Sent when it changed since the last beat and every 10th
    * beat (a beat can be lost); absent means unchanged.

@@ -15,6 +15,8 @@ export type { ConfigSources } from "./config-loader.js";
 export { loadConfig, readYamlFile } from "./config-loader.js";
 export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
 export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
+export type { EventBusOptions, EventBusStats } from "./event-bus.js";
+export { closeBus, EventBus, eventBusFor } from "./event-bus.js";
 export { readEvents } from "./events.js";
 export type {
   HookDefinition,
@@ -40,7 +42,7 @@ export { ensureInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
-export { connectNats, headers, isTransient, PULL_OPTIONS, publishEvent, request, serve } from "./nats.js";
+export { connectNats, headers, isTransient, PULL_OPTIONS, request, serve } from "./nats.js";
 export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./outbox.js";
 export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";

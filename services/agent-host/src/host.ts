@@ -33,15 +33,17 @@ import {
 } from "@cadre/protocol";
 import {
   type Clock,
+  closeBus,
   connectNats,
+  type EventBus,
   ensureInfrastructure,
+  eventBusFor,
   headers,
   isTransient,
   type Logger,
   type NatsConnection,
   Outbox,
   OutboxFullError,
-  publishEvent,
   request,
   retry,
   StateStore,
@@ -101,6 +103,7 @@ export class AgentHost implements PullerHost {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private nc!: NatsConnection;
+  private bus!: EventBus;
   private js!: JetStreamClient;
   private tasks!: StateStore<TaskRecord>;
   private readonly actors = new Map<string, HostedActor>();
@@ -139,6 +142,7 @@ export class AgentHost implements PullerHost {
       }
     }
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
+    this.bus = eventBusFor(this.nc, this.hostId, this.config, this.logger, this.clock);
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
     this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
@@ -257,6 +261,7 @@ export class AgentHost implements PullerHost {
     }
     for (const s of this.subs) s.unsubscribe();
     this.connectivity?.stop();
+    if (this.bus) await closeBus(this.bus);
     await this.nc.drain();
     await this.outbox?.close();
     await this.eventOutbox?.close();
@@ -283,6 +288,7 @@ export class AgentHost implements PullerHost {
             busy: held.length,
             load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
             heapUsedMb: Math.round(process.memoryUsage().heapUsed / 104_857.6) / 10,
+            eventQueue: this.bus.stats().queued,
             ...(sendHeld ? { held } : {}),
           },
           { sender: this.hostId },
@@ -300,7 +306,7 @@ export class AgentHost implements PullerHost {
    */
   private emit(event: CadreEvent): void {
     if (this.connectivity?.getSnapshot().value !== "offline") {
-      publishEvent(this.nc, this.hostId, event, this.logger);
+      this.bus.emit(event);
       return;
     }
     const entry = {

@@ -39,13 +39,15 @@ import {
 } from "@cadre/protocol";
 import {
   type Clock,
+  closeBus,
   connectNats,
+  type EventBus,
   ensureInfrastructure,
+  eventBusFor,
   type LivenessEvent,
   type Logger,
   type NatsConnection,
   PULL_OPTIONS,
-  publishEvent,
   request,
   StateStore,
   type Subscription,
@@ -109,6 +111,7 @@ export class Supervisor {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private nc!: NatsConnection;
+  private bus!: EventBus;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
   private workflows!: StateStore<WorkflowRecord>;
@@ -160,6 +163,7 @@ export class Supervisor {
   private async init(): Promise<void> {
     this.startedAt = this.clock.now();
     this.nc = await connectNats(this.config.natsUrl, this.id, this.logger);
+    this.bus = eventBusFor(this.nc, this.id, this.config, this.logger, this.clock);
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
@@ -422,11 +426,12 @@ export class Supervisor {
     this.results?.stop();
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
     await Promise.allSettled([...this.perWorkflow.values()]);
+    if (this.bus) await closeBus(this.bus);
     await this.nc.drain();
   }
 
   private emit(event: CadreEvent): void {
-    publishEvent(this.nc, this.id, event, this.logger);
+    this.bus.emit(event);
   }
 
   // --- workflow submission -------------------------------------------------------------------

@@ -1,0 +1,103 @@
+import { type CadreEvent, decodeAs, parseConfig } from "@cadre/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ManualClock } from "./clock.js";
+import { EventBus } from "./event-bus.js";
+import { ensureInfrastructure } from "./infrastructure.js";
+import { connectNats, type NatsConnection } from "./nats.js";
+import { type NatsServer, startNatsServer } from "./testing/index.js";
+
+const event = (type: string, scope: string): CadreEvent => ({ type, category: "storm", scope, data: {} });
+
+describe("the event bus, on a real nats-server with the events stream", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let n = 0;
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectNats(server.url, "bus-test");
+    await ensureInfrastructure(nc, parseConfig({}));
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  /** A bus on a driven clock, and what a subscriber receives from its sources (counted by type). */
+  function setup(opts: { ratePerSec: number; burst: number; maxQueue: number }) {
+    const clock = new ManualClock(0);
+    const run = `r${++n}`;
+    const received = new Map<string, number>();
+    const sub = nc.subscribe("cadre.v1.evt.storm.*", {
+      callback: (_err, m) => {
+        const e = decodeAs(m.data, "event").body;
+        if (e.scope.startsWith(`${run}-`)) received.set(e.type, (received.get(e.type) ?? 0) + 1);
+      },
+    });
+    const bus = new EventBus({ nc, sender: `bus-${run}`, clock, critical: new Set(["IMPORTANT"]), ...opts });
+    /** Real time for acknowledgements and deliveries, up to a deadline. */
+    const until = async (what: string, ok: () => boolean) => {
+      const end = Date.now() + 10_000;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(bus.stats())}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const got = (type: string) => received.get(type) ?? 0;
+    return { clock, run, bus, sub, until, got };
+  }
+
+  it("event storm: 10x the rate limit for 10 s, critical events received 100%, memory bounded, drops counted", async () => {
+    const { clock, run, bus, sub, until, got } = setup({ ratePerSec: 100, burst: 100, maxQueue: 500 });
+    let noise = 0;
+    let important = 0;
+    for (let step = 0; step < 100; step++) {
+      // Per 100 ms: 100 non-critical events from one source (1,000/s, ten times its rate) and
+      // 5 critical ones from the same source (within their own rate).
+      for (let i = 0; i < 100; i++, noise++) bus.emit(event("NOISE", `${run}-s1`));
+      for (let i = 0; i < 5; i++, important++) bus.emit(event("IMPORTANT", `${run}-s1`));
+      await until("acknowledgements", () => bus.stats().inFlight === 0);
+      clock.advance(100);
+    }
+    await until("every critical event", () => got("IMPORTANT") === important);
+    const s = bus.stats();
+    // Shed: about the rate (100/s for 10 s, plus the burst) got through; every other one counted.
+    expect(got("NOISE")).toBeLessThanOrEqual(100 * 10 + 100);
+    expect(got("NOISE")).toBeGreaterThanOrEqual(100 * 10);
+    expect(s.dropped).toBe(noise - got("NOISE"));
+    expect(s.droppedByType).toEqual({ NOISE: noise - got("NOISE") });
+    // Bounded: nothing waited beyond what was due; critical events never waited in bulk.
+    expect(s.maxQueued).toBeLessThanOrEqual(5);
+    expect(s.queued).toBe(0);
+    sub.unsubscribe();
+    bus.stop();
+  });
+
+  it("throttles a source that floods critical events instead of dropping them", async () => {
+    const { clock, run, bus, sub, until, got } = setup({ ratePerSec: 100, burst: 100, maxQueue: 50 });
+    for (let i = 0; i < 300; i++) bus.emit(event("IMPORTANT", `${run}-flood`));
+    // The burst goes at once; the rest at the source's rate.
+    await until("the burst", () => got("IMPORTANT") === 100 && bus.stats().inFlight === 0);
+    expect(bus.stats()).toMatchObject({ throttled: 200, dropped: 0, queued: 200 });
+    // Held back critical events fill the queue: a non-critical event now is shed.
+    bus.emit(event("NOISE", `${run}-other`));
+    expect(bus.stats().droppedByType).toEqual({ NOISE: 1 });
+    clock.advance(1000);
+    await until("a second's worth more", () => got("IMPORTANT") === 200 && bus.stats().inFlight === 0);
+    clock.advance(1000);
+    await until("all of them", () => got("IMPORTANT") === 300);
+    expect(bus.stats()).toMatchObject({ queued: 0, dropped: 1, published: 300 });
+    sub.unsubscribe();
+    bus.stop();
+  });
+
+  it("stores each critical event once in the events stream, with its own message id", async () => {
+    const { run, bus, until } = setup({ ratePerSec: 1000, burst: 1000, maxQueue: 100 });
+    for (let i = 0; i < 20; i++) bus.emit(event("IMPORTANT", `${run}-stored`));
+    await until("acknowledgements", () => bus.stats().published === 20 && bus.stats().inFlight === 0);
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("CADRE_EVENTS", { subjects_filter: `cadre.v1.evt.storm.${run}-stored` });
+    expect(info.state.subjects?.[`cadre.v1.evt.storm.${run}-stored`]).toBe(20);
+    bus.stop();
+  });
+});

@@ -1,0 +1,296 @@
+/**
+ * The event bus of one process (seed edge case 6: event storms). Every event goes through:
+ *
+ * - a rate limit per (source, type), a token bucket (`ratePerSec`, `burst`); the source is the
+ *   event's `category.scope` (a host, a workflow, an actor);
+ * - shedding: a non-critical event over its rate is dropped and counted, and when the queue
+ *   holds `maxQueue` events the oldest non-critical one makes room;
+ * - critical types are never dropped: over its rate a source's critical events are delayed
+ *   (throttled) instead, and they are published to JetStream with an acknowledgement and a
+ *   message id per event, retried until acknowledged (a retry that the server had already
+ *   stored is de-duplicated; a live subscriber can see it twice);
+ * - a queue that sends in emission order whatever is due; its depth is in {@link stats}.
+ *
+ * Every event subject is captured by the events stream either way: non-critical events are
+ * core publishes (at most once), critical ones are acknowledged (at least once, stored once).
+ */
+
+import { type CadreEvent, type Config, encode, subjects } from "@cadre/protocol";
+import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
+import { backoffDelay } from "./backoff.js";
+import { type Clock, systemClock } from "./clock.js";
+import type { Logger } from "./logger.js";
+import type { NatsConnection } from "./nats.js";
+
+/** Options of {@link EventBus}. */
+export interface EventBusOptions {
+  nc: NatsConnection;
+  /** The envelope's sender, and the prefix of critical events' message ids. */
+  sender: string;
+  /** Events waiting at most (`max_event_queue_size`). */
+  maxQueue: number;
+  /** Sustained events per second per (source, type). */
+  ratePerSec: number;
+  /** Events a (source, type) may send at once above its rate. */
+  burst: number;
+  /** Types that are never dropped. */
+  critical: ReadonlySet<string>;
+  clock?: Clock;
+  logger?: Logger;
+  /** Critical events awaiting their acknowledgement at once. @default 64 */
+  inFlight?: number;
+}
+
+/** What the bus has done so far. */
+export interface EventBusStats {
+  /** Waiting to be sent (the queue depth). */
+  queued: number;
+  /** Critical events sent, awaiting their acknowledgement. */
+  inFlight: number;
+  /** The deepest the queue has been. */
+  maxQueued: number;
+  published: number;
+  /** Non-critical events shed, in all and per type. */
+  dropped: number;
+  droppedByType: Record<string, number>;
+  /** Critical events delayed because their source was over its rate. */
+  throttled: number;
+}
+
+interface Pending {
+  subject: string;
+  data: Uint8Array;
+  type: string;
+  critical: boolean;
+  /** Not sent before this time (a throttled critical event, or one being retried). */
+  notBefore: number;
+  id: string;
+  attempt: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class EventBus {
+  private readonly clock: Clock;
+  private readonly js: JetStreamClient;
+  private readonly buckets = new Map<string, Bucket>();
+  /** Due now, in emission order. */
+  private ready: Pending[] = [];
+  /** Throttled or being retried, by the time they are due. */
+  private delayed: Pending[] = [];
+  private sending = 0;
+  private seq = 0;
+  private timer: unknown;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private stopped = false;
+  private readonly counts: EventBusStats = {
+    queued: 0,
+    inFlight: 0,
+    maxQueued: 0,
+    published: 0,
+    dropped: 0,
+    droppedByType: {},
+    throttled: 0,
+  };
+
+  constructor(private readonly o: EventBusOptions) {
+    this.clock = o.clock ?? systemClock;
+    this.js = jetstream(o.nc);
+  }
+
+  /** Queues an event (never throws; a bad event is logged and dropped). */
+  emit(event: CadreEvent): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const critical = this.o.critical.has(event.type);
+    const bucket = this.refill(`${event.category}.${event.scope}|${event.type}`, now);
+    let notBefore = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+    } else if (!critical) {
+      this.drop(event.type);
+      return;
+    } else {
+      // Throttled: the source's critical events wait for their tokens; the balance goes below
+      // zero, so each one waits one interval more than the one before.
+      bucket.tokens -= 1;
+      notBefore = now + Math.ceil((-bucket.tokens * 1000) / this.o.ratePerSec);
+      this.counts.throttled++;
+    }
+    let data: Uint8Array;
+    try {
+      data = encode("event", event, { sender: this.o.sender });
+    } catch (err) {
+      this.o.logger?.warn({ err, event: event.type }, "event not published: it breaks its schema");
+      return;
+    }
+    // Load shedding: with maxQueue events held back (critical ones waiting for their turn or
+    // an acknowledgement), new non-critical events are dropped.
+    if (!critical && this.waiting() >= this.o.maxQueue) {
+      this.drop(event.type);
+      return;
+    }
+    this.enqueue({
+      subject: subjects.event(event.category, event.scope),
+      data,
+      type: event.type,
+      critical,
+      notBefore,
+      id: `${this.o.sender}:${this.seq++}`,
+      attempt: 0,
+    });
+    this.counts.maxQueued = Math.max(this.counts.maxQueued, this.waiting());
+    this.pump();
+  }
+
+  /** What the bus has done so far, with the current queue depth. */
+  stats(): EventBusStats {
+    return {
+      ...this.counts,
+      queued: this.waiting(),
+      inFlight: this.sending,
+      droppedByType: { ...this.counts.droppedByType },
+    };
+  }
+
+  /** Resolves once nothing waits or is in flight (the caller moves a driven clock meanwhile). */
+  async drained(): Promise<void> {
+    while (this.waiting() + this.sending > 0) await new Promise((r) => setImmediate(r));
+  }
+
+  /** Stops sending; what is queued is given up (the caller drains first if it matters). */
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+  }
+
+  private refill(key: string, now: number): Bucket {
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { tokens: this.o.burst, at: now };
+      this.buckets.set(key, b);
+      // Keys come and go with workflows: forget full buckets now and then, so the map stays small.
+      if (this.buckets.size > 10_000) this.forgetFull(now);
+      return b;
+    }
+    b.tokens = Math.min(this.o.burst, b.tokens + ((now - b.at) * this.o.ratePerSec) / 1000);
+    b.at = now;
+    return b;
+  }
+
+  private forgetFull(now: number): void {
+    for (const [k, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) * this.o.ratePerSec) / 1000 >= this.o.burst) this.buckets.delete(k);
+    }
+  }
+
+  private drop(type: string): void {
+    this.counts.dropped++;
+    this.counts.droppedByType[type] = (this.counts.droppedByType[type] ?? 0) + 1;
+  }
+
+  private waiting(): number {
+    return this.ready.length + this.delayed.length;
+  }
+
+  private enqueue(p: Pending): void {
+    if (p.notBefore <= this.clock.now()) {
+      this.ready.push(p);
+      return;
+    }
+    // Binary search for its place among the delayed, by due time (stable for equal times).
+    let lo = 0;
+    let hi = this.delayed.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.delayed[mid]?.notBefore ?? 0) <= p.notBefore) lo = mid + 1;
+      else hi = mid;
+    }
+    this.delayed.splice(lo, 0, p);
+  }
+
+  /** Sends what is due, in order (critical ones up to `inFlight` at once); a timer for the rest. */
+  private pump(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    let due = 0;
+    while (due < this.delayed.length && (this.delayed[due]?.notBefore ?? 0) <= now) due++;
+    if (due > 0) this.ready.push(...this.delayed.splice(0, due));
+    const limit = this.o.inFlight ?? 64;
+    let sent = 0;
+    for (; sent < this.ready.length; sent++) {
+      const p = this.ready[sent] as Pending;
+      if (!p.critical) {
+        try {
+          this.o.nc.publish(p.subject, p.data);
+          this.counts.published++;
+        } catch (err) {
+          this.o.logger?.debug({ err, event: p.type }, "event not published");
+        }
+        continue;
+      }
+      // Full: the rest waits for acknowledgements (each one pumps again).
+      if (this.sending >= limit) break;
+      this.sendCritical(p);
+    }
+    this.ready.splice(0, sent);
+    const next = this.delayed[0]?.notBefore;
+    if (next !== undefined && next < this.timerAt) {
+      this.clock.clearTimeout(this.timer);
+      this.timerAt = next;
+      this.timer = this.clock.setTimeout(() => {
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      }, next - now);
+    }
+  }
+
+  private sendCritical(p: Pending): void {
+    this.sending++;
+    this.js.publish(p.subject, p.data, { msgID: p.id }).then(
+      () => {
+        this.sending--;
+        this.counts.published++;
+        this.pump();
+      },
+      (err) => {
+        this.sending--;
+        // Never dropped: back in the queue, retried with a growing delay.
+        p.attempt++;
+        p.notBefore = this.clock.now() + backoffDelay(p.attempt, { baseMs: 100, maxMs: 5000 });
+        this.enqueue(p);
+        this.o.logger?.debug({ err, event: p.type, attempt: p.attempt }, "critical event not acknowledged; retrying");
+        this.pump();
+      },
+    );
+  }
+}
+
+/** The bus a service uses, with its configuration's limits. */
+export function eventBusFor(
+  nc: NatsConnection,
+  sender: string,
+  config: Config,
+  logger?: Logger,
+  clock?: Clock,
+): EventBus {
+  return new EventBus({
+    nc,
+    sender,
+    maxQueue: config.orchestration_limits.max_event_queue_size,
+    ratePerSec: config.events.ratePerSec,
+    burst: config.events.burst,
+    critical: new Set(config.events.critical),
+    ...(logger ? { logger } : {}),
+    ...(clock ? { clock } : {}),
+  });
+}
+
+/** Waits up to `ms` for the bus to send what it holds, then stops it (a service shutting down). */
+export async function closeBus(bus: EventBus, ms = 2000): Promise<void> {
+  await Promise.race([bus.drained(), new Promise((r) => setTimeout(r, ms).unref())]);
+  bus.stop();
+}
