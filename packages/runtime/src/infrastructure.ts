@@ -7,6 +7,8 @@ import { BUCKETS, type Config, STREAMS, subjects, UnavailableError } from "@cadr
 import { type JetStreamManager, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { retry } from "./backoff.js";
+import { isTransient } from "./nats.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -57,8 +59,16 @@ async function waitForLeader(jsm: JetStreamManager, name: string, timeoutMs = 30
   }
 }
 
-/** Creates (if missing) the tasks, results and events streams and the KV buckets. */
+/**
+ * Creates (if missing) the tasks, results and events streams and the KV buckets. Retried while
+ * NATS is not ready (a JetStream cluster still electing its leaders answers with timeouts and
+ * "no responders" for a few seconds after it starts); every step is idempotent.
+ */
 export async function ensureInfrastructure(nc: NatsConnection, config: Config): Promise<Buckets> {
+  return retry(() => ensureOnce(nc, config), { isRetryable: isTransient, maxAttempts: 12, baseMs: 250, maxMs: 3000 });
+}
+
+async function ensureOnce(nc: NatsConnection, config: Config): Promise<Buckets> {
   const jsm = await jetstreamManager(nc);
   const replicas = config.storage.replicas;
   const sessionMs = config.orchestration_limits.session_timeout_hours * 3_600_000;
