@@ -130,6 +130,7 @@ export const ConfigSchema = z
             "DEADLOCK_RESOLVED",
             "SUPERVISOR_ACTIVE",
             "SUPERVISOR_STANDBY",
+            "STATE_CORRUPTED",
           ]),
       })
       .strict()

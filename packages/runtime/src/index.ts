@@ -53,5 +53,5 @@ export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";
 export { describeExit, parseShellOutput, runShell } from "./shell.js";
-export type { Versioned } from "./state-store.js";
+export type { CorruptionReport, Versioned } from "./state-store.js";
 export { StateStore } from "./state-store.js";

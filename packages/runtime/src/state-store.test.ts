@@ -3,7 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { connectNats, type NatsConnection } from "./nats.js";
-import { StateStore } from "./state-store.js";
+import { type CorruptionReport, StateStore } from "./state-store.js";
 import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
 
 const Counter = z.object({ n: z.number().int() });
@@ -35,6 +35,38 @@ describe("StateStore over a real JetStream KV bucket", () => {
     expect((await s.get("k"))?.value).toEqual({ n: 2 });
   });
 
+  it("detects a value whose bytes were changed in KV directly, and restores the last good revision", async () => {
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    const reports: CorruptionReport[] = [];
+    const s = new StateStore(kv, Counter, "counter", (r) => reports.push(r));
+    await s.create("k", { n: 1 });
+    const good = await s.update("k", { n: 2 }, (await s.get("k"))?.revision ?? 0);
+    // Stored as {"n":2,"_crc":...}: flip the 2 to a 7, keeping the checksum.
+    const bytes = new TextDecoder().decode((await kv.get("k"))?.value);
+    expect(bytes).toMatch(/^\{"n":2,"_crc":\d+\}$/);
+    const bad = await kv.put("k", bytes.replace('"n":2', '"n":7'));
+
+    const read = await s.get("k");
+    expect(read?.value).toEqual({ n: 2 });
+    expect(reports).toEqual([
+      expect.objectContaining({ key: "k", revision: bad, restoredFrom: good, restoredAs: read?.revision }),
+    ]);
+    expect(reports[0]?.reason).toContain("fails its checksum");
+    // Written back: the next read is clean and reports nothing.
+    expect((await s.get("k"))?.value).toEqual({ n: 2 });
+    expect(reports).toHaveLength(1);
+  });
+
+  it("fails the read when no revision in the history is good", async () => {
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    const reports: CorruptionReport[] = [];
+    const s = new StateStore(kv, Counter, "counter", (r) => reports.push(r));
+    await kv.put("k", '{"n":1,"_crc":1}');
+    const err = await s.get("k").catch((e) => e);
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(reports).toEqual([expect.objectContaining({ key: "k", restoredFrom: null, restoredAs: null })]);
+  });
+
   it("refuses to create a key that exists", async () => {
     const s = await store();
     await s.create("k", { n: 1 });
@@ -46,7 +78,7 @@ describe("StateStore over a real JetStream KV bucket", () => {
     await expect(s.put("k", { n: 1.5 })).rejects.toMatchObject({ code: "PROTOCOL_ERROR" });
   });
 
-  it("ends at exactly 2000 when ten writers on their own connections each increment one key 200 times", async () => {
+  it("concurrent state modification: ten writers on their own connections each increment one key 200 times, ending at exactly 2000", async () => {
     const name = `counter_${Date.now()}`;
     await new Kvm(nc).create(name, { history: 5 });
     const conns = await Promise.all(Array.from({ length: 10 }, (_, i) => connectNats(server.url, `writer-${i}`)));

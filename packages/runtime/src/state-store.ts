@@ -5,6 +5,7 @@
  * backoff and jitter until it commits.
  */
 
+import { crc32 } from "node:zlib";
 import { ConcurrentModificationError, formatIssues, ProtocolError } from "@cadre/protocol";
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
@@ -29,19 +30,69 @@ function isWrongRevision(err: unknown): boolean {
   );
 }
 
+/** A value that failed its checksum (or its schema) and what was done about it. */
+export interface CorruptionReport {
+  key: string;
+  /** The damaged revision. */
+  revision: number;
+  reason: string;
+  /** The revision written back from the key's history, or null when none was good. */
+  restoredFrom: number | null;
+  restoredAs: number | null;
+}
+
+/** The field every stored value carries: CRC32 of the value's JSON without it. */
+const CHECKSUM = "_crc";
+
 /** Typed, revision-checked access to one KV bucket. */
 export class StateStore<T> {
   constructor(
     readonly kv: KV,
     private readonly schema: z.ZodType<T>,
     private readonly name = "state",
+    /** Told of every damaged value met on a read (restored or not). */
+    private readonly onCorruption: (report: CorruptionReport) => void = () => {},
   ) {}
 
-  /** Reads a key; undefined when absent or deleted. */
+  /**
+   * Reads a key; undefined when absent or deleted. A value that fails its checksum or its schema
+   * (bytes changed behind Cadre's back) is replaced by the newest good revision in the key's
+   * history, written back by compare-and-set, and reported; with no good revision left the
+   * read fails with PROTOCOL_ERROR.
+   */
   async get(key: string): Promise<Versioned<T> | undefined> {
     const e = await this.kv.get(key);
     if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
-    return { value: this.parse(key, e.value), revision: e.revision };
+    try {
+      return { value: this.parse(key, e.value), revision: e.revision };
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return this.restore(key, e.revision, err);
+    }
+  }
+
+  private async restore(key: string, revision: number, damage: ProtocolError): Promise<Versioned<T>> {
+    let good: { value: T; bytes: Uint8Array; revision: number } | undefined;
+    const history = await this.kv.history({ key });
+    const entries: { revision: number; value: Uint8Array; operation: string }[] = [];
+    for await (const h of history) entries.push(h);
+    for (const h of entries.sort((a, b) => b.revision - a.revision)) {
+      if (h.revision >= revision || h.operation !== "PUT") continue;
+      try {
+        good = { value: this.parse(key, h.value), bytes: h.value, revision: h.revision };
+        break;
+      } catch {
+        // Damaged too: look further back.
+      }
+    }
+    const report = { key, revision, reason: damage.message, restoredFrom: good?.revision ?? null, restoredAs: null };
+    if (!good) {
+      this.onCorruption(report);
+      throw damage;
+    }
+    const restoredAs = await this.update(key, good.value, revision);
+    this.onCorruption({ ...report, restoredAs });
+    return { value: good.value, revision: restoredAs };
   }
 
   /** Writes a new key; ConcurrentModificationError if it exists. */
@@ -100,7 +151,11 @@ export class StateStore<T> {
         issues: formatIssues(r.error.issues),
       });
     }
-    return enc.encode(JSON.stringify(r.data));
+    const json = JSON.stringify(r.data);
+    // The checksum is the value's last field, so readers that do not check it see plain JSON.
+    const sum = crc32(json);
+    if (!json.startsWith("{")) return enc.encode(json);
+    return enc.encode(json === "{}" ? `{"${CHECKSUM}":${sum}}` : `${json.slice(0, -1)},"${CHECKSUM}":${sum}}`);
   }
 
   private parse(key: string, bytes: Uint8Array): T {
@@ -109,6 +164,14 @@ export class StateStore<T> {
       raw = JSON.parse(dec.decode(bytes));
     } catch (err) {
       throw new ProtocolError(`${this.name} "${key}" is not JSON`, { key }, { cause: err });
+    }
+    // Values written before checksums (or by other tools) have none and are taken as they are.
+    if (raw && typeof raw === "object" && CHECKSUM in raw) {
+      const { [CHECKSUM]: sum, ...rest } = raw as Record<string, unknown>;
+      if (crc32(JSON.stringify(rest)) !== sum) {
+        throw new ProtocolError(`${this.name} "${key}" fails its checksum: its bytes were changed`, { key });
+      }
+      raw = rest;
     }
     const r = this.schema.safeParse(raw);
     if (!r.success) {

@@ -39,6 +39,7 @@ import {
 } from "@cadre/protocol";
 import {
   type Clock,
+  type CorruptionReport,
   closeBus,
   connectNats,
   type EventBus,
@@ -167,8 +168,13 @@ export class Supervisor {
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
-    this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow");
-    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
+    // A value whose checksum fails is restored from its history; the event says so.
+    const corrupted = (bucket: string) => (r: CorruptionReport) => {
+      this.logger.error(r, `damaged ${bucket} record ${r.restoredAs === null ? "not restored" : "restored"}`);
+      this.emit({ type: "STATE_CORRUPTED", category: "state", scope: bucket, data: { ...r } });
+    };
+    this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", corrupted("workflows"));
+    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", corrupted("tasks"));
     this.registry = new Registry(buckets.registry, this.config, this.clock, (e) => this.onLiveness(e));
     // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
     // active supervisor starts with a warm view of the hosts.
