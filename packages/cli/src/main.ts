@@ -233,6 +233,33 @@ program
     }
   });
 
+for (const [name, frozen] of [
+  ["freeze", true],
+  ["unfreeze", false],
+] as const) {
+  program
+    .command(name)
+    .description(
+      frozen
+        ? "data protection mode: stop every state change of a workflow (its results and subtasks wait, nothing is lost)"
+        : "end data protection mode for a workflow: what waited is applied",
+    )
+    .argument("<workflowId>", "the workflow")
+    .action(async (workflowId: string) => {
+      try {
+        const nc = await connectNats(config().natsUrl, "cadre-cli");
+        await request(nc, subjects.supervisor("freeze"), "sup.freeze", { workflowId, frozen }, "sup.freeze.ok", {
+          sender: "cadre-cli",
+          timeoutMs: config().requestTimeoutMs,
+        });
+        await nc.close();
+        process.stdout.write(`${frozen ? "frozen" : "unfrozen"} ${workflowId}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
+
 program
   .command("waits")
   .description("show the wait-for graph: which task holds which resource, who waits for what, and the edges")

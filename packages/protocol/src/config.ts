@@ -131,6 +131,8 @@ export const ConfigSchema = z
             "SUPERVISOR_ACTIVE",
             "SUPERVISOR_STANDBY",
             "STATE_CORRUPTED",
+            "WORKFLOW_FROZEN",
+            "WORKFLOW_UNFROZEN",
           ]),
       })
       .strict()

@@ -285,6 +285,10 @@ export const WaitsReplySchema = z.object({
   edges: z.array(z.tuple([Id, Id])),
 });
 
+/** Data protection mode: freezes (or unfreezes) every state change of one workflow. */
+export const FreezeRequestSchema = z.object({ workflowId: Id, frozen: z.boolean() });
+export const FreezeReplySchema = z.object({ workflowId: Id, frozen: z.boolean() });
+
 /** Operators' quarantine commands: list, or release or retire one actor. */
 export const QuarantineRequestSchema = z.object({
   op: z.enum(["list", "release", "retire"]),
@@ -330,6 +334,8 @@ export const messages = {
   "sup.release.ok": ReleaseReplySchema,
   "sup.waits": WaitsRequestSchema,
   "sup.waits.ok": WaitsReplySchema,
+  "sup.freeze": FreezeRequestSchema,
+  "sup.freeze.ok": FreezeReplySchema,
   error: ErrorReplySchema,
 } as const;
 

@@ -44,6 +44,8 @@ describe("message table types", () => {
       | "sup.release.ok"
       | "sup.waits"
       | "sup.waits.ok"
+      | "sup.freeze"
+      | "sup.freeze.ok"
       | "error"
     >();
   });

@@ -90,7 +90,15 @@ export const subjects = {
 } as const;
 
 /** Operations the supervisor answers. */
-export type SupervisorOperation = "submit" | "delegate" | "status" | "quarantine" | "acquire" | "release" | "waits";
+export type SupervisorOperation =
+  | "submit"
+  | "delegate"
+  | "status"
+  | "quarantine"
+  | "acquire"
+  | "release"
+  | "waits"
+  | "freeze";
 
 /** Queue group shared by supervisors so each request is answered once. */
 export const SUPERVISOR_QUEUE = "cadre-supervisor";

@@ -65,6 +65,7 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import { LeaseKeeper } from "./lease.js";
 import { placeReplicas } from "./placement.js";
@@ -130,6 +131,9 @@ export class Supervisor {
   private readonly placing = new Map<string, Promise<void>>();
   private readonly placed = new Set<string>();
   private readonly perWorkflow = new Map<string, Promise<void>>();
+  /** Workflows in data protection mode (registry keys `frozen.<id>`, followed by a KV watch). */
+  private readonly frozen = new Set<string>();
+  private registryKv!: KV;
   private readonly reconciling = new Map<
     string,
     {
@@ -166,6 +170,8 @@ export class Supervisor {
     this.nc = await connectNats(this.config.natsUrl, this.id, this.logger);
     this.bus = eventBusFor(this.nc, this.id, this.config, this.logger, this.clock);
     const buckets = await ensureInfrastructure(this.nc, this.config);
+    this.registryKv = buckets.registry;
+    await this.followFrozen();
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
     // A value whose checksum fails is restored from its history; the event says so.
@@ -331,6 +337,15 @@ export class Supervisor {
         sender: this.id,
         logger: this.logger,
         handler: async ({ taskId }) => ({ released: this.resources.release(taskId) }),
+      }),
+      serve(this.nc, {
+        subject: subjects.supervisor("freeze"),
+        queue: SUPERVISOR_QUEUE,
+        requestType: "sup.freeze",
+        replyType: "sup.freeze.ok",
+        sender: this.id,
+        logger: this.logger,
+        handler: (body) => this.freeze(body),
       }),
       serve(this.nc, {
         subject: subjects.supervisor("waits"),
@@ -517,10 +532,52 @@ export class Supervisor {
     return created;
   }
 
+  // --- data protection mode ----------------------------------------------------------------
+
+  /** Keeps the set of frozen workflows in step with the registry (every supervisor, standbys too). */
+  private async followFrozen(): Promise<void> {
+    const watch = await this.registryKv.watch({ key: "frozen.>" });
+    void (async () => {
+      for await (const e of watch) {
+        const id = e.key.slice("frozen.".length);
+        if (e.operation === "PUT") this.frozen.add(id);
+        else this.frozen.delete(id);
+      }
+    })().catch((err) => this.logger.error({ err }, "frozen-workflow watch stopped"));
+  }
+
+  /**
+   * Freezes a workflow's state (results are not applied, subtasks not created; both wait and
+   * nothing is lost) or unfreezes it.
+   */
+  private async freeze({ workflowId, frozen }: Body<"sup.freeze">): Promise<Body<"sup.freeze.ok">> {
+    if (!(await this.workflows.get(workflowId))) throw new NotFoundError("workflow", workflowId);
+    if (frozen) {
+      await this.registryKv.put(`frozen.${workflowId}`, JSON.stringify({ by: this.id, at: this.clock.now() }));
+      this.frozen.add(workflowId);
+    } else {
+      await this.registryKv.delete(`frozen.${workflowId}`);
+      this.frozen.delete(workflowId);
+    }
+    this.emit({
+      type: frozen ? "WORKFLOW_FROZEN" : "WORKFLOW_UNFROZEN",
+      category: "workflow",
+      scope: workflowId,
+      data: { workflowId },
+    });
+    return { workflowId, frozen };
+  }
+
   // --- delegation ---------------------------------------------------------------------------
 
   private async delegate(body: Body<"sup.delegate">): Promise<Body<"sup.delegate.ok">> {
     const parent = body.parent;
+    if (this.frozen.has(parent.workflowId)) {
+      throw new UnavailableError(
+        `workflow ${parent.workflowId} is frozen (data protection mode): its subtasks are created once it is unfrozen`,
+        { workflowId: parent.workflowId },
+      );
+    }
     const team = await this.registry.team(parent.teamId);
     if (!team) throw new NotFoundError("team", parent.teamId);
     const now = this.clock.now();
@@ -613,6 +670,11 @@ export class Supervisor {
       return;
     }
     const wf = result.workflowId;
+    if (this.frozen.has(wf)) {
+      // Data protection mode: the result waits in the stream, applied once the workflow is unfrozen.
+      m.nak(1000);
+      return;
+    }
     const prev = this.perWorkflow.get(wf) ?? Promise.resolve();
     const next = prev.then(async () => {
       try {
