@@ -38,6 +38,7 @@ describe("parseConfig", () => {
     expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000 });
     expect(config.host).toEqual({
       maxActors: 500,
+      hooks: [],
       outbox: { dir: ".cadre/outbox", maxBytes: 64 * 1024 * 1024, replayRatePerSec: 500 },
     });
     expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });
@@ -135,5 +136,37 @@ describe("parseConfig", () => {
     const err = thrown(() => parseConfig({ requestTimeoutMs: 1 }, "/etc/cadre/cadre.yaml"));
     expect(err.message).toMatch(/^\/etc\/cadre\/cadre\.yaml is invalid: requestTimeoutMs: /);
     expect(err.data).toMatchObject({ source: "/etc/cadre/cadre.yaml" });
+  });
+
+  describe("host hooks in the configuration", () => {
+    it("accepts a module hook and a command hook, with defaults", () => {
+      const config = parseConfig({
+        host: {
+          hooks: [
+            { name: "audit", event: "beforeTask", module: "/opt/hooks/audit.mjs" },
+            { name: "notify", event: "afterTask", command: "logger done", critical: true, timeoutMs: 1000 },
+          ],
+        },
+      });
+      expect(config.host.hooks).toEqual([
+        { name: "audit", event: "beforeTask", module: "/opt/hooks/audit.mjs", critical: false, timeoutMs: 5000 },
+        { name: "notify", event: "afterTask", command: "logger done", critical: true, timeoutMs: 1000 },
+      ]);
+    });
+
+    it("refuses a hook with both a module and a command, a relative module or an unknown event, naming the field", () => {
+      const both = thrown(() =>
+        parseConfig({ host: { hooks: [{ name: "x", event: "beforeTask", module: "/a.mjs", command: "true" }] } }),
+      );
+      expect(both.message).toContain("host.hooks.0: give exactly one of module and command");
+      const relative = thrown(() =>
+        parseConfig({ host: { hooks: [{ name: "x", event: "beforeTask", module: "a.mjs" }] } }),
+      );
+      expect(relative.message).toContain("host.hooks.0.module: a hook module is an absolute path");
+      const unknown = thrown(() =>
+        parseConfig({ host: { hooks: [{ name: "x", event: "beforeLunch", command: "true" }] } }),
+      );
+      expect(unknown.message).toContain("host.hooks.0.event");
+    });
   });
 });

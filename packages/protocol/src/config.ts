@@ -160,6 +160,31 @@ export const ConfigSchema = z
       .object({
         /** Actors one agent-host runs at most. @default 500 */
         maxActors: z.number().int().positive().default(500),
+        /**
+         * Hooks the host runs around its actors' work, each isolated (a worker thread for a JS
+         * module, a process group for a command) and bounded by its timeout. @default []
+         */
+        hooks: z
+          .array(
+            z
+              .object({
+                name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "hook names use letters, digits, '_' and '-'"),
+                event: z.enum(["onSpawn", "beforeTask", "onDelegation", "afterTask", "onTaskFailed", "onTerminate"]),
+                /** Absolute path of an ES module: `export default async (payload) => result`. */
+                module: z.string().startsWith("/", "a hook module is an absolute path").optional(),
+                /** A shell command: the payload as JSON on stdin. */
+                command: z.string().min(1).optional(),
+                /** A failing critical hook stops what it guards (HOOK_FAILED). @default false */
+                critical: z.boolean().default(false),
+                /** @default 5000 */
+                timeoutMs: z.number().int().min(1).max(600_000).default(5000),
+              })
+              .strict()
+              .refine((h) => (h.module === undefined) !== (h.command === undefined), {
+                message: "give exactly one of module and command",
+              }),
+          )
+          .default([]),
         /** Where results go while the host is cut off from NATS (see runtime/outbox.ts). */
         outbox: z
           .object({

@@ -9,6 +9,7 @@ import {
   errorClasses,
   formatIssues,
   fromWire,
+  HookFailedError,
   InternalError,
   InvalidAgentResponseError,
   InvalidConfigError,
@@ -35,6 +36,7 @@ const samples: CadreError[] = [
   new BehaviourFailedError("command exited with status 2", { exitCode: 2, stderr: "boom" }),
   new TimeoutError("task w1abc-r-0", 30_000),
   new DeadlockVictimError("w1-r-1", ["w1-r-1", "w1-r-0"], "pool-x"),
+  new HookFailedError("audit", "beforeTask", "timeout", "no answer within 5000 ms"),
   new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
   new NotFoundError("workflow", "w1abc"),
   new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
@@ -54,6 +56,7 @@ const retryable = new Set<ErrorClass>([
   BehaviourFailedError,
   TimeoutError,
   DeadlockVictimError,
+  HookFailedError,
   UnavailableError,
 ]);
 

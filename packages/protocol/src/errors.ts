@@ -165,6 +165,29 @@ export class DeadlockVictimError extends CadreError {
   }
 }
 
+/**
+ * A critical hook failed, so the action it guards must not go ahead. Retryable unless the hook
+ * itself threw: a throwing `beforeTask` hook is usually a veto, and a veto stays a veto.
+ */
+export class HookFailedError extends CadreError {
+  static readonly code = "HOOK_FAILED";
+  constructor(
+    hook: string,
+    event: string,
+    reason: "error" | "timeout" | "bypassed",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    const what =
+      reason === "bypassed" ? "is bypassed after failing too often" : reason === "timeout" ? "timed out" : "failed";
+    super(
+      HookFailedError.code,
+      `critical hook "${hook}" for ${event} ${what}: ${message}; fix the hook or mark it non-critical`,
+      { retryable: reason !== "error", data: { hook, event, reason, message }, ...options },
+    );
+  }
+}
+
 /** A configuration value or a team file is wrong. The message names the field. */
 export class InvalidConfigError extends CadreError {
   static readonly code = "INVALID_CONFIG";
@@ -226,6 +249,15 @@ const rebuilders: Record<string, Rebuild> = {
   [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
   [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data),
   [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),
+  [HookFailedError.code]: (w) => {
+    const reason = str(w.data?.reason);
+    return new HookFailedError(
+      str(w.data?.hook),
+      str(w.data?.event),
+      reason === "timeout" || reason === "bypassed" ? reason : "error",
+      str(w.data?.message),
+    );
+  },
   [DeadlockVictimError.code]: (w) =>
     new DeadlockVictimError(str(w.data?.taskId), strs(w.data?.cycle), str(w.data?.resource)),
   [InvalidConfigError.code]: (w) => new InvalidConfigError(str(w.data?.source), issueList(w.data?.issues)),
@@ -246,6 +278,7 @@ export const errorClasses = [
   BehaviourFailedError,
   TimeoutError,
   DeadlockVictimError,
+  HookFailedError,
   InvalidConfigError,
   NotFoundError,
   UnavailableError,

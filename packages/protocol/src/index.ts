@@ -13,6 +13,7 @@ export {
   errorClasses,
   formatIssues,
   fromWire,
+  HookFailedError,
   InternalError,
   InvalidAgentResponseError,
   InvalidConfigError,

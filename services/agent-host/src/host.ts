@@ -38,6 +38,8 @@ import {
   type EventBus,
   ensureInfrastructure,
   eventBusFor,
+  type HookEvent,
+  HookRunner,
   headers,
   isTransient,
   type Logger,
@@ -114,6 +116,7 @@ export class AgentHost implements PullerHost {
   private connectivity!: Actor<typeof connectivityMachine>;
   private readonly subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
+  private hooks!: HookRunner;
   private seq = 0;
   /** The held-task list as last sent, to send it only when it changed (and every 10th beat). */
   private lastHeld = "";
@@ -141,6 +144,9 @@ export class AgentHost implements PullerHost {
         this.logger.warn(o.openReport, "outbox: a torn last record was cut off (a crash mid-write)");
       }
     }
+    // Hooks first: a bad definition fails the start, before anything is connected.
+    this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
+    for (const hook of this.config.host.hooks) this.hooks.register(hook);
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
     this.bus = eventBusFor(this.nc, this.hostId, this.config, this.logger, this.clock);
     const buckets = await ensureInfrastructure(this.nc, this.config);
@@ -251,6 +257,10 @@ export class AgentHost implements PullerHost {
   /** Stops pulling, stops actors and closes the connection. Held tasks go back to the queue at once. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeatTimer);
+    await this.runHooks("onTerminate", { hostId: this.hostId }).catch((err) =>
+      this.logger.warn({ err }, "terminate hooks failed"),
+    );
+    this.hooks?.stop();
     await Promise.all([...this.pullers.values()].map((p) => p.stop()));
     for (const a of this.actors.values()) {
       if (a.held) {
@@ -334,6 +344,12 @@ export class AgentHost implements PullerHost {
       throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
     }
     for (const spec of fresh) {
+      await this.runHooks("onSpawn", {
+        hostId: this.hostId,
+        actorId: spec.actorId,
+        teamId: spec.teamId,
+        kind: spec.kindName,
+      });
       const hosted: HostedActor = {
         spec,
         behaviour: createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }),
@@ -388,6 +404,7 @@ export class AgentHost implements PullerHost {
       const machine = agentMachine.provide({
         actors: {
           work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
+            await this.beforeTask(h, input.task, input.attempt);
             await this.acquireAll(h, input.task, signal);
             return h.behaviour.run(ctx(input.task, input.attempt, signal), []);
           }),
@@ -399,6 +416,7 @@ export class AgentHost implements PullerHost {
     const machine = directorMachine.provide({
       actors: {
         plan: fromPromise<SubtaskSpec[], { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
+          await this.beforeTask(h, input.task, input.attempt);
           await this.acquireAll(h, input.task, signal);
           return h.behaviour.plan(ctx(input.task, input.attempt, signal));
         }),
@@ -412,6 +430,31 @@ export class AgentHost implements PullerHost {
       },
     });
     return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
+  }
+
+  /**
+   * Runs the hooks of an event (none configured: nothing at all). A critical hook's failure
+   * rejects with HOOK_FAILED and stops what it guards; the others' failures are logged and the
+   * work goes on (each hook is isolated and bounded by its timeout, so none can stall it).
+   */
+  private async runHooks(event: HookEvent, payload: Record<string, unknown>): Promise<void> {
+    if (this.config.host.hooks.length === 0) return;
+    const report = await this.hooks.run(event, payload);
+    if (report.failed + report.bypassed > 0) {
+      const failed = report.outcomes.filter((o) => o.status !== "ok");
+      this.logger.warn({ event, failed }, "non-critical hooks failed; the work goes on");
+    }
+  }
+
+  private beforeTask(h: HostedActor, task: TaskEnvelope, attempt: number): Promise<void> {
+    return this.runHooks("beforeTask", {
+      hostId: this.hostId,
+      actorId: h.spec.actorId,
+      taskId: task.taskId,
+      kind: task.kind,
+      attempt,
+      input: task.input,
+    });
   }
 
   /**
@@ -553,6 +596,7 @@ export class AgentHost implements PullerHost {
   private async delegate(h: HostedActor, task: TaskEnvelope, subtasks: SubtaskSpec[]): Promise<string[]> {
     const held = h.held;
     if (!held) throw new Error("delegate without a held task");
+    await this.runHooks("onDelegation", { hostId: this.hostId, taskId: task.taskId, subtasks });
     held.childSub = this.nc.subscribe(subjects.child(task.taskId), {
       callback: (_err, m) => {
         try {
@@ -629,6 +673,15 @@ export class AgentHost implements PullerHost {
     const held = h.held;
     if (!held || held.task.taskId !== task.taskId) return;
     this.releaseAll(h, task);
+    // After the fact: nothing left to guard, so even a critical hook's failure is only logged.
+    this.runHooks(outcome.status === "completed" ? "afterTask" : "onTaskFailed", {
+      hostId: this.hostId,
+      actorId: h.spec.actorId,
+      taskId: task.taskId,
+      kind: task.kind,
+      attempt,
+      status: outcome.status,
+    }).catch((err) => this.logger.warn({ err, taskId: task.taskId }, "after-task hooks failed"));
     try {
       if (outcome.status === "failed") {
         const retryable = fromWire(outcome.error).retryable;
