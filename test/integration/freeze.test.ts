@@ -18,7 +18,8 @@ const team: TeamInput = {
   root: "lead",
   kinds: {
     lead: { role: "director", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "worker", count: 3 }] } },
-    worker: { role: "agent", replicas: 3, behaviour: { type: "script", sleepMs: 500, output: { ok: true } } },
+    // Long enough that the freeze (a CLI process starting up, on a loaded machine) lands first.
+    worker: { role: "agent", replicas: 3, behaviour: { type: "script", sleepMs: 3000, output: { ok: true } } },
   },
 };
 
