@@ -4,13 +4,17 @@
  * launcher `cadre up` uses). Service output is kept so a failing test can show it.
  */
 
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Stack, startStack } from "@cadre/cli";
 import type { ConfigInput, TeamInput } from "@cadre/protocol";
 import { connectNats, type NatsConnection } from "@cadre/runtime";
 import { type CadreClient, cadreClient, until } from "./client.js";
+
+const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 
 export { recordEvents, type TimedEvent, until, waitForEvent } from "./client.js";
 
@@ -21,6 +25,8 @@ export interface TestCluster extends CadreClient {
   readonly logs: Map<string, string[]>;
   /** The last lines of every service's output, for failure messages. */
   tail(lines?: number): string;
+  /** Runs the `cadre` command against this cluster and returns its standard output. */
+  cli(...args: string[]): string;
   stop(): Promise<void>;
 }
 
@@ -59,6 +65,11 @@ export async function startCluster(
     ...cadreClient(nc),
     stack,
     logs,
+    cli: (...args) =>
+      execFileSync(process.execPath, [cadre, ...args], {
+        env: { ...process.env, CADRE_NATS_URL: stack.natsUrl },
+        encoding: "utf8",
+      }),
     tail: (n = 30) => [...logs].map(([service, l]) => `--- ${service}\n${l.slice(-n).join("\n")}`).join("\n"),
     stop: async () => {
       await nc.close();

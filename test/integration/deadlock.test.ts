@@ -5,14 +5,10 @@
  * backoff), and both complete. `cadre waits` shows the graph while the retried one waits.
  */
 
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import type { TeamInput } from "@cadre/protocol";
 import { request } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
-
-const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 
 const director = (first: string, second: string, by: string) => ({
   role: "director" as const,
@@ -75,10 +71,7 @@ describe("two directors taking the same resources in opposite order", () => {
     });
     expect(shown.holders).toMatchObject({ "pool-x": [a], "pool-y": [a] });
     expect(shown.edges).toContainEqual([b, a]);
-    const text = execFileSync(process.execPath, [cadre, "waits"], {
-      env: { ...process.env, CADRE_NATS_URL: c.stack.natsUrl },
-      encoding: "utf8",
-    });
+    const text = c.cli("waits");
     expect(text).toContain(`pool-y: held by ${a}`);
     expect(text).toContain(`${b} waits for pool-y`);
 

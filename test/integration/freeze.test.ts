@@ -4,14 +4,10 @@
  * applied, and the workflow completes with nothing lost.
  */
 
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import { STREAMS, type TeamInput } from "@cadre/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
-
-const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 
 const team: TeamInput = {
   name: "freeze",
@@ -25,11 +21,7 @@ const team: TeamInput = {
 
 describe("a workflow frozen while its agents work", () => {
   let c: TestCluster;
-  const cli = (...args: string[]) =>
-    execFileSync(process.execPath, [cadre, ...args], {
-      env: { ...process.env, CADRE_NATS_URL: c.stack.natsUrl },
-      encoding: "utf8",
-    });
+  const cli = (...args: string[]) => c.cli(...args);
   beforeAll(async () => {
     c = await startCluster({ hosts: 2 });
   }, 60_000);

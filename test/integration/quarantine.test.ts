@@ -5,22 +5,15 @@
  * Operators see and release quarantined actors with `cadre quarantine`.
  */
 
-import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import type { ActorRecord, TeamInput } from "@cadre/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
-const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 const schema = { type: "object", required: ["code"], properties: { code: { type: "string" } } };
 
 describe("an agent whose responses break its kind's schema", () => {
   let c: TestCluster;
-  const cli = (...args: string[]) =>
-    execFileSync(process.execPath, [cadre, ...args], {
-      env: { ...process.env, CADRE_NATS_URL: c.stack.natsUrl },
-      encoding: "utf8",
-    });
+  const cli = (...args: string[]) => c.cli(...args);
   beforeAll(async () => {
     c = await startCluster({ hosts: 2 });
   }, 60_000);
