@@ -77,6 +77,22 @@ export class ConcurrentModificationError extends CadreError {
   }
 }
 
+/**
+ * A state write was refused because it would pass `max_state_size_mb` (the state bucket is
+ * full) or the size NATS accepts for one message. Waiting does not help: the session's state has
+ * to expire or the limit be raised.
+ */
+export class StateLimitError extends CadreError {
+  static readonly code = "STATE_LIMIT_EXCEEDED";
+  constructor(bucket: string, key: string, limit: string, options?: ErrorOptions) {
+    super(
+      StateLimitError.code,
+      `state write of "${key}" refused: ${limit} in bucket ${bucket}; raise orchestration_limits.max_state_size_mb or store less`,
+      { data: { bucket, key, limit }, ...options },
+    );
+  }
+}
+
 /** A delegation would name an agent kind that is already in its chain. */
 export class CircularDelegationError extends CadreError {
   static readonly code = "CIRCULAR_DELEGATION";
@@ -239,6 +255,7 @@ const rebuilders: Record<string, Rebuild> = {
   [ProtocolVersionMismatchError.code]: (w) => new ProtocolVersionMismatchError(num(w.data?.expected), w.data?.received),
   [ConcurrentModificationError.code]: (w) =>
     new ConcurrentModificationError(str(w.data?.key), num(w.data?.expectedRevision)),
+  [StateLimitError.code]: (w) => new StateLimitError(str(w.data?.bucket), str(w.data?.key), str(w.data?.limit)),
   [CircularDelegationError.code]: (w) => new CircularDelegationError(strs(w.data?.chain)),
   [DelegationDepthExceededError.code]: (w) =>
     new DelegationDepthExceededError(strs(w.data?.chain), num(w.data?.depth), num(w.data?.limit)),
@@ -271,6 +288,7 @@ export const errorClasses = [
   ProtocolError,
   ProtocolVersionMismatchError,
   ConcurrentModificationError,
+  StateLimitError,
   CircularDelegationError,
   DelegationDepthExceededError,
   ResourceExhaustedError,

@@ -21,6 +21,7 @@ export {
   ProtocolError,
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
+  StateLimitError,
   TimeoutError,
   toCadreError,
   UnavailableError,

@@ -25,6 +25,8 @@ export const STREAMS = {
   tasks: "CADRE_TASKS",
   results: "CADRE_RESULTS",
   events: "CADRE_EVENTS",
+  /** A mirror of the workflow-state bucket's stream: every committed write, for rollback and replay. */
+  stateLog: "CADRE_STATE_LOG",
 } as const;
 
 /** JetStream KV buckets. */
@@ -40,6 +42,8 @@ export const BUCKETS = {
   workflows: "cadre_workflows",
   tasks: "cadre_tasks",
   registry: "cadre_registry",
+  /** Workflow state that agents share: keys `<workflowId>.<name>`, written in transactions. */
+  state: "cadre_state",
 } as const;
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;

@@ -54,4 +54,15 @@ export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";
 export { describeExit, parseShellOutput, runShell } from "./shell.js";
 export type { CorruptionReport, Versioned } from "./state-store.js";
-export { StateStore } from "./state-store.js";
+export { bucketOf, StateStore } from "./state-store.js";
+export type {
+  Committed,
+  Envelope,
+  LogEntry,
+  RollbackReport,
+  TxnFaultPoint,
+  TxnRecord,
+  TxStoreOptions,
+  Writes,
+} from "./transactions.js";
+export { readLog, TxnRecordSchema, TxStore } from "./transactions.js";

@@ -17,6 +17,8 @@ export interface Buckets {
   workflows: KV;
   tasks: KV;
   registry: KV;
+  /** Workflow state shared by agents, written in transactions (transactions.ts). */
+  state: KV;
 }
 
 type StreamSettings = Omit<Parameters<JetStreamManager["streams"]["add"]>[0], "name">;
@@ -96,13 +98,40 @@ async function ensureOnce(nc: NatsConnection, config: Config): Promise<Buckets> 
     max_msgs: 1_000_000,
   });
   const kvm = new Kvm(nc);
-  const open = (name: string, history: number) =>
-    kvm.create(name, { history, replicas, ttl: sessionMs, storage: "file" });
-  const buckets = {
-    workflows: await open(BUCKETS.workflows, 5),
-    tasks: await open(BUCKETS.tasks, 5),
-    registry: await open(BUCKETS.registry, 1),
+  // max_state_size_mb bounds the state agents write (history included): the server refuses a
+  // write past it and StateStore turns that into STATE_LIMIT_EXCEEDED. Cadre's own records
+  // (workflows, tasks) are bounded by the session TTL instead: refusing them would stop work.
+  const maxBytes = Math.floor(config.orchestration_limits.max_state_size_mb * 1024 * 1024);
+  const open = async (name: string, history: number, limited: boolean) => {
+    const kv = await kvm.create(name, {
+      history,
+      replicas,
+      ttl: sessionMs,
+      storage: "file",
+      ...(limited ? { max_bytes: maxBytes } : {}),
+    });
+    if (limited) {
+      // An existing bucket keeps its old limit through create(): apply a changed one.
+      const info = await jsm.streams.info(`KV_${name}`);
+      if (info.config.max_bytes !== maxBytes) await jsm.streams.update(`KV_${name}`, { max_bytes: maxBytes });
+    }
+    return kv;
   };
+  const buckets = {
+    workflows: await open(BUCKETS.workflows, 5, false),
+    tasks: await open(BUCKETS.tasks, 5, false),
+    registry: await open(BUCKETS.registry, 1, false),
+    state: await open(BUCKETS.state, 5, true),
+  };
+  // Every write to the state bucket, kept for the session: the transaction log that rollback
+  // and replay read. A mirror is written by the server, so no committed write can miss it.
+  await ensureStream(jsm, STREAMS.stateLog, {
+    mirror: { name: `KV_${BUCKETS.state}` },
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_age: nanos(sessionMs),
+  });
   if (replicas > 1) {
     const names = [...Object.values(STREAMS), ...Object.values(BUCKETS).map((b) => `KV_${b}`)];
     await Promise.all(names.map((n) => waitForLeader(jsm, n)));

@@ -6,10 +6,13 @@
  */
 
 import { crc32 } from "node:zlib";
-import { ConcurrentModificationError, formatIssues, ProtocolError } from "@cadre/protocol";
+import { ConcurrentModificationError, formatIssues, ProtocolError, StateLimitError } from "@cadre/protocol";
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
 import { type RetryOptions, retry } from "./backoff.js";
+
+/** The bucket's name (the KV interface does not declare it; every implementation has it). */
+export const bucketOf = (kv: KV): string => (kv as unknown as { bucket: string }).bucket;
 
 /** A value and the revision it was read at. */
 export interface Versioned<T> {
@@ -43,6 +46,22 @@ export interface CorruptionReport {
 
 /** The field every stored value carries: CRC32 of the value's JSON without it. */
 const CHECKSUM = "_crc";
+
+/**
+ * The JSON of a stored value without its checksum; undefined when it is not JSON or fails its
+ * checksum. Values without one (written before checksums, or by other tools) pass as they are.
+ */
+export function verifyChecksum(bytes: Uint8Array): unknown {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(dec.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (!raw || typeof raw !== "object" || !(CHECKSUM in raw)) return raw;
+  const { [CHECKSUM]: sum, ...rest } = raw as Record<string, unknown>;
+  return crc32(JSON.stringify(rest)) === sum ? rest : undefined;
+}
 
 /** Typed, revision-checked access to one KV bucket. */
 export class StateStore<T> {
@@ -103,7 +122,7 @@ export class StateStore<T> {
       if (isWrongRevision(err) || (err as Error).message?.includes("exists")) {
         throw new ConcurrentModificationError(key, 0, { cause: err });
       }
-      throw err;
+      throw this.limited(key, err);
     }
   }
 
@@ -113,13 +132,34 @@ export class StateStore<T> {
       return await this.kv.update(key, this.encode(value), expectedRevision);
     } catch (err) {
       if (isWrongRevision(err)) throw new ConcurrentModificationError(key, expectedRevision, { cause: err });
-      throw err;
+      throw this.limited(key, err);
     }
   }
 
   /** Unconditional write (for values with a single writer, such as a host's own record). */
   async put(key: string, value: T): Promise<number> {
-    return this.kv.put(key, this.encode(value));
+    try {
+      return await this.kv.put(key, this.encode(value));
+    } catch (err) {
+      throw this.limited(key, err);
+    }
+  }
+
+  /**
+   * The server refuses a write that would pass the bucket's size (`max_state_size_mb`) or the
+   * size of one message: say so with a typed error instead of JetStream's bare text.
+   */
+  private limited(key: string, err: unknown): unknown {
+    const message = String((err as Error)?.message ?? "").toLowerCase();
+    if (message.includes("maximum bytes exceeded")) {
+      return new StateLimitError(bucketOf(this.kv), key, "the bucket is full (its max_state_size_mb)", { cause: err });
+    }
+    if (message.includes("max_payload") || message.includes("maximum payload")) {
+      return new StateLimitError(bucketOf(this.kv), key, "the value is larger than NATS accepts in one message", {
+        cause: err,
+      });
+    }
+    return err;
   }
 
   /**
