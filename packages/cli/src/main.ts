@@ -17,6 +17,7 @@ import { connectNats, loadConfig, readEvents, readYamlFile, request } from "@cad
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
 import { startStack } from "./stack.js";
+import { checkpoint, rollback, showState, stateLog } from "./state.js";
 import { summaryJson, summaryText } from "./summary.js";
 import { submitWorkflow, waitForWorkflow } from "./workflow.js";
 
@@ -259,6 +260,80 @@ for (const [name, frozen] of [
       }
     });
 }
+
+const state = program
+  .command("state")
+  .description("a workflow's shared state: show it, its transaction log, take a checkpoint, roll back and replay");
+state
+  .command("show")
+  .description("print the workflow's state names and values (one snapshot)")
+  .argument("<workflowId>", "the workflow")
+  .action(async (workflowId: string) => {
+    try {
+      process.stdout.write(`${JSON.stringify(await showState(config(), workflowId), null, 2)}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+state
+  .command("log")
+  .description("list the committed transactions on the workflow's state: log position, id, what they wrote")
+  .argument("<workflowId>", "the workflow")
+  .option("--json", "one JSON object instead of text")
+  .action(async (workflowId: string, o: { json?: boolean }) => {
+    try {
+      const log = await stateLog(config(), workflowId);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(log)}\n`);
+        return;
+      }
+      const lines = log.entries.map((e) => `${e.seq}  ${e.txid}  ${JSON.stringify(e.writes)}`);
+      for (const seq of log.invalid) lines.push(`${seq}  (fails its checksum or schema: left out of any replay)`);
+      process.stdout.write(`${lines.length === 0 ? "no transactions" : lines.join("\n")}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+state
+  .command("checkpoint")
+  .description("print the log position now, to roll back to later")
+  .action(async () => {
+    try {
+      process.stdout.write(`${await checkpoint(config())}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+state
+  .command("rollback")
+  .description(
+    "restore the workflow's state to a checkpoint, then replay the log after it without the transactions named " +
+      "(freeze the workflow first so nothing commits meanwhile)",
+  )
+  .argument("<workflowId>", "the workflow")
+  .requiredOption(
+    "--to <position>",
+    "the checkpoint: a log position from `cadre state checkpoint` or `cadre state log`",
+  )
+  .option("--skip <txids>", "comma-separated transaction ids not to replay", "")
+  .action(async (workflowId: string, o: { to: string; skip: string }) => {
+    const to = Number(o.to);
+    if (!Number.isInteger(to) || to < 0) {
+      fail(
+        new InvalidConfigError("cadre state rollback", [{ path: "--to", message: `a log position, got "${o.to}"` }]),
+      );
+    }
+    try {
+      const skip = o.skip.split(",").filter((s) => s.length > 0);
+      const r = await rollback(config(), workflowId, to, skip);
+      process.stdout.write(
+        `rolled back ${workflowId} to ${to}: changed ${r.keys.length} key(s), replayed ${r.replayed.length}, ` +
+          `skipped ${r.skipped.length}, left out ${r.invalid.length} damaged\n`,
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
 
 program
   .command("waits")

@@ -35,7 +35,7 @@ describe("parseConfig", () => {
       acceptablePauseMs: 200,
       minStdDevMs: 50,
     });
-    expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000 });
+    expect(config.storage).toEqual({ replicas: 1, duplicateWindowMs: 120_000, txnTimeoutMs: 5000 });
     expect(config.host).toEqual({
       maxActors: 500,
       hooks: [],

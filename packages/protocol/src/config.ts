@@ -133,6 +133,7 @@ export const ConfigSchema = z
             "STATE_CORRUPTED",
             "WORKFLOW_FROZEN",
             "WORKFLOW_UNFROZEN",
+            "STATE_ROLLED_BACK",
           ]),
       })
       .strict()
@@ -152,6 +153,11 @@ export const ConfigSchema = z
         replicas: z.number().int().min(1).max(5).default(1),
         /** JetStream de-duplication window for task and result message ids. @default 120000 */
         duplicateWindowMs: z.number().int().min(1000).default(120_000),
+        /**
+         * How long a multi-key state transaction may stay undecided before any reader or writer
+         * may abort it (its writer presumed dead). @default 5000
+         */
+        txnTimeoutMs: z.number().int().min(10).default(5000),
       })
       .strict()
       .prefault({}),

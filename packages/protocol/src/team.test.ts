@@ -70,6 +70,7 @@ describe("parseTeam", () => {
       invalidProbability: 0,
       brokenUntilReplaced: false,
       acquireGapMs: 0,
+      state: {},
     });
 
     const lead = team.kinds["backend-lead"];

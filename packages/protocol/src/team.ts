@@ -70,6 +70,11 @@ export const ScriptBehaviourSchema = z
     brokenUntilReplaced: z.boolean().default(false),
     /** Pause after acquiring each resource (see the kind's `acquire`), to make contention reproducible. @default 0 */
     acquireGapMs: z.number().int().min(0).max(60_000).default(0),
+    /**
+     * Names of the workflow's shared state this kind sets once its output is ready, all in one
+     * transaction; values are templates like `output`, with `{{output}}` in scope too. @default {}
+     */
+    state: z.record(NameSchema, z.unknown()).default({}),
   })
   .strict();
 

@@ -66,3 +66,5 @@ export type {
   Writes,
 } from "./transactions.js";
 export { readLog, TxnRecordSchema, TxStore } from "./transactions.js";
+export type { WorkflowState } from "./workflow-state.js";
+export { isFrozen, StateValueSchema, stateKey, workflowState } from "./workflow-state.js";

@@ -35,7 +35,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { ConcurrentModificationError, ProtocolError } from "@cadre/protocol";
+import { ConcurrentModificationError, NotFoundError, ProtocolError } from "@cadre/protocol";
 import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
@@ -351,6 +351,10 @@ export class TxStore<T> {
         replayed.push(e.txid);
       }
       for (const [k, v] of Object.entries(e.writes)) target.set(k, v);
+    }
+    const unknown = skip.filter((id) => !skipped.includes(id));
+    if (unknown.length > 0) {
+      throw new NotFoundError(`transaction after log position ${toSeq} under "${prefix}"`, unknown.join(", "));
     }
     const keys = [...target.keys()];
     const done = await this.transact(keys, (current) => {

@@ -49,12 +49,16 @@ import {
   request,
   retry,
   StateStore,
+  StateValueSchema,
   type Subscription,
   serve,
   sleep,
   systemClock,
+  TxStore,
+  workflowState,
 } from "@cadre/runtime";
 import { type JetStreamClient, type JsMsg, jetstream } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { type Actor, type AnyActorRef, createActor, fromPromise } from "xstate";
 import { type Behaviour, type ChildOutcome, createBehaviour } from "./behaviours/index.js";
 import { connectivityMachine } from "./connectivity.js";
@@ -108,6 +112,9 @@ export class AgentHost implements PullerHost {
   private bus!: EventBus;
   private js!: JetStreamClient;
   private tasks!: StateStore<TaskRecord>;
+  /** Workflow state behaviours share, and the registry that says which workflows are frozen. */
+  private state!: TxStore<unknown>;
+  private registry!: KV;
   private readonly actors = new Map<string, HostedActor>();
   private readonly pullers = new Map<string, KindPuller>();
   private outbox!: Outbox;
@@ -152,6 +159,21 @@ export class AgentHost implements PullerHost {
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
     this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
+    this.registry = buckets.registry;
+    // Deadlines of transactions are compared across processes: wall clock, not the test clock.
+    this.state = new TxStore(
+      buckets.state,
+      StateValueSchema,
+      {
+        writer: this.hostId,
+        txnTimeoutMs: this.config.storage.txnTimeoutMs,
+        onCorruption: (r) => {
+          this.logger.error(r, `damaged state value ${r.restoredAs === null ? "not restored" : "restored"}`);
+          this.emit({ type: "STATE_CORRUPTED", category: "state", scope: "state", data: { ...r } });
+        },
+      },
+      "workflow state",
+    );
     // Retried: on a fresh server, a bucket another process has just created can answer "no
     // responders" for a moment.
     const record = JSON.stringify({
@@ -396,6 +418,7 @@ export class AgentHost implements PullerHost {
       attempt,
       clock: this.clock,
       signal,
+      state: workflowState(this.state, this.registry, task.workflowId),
     });
     const report = fromPromise<void, { task: TaskEnvelope; attempt: number; outcome: Outcome }>(({ input }) =>
       this.report(h, input.task, input.attempt, input.outcome),
@@ -692,7 +715,14 @@ export class AgentHost implements PullerHost {
             type: "TASK_ATTEMPT_FAILED",
             category: "task",
             scope: task.workflowId,
-            data: { taskId: task.taskId, attempt, code: outcome.error.code, retryInMs: delay, hostId: this.hostId },
+            data: {
+              taskId: task.taskId,
+              attempt,
+              code: outcome.error.code,
+              message: outcome.error.message.slice(0, 300),
+              retryInMs: delay,
+              hostId: this.hostId,
+            },
           });
           return;
         }

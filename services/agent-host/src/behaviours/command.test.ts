@@ -14,8 +14,15 @@ const task = taskEnvelope({
   input: { feature: "login", n: 2 },
 });
 
+/** Commands do not use the workflow state: any use of it fails the test. */
+const noState = {
+  get: () => Promise.reject(new Error("unexpected state read")),
+  read: () => Promise.reject(new Error("unexpected state read")),
+  transact: () => Promise.reject(new Error("unexpected state write")),
+};
+
 function ctx(signal = new AbortController().signal): BehaviourContext {
-  return { task, attempt: 3, clock: new ManualClock(), signal };
+  return { task, attempt: 3, clock: new ManualClock(), signal, state: noState };
 }
 
 const command = (run: string, timeoutMs?: number) =>

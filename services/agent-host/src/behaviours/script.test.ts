@@ -1,6 +1,6 @@
 import { BehaviourFailedError, ScriptBehaviourSchema, type TaskEnvelope } from "@cadre/protocol";
 import { rejection, taskEnvelope } from "@cadre/protocol/testing";
-import { ManualClock } from "@cadre/runtime";
+import { ManualClock, type WorkflowState } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { createScriptBehaviour, INVALID_OUTPUT, renderTemplate, rollsFor, templateScope } from "./index.js";
 import type { BehaviourContext, ChildOutcome } from "./types.js";
@@ -9,8 +9,29 @@ function task(taskId = "w1-r-0", input: Record<string, unknown> = { feature: "lo
   return taskEnvelope({ taskId, input });
 }
 
+/** Records the transactions a behaviour asks for (the real store is tested in runtime and integration). */
+function recordingState(): WorkflowState & { writes: Record<string, unknown>[] } {
+  const writes: Record<string, unknown>[] = [];
+  return {
+    writes,
+    get: async () => undefined,
+    read: async () => ({}),
+    transact: async (names, fn) => {
+      writes.push(fn({}));
+      return { txid: `tx${writes.length}`, names: [...names] };
+    },
+  };
+}
+
 function ctx(over: Partial<BehaviourContext> = {}): BehaviourContext {
-  return { task: task(), attempt: 1, clock: new ManualClock(), signal: new AbortController().signal, ...over };
+  return {
+    task: task(),
+    attempt: 1,
+    clock: new ManualClock(),
+    signal: new AbortController().signal,
+    state: recordingState(),
+    ...over,
+  };
 }
 
 const script = (spec: Record<string, unknown>) =>
@@ -25,6 +46,20 @@ describe("script behaviour", () => {
       summary: "built login in w1-r-0 (try 2)",
       raw: { feature: "login" },
     });
+  });
+
+  it("sets the workflow state it declares in one transaction, with its output in scope", async () => {
+    const state = recordingState();
+    const b = script({
+      output: { summary: "built {{input.feature}}" },
+      state: { status: "done", summary: "{{output.summary}}", by: "{{task.id}}" },
+    });
+    await expect(b.run(ctx({ state }), [])).resolves.toEqual({ summary: "built login" });
+    expect(state.writes).toEqual([{ status: "done", summary: "built login", by: "w1-r-0" }]);
+    // Nothing declared, nothing written.
+    const quiet = recordingState();
+    await script({}).run(ctx({ state: quiet }), []);
+    expect(quiet.writes).toEqual([]);
   });
 
   it("plans count subtasks per delegation, in order, with templated inputs", () => {

@@ -65,7 +65,15 @@ export function createScriptBehaviour(
       if (spec.brokenUntilReplaced && !actor.replacement) return INVALID_OUTPUT;
 
       const outputs = children.map((c) => c.output);
-      return renderTemplate(spec.output, templateScope(task, attempt, outputs));
+      const scope = templateScope(task, attempt, outputs);
+      const output = renderTemplate(spec.output, scope);
+      const names = Object.keys(spec.state);
+      if (names.length > 0) {
+        // Rendered once, outside the transaction function: it may run again after a conflict.
+        const values = renderTemplate(spec.state, { ...scope, output }) as Record<string, unknown>;
+        await ctx.state.transact(names, () => values);
+      }
+      return output;
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 
 import type { SubtaskSpec, TaskEnvelope, WireErrorBody } from "@cadre/protocol";
-import type { Clock } from "@cadre/runtime";
+import type { Clock, WorkflowState } from "@cadre/runtime";
 
 /** What a behaviour sees of the task it is working on. */
 export interface BehaviourContext {
@@ -15,6 +15,8 @@ export interface BehaviourContext {
   clock: Clock;
   /** Aborted when the attempt is abandoned (timeout, shutdown); work must stop promptly. */
   signal: AbortSignal;
+  /** The workflow's shared state (transactional; refused while the workflow is frozen). */
+  state: WorkflowState;
 }
 
 /** The final state of one subtask, as a director receives it. */
