@@ -7,6 +7,20 @@
 import { z } from "zod";
 import { formatIssues, InvalidConfigError } from "./errors.js";
 
+/** One breaker's settings, defaulting to the seed's threshold and timeout. */
+const breaker = (threshold: number, resetTimeoutMs: number) =>
+  z
+    .object({
+      /** Consecutive failures that open the circuit. */
+      threshold: z.number().int().min(1).default(threshold),
+      /** The longest the circuit stays open (after repeated failed trials). */
+      resetTimeoutMs: z.number().int().min(0).default(resetTimeoutMs),
+      /** How long the first opening lasts; doubles with each failed trial. @default 1000 */
+      firstResetMs: z.number().int().min(0).default(1000),
+    })
+    .strict()
+    .prefault({});
+
 /** The seed's limits (seeds/000), with its values as defaults. */
 export const OrchestrationLimitsSchema = z
   .object({
@@ -134,6 +148,8 @@ export const ConfigSchema = z
             "WORKFLOW_FROZEN",
             "WORKFLOW_UNFROZEN",
             "STATE_ROLLED_BACK",
+            "CIRCUIT_OPENED",
+            "CIRCUIT_CLOSED",
           ]),
       })
       .strict()
@@ -158,6 +174,26 @@ export const ConfigSchema = z
          * may abort it (its writer presumed dead). @default 5000
          */
         txnTimeoutMs: z.number().int().min(10).default(5000),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Circuit breakers (seed 000's table): after `threshold` consecutive failures of a
+     * dependency its calls fail fast with CIRCUIT_OPEN for `firstResetMs`, then one trial call
+     * decides; each failed trial doubles the open time up to `resetTimeoutMs` (the seed's
+     * timeout). Only dependency failures count: NATS timeouts, no responders, UNAVAILABLE - not
+     * a lost compare-and-set, a quota or a validation error.
+     */
+    breakers: z
+      .object({
+        /** Supervisor → one host's spawn endpoint (one breaker per host). */
+        agent_spawn: breaker(10, 60_000),
+        /** Writes to Cadre's KV buckets (tasks, workflows, workflow state), per process. */
+        state_update: breaker(5, 30_000),
+        /** Acknowledged (critical) event publishes to JetStream, per process. */
+        event_publish: breaker(100, 10_000),
+        /** Host → supervisor delegation requests, per host. */
+        delegation: breaker(5, 120_000),
       })
       .strict()
       .prefault({}),

@@ -35,7 +35,16 @@ export interface RetryOptions extends BackoffOptions {
 export const isRetryable = (err: unknown): boolean =>
   typeof err === "object" && err !== null && (err as { retryable?: unknown }).retryable === true;
 
-/** Runs `fn` until it succeeds, a non-retryable error is thrown, or the attempts run out. */
+/** An open circuit says when it lets a trial through: trying before that is a wasted attempt. */
+function reopensIn(err: unknown): number {
+  const e = err as { code?: unknown; data?: { retryInMs?: unknown } };
+  return e?.code === "CIRCUIT_OPEN" && typeof e.data?.retryInMs === "number" ? e.data.retryInMs : 0;
+}
+
+/**
+ * Runs `fn` until it succeeds, a non-retryable error is thrown, or the attempts run out. After
+ * CIRCUIT_OPEN it waits at least until the circuit allows a trial.
+ */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const maxAttempts = opts.maxAttempts ?? 10;
   const check = opts.isRetryable ?? isRetryable;
@@ -44,7 +53,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
       return await fn(attempt);
     } catch (err) {
       if (attempt >= maxAttempts || !check(err)) throw err;
-      await sleep(opts.clock ?? systemClock, backoffDelay(attempt, opts), opts.signal);
+      await sleep(opts.clock ?? systemClock, Math.max(backoffDelay(attempt, opts), reopensIn(err)), opts.signal);
     }
   }
 }

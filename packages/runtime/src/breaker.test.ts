@@ -1,17 +1,16 @@
-import { CadreError, ProtocolError } from "@cadre/protocol";
+import { CadreError, ProtocolError, parseConfig } from "@cadre/protocol";
 import { rejection } from "@cadre/protocol/testing";
 import { describe, expect, it, vi } from "vitest";
-import {
-  type BreakerOptions,
-  type BreakerTransition,
-  CircuitOpenError,
-  createBreaker,
-  DEFAULT_BREAKERS,
-} from "./breaker.js";
+import { retry } from "./backoff.js";
+import { type BreakerOptions, Breakers, type BreakerTransition, CircuitOpenError, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
 
-/** A failure the breaker counts: the dependency may recover. */
-const flaky = (): CadreError => new CadreError("UNAVAILABLE", "dependency unavailable", { retryable: true });
+/** A failure the breaker counts: no answer came (as `request` reports a NATS timeout). */
+const flaky = (): CadreError =>
+  new CadreError("UNAVAILABLE", "no answer within 5000 ms", {
+    retryable: true,
+    cause: Object.assign(new Error("timeout"), { name: "TimeoutError" }),
+  });
 const fail = (): Promise<never> => Promise.reject(flaky());
 const ok =
   <T>(v: T) =>
@@ -51,7 +50,9 @@ describe("createBreaker", () => {
     expect(breaker.state).toBe("closed");
     await failTimes(breaker, 1);
     expect(breaker.state).toBe("open");
-    expect(transitions).toEqual([{ breaker: "test", from: "closed", to: "open", at: clock.now(), failures: 3 }]);
+    expect(transitions).toEqual([
+      { breaker: "test", from: "closed", to: "open", at: clock.now(), failures: 3, openForMs: 1_000 },
+    ]);
   });
 
   it("does not count non-retryable errors, which are the caller's fault", async () => {
@@ -139,7 +140,14 @@ describe("createBreaker", () => {
     clock.advance(500); // halfOpen for a while before the trial
     await failTimes(breaker, 1);
     expect(breaker.state).toBe("open");
-    expect(transitions.at(-1)).toEqual({ breaker: "test", from: "halfOpen", to: "open", at: clock.now(), failures: 4 });
+    expect(transitions.at(-1)).toEqual({
+      breaker: "test",
+      from: "halfOpen",
+      to: "open",
+      at: clock.now(),
+      failures: 4,
+      openForMs: 1_000,
+    });
     const err = await rejection(breaker.call(ok(1)));
     expect(err.data).toEqual({ breaker: "test", retryInMs: 1_000 });
     clock.advance(999);
@@ -228,13 +236,107 @@ describe("createBreaker", () => {
     expect(() => createBreaker({ name: "x", threshold: 1, resetTimeoutMs: -1 })).toThrow(RangeError);
   });
 
-  it("ships the seed's thresholds and timeouts", () => {
-    expect(DEFAULT_BREAKERS).toEqual({
-      agent_spawn: { threshold: 10, resetTimeoutMs: 60_000 },
-      state_update: { threshold: 5, resetTimeoutMs: 30_000 },
-      event_publish: { threshold: 100, resetTimeoutMs: 10_000 },
-      delegation: { threshold: 5, resetTimeoutMs: 120_000 },
+  it("ships the seed's thresholds, and its timeouts as the longest open time", () => {
+    const { breakers } = parseConfig({});
+    expect(breakers).toEqual({
+      agent_spawn: { threshold: 10, resetTimeoutMs: 60_000, firstResetMs: 1000 },
+      state_update: { threshold: 5, resetTimeoutMs: 30_000, firstResetMs: 1000 },
+      event_publish: { threshold: 100, resetTimeoutMs: 10_000, firstResetMs: 1000 },
+      delegation: { threshold: 5, resetTimeoutMs: 120_000, firstResetMs: 1000 },
     });
-    expect(Object.isFrozen(DEFAULT_BREAKERS.state_update)).toBe(true);
+  });
+
+  it("stays open longer after each failed trial, doubling from firstResetMs up to resetTimeoutMs", async () => {
+    const { breaker, transitions, clock } = setup({ threshold: 1, firstResetMs: 1_000, resetTimeoutMs: 3_000 });
+    await failTimes(breaker, 1);
+    const openFor: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const opened = transitions.at(-1);
+      expect(opened?.to).toBe("open");
+      openFor.push(opened?.openForMs ?? -1);
+      const refused = await rejection(breaker.call(ok(1)));
+      expect(refused.data.retryInMs).toBe(opened?.openForMs);
+      clock.advance((opened?.openForMs ?? 0) - 1);
+      expect(breaker.state).toBe("open");
+      clock.advance(1);
+      expect(breaker.state).toBe("halfOpen");
+      await breaker.call(fail).catch(() => {});
+    }
+    expect(openFor).toEqual([1_000, 2_000, 3_000, 3_000]);
+    // A successful trial closes it and forgets the openings: the next one is short again.
+    clock.advance(3_000);
+    await breaker.call(ok(1));
+    expect(breaker.state).toBe("closed");
+    await failTimes(breaker, 1);
+    expect(transitions.at(-1)?.openForMs).toBe(1_000);
+  });
+
+  it("does not count contention (a lost compare-and-set, a quota, a deadlock victim, another open circuit) or error replies", async () => {
+    const { breaker } = setup({ threshold: 1 });
+    for (const code of ["CONCURRENT_MODIFICATION", "RESOURCE_EXHAUSTED", "DEADLOCK_VICTIM", "CIRCUIT_OPEN"]) {
+      await breaker.call(() => Promise.reject(new CadreError(code, "busy", { retryable: true }))).catch(() => {});
+    }
+    expect(breaker.state).toBe("closed");
+    // An error *reply*, even a retryable one, came from a live dependency: not counted either.
+    await breaker
+      .call(() => Promise.reject(new CadreError("UNAVAILABLE", "workflow is frozen", { retryable: true })))
+      .catch(() => {});
+    expect(breaker.state).toBe("closed");
+    // A NATS timeout (not a Cadre error at all) does count.
+    const timeout = Object.assign(new Error("timeout"), { name: "TimeoutError" });
+    await breaker.call(() => Promise.reject(timeout)).catch(() => {});
+    expect(breaker.state).toBe("open");
+  });
+});
+
+describe("retry with a breaker", () => {
+  it("waits until an open circuit allows a trial instead of spending its attempts on refusals", async () => {
+    const { breaker, clock } = setup({ threshold: 1, resetTimeoutMs: 5_000 });
+    await failTimes(breaker, 1);
+    let calls = 0;
+    const done = retry(
+      () =>
+        breaker.call(async () => {
+          calls++;
+          return "ok";
+        }),
+      { clock, maxAttempts: 2, baseMs: 1, maxMs: 1 },
+    );
+    await new Promise((r) => setImmediate(r));
+    clock.advance(4_999);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(0);
+    clock.advance(1);
+    await expect(done).resolves.toBe("ok");
+    expect(calls).toBe(1);
+    expect(breaker.state).toBe("closed");
+  });
+});
+
+describe("Breakers", () => {
+  it("makes one breaker per name, or per (name, key), with the configured settings, and reports changes", async () => {
+    const clock = new ManualClock(0);
+    const seen: string[] = [];
+    const breakers = new Breakers(parseConfig({ breakers: { agent_spawn: { threshold: 2 } } }).breakers, {
+      clock,
+      onTransition: (t) => seen.push(`${t.breaker} ${t.key} ${t.from}->${t.to}`),
+    });
+    expect(breakers.get("delegation")).toBe(breakers.get("delegation"));
+    const a = breakers.get("agent_spawn", "host-a");
+    expect(breakers.get("agent_spawn", "host-b")).not.toBe(a);
+    await failTimes(a, 2);
+    expect(breakers.isOpen("agent_spawn", "host-a")).toBe(true);
+    expect(breakers.isOpen("agent_spawn", "host-b")).toBe(false);
+    expect(breakers.isOpen("agent_spawn", "host-never-seen")).toBe(false);
+    expect(breakers.states()).toEqual({
+      delegation: "closed",
+      "agent_spawn:host-a": "open",
+      "agent_spawn:host-b": "closed",
+    });
+    clock.advance(1000);
+    expect(seen).toEqual(["agent_spawn:host-a host-a closed->open", "agent_spawn:host-a host-a open->halfOpen"]);
+    breakers.forget("agent_spawn", "host-a");
+    expect(breakers.states()).not.toHaveProperty("agent_spawn:host-a");
+    breakers.stop();
   });
 });

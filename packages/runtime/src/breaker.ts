@@ -9,10 +9,10 @@
  * and optionally a failure rate over a sliding window of recent calls (hooks use the rate).
  */
 
-import { CadreError } from "@cadre/protocol";
+import { CadreError, type CadreEvent, type Config } from "@cadre/protocol";
 import { assign, createActor, setup } from "xstate";
-import { isRetryable } from "./backoff.js";
 import { type Clock, systemClock } from "./clock.js";
+import { isTransportFailure } from "./nats.js";
 
 /** Where a breaker stands: calls flow, fail fast, or one trial call is allowed. */
 export type BreakerState = "closed" | "open" | "halfOpen";
@@ -26,6 +26,8 @@ export interface BreakerTransition {
   at: number;
   /** Consecutive failures counted since the last success. */
   failures: number;
+  /** On a change to open: how long it stays open before a trial call. */
+  openForMs?: number;
 }
 
 /** Opens the circuit when the share of failures among recent calls is too high. */
@@ -44,8 +46,13 @@ export interface BreakerOptions {
   name: string;
   /** Consecutive failures that open the circuit. */
   threshold: number;
-  /** How long the circuit stays open before a trial call is allowed. */
+  /**
+   * The longest the circuit stays open before a trial call is allowed. The first opening lasts
+   * `firstResetMs`; each failed trial doubles it, up to this.
+   */
   resetTimeoutMs: number;
+  /** How long the first opening lasts. @default resetTimeoutMs (a fixed open time) */
+  firstResetMs?: number;
   /** @default systemClock */
   clock?: Clock;
   /**
@@ -54,9 +61,8 @@ export interface BreakerOptions {
    */
   onTransition?: (transition: BreakerTransition) => void;
   /**
-   * Which errors count against the dependency. A non-retryable error (a validation error) is the
-   * caller's fault and says nothing about the dependency's health.
-   * @default reads `err.retryable`, like {@link isRetryable}
+   * Which errors count against the dependency.
+   * @default {@link isDependencyFailure}
    */
   isFailure?: (err: unknown) => boolean;
   /** A second trip rule on the failure rate; absent, only consecutive failures count. */
@@ -88,25 +94,40 @@ export class CircuitOpenError extends CadreError {
   }
 }
 
-/** The breaker settings from the edge-case analysis, by breaker name. */
-export const DEFAULT_BREAKERS = Object.freeze({
-  agent_spawn: Object.freeze({ threshold: 10, resetTimeoutMs: 60_000 }),
-  state_update: Object.freeze({ threshold: 5, resetTimeoutMs: 30_000 }),
-  event_publish: Object.freeze({ threshold: 100, resetTimeoutMs: 10_000 }),
-  delegation: Object.freeze({ threshold: 5, resetTimeoutMs: 120_000 }),
-});
+/**
+ * Errors that say the dependency answered and is healthy, only busy or contended: a lost
+ * compare-and-set, a quota, a deadlock victim, or another breaker that is open. Retryable, but
+ * no evidence against the dependency.
+ */
+const CONTENTION = new Set(["CONCURRENT_MODIFICATION", "RESOURCE_EXHAUSTED", "DEADLOCK_VICTIM", "CIRCUIT_OPEN"]);
 
-/** Names of the default breakers. */
-export type DefaultBreakerName = keyof typeof DEFAULT_BREAKERS;
+/**
+ * The default failure rule: the dependency gave no answer (a NATS timeout, no responders, a
+ * connection error, anywhere in the cause chain). An error the caller caused (not retryable) and
+ * contention never count; nor does an error *reply*, since whoever sent it is up - a supervisor
+ * answering UNAVAILABLE for a frozen workflow is healthy.
+ */
+export function isDependencyFailure(err: unknown): boolean {
+  const e = err as { code?: unknown; retryable?: unknown };
+  if (e instanceof CadreError && !e.retryable) return false;
+  if (typeof e?.code === "string" && CONTENTION.has(e.code)) return false;
+  return isTransportFailure(err);
+}
+
+/** The names of the breakers Cadre's services use. */
+export type BreakerName = "agent_spawn" | "state_update" | "event_publish" | "delegation";
 
 interface BreakerConfig {
   threshold: number;
   resetTimeoutMs: number;
+  firstResetMs: number;
   failureRate: FailureRateRule | undefined;
 }
 
 interface BreakerContext {
   config: BreakerConfig;
+  /** Openings since the circuit last closed: each failed trial doubles the open time. */
+  opens: number;
   failures: number;
   /** Latest outcomes, true for a failure; kept only with a failure-rate rule. */
   outcomes: boolean[];
@@ -137,19 +158,26 @@ function tripsOnFailure(ctx: BreakerContext): boolean {
   return outcomes.filter(Boolean).length / outcomes.length > rule.threshold;
 }
 
+/** How long the current opening lasts: doubling from the first, capped. */
+function openFor(ctx: BreakerContext): number {
+  const { firstResetMs, resetTimeoutMs } = ctx.config;
+  return Math.min(resetTimeoutMs, firstResetMs * 2 ** Math.max(0, ctx.opens - 1));
+}
+
 const breakerMachine = setup({
   types: {} as { context: BreakerContext; events: BreakerEvent; input: BreakerConfig },
-  delays: { resetTimeout: ({ context }) => context.config.resetTimeoutMs },
+  delays: { resetTimeout: ({ context }) => openFor(context) },
   guards: { tripsOnFailure: ({ context }) => tripsOnFailure(context) },
   actions: {
     recordSuccess: assign(({ context }) => ({ failures: 0, outcomes: recorded(context, false) })),
     recordFailure: assign(({ context }) => ({ failures: context.failures + 1, outcomes: recorded(context, true) })),
     // A recovered dependency starts with a clean record, or the old rate would reopen it at once.
-    forget: assign({ failures: 0, outcomes: [] }),
+    forget: assign({ failures: 0, outcomes: [], opens: 0 }),
+    countOpening: assign(({ context }) => ({ opens: context.opens + 1 })),
   },
 }).createMachine({
   id: "breaker",
-  context: ({ input }) => ({ config: input, failures: 0, outcomes: [] }),
+  context: ({ input }) => ({ config: input, opens: 0, failures: 0, outcomes: [] }),
   initial: "closed",
   states: {
     closed: {
@@ -158,8 +186,8 @@ const breakerMachine = setup({
         FAILURE: [{ guard: "tripsOnFailure", target: "open", actions: "recordFailure" }, { actions: "recordFailure" }],
       },
     },
-    // Entering open (again) starts a fresh timer.
-    open: { after: { resetTimeout: "halfOpen" } },
+    // Entering open (again) starts a fresh timer, longer each time.
+    open: { entry: "countOpening", after: { resetTimeout: "halfOpen" } },
     halfOpen: {
       initial: "idle",
       states: {
@@ -180,6 +208,7 @@ const breakerMachine = setup({
 /** Creates and starts a breaker. */
 export function createBreaker(opts: BreakerOptions): Breaker {
   const { name, threshold, resetTimeoutMs } = opts;
+  const firstResetMs = Math.min(opts.firstResetMs ?? resetTimeoutMs, resetTimeoutMs);
   if (!(threshold >= 1)) throw new RangeError(`breaker "${name}": threshold must be at least 1, got ${threshold}`);
   if (!(resetTimeoutMs >= 0)) {
     throw new RangeError(`breaker "${name}": resetTimeoutMs must be 0 or more, got ${resetTimeoutMs}`);
@@ -189,23 +218,27 @@ export function createBreaker(opts: BreakerOptions): Breaker {
     throw new RangeError(`breaker "${name}": failureRate needs 0 <= threshold < 1, window >= 1 and minSamples >= 1`);
   }
   const clock = opts.clock ?? systemClock;
-  const isFailure = opts.isFailure ?? isRetryable;
+  const isFailure = opts.isFailure ?? isDependencyFailure;
 
   const actor = createActor(breakerMachine, {
-    input: { threshold, resetTimeoutMs, failureRate: rule },
+    input: { threshold, resetTimeoutMs, firstResetMs, failureRate: rule },
     // Arrow functions: XState must not call our clock's methods with another `this`.
     clock: { setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (id) => clock.clearTimeout(id) },
   });
 
   let state: BreakerState = "closed";
-  let openedAt = clock.now();
+  let reopenAt = clock.now();
   actor.subscribe((snap) => {
     const to: BreakerState = snap.matches("open") ? "open" : snap.matches("halfOpen") ? "halfOpen" : "closed";
     if (to === state) return;
     const from = state;
     state = to;
-    if (to === "open") openedAt = clock.now();
-    opts.onTransition?.({ breaker: name, from, to, at: clock.now(), failures: snap.context.failures });
+    const t: BreakerTransition = { breaker: name, from, to, at: clock.now(), failures: snap.context.failures };
+    if (to === "open") {
+      t.openForMs = openFor(snap.context);
+      reopenAt = clock.now() + t.openForMs;
+    }
+    opts.onTransition?.(t);
   });
   actor.start();
 
@@ -238,7 +271,7 @@ export function createBreaker(opts: BreakerOptions): Breaker {
       if (!active()) return Promise.reject(new Error(`breaker "${name}" is stopped`));
       const snap = actor.getSnapshot();
       if (snap.matches("open")) {
-        return Promise.reject(new CircuitOpenError(name, Math.max(0, openedAt + resetTimeoutMs - clock.now())));
+        return Promise.reject(new CircuitOpenError(name, Math.max(0, reopenAt - clock.now())));
       }
       if (snap.matches("halfOpen")) {
         // Another call is the trial; its outcome decides, so there is nothing to wait for.
@@ -250,6 +283,83 @@ export function createBreaker(opts: BreakerOptions): Breaker {
     },
     stop() {
       actor.stop();
+    },
+  };
+}
+
+/** Settings of one breaker, as the configuration's `breakers` block holds them. */
+export interface BreakerSettings {
+  threshold: number;
+  resetTimeoutMs: number;
+  firstResetMs: number;
+}
+
+/**
+ * The breakers of one service, made on first use: one per name, or one per (name, key) for a
+ * dependency that is several (agent_spawn is kept per host: one host's broken control endpoint
+ * must not stop placement on the others).
+ */
+export class Breakers {
+  private readonly made = new Map<string, Breaker>();
+
+  constructor(
+    private readonly settings: Config["breakers"],
+    private readonly opts: { clock?: Clock; onTransition?: (t: BreakerTransition & { key: string }) => void } = {},
+  ) {}
+
+  get(name: BreakerName, key = ""): Breaker {
+    const id = key ? `${name}:${key}` : name;
+    let b = this.made.get(id);
+    if (!b) {
+      b = createBreaker({
+        name: id,
+        ...this.settings[name],
+        ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+        onTransition: (t) => this.opts.onTransition?.({ ...t, key }),
+      });
+      this.made.set(id, b);
+    }
+    return b;
+  }
+
+  /** Whether a breaker exists and is open (an unknown key is closed). */
+  isOpen(name: BreakerName, key = ""): boolean {
+    return this.made.get(key ? `${name}:${key}` : name)?.state === "open";
+  }
+
+  /** Forgets a keyed breaker (a host that left). */
+  forget(name: BreakerName, key: string): void {
+    const id = `${name}:${key}`;
+    this.made.get(id)?.stop();
+    this.made.delete(id);
+  }
+
+  /** Where each breaker stands, for heartbeats and `cadre` output. */
+  states(): Record<string, BreakerState> {
+    return Object.fromEntries([...this.made].map(([id, b]) => [id, b.state]));
+  }
+
+  stop(): void {
+    for (const b of this.made.values()) b.stop();
+    this.made.clear();
+  }
+}
+
+/** A breaker's change as an event on the bus: CIRCUIT_OPENED, CIRCUIT_HALF_OPEN or CIRCUIT_CLOSED. */
+export function breakerEvent(t: BreakerTransition & { key?: string }, source: string): CadreEvent {
+  const type = t.to === "open" ? "CIRCUIT_OPENED" : t.to === "halfOpen" ? "CIRCUIT_HALF_OPEN" : "CIRCUIT_CLOSED";
+  return {
+    type,
+    category: "breaker",
+    scope: t.breaker.split(":")[0] ?? t.breaker,
+    data: {
+      breaker: t.breaker,
+      key: t.key ?? "",
+      source,
+      from: t.from,
+      to: t.to,
+      failures: t.failures,
+      ...(t.openForMs !== undefined ? { openForMs: t.openForMs } : {}),
     },
   };
 }

@@ -1,5 +1,7 @@
-import { type CadreEvent, decodeAs, parseConfig } from "@cadre/protocol";
+import { type CadreEvent, decodeAs, parseConfig, STREAMS } from "@cadre/protocol";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BreakerTransition, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
 import { EventBus } from "./event-bus.js";
 import { ensureInfrastructure } from "./infrastructure.js";
@@ -99,5 +101,68 @@ describe("the event bus, on a real nats-server with the events stream", () => {
     const info = await jsm.streams.info("CADRE_EVENTS", { subjects_filter: `cadre.v1.evt.storm.${run}-stored` });
     expect(info.state.subjects?.[`cadre.v1.evt.storm.${run}-stored`]).toBe(20);
     bus.stop();
+  });
+});
+
+describe("the event bus behind its event_publish breaker", () => {
+  it("holds critical events while JetStream does not answer, sheds the others, and sends every critical one after", async () => {
+    // A server without Cadre's streams: every acknowledged publish finds no responder.
+    const server = await startNatsServer();
+    const nc = await connectNats(server.url, "bus-breaker-test");
+    try {
+      const clock = new ManualClock(0);
+      const transitions: BreakerTransition[] = [];
+      const breaker = createBreaker({
+        name: "event_publish",
+        threshold: 3,
+        firstResetMs: 1_000,
+        resetTimeoutMs: 10_000,
+        clock,
+        onTransition: (t) => transitions.push(t),
+      });
+      const bus = new EventBus({
+        nc,
+        sender: "bus-breaker",
+        clock,
+        critical: new Set(["IMPORTANT"]),
+        ratePerSec: 1000,
+        burst: 1000,
+        maxQueue: 100,
+        breaker,
+      });
+      const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+        const end = Date.now() + 10_000;
+        while (!(await ok())) {
+          if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(bus.stats())}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      for (let i = 0; i < 5; i++) bus.emit(event("IMPORTANT", "source"));
+      await until("the circuit to open", () => breaker.state === "open" && bus.stats().inFlight === 0);
+      expect(transitions.map((t) => t.to)).toEqual(["open"]);
+      // Open: a non-critical event is shed at once, a critical one waits with the others.
+      bus.emit(event("NOISE", "source"));
+      bus.emit(event("IMPORTANT", "source"));
+      await until("the refused publish back in the queue", () => bus.stats().inFlight === 0);
+      expect(bus.stats()).toMatchObject({ dropped: 1, droppedByType: { NOISE: 1 }, queued: 6, published: 0 });
+
+      // JetStream answers again: after the open time a trial publish closes the circuit and the
+      // queue drains, every critical event stored once.
+      await ensureInfrastructure(nc, parseConfig({}));
+      const jsm = await jetstreamManager(nc);
+      const stored = async () => (await jsm.streams.info(STREAMS.events)).state.messages;
+      await until("every critical event stored", async () => {
+        clock.advance(250);
+        await new Promise((r) => setTimeout(r, 5));
+        return bus.stats().queued === 0 && bus.stats().inFlight === 0 && (await stored()) === 6;
+      });
+      expect(transitions.map((t) => t.to)).toEqual(["open", "halfOpen", "closed"]);
+      expect(bus.stats()).toMatchObject({ published: 6, dropped: 1 });
+      bus.stop();
+      breaker.stop();
+    } finally {
+      await nc.close();
+      await server.stop();
+    }
   });
 });

@@ -18,6 +18,7 @@
 import { type CadreEvent, type Config, encode, subjects } from "@cadre/protocol";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { backoffDelay } from "./backoff.js";
+import { type Breaker, CircuitOpenError } from "./breaker.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Logger } from "./logger.js";
 import type { NatsConnection } from "./nats.js";
@@ -39,6 +40,11 @@ export interface EventBusOptions {
   logger?: Logger;
   /** Critical events awaiting their acknowledgement at once. @default 64 */
   inFlight?: number;
+  /**
+   * The `event_publish` breaker: acknowledged publishes go through it. While it is open,
+   * critical events wait in the queue (not a publish is tried) and non-critical ones are shed.
+   */
+  breaker?: Breaker;
 }
 
 /** What the bus has done so far. */
@@ -224,6 +230,10 @@ export class EventBus {
     for (; sent < this.ready.length; sent++) {
       const p = this.ready[sent] as Pending;
       if (!p.critical) {
+        if (this.o.breaker?.state === "open") {
+          this.drop(p.type);
+          continue;
+        }
         try {
           this.o.nc.publish(p.subject, p.data);
           this.counts.published++;
@@ -250,7 +260,8 @@ export class EventBus {
 
   private sendCritical(p: Pending): void {
     this.sending++;
-    this.js.publish(p.subject, p.data, { msgID: p.id }).then(
+    const publish = () => this.js.publish(p.subject, p.data, { msgID: p.id });
+    (this.o.breaker ? this.o.breaker.call(publish) : publish()).then(
       () => {
         this.sending--;
         this.counts.published++;
@@ -258,6 +269,13 @@ export class EventBus {
       },
       (err) => {
         this.sending--;
+        if (err instanceof CircuitOpenError) {
+          // Not tried: it waits for the circuit's trial (or for the trial under way to decide).
+          p.notBefore = this.clock.now() + Math.max(50, Number(err.data.retryInMs) || 0);
+          this.enqueue(p);
+          this.pump();
+          return;
+        }
         // Never dropped: back in the queue, retried with a growing delay.
         p.attempt++;
         p.notBefore = this.clock.now() + backoffDelay(p.attempt, { baseMs: 100, maxMs: 5000 });
@@ -276,8 +294,10 @@ export function eventBusFor(
   config: Config,
   logger?: Logger,
   clock?: Clock,
+  breaker?: Breaker,
 ): EventBus {
   return new EventBus({
+    ...(breaker ? { breaker } : {}),
     nc,
     sender,
     maxQueue: config.orchestration_limits.max_event_queue_size,

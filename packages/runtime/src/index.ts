@@ -2,13 +2,14 @@ export type { BackoffOptions, RetryOptions } from "./backoff.js";
 export { backoffDelay, isRetryable, retry } from "./backoff.js";
 export type {
   Breaker,
+  BreakerName,
   BreakerOptions,
+  BreakerSettings,
   BreakerState,
   BreakerTransition,
-  DefaultBreakerName,
   FailureRateRule,
 } from "./breaker.js";
-export { CircuitOpenError, createBreaker, DEFAULT_BREAKERS } from "./breaker.js";
+export { Breakers, breakerEvent, CircuitOpenError, createBreaker, isDependencyFailure } from "./breaker.js";
 export type { Clock } from "./clock.js";
 export { ManualClock, sleep, systemClock } from "./clock.js";
 export type { ConfigSources } from "./config-loader.js";
@@ -42,7 +43,7 @@ export { ensureInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, RequestOptions, ServeOptions, Subscription } from "./nats.js";
-export { connectNats, headers, isTransient, PULL_OPTIONS, request, serve } from "./nats.js";
+export { connectNats, headers, isTransient, isTransportFailure, PULL_OPTIONS, request, serve } from "./nats.js";
 export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./outbox.js";
 export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
@@ -53,7 +54,7 @@ export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";
 export { describeExit, parseShellOutput, runShell } from "./shell.js";
-export type { CorruptionReport, Versioned } from "./state-store.js";
+export type { CorruptionReport, StateStoreOptions, Versioned } from "./state-store.js";
 export { bucketOf, StateStore } from "./state-store.js";
 export type {
   Committed,

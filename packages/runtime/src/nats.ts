@@ -125,6 +125,15 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Whether NATS itself failed somewhere in the error's cause chain (a timeout, no responders, a
+ * connection error): no answer came. An error *reply* (even UNAVAILABLE) is an answer, so it is
+ * not one; that is what breakers count.
+ */
+export function isTransportFailure(err: unknown): boolean {
+  return causeNames(err).some((n) => TRANSIENT.has(n));
+}
+
 /** The names of an error and its causes. */
 function causeNames(err: unknown): string[] {
   const names: string[] = [];

@@ -1,7 +1,10 @@
 import { BUCKETS } from "@cadre/protocol";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { createBreaker } from "./breaker.js";
+import { ManualClock } from "./clock.js";
 import { connectNats, type NatsConnection } from "./nats.js";
 import { type CorruptionReport, StateStore } from "./state-store.js";
 import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
@@ -38,7 +41,7 @@ describe("StateStore over a real JetStream KV bucket", () => {
   it("detects a value whose bytes were changed in KV directly, and restores the last good revision", async () => {
     const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
     const reports: CorruptionReport[] = [];
-    const s = new StateStore(kv, Counter, "counter", (r) => reports.push(r));
+    const s = new StateStore(kv, Counter, "counter", { onCorruption: (r) => reports.push(r) });
     await s.create("k", { n: 1 });
     const good = await s.update("k", { n: 2 }, (await s.get("k"))?.revision ?? 0);
     // Stored as {"n":2,"_crc":...}: flip the 2 to a 7, keeping the checksum.
@@ -60,7 +63,7 @@ describe("StateStore over a real JetStream KV bucket", () => {
   it("fails the read when no revision in the history is good", async () => {
     const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
     const reports: CorruptionReport[] = [];
-    const s = new StateStore(kv, Counter, "counter", (r) => reports.push(r));
+    const s = new StateStore(kv, Counter, "counter", { onCorruption: (r) => reports.push(r) });
     await kv.put("k", '{"n":1,"_crc":1}');
     const err = await s.get("k").catch((e) => e);
     expect(err.code).toBe("PROTOCOL_ERROR");
@@ -96,5 +99,44 @@ describe("StateStore over a real JetStream KV bucket", () => {
     } finally {
       await Promise.all(conns.map((c) => c.close()));
     }
+  });
+
+  it("writes through the state_update breaker: lost compare-and-sets do not open it, a missing stream does", async () => {
+    const name = `${BUCKETS.workflows}_t${++bucket}`;
+    const kv = await new Kvm(nc).create(name, { history: 5 });
+    const clock = new ManualClock(0);
+    const breaker = createBreaker({
+      name: "state_update",
+      threshold: 2,
+      resetTimeoutMs: 30_000,
+      firstResetMs: 1_000,
+      clock,
+    });
+    const s = new StateStore(kv, Counter, "counter", { breaker });
+    const rev = await s.create("k", { n: 1 });
+    await s.update("k", { n: 2 }, rev);
+    for (let i = 0; i < 5; i++) {
+      await expect(s.update("k", { n: 3 }, rev)).rejects.toMatchObject({ code: "CONCURRENT_MODIFICATION" });
+    }
+    expect(breaker.state).toBe("closed");
+
+    // The bucket's stream is gone: writes find no responder; two of them open the circuit and
+    // the third fails fast without reaching NATS.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(`KV_${name}`);
+    for (let i = 0; i < 2; i++) await expect(s.put("k", { n: 4 })).rejects.toBeDefined();
+    expect(breaker.state).toBe("open");
+    const fast = await s.put("k", { n: 4 }).catch((e) => e);
+    expect(fast.code).toBe("CIRCUIT_OPEN");
+    expect(fast.data.retryInMs).toBe(1_000);
+
+    // Back: after the open time one trial write goes through and closes it.
+    const again = new StateStore(await new Kvm(nc).create(name, { history: 5 }), Counter, "counter", { breaker });
+    clock.advance(1_000);
+    expect(breaker.state).toBe("halfOpen");
+    await again.put("k", { n: 5 });
+    expect(breaker.state).toBe("closed");
+    expect((await again.get("k"))?.value).toEqual({ n: 5 });
+    breaker.stop();
   });
 });

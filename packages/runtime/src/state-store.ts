@@ -10,6 +10,7 @@ import { ConcurrentModificationError, formatIssues, ProtocolError, StateLimitErr
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
 import { type RetryOptions, retry } from "./backoff.js";
+import type { Breaker } from "./breaker.js";
 
 /** The bucket's name (the KV interface does not declare it; every implementation has it). */
 export const bucketOf = (kv: KV): string => (kv as unknown as { bucket: string }).bucket;
@@ -64,14 +65,24 @@ export function verifyChecksum(bytes: Uint8Array): unknown {
 }
 
 /** Typed, revision-checked access to one KV bucket. */
+export interface StateStoreOptions {
+  /** Told of every damaged value met on a read (restored or not). */
+  onCorruption?: (report: CorruptionReport) => void;
+  /** The `state_update` breaker every write goes through (reads do not). */
+  breaker?: Breaker;
+}
+
 export class StateStore<T> {
+  private readonly onCorruption: (report: CorruptionReport) => void;
+
   constructor(
     readonly kv: KV,
     private readonly schema: z.ZodType<T>,
     private readonly name = "state",
-    /** Told of every damaged value met on a read (restored or not). */
-    private readonly onCorruption: (report: CorruptionReport) => void = () => {},
-  ) {}
+    private readonly opts: StateStoreOptions = {},
+  ) {
+    this.onCorruption = opts.onCorruption ?? (() => {});
+  }
 
   /**
    * Reads a key; undefined when absent or deleted. A value that fails its checksum or its schema
@@ -116,33 +127,41 @@ export class StateStore<T> {
 
   /** Writes a new key; ConcurrentModificationError if it exists. */
   async create(key: string, value: T): Promise<number> {
-    try {
-      return await this.kv.create(key, this.encode(value));
-    } catch (err) {
-      if (isWrongRevision(err) || (err as Error).message?.includes("exists")) {
-        throw new ConcurrentModificationError(key, 0, { cause: err });
-      }
-      throw this.limited(key, err);
-    }
+    const bytes = this.encode(value);
+    return this.write(key, 0, () => this.kv.create(key, bytes));
   }
 
   /** Compare-and-set: writes only if the key is still at `expectedRevision`. */
   async update(key: string, value: T, expectedRevision: number): Promise<number> {
-    try {
-      return await this.kv.update(key, this.encode(value), expectedRevision);
-    } catch (err) {
-      if (isWrongRevision(err)) throw new ConcurrentModificationError(key, expectedRevision, { cause: err });
-      throw this.limited(key, err);
-    }
+    const bytes = this.encode(value);
+    return this.write(key, expectedRevision, () => this.kv.update(key, bytes, expectedRevision));
   }
 
   /** Unconditional write (for values with a single writer, such as a host's own record). */
   async put(key: string, value: T): Promise<number> {
-    try {
-      return await this.kv.put(key, this.encode(value));
-    } catch (err) {
-      throw this.limited(key, err);
-    }
+    const bytes = this.encode(value);
+    return this.write(key, null, () => this.kv.put(key, bytes));
+  }
+
+  /**
+   * Runs a write through the breaker with its errors typed inside it, so the breaker sees a lost
+   * compare-and-set as contention (not counted) and a timeout as a failure.
+   */
+  private write(key: string, expected: number | null, op: () => Promise<number>): Promise<number> {
+    const typed = async () => {
+      try {
+        return await op();
+      } catch (err) {
+        if (
+          expected !== null &&
+          (isWrongRevision(err) || (expected === 0 && (err as Error).message?.includes("exists")))
+        ) {
+          throw new ConcurrentModificationError(key, expected, { cause: err });
+        }
+        throw this.limited(key, err);
+      }
+    };
+    return this.opts.breaker ? this.opts.breaker.call(typed) : typed();
   }
 
   /**

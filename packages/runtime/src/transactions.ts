@@ -40,6 +40,7 @@ import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import { retry } from "./backoff.js";
+import type { Breaker } from "./breaker.js";
 import { type Clock, systemClock } from "./clock.js";
 import { bucketOf, type CorruptionReport, StateStore, verifyChecksum } from "./state-store.js";
 
@@ -80,6 +81,8 @@ export interface TxStoreOptions {
   txnTimeoutMs?: number;
   clock?: Clock;
   onCorruption?: (report: CorruptionReport) => void;
+  /** The `state_update` breaker the writes go through. */
+  breaker?: Breaker;
   /** Test hook: awaited after each key is prepared and after the commit point. */
   fault?: (point: TxnFaultPoint, detail: { txid: string; key?: string }) => Promise<void>;
 }
@@ -141,8 +144,12 @@ export class TxStore<T> {
       by: z.string(),
       tx: z.object({ id: z.string(), next: schema.nullable() }).optional(),
     }) as unknown as z.ZodType<Envelope<T>>;
-    this.keys = new StateStore(kv, envelope, name, opts.onCorruption);
-    this.records = new StateStore(kv, TxnRecordSchema, "transaction record", opts.onCorruption);
+    const storeOpts = {
+      ...(opts.onCorruption ? { onCorruption: opts.onCorruption } : {}),
+      ...(opts.breaker ? { breaker: opts.breaker } : {}),
+    };
+    this.keys = new StateStore(kv, envelope, name, storeOpts);
+    this.records = new StateStore(kv, TxnRecordSchema, "transaction record", storeOpts);
     this.clock = opts.clock ?? systemClock;
     this.timeoutMs = opts.txnTimeoutMs ?? 5000;
   }

@@ -32,6 +32,8 @@ import {
   type WireErrorBody,
 } from "@cadre/protocol";
 import {
+  Breakers,
+  breakerEvent,
   type Clock,
   closeBus,
   connectNats,
@@ -110,6 +112,8 @@ export class AgentHost implements PullerHost {
   private readonly clock: Clock;
   private nc!: NatsConnection;
   private bus!: EventBus;
+  /** Circuit breakers: delegation requests, state writes, event publishes. */
+  private breakers!: Breakers;
   private js!: JetStreamClient;
   private tasks!: StateStore<TaskRecord>;
   /** Workflow state behaviours share, and the registry that says which workflows are frozen. */
@@ -155,10 +159,26 @@ export class AgentHost implements PullerHost {
     this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
     for (const hook of this.config.host.hooks) this.hooks.register(hook);
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
-    this.bus = eventBusFor(this.nc, this.hostId, this.config, this.logger, this.clock);
+    this.breakers = new Breakers(this.config.breakers, {
+      clock: this.clock,
+      onTransition: (t) => {
+        this.logger.warn({ ...t }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
+        this.emit(breakerEvent(t, this.hostId));
+      },
+    });
+    this.bus = eventBusFor(
+      this.nc,
+      this.hostId,
+      this.config,
+      this.logger,
+      this.clock,
+      this.breakers.get("event_publish"),
+    );
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
-    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
+    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
+      breaker: this.breakers.get("state_update"),
+    });
     this.registry = buckets.registry;
     // Deadlines of transactions are compared across processes: wall clock, not the test clock.
     this.state = new TxStore(
@@ -167,6 +187,7 @@ export class AgentHost implements PullerHost {
       {
         writer: this.hostId,
         txnTimeoutMs: this.config.storage.txnTimeoutMs,
+        breaker: this.breakers.get("state_update"),
         onCorruption: (r) => {
           this.logger.error(r, `damaged state value ${r.restoredAs === null ? "not restored" : "restored"}`);
           this.emit({ type: "STATE_CORRUPTED", category: "state", scope: "state", data: { ...r } });
@@ -294,6 +315,7 @@ export class AgentHost implements PullerHost {
     for (const s of this.subs) s.unsubscribe();
     this.connectivity?.stop();
     if (this.bus) await closeBus(this.bus);
+    this.breakers?.stop();
     await this.nc.drain();
     await this.outbox?.close();
     await this.eventOutbox?.close();
@@ -629,19 +651,24 @@ export class AgentHost implements PullerHost {
         }
       },
     });
+    // Through the delegation breaker: while the supervisor keeps failing, directors wait for
+    // its trial instead of each sending requests into the void (retry waits for the trial).
+    const delegation = this.breakers.get("delegation");
     const reply = await retry(
       () =>
-        request(
-          this.nc,
-          subjects.supervisor("delegate"),
-          "sup.delegate",
-          { parent: task, subtasks },
-          "sup.delegate.ok",
-          {
-            sender: this.hostId,
-            cid: task.workflowId,
-            timeoutMs: this.config.requestTimeoutMs,
-          },
+        delegation.call(() =>
+          request(
+            this.nc,
+            subjects.supervisor("delegate"),
+            "sup.delegate",
+            { parent: task, subtasks },
+            "sup.delegate.ok",
+            {
+              sender: this.hostId,
+              cid: task.workflowId,
+              timeoutMs: this.config.requestTimeoutMs,
+            },
+          ),
         ),
       { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.clock },
     );

@@ -38,6 +38,8 @@ import {
   WorkflowRecordSchema,
 } from "@cadre/protocol";
 import {
+  Breakers,
+  breakerEvent,
   type Clock,
   type CorruptionReport,
   closeBus,
@@ -114,6 +116,8 @@ export class Supervisor {
   private readonly clock: Clock;
   private nc!: NatsConnection;
   private bus!: EventBus;
+  /** Circuit breakers: spawn per host, state writes, event publishes. */
+  private breakers!: Breakers;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
   private workflows!: StateStore<WorkflowRecord>;
@@ -168,7 +172,14 @@ export class Supervisor {
   private async init(): Promise<void> {
     this.startedAt = this.clock.now();
     this.nc = await connectNats(this.config.natsUrl, this.id, this.logger);
-    this.bus = eventBusFor(this.nc, this.id, this.config, this.logger, this.clock);
+    this.breakers = new Breakers(this.config.breakers, {
+      clock: this.clock,
+      onTransition: (t) => {
+        this.logger.warn({ ...t }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
+        this.emit(breakerEvent(t, this.id));
+      },
+    });
+    this.bus = eventBusFor(this.nc, this.id, this.config, this.logger, this.clock, this.breakers.get("event_publish"));
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.registryKv = buckets.registry;
     await this.followFrozen();
@@ -179,8 +190,12 @@ export class Supervisor {
       this.logger.error(r, `damaged ${bucket} record ${r.restoredAs === null ? "not restored" : "restored"}`);
       this.emit({ type: "STATE_CORRUPTED", category: "state", scope: bucket, data: { ...r } });
     };
-    this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", corrupted("workflows"));
-    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", corrupted("tasks"));
+    const breaker = this.breakers.get("state_update");
+    this.workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", {
+      onCorruption: corrupted("workflows"),
+      breaker,
+    });
+    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", { onCorruption: corrupted("tasks"), breaker });
     this.registry = new Registry(buckets.registry, this.config, this.clock, (e) => this.onLiveness(e));
     // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
     // active supervisor starts with a warm view of the hosts.
@@ -448,6 +463,7 @@ export class Supervisor {
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
     await Promise.allSettled([...this.perWorkflow.values()]);
     if (this.bus) await closeBus(this.bus);
+    this.breakers?.stop();
     await this.nc.drain();
   }
 
@@ -820,10 +836,13 @@ export class Supervisor {
         filter_subject: subjects.task(tid, kindName),
       });
     }
-    const hosts = await this.registry.liveHosts();
-    if (hosts.length === 0) {
+    const alive = await this.registry.liveHosts();
+    if (alive.length === 0) {
       throw new UnavailableError("no agent-host is alive; start one (cadre-agent-host) and submit again");
     }
+    // A host whose spawn circuit is open is skipped while others can take its share.
+    const reachable = alive.filter((h) => !this.breakers.isOpen("agent_spawn", h.hostId));
+    const hosts = reachable.length > 0 ? reachable : alive;
     const byHost = new Map<string, ActorSpec[]>();
     const incarnations = new Map(hosts.map((h) => [h.hostId, h.incarnation]));
     const load = hosts.map((h) => ({ hostId: h.hostId, actors: h.actors, maxActors: h.maxActors }));
@@ -873,10 +892,14 @@ export class Supervisor {
     actors: ActorSpec[],
     priority: number,
   ): Promise<void> {
-    await request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
-      sender: this.id,
-      timeoutMs: this.config.requestTimeoutMs,
-    });
+    // One breaker per host: a host whose control endpoint keeps failing is left out of placement
+    // (see place) until a trial spawn succeeds, and the others are not held up by it.
+    await this.breakers.get("agent_spawn", hostId).call(() =>
+      request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
+        sender: this.id,
+        timeoutMs: this.config.requestTimeoutMs,
+      }),
+    );
     const now = this.clock.now();
     for (const a of actors) {
       await this.registry.putActor({
