@@ -60,6 +60,11 @@ export interface ReassignerDeps {
   active: () => boolean;
   /** Whether the detector still judges the host unreachable. */
   unreachable: (hostId: string) => boolean;
+  /**
+   * Whether a workflow is in data protection mode: its tasks are not reassigned (a new epoch is
+   * a state change); JetStream redelivers them after their ack wait at the same epoch.
+   */
+  frozen: (workflowId: string) => boolean;
 }
 
 /** Records reassigned at once. */
@@ -157,7 +162,7 @@ export class Reassigner {
       rec?.status === "queued" && rec.task.epoch === held.epoch;
     try {
       const current = (await this.d.tasks.get(held.taskId))?.value;
-      if (!open(current)) return false;
+      if (!open(current) || this.d.frozen(current.task.workflowId)) return false;
       const task = { ...current.task, epoch: held.epoch + 1 };
       await publishTask(this.d.js, this.d.sender, task);
       let raised = false;

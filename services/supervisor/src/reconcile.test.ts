@@ -231,6 +231,7 @@ describe("classifying a result against its task record", () => {
 
 describe("reassigning the tasks of a lost host", () => {
   const unreachable = new Set<string>();
+  const frozen = new Set<string>();
   let active = true;
 
   function setup() {
@@ -247,6 +248,7 @@ describe("reassigning the tasks of a lost host", () => {
       emit: (e) => events.push(e),
       active: () => active,
       unreachable: (h) => unreachable.has(h),
+      frozen: (w) => frozen.has(w),
     });
     return { clock, events, r };
   }
@@ -315,6 +317,22 @@ describe("reassigning the tasks of a lost host", () => {
     await r.idle();
     expect(events.map((e) => e.data.taskId).sort()).toEqual([listed.task.taskId, late.task.taskId].sort());
     unreachable.delete("h7");
+  });
+
+  it("not for a frozen workflow: the task keeps its epoch and its message", async () => {
+    const { clock, events, r } = setup();
+    const { task, held } = await published();
+    frozen.add(task.workflowId);
+    r.heard(beat("h3", "i1", [held]));
+    unreachable.add("h3");
+    r.lost("h3");
+    clock.advance(1000);
+    await r.idle();
+    expect((await tasks.get(task.taskId))?.value.task.epoch).toBe(1);
+    expect(await queuedEpochs([held.seq], subjects.task(task.teamId, task.kind))).toEqual([1]);
+    expect(events).toEqual([]);
+    unreachable.delete("h3");
+    frozen.delete(task.workflowId);
   });
 
   it("not when the host is heard from within the grace period", async () => {

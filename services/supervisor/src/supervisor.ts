@@ -243,6 +243,7 @@ export class Supervisor {
       emit: (e) => this.emit(e),
       active: () => this.active,
       unreachable: (hostId) => this.registry.detector.state(hostId) === "unreachable",
+      frozen: (workflowId) => this.frozen.has(workflowId),
     });
 
     this.subs.push(
