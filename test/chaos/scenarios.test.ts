@@ -66,6 +66,8 @@ interface Figures {
   healedHeartbeatMs?: number;
   /** Partition: the reconciliation report's counts (JSON only). */
   reconciliation?: Record<string, unknown>;
+  /** Circuits that opened during the run, as `breaker@source` (JSON only). */
+  circuitsOpened: string[];
 }
 
 const table: Figures[] = [];
@@ -107,7 +109,11 @@ function record(f: Figures): void {
  */
 async function outcome(c: ChaosCluster, workflowId: string) {
   const records = await c.client.taskRecords(workflowId);
-  const events = (await c.client.events()).filter((e) => e.scope === workflowId);
+  const all = await c.client.events();
+  const events = all.filter((e) => e.scope === workflowId);
+  const circuitsOpened = all
+    .filter((e) => e.type === "CIRCUIT_OPENED")
+    .map((e) => `${String(e.data.breaker)}@${String(e.data.source)}`);
   const completedPerTask = new Map<string, number>();
   for (const event of events) {
     if (event.type === "TASK_COMPLETED" && event.scope === workflowId) {
@@ -124,6 +130,7 @@ async function outcome(c: ChaosCluster, workflowId: string) {
     appliedTwice: [...completedPerTask.values()].filter((n) => n > 1).length,
     duplicates: records.reduce((n, r) => n + r.duplicates.length, 0),
     conflicts: records.reduce((n, r) => n + r.conflicts.length, 0),
+    circuitsOpened,
   };
 }
 
@@ -257,6 +264,7 @@ function promiseFigures(o: Awaited<ReturnType<typeof outcome>>) {
     appliedTwice: o.appliedTwice,
     duplicates: o.duplicates,
     conflicts: o.conflicts,
+    circuitsOpened: o.circuitsOpened,
   };
 }
 

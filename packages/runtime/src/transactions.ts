@@ -15,7 +15,7 @@
  *   4. checks that the keys it only read have not changed;
  *   5. commits by compare-and-set of the record from `pending` to `committed` - the one atomic
  *      step: before it the transaction did not happen, after it every key has its new value;
- *   6. resolves each intent into a plain value (`by` = its id).
+ *   6. resolves each intent into a plain value (`by` = its id), all at once.
  *
  * A reader that meets an intent reads the record: committed, the new value (and it resolves the
  * key); aborted or missing, the old one (and it removes the intent); pending, the old one - unless
@@ -204,8 +204,7 @@ export class TxStore<T> {
   }
 
   private async attempt(keys: string[], fn: (current: Map<string, T | undefined>) => Writes<T>): Promise<Committed> {
-    const reads = new Map<string, Read<T>>();
-    for (const k of keys) reads.set(k, await this.resolve(k, true));
+    const reads = new Map((await Promise.all(keys.map((k) => this.resolve(k, true)))).map((r) => [r.key, r]));
     const writes = fn(new Map([...reads].map(([k, r]) => [k, r.env?.v ?? undefined])));
     const changed = Object.keys(writes)
       .filter((k) => writes[k] !== undefined)
@@ -245,9 +244,10 @@ export class TxStore<T> {
         prepared.push({ key: k, revision: await this.write(read, intent), env: intent });
         await this.opts.fault?.("prepared", { txid, key: k });
       }
-      for (const k of readOnly) {
-        const now2 = await this.resolve(k, true);
-        if (now2.revision !== reads.get(k)?.revision) throw new ConcurrentModificationError(k, now2.revision);
+      for (const again of await Promise.all(readOnly.map((k) => this.resolve(k, true)))) {
+        if (again.revision !== reads.get(again.key)?.revision) {
+          throw new ConcurrentModificationError(again.key, again.revision);
+        }
       }
       await this.records.update(txnKey(txid), { ...record, state: "committed" }, recordRev);
     } catch (err) {
@@ -255,9 +255,8 @@ export class TxStore<T> {
       if ((await this.abort(txid, prepared)) !== "committed") throw err;
     }
     await this.opts.fault?.("committed", { txid });
-    for (const p of prepared) {
-      await this.settle(p, { v: p.env?.tx?.next ?? null, by: txid });
-    }
+    // Committed: resolving the intents is tidying up (readers would do it), so all at once.
+    await Promise.all(prepared.map((p) => this.settle(p, { v: p.env?.tx?.next ?? null, by: txid })));
     return { txid, keys: changed };
   }
 
