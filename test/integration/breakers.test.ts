@@ -5,7 +5,7 @@
  * every change is an event on the bus.
  */
 
-import { subjects, type TeamInput } from "@cadre/protocol";
+import { decodeAs, subjects, type TeamInput } from "@cadre/protocol";
 import { request } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
@@ -64,5 +64,14 @@ describe("the delegation breaker of a host whose supervisor is gone", () => {
     const reopened = await until("open again", () => circuit("CIRCUIT_OPENED", 2));
     expect(reopened.event.data).toMatchObject({ from: "halfOpen", to: "open", openForMs: 2000 });
     rec.stop();
+    // The host's heartbeats say so too.
+    let circuits: Record<string, string> | undefined;
+    const sub = c.nc.subscribe("cadre.v1.hb.host-1", {
+      callback: (_err, m) => {
+        circuits = decodeAs(m.data, "heartbeat").body.circuits;
+      },
+    });
+    await until("a heartbeat with the open circuit", () => circuits?.delegation === "open");
+    sub.unsubscribe();
   }, 60_000);
 });

@@ -200,6 +200,8 @@ export const HeartbeatSchema = z.object({
   heapUsedMb: z.number().nonnegative().optional(),
   /** Events the host's bus holds back (throttled or awaiting acknowledgement): its queue depth. */
   eventQueue: z.number().int().nonnegative().optional(),
+  /** The host's circuit breakers that are not closed, by name: `open` or `halfOpen`. */
+  circuits: z.record(z.string(), z.enum(["open", "halfOpen"])).optional(),
   /**
    * The tasks the host's actors hold. Sent when it changed since the last beat and every 10th
    * beat (a beat can be lost); absent means unchanged.

@@ -327,16 +327,11 @@ export class Breakers {
     return this.made.get(key ? `${name}:${key}` : name)?.state === "open";
   }
 
-  /** Forgets a keyed breaker (a host that left). */
-  forget(name: BreakerName, key: string): void {
-    const id = `${name}:${key}`;
-    this.made.get(id)?.stop();
-    this.made.delete(id);
-  }
-
-  /** Where each breaker stands, for heartbeats and `cadre` output. */
-  states(): Record<string, BreakerState> {
-    return Object.fromEntries([...this.made].map(([id, b]) => [id, b.state]));
+  /** The breakers that are not closed (what a heartbeat carries). */
+  notClosed(): Record<string, "open" | "halfOpen"> {
+    const out: Record<string, "open" | "halfOpen"> = {};
+    for (const [id, b] of this.made) if (b.state !== "closed") out[id] = b.state;
+    return out;
   }
 
   stop(): void {

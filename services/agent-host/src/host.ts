@@ -343,6 +343,7 @@ export class AgentHost implements PullerHost {
             load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
             heapUsedMb: Math.round(process.memoryUsage().heapUsed / 104_857.6) / 10,
             eventQueue: this.bus.stats().queued,
+            circuits: this.breakers.notClosed(),
             ...(sendHeld ? { held } : {}),
           },
           { sender: this.hostId },
