@@ -15,7 +15,7 @@ import { startStack, submitWorkflow } from "@cadre/cli";
 import { decodeAs, parseTeam, type Team } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
-import { quantile, sequential, throughput } from "./stats.js";
+import { printTable, quantile, sequential, throughput } from "./stats.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const IN_FLIGHT = 64;
@@ -102,8 +102,7 @@ try {
     ],
     [`${IN_FLIGHT} in flight (per s)`, f(rawRate, 0), f(cadreRate, 0), `${f(cadreRate / rawRate, 3)}x`],
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(`\n${rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`).join("\n")}\n`);
+  printTable(rows);
   process.stdout.write(
     `\nraw: ${rawLat.length} sequential requests, 200-byte payload, responder in another process.\n` +
       `cadre: ${cadreLat.length} sequential workflows; each is submit > director (host-1) plans and delegates > ` +

@@ -9,6 +9,7 @@
 import { encode, parseConfig, subjects } from "@cadre/protocol";
 import { connectNats, EventBus, ensureInfrastructure } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
+import { printTable } from "./stats.js";
 
 const N = Number(process.env.EVENTS_N ?? 50_000);
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -76,10 +77,7 @@ try {
     ["bus, non-critical (rate check, core publish)", f(normal), `${(normal / raw).toFixed(2)}x`],
     ["bus, critical (JetStream acknowledged, 64 in flight)", f(critical), `${(critical / raw).toFixed(2)}x`],
   ];
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  process.stdout.write(
-    `\n${rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`).join("\n")}\n`,
-  );
+  printTable(rows);
   process.stdout.write(`\n${f(N)} events per measure, 1,000 sources, every one received by a subscriber.\n`);
 } finally {
   await server.stop();

@@ -24,7 +24,7 @@ import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
 import { cadreClient, recordEvents, until } from "../helpers/client.js";
 import { startProxy } from "../helpers/proxy.js";
-import { quantile } from "./stats.js";
+import { printTable, quantile } from "./stats.js";
 
 const KILLS = Number(process.env.BENCH_KILLS ?? 7);
 const OFFLINE_TASKS = 4 * Math.ceil(Number(process.env.BENCH_OFFLINE_TASKS ?? 1000) / 4);
@@ -224,10 +224,7 @@ try {
       `a fixed ${3 * interval} ms timeout would have fired ${fixedTimeoutFlags} times (longest gap ${maxGap} ms)`,
     ],
   ];
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] as string).length)));
-  process.stdout.write(
-    `\n${rows.map((row) => `| ${row.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`).join("\n")}\n`,
-  );
+  printTable(rows);
   process.stdout.write(
     `\nreconciliation report: ${JSON.stringify(r)}; host replay took ${replayed?.event.data.ms} ms.\n` +
       `saturation: ${workflows} workflows of 21 tasks completed during the ${SATURATE_S} s.\n`,

@@ -15,6 +15,7 @@ import { decodeAs, type TeamInput } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
 import { cadreClient } from "../helpers/client.js";
+import { printTable } from "./stats.js";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const IN_FLIGHT = 8;
@@ -117,10 +118,7 @@ try {
       ...hosts.map((h) => slopePerMinute(floors(h).filter((p) => p.t >= SECONDS / 2)).toFixed(2)),
     ],
   ];
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  process.stdout.write(
-    `\n${rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`).join("\n")}\n`,
-  );
+  printTable(rows);
   process.stdout.write(
     `\nsoak: ${done} workflows (${done * 21} tasks, ${(done / SECONDS).toFixed(1)} workflows/s) in ${SECONDS} s.\n`,
   );

@@ -8,6 +8,7 @@
 import { parseConfig } from "@cadre/protocol";
 import { connectNats, ensureInfrastructure, StateStore, StateValueSchema, TxStore } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
+import { printTable } from "./stats.js";
 
 const N = Number(process.env.STATE_N ?? 2_000);
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -69,10 +70,7 @@ try {
     ["transaction writing 3 keys (record, 3 intents, commit, 3 resolves)", f(three), `${(three / cas).toFixed(2)}x`],
     ["10 writers, 3 shared keys each transaction", f(contended), `${(contended / cas).toFixed(2)}x`],
   ];
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  process.stdout.write(
-    `\n${rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`).join("\n")}\n`,
-  );
+  printTable(rows);
   process.stdout.write(
     `\n${f(N)} sequential updates per row; contended: ${f(10 * per)} commits took ${f(runs)} attempts ` +
       `(${(runs / (10 * per)).toFixed(2)} per commit), the keys still sum to ${sum} (0 expected).\n`,

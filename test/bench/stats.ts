@@ -34,3 +34,12 @@ export async function throughput(op: () => Promise<unknown>, inFlight: number, m
   );
   return done / ((performance.now() - start) / 1000);
 }
+
+/** Prints rows (the first is the header) as a Markdown table, ready to paste into the README. */
+export function printTable(rows: string[][]): void {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(3, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => `| ${widths.map((w, i) => (r[i] ?? "").padEnd(w)).join(" | ")} |`;
+  const [header, ...body] = rows;
+  const rule = `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`;
+  process.stdout.write(`\n${[line(header ?? []), rule, ...body.map(line)].join("\n")}\n`);
+}
