@@ -164,3 +164,30 @@ describe("workflow state", () => {
     expect(err).toContain('"nope" does not exist');
   });
 });
+
+describe("workflow state past max_state_size_mb", () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startCluster({ hosts: 1, config: { ...fastConfig, orchestration_limits: { max_state_size_mb: 0.01 } } });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it("fails the task that writes too much with STATE_LIMIT_EXCEEDED, naming the setting, without retrying it", async () => {
+    const id = await c.submit({
+      name: "state-limit",
+      root: "hoarder",
+      input: { blob: "x".repeat(20_000) },
+      kinds: {
+        hoarder: { role: "agent", replicas: 1, behaviour: { type: "script", state: { blob: "{{input.blob}}" } } },
+      },
+    });
+    const w = await c.wait(id, 30_000);
+    expect(w.status).toBe("failed");
+    expect(w.error?.code).toBe("STATE_LIMIT_EXCEEDED");
+    expect(w.error?.message).toContain("max_state_size_mb");
+    expect(w.error?.message).toContain(`"${id}.blob"`);
+    expect(w.tasks.retried).toBe(0);
+  }, 60_000);
+});
