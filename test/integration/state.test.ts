@@ -131,7 +131,9 @@ describe("workflow state", () => {
     const wf = "wops";
     const key = (n: string) => `${wf}.${n}`;
     await store.transact([key("plan"), key("budget")], () => ({ [key("plan")]: "v1", [key("budget")]: 100 }));
-    const checkpoint = Number(c.cli("state", "checkpoint").trim());
+    const made = c.cli("state", "checkpoint", wf);
+    expect(made).toMatch(/^checkpoint \d+: 2 key\(s\)$/m);
+    const checkpoint = Number(/checkpoint (\d+)/.exec(made)?.[1]);
     await store.transact([key("plan")], () => ({ [key("plan")]: "v2" }));
     const bad = await store.transact([key("budget"), key("note")], () => ({
       [key("budget")]: -1,
@@ -140,7 +142,11 @@ describe("workflow state", () => {
     await store.transact([key("plan")], () => ({ [key("plan")]: "v3" }));
     expect(show(wf)).toEqual({ plan: "v3", budget: -1, note: "overspent" });
 
-    const log = JSON.parse(c.cli("state", "log", wf, "--json")) as { entries: { seq: number; txid: string }[] };
+    const log = JSON.parse(c.cli("state", "log", wf, "--json")) as {
+      checkpoints: number[];
+      entries: { seq: number; txid: string }[];
+    };
+    expect(log.checkpoints).toEqual([checkpoint]);
     expect(log.entries.map((e) => e.txid)).toContain(bad.txid);
     expect(log.entries).toHaveLength(4);
 

@@ -287,19 +287,25 @@ state
         process.stdout.write(`${JSON.stringify(log)}\n`);
         return;
       }
-      const lines = log.entries.map((e) => `${e.seq}  ${e.txid}  ${JSON.stringify(e.writes)}`);
-      for (const seq of log.invalid) lines.push(`${seq}  (fails its checksum or schema: left out of any replay)`);
-      process.stdout.write(`${lines.length === 0 ? "no transactions" : lines.join("\n")}\n`);
+      const lines = [
+        `checkpoints: ${log.checkpoints.length === 0 ? "none" : log.checkpoints.join(", ")}`,
+        ...log.entries.map((e) => `${e.seq}  ${e.txid}  ${JSON.stringify(e.writes)}`),
+        ...log.invalid.map((seq) => `${seq}  (fails its checksum or schema: left out of any replay)`),
+      ];
+      if (log.entries.length === 0) lines.push("no transactions");
+      process.stdout.write(`${lines.join("\n")}\n`);
     } catch (err) {
       fail(err);
     }
   });
 state
   .command("checkpoint")
-  .description("print the log position now, to roll back to later")
-  .action(async () => {
+  .description("keep the workflow's state as of now (one snapshot, at a log position), to roll back to later")
+  .argument("<workflowId>", "the workflow")
+  .action(async (workflowId: string) => {
     try {
-      process.stdout.write(`${await checkpoint(config())}\n`);
+      const ck = await checkpoint(config(), workflowId);
+      process.stdout.write(`checkpoint ${ck.position}: ${Object.keys(ck.values).length} key(s)\n`);
     } catch (err) {
       fail(err);
     }

@@ -5,8 +5,9 @@
  * STATE_ROLLED_BACK on the bus.
  */
 
-import { BUCKETS, type Config, NotFoundError, STREAMS } from "@cadre/protocol";
+import { BUCKETS, type Config, STREAMS } from "@cadre/protocol";
 import {
+  type Checkpoint,
   closeBus,
   connectNats,
   ensureInfrastructure,
@@ -34,9 +35,7 @@ async function open(config: Config): Promise<{ nc: NatsConnection; store: TxStor
 export async function showState(config: Config, workflowId: string): Promise<Record<string, unknown>> {
   const { nc, store } = await open(config);
   try {
-    const keys: string[] = [];
-    for await (const k of await store.kv.keys(`${workflowId}.>`)) keys.push(k);
-    const values = await store.read(keys.sort());
+    const values = await store.read(await store.keysUnder(`${workflowId}.`));
     return Object.fromEntries(
       [...values].filter(([, v]) => v !== undefined).map(([k, v]) => [k.slice(workflowId.length + 1), v]),
     );
@@ -45,38 +44,33 @@ export async function showState(config: Config, workflowId: string): Promise<Rec
   }
 }
 
-/** The log position now: a checkpoint to roll back to later. */
-export async function checkpoint(config: Config): Promise<number> {
+/** Takes a checkpoint of the workflow's state (kept in the bucket), to roll back to later. */
+export async function checkpoint(config: Config, workflowId: string): Promise<Checkpoint<unknown>> {
   const { nc, store } = await open(config);
   try {
-    return await store.position(jetstream(nc));
+    return await store.checkpoint(jetstream(nc), `${workflowId}.`);
   } finally {
     await nc.close();
   }
 }
 
-/** The committed transactions that touched the workflow's state, oldest first. */
+/** The workflow's checkpoints, and the committed transactions on its state, oldest first. */
 export async function stateLog(
   config: Config,
   workflowId: string,
-): Promise<{ entries: LogEntry<unknown>[]; invalid: number[] }> {
+): Promise<{ checkpoints: number[]; entries: LogEntry<unknown>[]; invalid: number[] }> {
   const { nc, store } = await open(config);
   try {
     const js = jetstream(nc);
-    return await readLog(
-      js,
-      STREAMS.stateLog,
-      BUCKETS.state,
-      StateValueSchema,
-      `${workflowId}.`,
-      await store.position(js),
-    );
+    const prefix = `${workflowId}.`;
+    const log = await readLog(js, STREAMS.stateLog, BUCKETS.state, StateValueSchema, prefix, await store.position(js));
+    return { checkpoints: await store.checkpointsOf(prefix), ...log };
   } finally {
     await nc.close();
   }
 }
 
-/** Restores the workflow's state to `toSeq` and replays the log after it except `skip`. */
+/** Restores the workflow's checkpoint at `toSeq` and replays the log after it except `skip`. */
 export async function rollback(
   config: Config,
   workflowId: string,
@@ -86,10 +80,7 @@ export async function rollback(
   const { nc, store } = await open(config);
   const bus = eventBusFor(nc, "cadre-cli", config);
   try {
-    const js = jetstream(nc);
-    const now = await store.position(js);
-    if (toSeq > now) throw new NotFoundError("state log position", String(toSeq));
-    const report = await store.rollback(js, STREAMS.stateLog, `${workflowId}.`, toSeq, skip);
+    const report = await store.rollback(jetstream(nc), STREAMS.stateLog, `${workflowId}.`, toSeq, skip);
     bus.emit({
       type: "STATE_ROLLED_BACK",
       category: "state",

@@ -57,6 +57,7 @@ export { describeExit, parseShellOutput, runShell } from "./shell.js";
 export type { CorruptionReport, StateStoreOptions, Versioned } from "./state-store.js";
 export { bucketOf, StateStore } from "./state-store.js";
 export type {
+  Checkpoint,
   Committed,
   Envelope,
   LogEntry,

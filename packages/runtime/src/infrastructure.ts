@@ -103,17 +103,18 @@ async function ensureOnce(nc: NatsConnection, config: Config): Promise<Buckets> 
   // (workflows, tasks) are bounded by the session TTL instead: refusing them would stop work.
   const maxBytes = Math.floor(config.orchestration_limits.max_state_size_mb * 1024 * 1024);
   const open = async (name: string, history: number, limited: boolean) => {
-    const kv = await kvm.create(name, {
-      history,
-      replicas,
-      ttl: sessionMs,
-      storage: "file",
-      ...(limited ? { max_bytes: maxBytes } : {}),
-    });
+    // The limited bucket (the workflow state) is mirrored into its log, and nats-server lets a
+    // mirror of a bucket with direct gets answer them: reads from a copy that lags (and is
+    // trimmed) would break read-committed and lose keys. So its reads go to its leader.
+    const opts = limited ? { max_bytes: maxBytes, allow_direct: false } : {};
+    const kv = await kvm.create(name, { history, replicas, ttl: sessionMs, storage: "file", ...opts });
     if (limited) {
-      // An existing bucket keeps its old limit through create(): apply a changed one.
+      // An existing bucket keeps its old settings through create(): apply changed ones.
       const info = await jsm.streams.info(`KV_${name}`);
-      if (info.config.max_bytes !== maxBytes) await jsm.streams.update(`KV_${name}`, { max_bytes: maxBytes });
+      if (info.config.max_bytes !== maxBytes || info.config.allow_direct) {
+        await jsm.streams.update(`KV_${name}`, opts);
+        return kvm.open(name);
+      }
     }
     return kv;
   };
@@ -123,15 +124,20 @@ async function ensureOnce(nc: NatsConnection, config: Config): Promise<Buckets> 
     registry: await open(BUCKETS.registry, 1, false),
     state: await open(BUCKETS.state, 5, true),
   };
-  // Every write to the state bucket, kept for the session: the transaction log that rollback
-  // and replay read. A mirror is written by the server, so no committed write can miss it.
+  // Every write to the state bucket: the transaction log that rollback and replay read. A
+  // mirror is written by the server, so no committed write can miss it. Kept for the session,
+  // and at most 4x the bucket's size (the oldest entries go first; a rollback to a checkpoint
+  // older than the log's start is refused).
   await ensureStream(jsm, STREAMS.stateLog, {
     mirror: { name: `KV_${BUCKETS.state}` },
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: replicas,
     max_age: nanos(sessionMs),
+    max_bytes: 4 * maxBytes,
   });
+  const log = await jsm.streams.info(STREAMS.stateLog);
+  if (log.config.max_bytes !== 4 * maxBytes) await jsm.streams.update(STREAMS.stateLog, { max_bytes: 4 * maxBytes });
   if (replicas > 1) {
     const names = [...Object.values(STREAMS), ...Object.values(BUCKETS).map((b) => `KV_${b}`)];
     await Promise.all(names.map((n) => waitForLeader(jsm, n)));

@@ -1,5 +1,5 @@
-import { parseConfig, STREAMS } from "@cadre/protocol";
-import { jetstream } from "@nats-io/jetstream";
+import { BUCKETS, parseConfig, STREAMS } from "@cadre/protocol";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ManualClock } from "./clock.js";
@@ -163,7 +163,8 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     const js = jetstream(nc);
     const [a, b, c] = [`${k}a`, `${k}b`, `${k}c`];
     await s.transact([a, b], () => ({ [a]: { n: 1 }, [b]: { n: 1 } }));
-    const checkpoint = await s.position(js);
+    const checkpoint = await s.checkpoint(js, k);
+    expect(checkpoint.values).toEqual({ [a]: { n: 1 }, [b]: { n: 1 } });
     const t2 = await s.transact([a], () => ({ [a]: { n: 2 } }));
     const t3 = await s.transact([b, c], () => ({ [b]: { n: 3 }, [c]: { n: 3 } }));
     const t4 = await s.transact([a], () => ({ [a]: { n: 4 } }));
@@ -173,15 +174,29 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     // Another workflow's keys are not touched.
     await s.transact(["other.x"], () => ({ "other.x": { n: 7 } }));
 
-    const report = await s.rollback(js, STREAMS.stateLog, k, checkpoint, [t3.txid]);
+    const report = await s.rollback(js, STREAMS.stateLog, k, checkpoint.position, [t3.txid]);
     expect(report.replayed).toEqual([t2.txid, t4.txid]);
     expect(report.skipped).toEqual([t3.txid]);
     expect(report.invalid).toEqual([badSeq]);
     expect([...(await s.read([a, b, c])).values()]).toEqual([{ n: 4 }, { n: 1 }, undefined]);
     expect(await s.get("other.x")).toEqual({ n: 7 });
-    // The rollback is itself a transaction in the log: rolling back to before it undoes it.
-    const again = await s.rollback(js, STREAMS.stateLog, k, (await s.position(js)) - 1);
-    expect(again.replayed).toEqual([]);
+
+    // The rollback is itself a transaction in the log; a later checkpoint holds its outcome.
+    const after = await s.checkpoint(js, k);
+    expect(after.values).toEqual({ [a]: { n: 4 }, [b]: { n: 1 }, [c]: null });
+    await s.transact([b], () => ({ [b]: { n: 5 } }));
+    const undo = await s.rollback(js, STREAMS.stateLog, k, after.position);
+    expect(undo.keys).toEqual([]);
+    expect(undo.replayed).toHaveLength(1);
+    expect(await s.checkpointsOf(k)).toEqual([checkpoint.position, after.position]);
+    // Without replaying the one transaction after it, b goes back to 1.
+    const back = await s.rollback(js, STREAMS.stateLog, k, after.position, undo.replayed);
+    expect(back.keys).toEqual([b]);
+    expect(await s.get(b)).toEqual({ n: 1 });
+    // A position with no checkpoint is refused, naming it.
+    const none = await s.rollback(js, STREAMS.stateLog, k, 3).catch((e) => e);
+    expect(none.code).toBe("NOT_FOUND");
+    expect(none.message).toContain('"3"');
   });
 
   it("enforces max_state_size_mb with STATE_LIMIT_EXCEEDED naming the setting", async () => {
@@ -203,8 +218,31 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
       expect(err.message).toContain("max_state_size_mb");
       // Nothing was lost: the earlier value is still there.
       expect(await s.get(`${k}small`)).toEqual({ text: "x".repeat(100) });
+      // The log keeps at most 4x the limit: once it no longer reaches back to a checkpoint, a
+      // rollback to it is refused rather than done from a partial log.
+      const js = jetstream(nc2);
+      const counter = new TxStore(buckets.state, Value, { writer: "test" });
+      const old = await counter.checkpoint(js, `${k}log.`);
+      const jsm = await jetstreamManager(nc2);
+      for (let i = 0; (await jsm.streams.info(STREAMS.stateLog)).state.first_seq <= old.position + 1; i++) {
+        if (i > 5000) throw new Error("the log was never trimmed");
+        await counter.transact([`${k}log.n`], () => ({ [`${k}log.n`]: { n: i } }));
+      }
+      const trimmed = await counter.rollback(js, STREAMS.stateLog, `${k}log.`, old.position).catch((e) => e);
+      expect(trimmed.code).toBe("NOT_FOUND");
+      expect(trimmed.message).toContain("trimmed");
+      // Reads come from the bucket, never from its log: nats-server lets a mirror answer direct
+      // gets, and this one no longer holds the checkpoint or the first value. (Seen once: a
+      // checkpoint just written "did not exist", a key just created read as absent.)
+      expect((await jsm.streams.info(`KV_${BUCKETS.state}`)).config.allow_direct).toBe(false);
+      expect((await jsm.streams.info(STREAMS.stateLog)).config.mirror_direct).toBe(false);
+      for (let i = 0; i < 20; i++) {
+        expect(await s.get(`${k}small`)).toEqual({ text: "x".repeat(100) });
+        expect((await counter.checkpointsOf(`${k}log.`)).length).toBe(1);
+      }
       // The limit is the bucket's: a raised limit applies to the existing bucket.
       const raised = await ensureInfrastructure(nc2, parseConfig({ orchestration_limits: { max_state_size_mb: 1 } }));
+      expect((await jsm.streams.info(STREAMS.stateLog)).config.max_bytes).toBe(4 * 1024 * 1024);
       const s2 = new TxStore(raised.state, Text, { writer: "test" });
       await s2.transact([`${k}big`], () => ({ [`${k}big`]: { text: "x".repeat(20_000) } }));
       expect((await s2.get(`${k}big`))?.text).toHaveLength(20_000);

@@ -30,8 +30,9 @@
  * never sees one key of a transaction new and another old.
  *
  * The bucket's stream is mirrored into a log stream (see infrastructure.ts); {@link readLog}
- * turns it back into committed transactions, {@link TxStore.rollback} restores keys to a log
- * position and replays the log forward, skipping the transactions named.
+ * turns it back into committed transactions. {@link TxStore.checkpoint} keeps the values under
+ * a prefix as of a log position; {@link TxStore.rollback} restores a checkpoint and replays the
+ * log after it, skipping the transactions named.
  */
 
 import { randomUUID } from "node:crypto";
@@ -67,6 +68,17 @@ export type TxnRecord = z.infer<typeof TxnRecordSchema>;
 
 const TXN_PREFIX = "_txn.";
 const txnKey = (id: string): string => `${TXN_PREFIX}${id}`;
+/** Keys with a part starting with "_" are Cadre's own: transaction records, checkpoints. */
+const RESERVED = /(^|\.)_/;
+/** A checkpoint of the keys under `prefix`, at log position `position`. */
+const checkpointKey = (prefix: string, position: number): string => `${prefix}_ckpt.${position}`;
+
+/** The values under a prefix as of a log position, kept in the bucket (checksummed like any value). */
+export interface Checkpoint<T> {
+  position: number;
+  at: number;
+  values: Record<string, T | null>;
+}
 
 /** The values a transaction writes: a value, null to delete, undefined (or absent) to leave. */
 export type Writes<T> = Record<string, T | null | undefined>;
@@ -130,6 +142,7 @@ export interface RollbackReport {
 export class TxStore<T> {
   private readonly keys: StateStore<Envelope<T>>;
   private readonly records: StateStore<TxnRecord>;
+  private readonly checkpoints: StateStore<Checkpoint<T>>;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
 
@@ -150,6 +163,12 @@ export class TxStore<T> {
     };
     this.keys = new StateStore(kv, envelope, name, storeOpts);
     this.records = new StateStore(kv, TxnRecordSchema, "transaction record", storeOpts);
+    const checkpoint = z.object({
+      position: z.number().int(),
+      at: z.number(),
+      values: z.record(z.string(), schema.nullable()),
+    }) as unknown as z.ZodType<Checkpoint<T>>;
+    this.checkpoints = new StateStore(kv, checkpoint, "state checkpoint", storeOpts);
     this.clock = opts.clock ?? systemClock;
     this.timeoutMs = opts.txnTimeoutMs ?? 5000;
   }
@@ -193,7 +212,11 @@ export class TxStore<T> {
     opts: { maxAttempts?: number } = {},
   ): Promise<Committed> {
     for (const k of keys) {
-      if (k.startsWith(TXN_PREFIX)) throw new ProtocolError(`state key "${k}" is reserved for transaction records`);
+      if (RESERVED.test(k)) {
+        throw new ProtocolError(
+          `state key "${k}": a part starting with "_" is reserved for transaction records and checkpoints`,
+        );
+      }
     }
     return retry(() => this.attempt([...new Set(keys)], fn), {
       maxAttempts: opts.maxAttempts ?? 100,
@@ -321,46 +344,105 @@ export class TxStore<T> {
     }
   }
 
-  /** The latest stream sequence of the bucket: a checkpoint to roll back to. */
+  /** The latest stream sequence of the bucket (the log position now). */
   async position(js: JetStreamClient): Promise<number> {
     const jsm = await js.jetstreamManager();
     const info = await jsm.streams.info(`KV_${bucketOf(this.kv)}`);
     return info.state.last_seq;
   }
 
+  /** The data keys under `prefix` (not records or checkpoints), sorted. */
+  async keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys(`${prefix}>`)) if (!RESERVED.test(k)) keys.push(k);
+    return keys.sort();
+  }
+
   /**
-   * Restores every key under `prefix` to its value at log position `toSeq`, then replays the
-   * committed transactions after it except those in `skip`, checking each value's checksum and
-   * schema on the way; the result is written as one transaction. Meant for an operator with
+   * Takes a checkpoint of every key under `prefix` (which ends with "."): their values as of
+   * one log position, stored under `<prefix>_ckpt.<position>`. Consistent: it reads the
+   * position, then the keys; if any key was written after that position (or one appeared, or
+   * a transaction on them is undecided) it starts again.
+   */
+  async checkpoint(js: JetStreamClient, prefix: string): Promise<Checkpoint<T>> {
+    return retry(
+      async () => {
+        const position = await this.position(js);
+        const keys = await this.keysUnder(prefix);
+        const reads = await Promise.all(keys.map((k) => this.resolve(k, true)));
+        const moved = reads.find((r) => r.revision > position);
+        if (moved) throw new ConcurrentModificationError(moved.key, position);
+        if ((await this.keysUnder(prefix)).join("\n") !== keys.join("\n")) {
+          throw new ConcurrentModificationError(`${prefix}>`, position);
+        }
+        const ck: Checkpoint<T> = {
+          position,
+          at: this.clock.now(),
+          values: Object.fromEntries(reads.map((r) => [r.key, r.env?.v ?? null])),
+        };
+        await this.checkpoints.put(checkpointKey(prefix, position), ck);
+        return ck;
+      },
+      { maxAttempts: 50, baseMs: 5, maxMs: 250, isRetryable: (e) => e instanceof ConcurrentModificationError },
+    );
+  }
+
+  /** The checkpoints kept under `prefix`, oldest first. */
+  async checkpointsOf(prefix: string): Promise<number[]> {
+    const out: number[] = [];
+    for await (const k of await this.kv.keys(`${prefix}_ckpt.>`)) out.push(Number(k.slice(`${prefix}_ckpt.`.length)));
+    return out.sort((a, b) => a - b);
+  }
+
+  /**
+   * Restores the keys under `prefix` to the checkpoint taken at `position` (its checksum
+   * verified), then replays the committed transactions after it except those in `skip`,
+   * verifying each value; the result is written as one transaction. Meant for an operator with
    * the workflow frozen: writes that commit meanwhile are not in the replay.
    */
   async rollback(
     js: JetStreamClient,
     logStream: string,
     prefix: string,
-    toSeq: number,
+    position: number,
     skip: readonly string[] = [],
   ): Promise<RollbackReport> {
+    const ck = (await this.checkpoints.get(checkpointKey(prefix, position)))?.value;
+    if (!ck) throw new NotFoundError(`checkpoint of "${prefix}" at log position`, String(position));
+    const jsm = await js.jetstreamManager();
+    const first = (await jsm.streams.info(logStream)).state.first_seq;
+    if (first > position + 1) {
+      throw new NotFoundError(
+        `state log entry (the log now starts at ${first}: it was trimmed, so checkpoint ${position} cannot be replayed) at position`,
+        String(position + 1),
+      );
+    }
     const upTo = await this.position(js);
-    const { entries, invalid } = await readLog(js, logStream, bucketOf(this.kv), this.schema, prefix, upTo);
-    const target = new Map<string, T | null>();
+    const { entries, invalid } = await readLog(
+      js,
+      logStream,
+      bucketOf(this.kv),
+      this.schema,
+      prefix,
+      upTo,
+      position + 1,
+    );
+    const target = new Map<string, T | null>(Object.entries(ck.values));
     const replayed: string[] = [];
     const skipped: string[] = [];
     for (const e of entries) {
-      // A key only a skipped transaction wrote is in the rollback too: it goes back to absent.
+      // A key created after the checkpoint is in the rollback too: absent, unless replayed.
       for (const k of Object.keys(e.writes)) if (!target.has(k)) target.set(k, null);
-      if (e.seq > toSeq) {
-        if (skip.includes(e.txid)) {
-          skipped.push(e.txid);
-          continue;
-        }
-        replayed.push(e.txid);
+      if (skip.includes(e.txid)) {
+        skipped.push(e.txid);
+        continue;
       }
+      replayed.push(e.txid);
       for (const [k, v] of Object.entries(e.writes)) target.set(k, v);
     }
     const unknown = skip.filter((id) => !skipped.includes(id));
     if (unknown.length > 0) {
-      throw new NotFoundError(`transaction after log position ${toSeq} under "${prefix}"`, unknown.join(", "));
+      throw new NotFoundError(`transaction after log position ${position} under "${prefix}"`, unknown.join(", "));
     }
     const keys = [...target.keys()];
     const done = await this.transact(keys, (current) => {
@@ -376,8 +458,8 @@ export class TxStore<T> {
 }
 
 /**
- * Reads the log stream (a mirror of the bucket's stream) up to `upTo` and returns the committed
- * transactions that touched keys under `prefix`, in commit order. A multi-key transaction is one
+ * Reads the log stream (a mirror of the bucket's stream) from `from` up to `upTo` and returns
+ * the committed transactions that touched keys under `prefix`, in commit order. A multi-key transaction is one
  * entry at its commit record's sequence; the later writes that resolve its intents, and writes
  * that roll intents back, are not updates and are left out. A value that fails its checksum or
  * schema is left out and its sequence reported.
@@ -389,10 +471,11 @@ export async function readLog<T>(
   schema: z.ZodType<T>,
   prefix: string,
   upTo: number,
+  from = 1,
 ): Promise<{ entries: LogEntry<T>[]; invalid: number[] }> {
   const entries: LogEntry<T>[] = [];
   const invalid: number[] = [];
-  if (upTo === 0) return { entries, invalid };
+  if (upTo < from) return { entries, invalid };
   // The mirror copies asynchronously: wait until it holds everything up to `upTo`.
   const jsm = await js.jetstreamManager();
   const end = Date.now() + 10_000;
@@ -408,7 +491,10 @@ export async function readLog<T>(
   const subjectPrefix = `$KV.${bucket}.`;
   const seen = new Set<string>();
   const intents = new Map<string, Map<string, T | null>>();
-  const consumer = await js.consumers.get(logStream, { deliver_policy: DeliverPolicy.All });
+  const consumer = await js.consumers.get(logStream, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: from,
+  });
   const messages = await consumer.consume();
   try {
     for await (const m of messages) {
@@ -426,7 +512,7 @@ export async function readLog<T>(
             );
             if (Object.keys(writes).length > 0) entries.push({ seq: m.seq, txid: id, writes });
           }
-        } else if (key.startsWith(prefix)) {
+        } else if (key.startsWith(prefix) && !RESERVED.test(key)) {
           const env = raw === undefined ? undefined : envelope.safeParse(raw);
           if (!env?.success) invalid.push(m.seq);
           else if (env.data.tx) {
