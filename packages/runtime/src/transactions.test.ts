@@ -232,8 +232,8 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
       expect(trimmed.code).toBe("NOT_FOUND");
       expect(trimmed.message).toContain("trimmed");
       // Reads come from the bucket, never from its log: nats-server lets a mirror answer direct
-      // gets, and this one no longer holds the checkpoint or the first value. (Seen once: a
-      // checkpoint just written "did not exist", a key just created read as absent.)
+      // gets, and this one no longer holds the checkpoint or the first value. (A run failed once
+      // in the way that explains: a checkpoint just written "did not exist".)
       expect((await jsm.streams.info(`KV_${BUCKETS.state}`)).config.allow_direct).toBe(false);
       expect((await jsm.streams.info(STREAMS.stateLog)).config.mirror_direct).toBe(false);
       for (let i = 0; i < 20; i++) {
