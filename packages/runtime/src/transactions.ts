@@ -36,7 +36,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { ConcurrentModificationError, NotFoundError, ProtocolError } from "@cadre/protocol";
+import { ConcurrentModificationError, NotFoundError, ProtocolError, UnavailableError } from "@cadre/protocol";
 import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
@@ -53,6 +53,15 @@ export interface Envelope<T> {
   by: string;
   /** An intent of a transaction under way: the value it will have once `id` commits. */
   tx?: { id: string; next: T | null } | undefined;
+}
+
+/** The schema of a data key's {@link Envelope} around values of `schema`. */
+function envelopeOf<T>(schema: z.ZodType<T>): z.ZodType<Envelope<T>> {
+  return z.object({
+    v: schema.nullable(),
+    by: z.string(),
+    tx: z.object({ id: z.string(), next: schema.nullable() }).optional(),
+  }) as unknown as z.ZodType<Envelope<T>>;
 }
 
 /** The commit record of a multi-key transaction, at `_txn.<id>` in the same bucket. */
@@ -152,11 +161,7 @@ export class TxStore<T> {
     private readonly opts: TxStoreOptions,
     readonly name = "state",
   ) {
-    const envelope = z.object({
-      v: schema.nullable(),
-      by: z.string(),
-      tx: z.object({ id: z.string(), next: schema.nullable() }).optional(),
-    }) as unknown as z.ZodType<Envelope<T>>;
+    const envelope = envelopeOf(schema);
     const storeOpts = {
       ...(opts.onCorruption ? { onCorruption: opts.onCorruption } : {}),
       ...(opts.breaker ? { breaker: opts.breaker } : {}),
@@ -480,14 +485,15 @@ export async function readLog<T>(
   const jsm = await js.jetstreamManager();
   const end = Date.now() + 10_000;
   while ((await jsm.streams.info(logStream)).state.last_seq < upTo) {
-    if (Date.now() > end) throw new ConcurrentModificationError(logStream, upTo);
+    if (Date.now() > end) {
+      throw new UnavailableError(`the state log ${logStream} has not caught up with position ${upTo} in 10 s`, {
+        stream: logStream,
+        position: upTo,
+      });
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const envelope = z.object({
-    v: schema.nullable(),
-    by: z.string(),
-    tx: z.object({ id: z.string(), next: schema.nullable() }).optional(),
-  });
+  const envelope = envelopeOf(schema);
   const subjectPrefix = `$KV.${bucket}.`;
   const seen = new Set<string>();
   const intents = new Map<string, Map<string, T | null>>();
@@ -517,12 +523,12 @@ export async function readLog<T>(
           if (!env?.success) invalid.push(m.seq);
           else if (env.data.tx) {
             const byKey = intents.get(env.data.tx.id) ?? new Map<string, T | null>();
-            byKey.set(key, env.data.tx.next as T | null);
+            byKey.set(key, env.data.tx.next);
             intents.set(env.data.tx.id, byKey);
           } else if (env.data.by && !seen.has(env.data.by)) {
             // A single-key transaction; resolutions and roll-backs carry an id already seen.
             seen.add(env.data.by);
-            entries.push({ seq: m.seq, txid: env.data.by, writes: { [key]: env.data.v as T | null } });
+            entries.push({ seq: m.seq, txid: env.data.by, writes: { [key]: env.data.v } });
           }
         }
       }
