@@ -1,14 +1,17 @@
 /**
- * The delegation breaker on a host, live: the supervisor dies while a director holds a resource
- * and is about to delegate. Its requests find no responder; the host's circuit opens, lets one
- * trial through after 1 s, opens again for 2 s (each failed trial doubles the open time), and
- * every change is an event on the bus.
+ * Breakers, live. The delegation breaker on a host: the supervisor dies while a director holds
+ * a resource and is about to delegate. Its requests find no responder; the host's circuit opens,
+ * lets one trial through after 1 s, opens again for 2 s (each failed trial doubles the open time),
+ * and every change is an event on the bus. The spawn breaker of the supervisor, one per host: a
+ * host that beats but does not answer spawn requests is left out of placement once its circuit
+ * opens, and the team is placed on the others.
  */
 
-import { decodeAs, subjects, type TeamInput } from "@cadre/protocol";
+import { BUCKETS, decodeAs, encode, subjects, type TeamInput } from "@cadre/protocol";
 import { request } from "@cadre/runtime";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 const team: TeamInput = {
   name: "breakers",
@@ -73,5 +76,61 @@ describe("the delegation breaker of a host whose supervisor is gone", () => {
     });
     await until("a heartbeat with the open circuit", () => circuits?.delegation === "open");
     sub.unsubscribe();
+  }, 60_000);
+});
+
+describe("the spawn breaker of a host that beats but never answers spawn requests", () => {
+  let c: TestCluster;
+  let beats: NodeJS.Timeout | undefined;
+  beforeAll(async () => {
+    c = await startCluster({ hosts: 1, config: { ...fastConfig, breakers: { agent_spawn: { threshold: 2 } } } });
+  }, 60_000);
+  afterAll(async () => {
+    clearInterval(beats);
+    await c?.stop();
+  });
+
+  it("opens after the configured failures, and placement then uses the other hosts", async () => {
+    // A "ghost" host: registered and beating, so placement sees it alive and empty, but nothing
+    // answers on its control subject.
+    const registry = await new Kvm(c.nc).open(BUCKETS.registry);
+    await registry.put(
+      "host.ghost",
+      JSON.stringify({ hostId: "ghost", incarnation: "g1", startedAt: Date.now(), maxActors: 100 }),
+    );
+    let seq = 0;
+    const beat = () =>
+      c.nc.publish(
+        subjects.heartbeat("ghost"),
+        encode(
+          "heartbeat",
+          { hostId: "ghost", incarnation: "g1", seq: seq++, actors: 0, busy: 0, load: 0 },
+          {
+            sender: "ghost",
+          },
+        ),
+      );
+    beats = setInterval(beat, 100);
+    const rec = recordEvents(c.nc);
+    // Messages from one connection reach the supervisor in order: it has heard the ghost before
+    // it reads the submit below.
+    await until("a few ghost heartbeats", () => seq >= 3);
+    await c.nc.flush();
+
+    // Two replicas go to two distinct hosts: one to the ghost, whose spawn fails. The submit is
+    // retried (UNAVAILABLE) until the ghost's circuit is open and both land on host-1.
+    const id = await c.submit({
+      name: "ghosted",
+      root: "worker",
+      kinds: { worker: { role: "agent", replicas: 2, behaviour: { type: "script", output: { ok: true } } } },
+    });
+    const opened = await until("the ghost's spawn circuit open", () =>
+      rec.events.find((e) => e.event.type === "CIRCUIT_OPENED" && e.event.data.breaker === "agent_spawn:ghost"),
+    );
+    expect(opened.event.data).toMatchObject({ key: "ghost", failures: 2, openForMs: 1000 });
+    expect((await c.wait(id, 30_000)).status).toBe("completed");
+    const spawned = rec.events.filter((e) => e.event.type === "ACTOR_SPAWNED").map((e) => e.event.data.hostId);
+    expect(spawned).toEqual(["host-1", "host-1"]);
+    rec.stop();
   }, 60_000);
 });
