@@ -287,13 +287,6 @@ export function createBreaker(opts: BreakerOptions): Breaker {
   };
 }
 
-/** Settings of one breaker, as the configuration's `breakers` block holds them. */
-export interface BreakerSettings {
-  threshold: number;
-  resetTimeoutMs: number;
-  firstResetMs: number;
-}
-
 /**
  * The breakers of one service, made on first use: one per name, or one per (name, key) for a
  * dependency that is several (agent_spawn is kept per host: one host's broken control endpoint

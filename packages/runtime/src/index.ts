@@ -4,7 +4,6 @@ export type {
   Breaker,
   BreakerName,
   BreakerOptions,
-  BreakerSettings,
   BreakerState,
   BreakerTransition,
   FailureRateRule,
