@@ -314,12 +314,13 @@ describe("retry with a breaker", () => {
 });
 
 describe("Breakers", () => {
-  it("makes one breaker per name, or per (name, key), with the configured settings, and reports changes", async () => {
+  it("makes one breaker per name, or per (name, key), with the configured settings, and publishes changes as events", async () => {
     const clock = new ManualClock(0);
     const seen: string[] = [];
     const breakers = new Breakers(parseConfig({ breakers: { agent_spawn: { threshold: 2 } } }).breakers, {
       clock,
-      onTransition: (t) => seen.push(`${t.breaker} ${t.key} ${t.from}->${t.to}`),
+      source: "sup-1",
+      emit: (e) => seen.push(`${e.type} ${e.scope} ${e.data.breaker} ${e.data.key} ${e.data.source}`),
     });
     expect(breakers.get("delegation")).toBe(breakers.get("delegation"));
     const a = breakers.get("agent_spawn", "host-a");
@@ -330,7 +331,10 @@ describe("Breakers", () => {
     expect(breakers.isOpen("agent_spawn", "host-never-seen")).toBe(false);
     expect(breakers.notClosed()).toEqual({ "agent_spawn:host-a": "open" });
     clock.advance(1000);
-    expect(seen).toEqual(["agent_spawn:host-a host-a closed->open", "agent_spawn:host-a host-a open->halfOpen"]);
+    expect(seen).toEqual([
+      "CIRCUIT_OPENED agent_spawn agent_spawn:host-a host-a sup-1",
+      "CIRCUIT_HALF_OPEN agent_spawn agent_spawn:host-a host-a sup-1",
+    ]);
     breakers.stop();
   });
 });

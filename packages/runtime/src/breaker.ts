@@ -12,6 +12,7 @@
 import { CadreError, type CadreEvent, type Config } from "@cadre/protocol";
 import { assign, createActor, setup } from "xstate";
 import { type Clock, systemClock } from "./clock.js";
+import type { Logger } from "./logger.js";
 import { isTransportFailure } from "./nats.js";
 
 /** Where a breaker stands: calls flow, fail fast, or one trial call is allowed. */
@@ -295,9 +296,13 @@ export function createBreaker(opts: BreakerOptions): Breaker {
 export class Breakers {
   private readonly made = new Map<string, Breaker>();
 
+  /**
+   * Every change of any of them is logged (warn) and published as an event naming `source`
+   * (see {@link breakerEvent}).
+   */
   constructor(
     private readonly settings: Config["breakers"],
-    private readonly opts: { clock?: Clock; onTransition?: (t: BreakerTransition & { key: string }) => void } = {},
+    private readonly opts: { source: string; clock?: Clock; logger?: Logger; emit?: (event: CadreEvent) => void },
   ) {}
 
   get(name: BreakerName, key = ""): Breaker {
@@ -308,7 +313,10 @@ export class Breakers {
         name: id,
         ...this.settings[name],
         ...(this.opts.clock ? { clock: this.opts.clock } : {}),
-        onTransition: (t) => this.opts.onTransition?.({ ...t, key }),
+        onTransition: (t) => {
+          this.opts.logger?.warn({ ...t, key }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
+          this.opts.emit?.(breakerEvent({ ...t, key }, this.opts.source));
+        },
       });
       this.made.set(id, b);
     }

@@ -8,7 +8,7 @@ export type {
   BreakerTransition,
   FailureRateRule,
 } from "./breaker.js";
-export { Breakers, breakerEvent, CircuitOpenError, createBreaker, isDependencyFailure } from "./breaker.js";
+export { Breakers, CircuitOpenError, createBreaker, isDependencyFailure } from "./breaker.js";
 export type { Clock } from "./clock.js";
 export { ManualClock, sleep, systemClock } from "./clock.js";
 export type { ConfigSources } from "./config-loader.js";
@@ -68,4 +68,4 @@ export type {
 } from "./transactions.js";
 export { readLog, TxnRecordSchema, TxStore } from "./transactions.js";
 export type { WorkflowState } from "./workflow-state.js";
-export { isFrozen, StateValueSchema, stateKey, workflowState } from "./workflow-state.js";
+export { frozenKey, isFrozen, StateValueSchema, stateKey, workflowState } from "./workflow-state.js";

@@ -48,23 +48,28 @@ export interface CorruptionReport {
 /** The field every stored value carries: CRC32 of the value's JSON without it. */
 const CHECKSUM = "_crc";
 
+/** A stored value's JSON without its checksum field, or DAMAGED when the checksum fails. */
+const DAMAGED: unique symbol = Symbol("damaged");
+function withoutChecksum(raw: unknown): unknown {
+  // Values written before checksums (or by other tools) have none and are taken as they are.
+  if (!raw || typeof raw !== "object" || !(CHECKSUM in raw)) return raw;
+  const { [CHECKSUM]: sum, ...rest } = raw as Record<string, unknown>;
+  return crc32(JSON.stringify(rest)) === sum ? rest : DAMAGED;
+}
+
 /**
  * The JSON of a stored value without its checksum; undefined when it is not JSON or fails its
  * checksum. Values without one (written before checksums, or by other tools) pass as they are.
  */
 export function verifyChecksum(bytes: Uint8Array): unknown {
-  let raw: unknown;
   try {
-    raw = JSON.parse(dec.decode(bytes));
+    const raw = withoutChecksum(JSON.parse(dec.decode(bytes)));
+    return raw === DAMAGED ? undefined : raw;
   } catch {
     return undefined;
   }
-  if (!raw || typeof raw !== "object" || !(CHECKSUM in raw)) return raw;
-  const { [CHECKSUM]: sum, ...rest } = raw as Record<string, unknown>;
-  return crc32(JSON.stringify(rest)) === sum ? rest : undefined;
 }
 
-/** Typed, revision-checked access to one KV bucket. */
 export interface StateStoreOptions {
   /** Told of every damaged value met on a read (restored or not). */
   onCorruption?: (report: CorruptionReport) => void;
@@ -224,15 +229,11 @@ export class StateStore<T> {
     } catch (err) {
       throw new ProtocolError(`${this.name} "${key}" is not JSON`, { key }, { cause: err });
     }
-    // Values written before checksums (or by other tools) have none and are taken as they are.
-    if (raw && typeof raw === "object" && CHECKSUM in raw) {
-      const { [CHECKSUM]: sum, ...rest } = raw as Record<string, unknown>;
-      if (crc32(JSON.stringify(rest)) !== sum) {
-        throw new ProtocolError(`${this.name} "${key}" fails its checksum: its bytes were changed`, { key });
-      }
-      raw = rest;
+    const value = withoutChecksum(raw);
+    if (value === DAMAGED) {
+      throw new ProtocolError(`${this.name} "${key}" fails its checksum: its bytes were changed`, { key });
     }
-    const r = this.schema.safeParse(raw);
+    const r = this.schema.safeParse(value);
     if (!r.success) {
       throw new ProtocolError(`${this.name} "${key}" does not match its schema`, {
         key,

@@ -33,9 +33,12 @@ export function stateKey(workflowId: string, name: string): string {
   return `${workflowId}.${name}`;
 }
 
-/** Whether a workflow is in data protection mode (its registry key `frozen.<id>` exists). */
+/** The registry key that puts a workflow in data protection mode while it exists. */
+export const frozenKey = (workflowId: string): string => `frozen.${workflowId}`;
+
+/** Whether a workflow is in data protection mode (its registry key {@link frozenKey} exists). */
 export async function isFrozen(registry: KV, workflowId: string): Promise<boolean> {
-  const e = await registry.get(`frozen.${workflowId}`);
+  const e = await registry.get(frozenKey(workflowId));
   return e?.operation === "PUT";
 }
 

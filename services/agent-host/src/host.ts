@@ -33,7 +33,6 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
-  breakerEvent,
   type Clock,
   closeBus,
   connectNats,
@@ -161,10 +160,9 @@ export class AgentHost implements PullerHost {
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
     this.breakers = new Breakers(this.config.breakers, {
       clock: this.clock,
-      onTransition: (t) => {
-        this.logger.warn({ ...t }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
-        this.emit(breakerEvent(t, this.hostId));
-      },
+      source: this.hostId,
+      logger: this.logger,
+      emit: (e) => this.emit(e),
     });
     this.bus = eventBusFor(
       this.nc,

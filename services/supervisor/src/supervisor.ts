@@ -39,7 +39,6 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
-  breakerEvent,
   type Clock,
   type CorruptionReport,
   closeBus,
@@ -47,6 +46,7 @@ import {
   type EventBus,
   ensureInfrastructure,
   eventBusFor,
+  frozenKey,
   type LivenessEvent,
   type Logger,
   type NatsConnection,
@@ -174,10 +174,9 @@ export class Supervisor {
     this.nc = await connectNats(this.config.natsUrl, this.id, this.logger);
     this.breakers = new Breakers(this.config.breakers, {
       clock: this.clock,
-      onTransition: (t) => {
-        this.logger.warn({ ...t }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
-        this.emit(breakerEvent(t, this.id));
-      },
+      source: this.id,
+      logger: this.logger,
+      emit: (e) => this.emit(e),
     });
     this.bus = eventBusFor(this.nc, this.id, this.config, this.logger, this.clock, this.breakers.get("event_publish"));
     const buckets = await ensureInfrastructure(this.nc, this.config);
@@ -553,10 +552,10 @@ export class Supervisor {
 
   /** Keeps the set of frozen workflows in step with the registry (every supervisor, standbys too). */
   private async followFrozen(): Promise<void> {
-    const watch = await this.registryKv.watch({ key: "frozen.>" });
+    const watch = await this.registryKv.watch({ key: frozenKey(">") });
     void (async () => {
       for await (const e of watch) {
-        const id = e.key.slice("frozen.".length);
+        const id = e.key.slice(frozenKey("").length);
         if (e.operation === "PUT") this.frozen.add(id);
         else this.frozen.delete(id);
       }
@@ -570,10 +569,10 @@ export class Supervisor {
   private async freeze({ workflowId, frozen }: Body<"sup.freeze">): Promise<Body<"sup.freeze.ok">> {
     if (!(await this.workflows.get(workflowId))) throw new NotFoundError("workflow", workflowId);
     if (frozen) {
-      await this.registryKv.put(`frozen.${workflowId}`, JSON.stringify({ by: this.id, at: this.clock.now() }));
+      await this.registryKv.put(frozenKey(workflowId), JSON.stringify({ by: this.id, at: this.clock.now() }));
       this.frozen.add(workflowId);
     } else {
-      await this.registryKv.delete(`frozen.${workflowId}`);
+      await this.registryKv.delete(frozenKey(workflowId));
       this.frozen.delete(workflowId);
     }
     this.emit({
