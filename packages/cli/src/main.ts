@@ -13,7 +13,7 @@ import {
   toCadreError,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { connectNats, loadConfig, readEvents, readYamlFile, request } from "@cadre/runtime";
+import { call, connectNats, loadConfig, readEvents, readYamlFile } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
 import { startStack } from "./stack.js";
@@ -156,7 +156,7 @@ program
   .action(async (workflowId: string) => {
     try {
       const nc = await connectNats(config().natsUrl, "cadre-cli");
-      const reply = await request(nc, subjects.supervisor("status"), "sup.status", { workflowId }, "sup.status.ok", {
+      const reply = await call(nc, "sup.status", { workflowId }, {
         sender: "cadre-cli",
         timeoutMs: 5000,
       });
@@ -207,12 +207,10 @@ program
         ]);
       }
       const nc = await connectNats(config().natsUrl, "cadre-cli");
-      const { actors } = await request(
+      const { actors } = await call(
         nc,
-        subjects.supervisor("quarantine"),
         "sup.quarantine",
         { op: op as "list" | "release" | "retire", ...(actorId ? { actorId } : {}) },
-        "sup.quarantine.ok",
         { sender: "cadre-cli", timeoutMs: config().requestTimeoutMs },
       );
       await nc.close();
@@ -249,7 +247,7 @@ for (const [name, frozen] of [
     .action(async (workflowId: string) => {
       try {
         const nc = await connectNats(config().natsUrl, "cadre-cli");
-        await request(nc, subjects.supervisor("freeze"), "sup.freeze", { workflowId, frozen }, "sup.freeze.ok", {
+        await call(nc, "sup.freeze", { workflowId, frozen }, {
           sender: "cadre-cli",
           timeoutMs: config().requestTimeoutMs,
         });
@@ -348,7 +346,7 @@ program
   .action(async (o: { json?: boolean }) => {
     try {
       const nc = await connectNats(config().natsUrl, "cadre-cli");
-      const w = await request(nc, subjects.supervisor("waits"), "sup.waits", {}, "sup.waits.ok", {
+      const w = await call(nc, "sup.waits", {}, {
         sender: "cadre-cli",
         timeoutMs: config().requestTimeoutMs,
       });

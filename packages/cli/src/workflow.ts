@@ -3,13 +3,12 @@
 import {
   BUCKETS,
   randomId,
-  subjects,
   type Team,
   TimeoutError,
   type WorkflowRecord,
   WorkflowRecordSchema,
 } from "@cadre/protocol";
-import { backoffDelay, isTransient, type NatsConnection, request, retry } from "@cadre/runtime";
+import { backoffDelay, call, isTransient, type NatsConnection, retry } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Options of {@link submitWorkflow}. */
@@ -32,12 +31,10 @@ export async function submitWorkflow(
   const sender = `cli-${randomId(6)}`;
   return retry(
     () =>
-      request(
+      call(
         nc,
-        subjects.supervisor("submit"),
         "sup.submit",
         { team: opts.team, ...(opts.input ? { input: opts.input } : {}), priority: opts.priority ?? 0 },
-        "sup.submit.ok",
         { sender, timeoutMs: opts.requestTimeoutMs ?? 5000 },
       ),
     { maxAttempts: 12, baseMs: 250, maxMs: 3000 },

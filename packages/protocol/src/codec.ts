@@ -6,7 +6,7 @@
 
 import { Packr } from "msgpackr";
 import { type CadreError, formatIssues, fromWire, ProtocolError, ProtocolVersionMismatchError } from "./errors.js";
-import { type Body, type BodyInput, type MessageType, messages } from "./messages.js";
+import { type Body, type BodyInput, type MessageType, messages } from "./operations.js";
 
 /** Protocol version carried by every frame. */
 export const PROTOCOL_VERSION = 1;

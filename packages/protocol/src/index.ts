@@ -39,8 +39,6 @@ export {
 export type {
   ActorRecord,
   ActorSpec,
-  Body,
-  BodyInput,
   CadreEvent,
   ChildNotice,
   Conflict,
@@ -49,8 +47,6 @@ export type {
   HostRecord,
   InheritedContext,
   LeaseRecord,
-  MessageTable,
-  MessageType,
   QuarantineReason,
   SubtaskSpec,
   TaskCounts,
@@ -76,12 +72,10 @@ export {
   HostRecordSchema,
   InheritedContextSchema,
   LeaseRecordSchema,
-  messages,
   QuarantineReplySchema,
   QuarantineRequestSchema,
   SpawnReplySchema,
   SpawnRequestSchema,
-  StatusReplySchema,
   StatusRequestSchema,
   SubmitReplySchema,
   SubmitRequestSchema,
@@ -94,7 +88,7 @@ export {
   WorkflowRecordSchema,
 } from "./messages.js";
 export { checkDelegation } from "./policy.js";
-export type { SupervisorOperation } from "./subjects.js";
+export * from "./operations.js";
 export {
   BUCKETS,
   HEADERS,
@@ -102,7 +96,6 @@ export {
   RESULTS_CONSUMER,
   STREAMS,
   SUBJECT_PREFIX,
-  SUPERVISOR_QUEUE,
   subjects,
   taskConsumer,
   token,

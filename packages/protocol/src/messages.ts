@@ -7,15 +7,17 @@
 import { z } from "zod";
 import { KindSchema, NameSchema, TeamSchema } from "./team.js";
 
-const Id = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "ids use letters, digits, '_' and '-'");
-const Json = z.record(z.string(), z.unknown());
-const Millis = z.number().int().nonnegative();
+export const Id = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "ids use letters, digits, '_' and '-'");
+export const Json = z.record(z.string(), z.unknown());
+export const Millis = z.number().int().nonnegative();
 
 /** An error as it travels: `{ code, message, data }`. */
 export const WireErrorSchema = z.object({
   code: z.string().min(1),
   message: z.string(),
   data: Json.optional(),
+  /** The sender's judgement: whether asking again can succeed (kept for codes the receiver does not know). */
+  retryable: z.boolean().optional(),
 });
 
 /**
@@ -105,14 +107,13 @@ export const WorkflowRecordSchema = z.object({
   teamId: Id,
   teamName: NameSchema,
   rootTaskId: Id,
-  status: z.enum(["running", "completed", "failed"]),
+  status: z.enum(["running", "completed", "failed", "cancelled"]),
   submittedAt: Millis,
   finishedAt: Millis.nullable(),
   tasks: TaskCountsSchema,
   output: z.unknown().optional(),
   error: WireErrorSchema.optional(),
 });
-export const StatusReplySchema = z.object({ workflow: WorkflowRecordSchema });
 
 /** The result that was applied to a task. */
 export const AppliedResultSchema = z.object({
@@ -140,7 +141,7 @@ export const ConflictSchema = z.object({
 
 export const TaskRecordSchema = z.object({
   task: TaskEnvelopeSchema,
-  status: z.enum(["queued", "completed", "failed"]),
+  status: z.enum(["queued", "completed", "failed", "cancelled"]),
   createdAt: Millis,
   finishedAt: Millis.nullable(),
   output: z.unknown().optional(),
@@ -311,42 +312,18 @@ export const EventSchema = z.object({
 /** An error reply to any request. */
 export const ErrorReplySchema = z.object({ error: WireErrorSchema });
 
-/** Every message type and its body's schema. */
-export const messages = {
+/**
+ * Messages that are not operations (see operations.ts for requests and replies): tasks,
+ * results, events, heartbeats, child notices and the error reply.
+ */
+export const coreMessages = {
   task: TaskEnvelopeSchema,
   result: TaskResultSchema,
   event: EventSchema,
   heartbeat: HeartbeatSchema,
   "child.done": ChildNoticeSchema,
-  "host.spawn": SpawnRequestSchema,
-  "host.spawn.ok": SpawnReplySchema,
-  "host.actor": ActorControlRequestSchema,
-  "host.actor.ok": ActorControlReplySchema,
-  "sup.submit": SubmitRequestSchema,
-  "sup.submit.ok": SubmitReplySchema,
-  "sup.delegate": DelegateRequestSchema,
-  "sup.delegate.ok": DelegateReplySchema,
-  "sup.status": StatusRequestSchema,
-  "sup.status.ok": StatusReplySchema,
-  "sup.quarantine": QuarantineRequestSchema,
-  "sup.quarantine.ok": QuarantineReplySchema,
-  "sup.acquire": AcquireRequestSchema,
-  "sup.acquire.ok": AcquireReplySchema,
-  "sup.release": ReleaseRequestSchema,
-  "sup.release.ok": ReleaseReplySchema,
-  "sup.waits": WaitsRequestSchema,
-  "sup.waits.ok": WaitsReplySchema,
-  "sup.freeze": FreezeRequestSchema,
-  "sup.freeze.ok": FreezeReplySchema,
   error: ErrorReplySchema,
 } as const;
-
-export type MessageTable = typeof messages;
-export type MessageType = keyof MessageTable;
-/** The body of a message of type T, after parsing (defaults applied). */
-export type Body<T extends MessageType> = z.infer<MessageTable[T]>;
-/** The body of a message of type T, as a sender may write it (defaults optional). */
-export type BodyInput<T extends MessageType> = z.input<MessageTable[T]>;
 
 export type WireErrorBody = z.infer<typeof WireErrorSchema>;
 export type TaskEnvelope = z.infer<typeof TaskEnvelopeSchema>;

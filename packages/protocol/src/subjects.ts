@@ -7,8 +7,8 @@
  *   cadre.v1.result.<workflowId>       JetStream (CADRE_RESULTS): results of task attempts
  *   cadre.v1.evt.<category>.<scope>    JetStream (CADRE_EVENTS, captured core publishes): events
  *   cadre.v1.hb.<hostId>               core: agent-host heartbeats
- *   cadre.v1.host.<hostId>             core request/reply: control of one agent-host (spawn, stop)
- *   cadre.v1.sup.<operation>           core request/reply: supervisor operations (queue group)
+ *   cadre.v1.host.<hostId>.<op>        core request/reply: operations of one agent-host (operations.ts)
+ *   cadre.v1.sup.<op>                  core request/reply: supervisor operations, queue group (operations.ts)
  *   cadre.v1.child.<parentTaskId>      core: a child of <parentTaskId> reached a terminal state
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or spaces, so an id can never widen a
@@ -83,29 +83,9 @@ export const subjects = {
   heartbeat: (hostId: string) => `${SUBJECT_PREFIX}.hb.${token("host id", hostId)}`,
   /** Filter for every heartbeat. */
   allHeartbeats: () => `${SUBJECT_PREFIX}.hb.*`,
-  /** Control requests for one host. */
-  hostControl: (hostId: string) => `${SUBJECT_PREFIX}.host.${token("host id", hostId)}`,
-  /** Operations on one actor of a host (quarantine, release, retire). */
-  hostActors: (hostId: string) => `${SUBJECT_PREFIX}.host.${token("host id", hostId)}.actor`,
-  /** A supervisor operation. */
-  supervisor: (operation: SupervisorOperation) => `${SUBJECT_PREFIX}.sup.${token("operation", operation)}`,
   /** Notice to the holder of a parent task that one of its children finished. */
   child: (parentTaskId: string) => `${SUBJECT_PREFIX}.child.${token("task id", parentTaskId)}`,
 } as const;
-
-/** Operations the supervisor answers. */
-export type SupervisorOperation =
-  | "submit"
-  | "delegate"
-  | "status"
-  | "quarantine"
-  | "acquire"
-  | "release"
-  | "waits"
-  | "freeze";
-
-/** Queue group shared by supervisors so each request is answered once. */
-export const SUPERVISOR_QUEUE = "cadre-supervisor";
 
 /** Durable consumer name for the tasks of one kind of one team. */
 export const taskConsumer = (teamId: string, kind: string): string =>

@@ -1,19 +1,9 @@
 /**
- * NATS connection and typed request/reply. Every inbound message is decoded with the codec
- * (zod-parsed) before a handler sees it; every failure is answered with a typed error reply,
- * so a bad request never crashes a service and the caller learns what to fix.
+ * The NATS connection and what tells a passing NATS failure from a lasting one. Typed
+ * request/reply over the operations table is in operations.ts.
  */
 
-import {
-  type Body,
-  type BodyInput,
-  CadreError,
-  decodeAs,
-  encode,
-  type MessageType,
-  toCadreError,
-  UnavailableError,
-} from "@cadre/protocol";
+import { UnavailableError } from "@cadre/protocol";
 import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
@@ -135,7 +125,7 @@ export function isTransportFailure(err: unknown): boolean {
 }
 
 /** The names of an error and its causes. */
-function causeNames(err: unknown): string[] {
+export function causeNames(err: unknown): string[] {
   const names: string[] = [];
   for (let e: unknown = err, depth = 0; depth < 6 && e !== null && typeof e === "object"; depth++) {
     names.push(String((e as Error).name));
@@ -144,98 +134,3 @@ function causeNames(err: unknown): string[] {
   return names;
 }
 
-/** Options of {@link request}. */
-export interface RequestOptions {
-  sender: string;
-  cid?: string;
-  timeoutMs: number;
-}
-
-/**
- * Sends a typed request and returns the typed reply body. An error reply is thrown as its
- * typed error; no responder or no answer in time is an UnavailableError (retryable).
- */
-export async function request<Q extends MessageType, R extends MessageType>(
-  nc: NatsConnection,
-  subject: string,
-  type: Q,
-  body: BodyInput<Q>,
-  replyType: R,
-  opts: RequestOptions,
-): Promise<Body<R>> {
-  let reply: Msg;
-  try {
-    reply = await nc.request(subject, encode(type, body, { sender: opts.sender, cid: opts.cid ?? "" }), {
-      timeout: opts.timeoutMs,
-    });
-  } catch (err) {
-    // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
-    const names = causeNames(err);
-    if (names.some((n) => n === "NoRespondersError" || n === "NoResponders")) {
-      throw new UnavailableError(`nothing answers on ${subject}; is the service running?`, { subject }, { cause: err });
-    }
-    if (names.some((n) => n === "TimeoutError" || n === "Timeout")) {
-      throw new UnavailableError(`no answer on ${subject} within ${opts.timeoutMs} ms`, { subject }, { cause: err });
-    }
-    if (isTransient(err)) {
-      throw new UnavailableError(
-        `${subject}: NATS is not ready (${(err as Error).message})`,
-        { subject },
-        { cause: err },
-      );
-    }
-    throw toCadreError(err);
-  }
-  return decodeAs(reply.data, replyType).body;
-}
-
-/** Options of {@link serve}. */
-export interface ServeOptions<Q extends MessageType, R extends MessageType> {
-  subject: string;
-  queue?: string;
-  requestType: Q;
-  replyType: R;
-  sender: string;
-  logger: Logger;
-  handler: (body: Body<Q>, meta: { sender: string; cid: string }) => Promise<BodyInput<R>>;
-}
-
-/** Answers typed requests on a subject; each request is handled concurrently. */
-export function serve<Q extends MessageType, R extends MessageType>(
-  nc: NatsConnection,
-  opts: ServeOptions<Q, R>,
-): Subscription {
-  const handle = async (m: Msg): Promise<void> => {
-    let cid = "";
-    try {
-      const msg = decodeAs(m.data, opts.requestType);
-      cid = msg.cid;
-      const result = await opts.handler(msg.body, { sender: msg.sender, cid });
-      m.respond(encode(opts.replyType, result, { sender: opts.sender, cid }));
-    } catch (err) {
-      // NATS itself failing under the handler (a stream electing a leader) is worth retrying,
-      // not an internal error: the caller backs off and asks again.
-      const e =
-        !(err instanceof CadreError) && isTransient(err)
-          ? new UnavailableError(`${opts.subject}: NATS is not ready (${(err as Error).message})`, {}, { cause: err })
-          : toCadreError(err);
-      const level = e.code === "INTERNAL" ? "error" : "info";
-      opts.logger[level]({ err: e, code: e.code, subject: opts.subject, cid }, `request refused: ${e.message}`);
-      try {
-        m.respond(encode("error", { error: e.toWire() }, { sender: opts.sender, cid }));
-      } catch (replyErr) {
-        opts.logger.error({ err: replyErr }, "could not send error reply");
-      }
-    }
-  };
-  return nc.subscribe(opts.subject, {
-    ...(opts.queue ? { queue: opts.queue } : {}),
-    callback: (err, m) => {
-      if (err) {
-        opts.logger.error({ err }, `subscription ${opts.subject} failed`);
-        return;
-      }
-      void handle(m);
-    },
-  });
-}

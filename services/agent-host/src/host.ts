@@ -47,12 +47,12 @@ import {
   type NatsConnection,
   Outbox,
   OutboxFullError,
-  request,
+  call,
+  OperationServer,
   retry,
   StateStore,
   StateValueSchema,
   type Subscription,
-  serve,
   sleep,
   systemClock,
   TxStore,
@@ -125,6 +125,7 @@ export class AgentHost implements PullerHost {
   private eventOutbox!: Outbox;
   private connectivity!: Actor<typeof connectivityMachine>;
   private readonly subs: Subscription[] = [];
+  private server?: OperationServer;
   private heartbeatTimer?: NodeJS.Timeout;
   private hooks!: HookRunner;
   private seq = 0;
@@ -208,24 +209,16 @@ export class AgentHost implements PullerHost {
       maxMs: 1000,
       clock: this.clock,
     });
-    this.subs.push(
-      serve(this.nc, {
-        subject: subjects.hostControl(this.hostId),
-        requestType: "host.spawn",
-        replyType: "host.spawn.ok",
-        sender: this.hostId,
-        logger: this.logger,
-        handler: async ({ actors }) => ({ actorIds: await this.spawn(actors) }),
-      }),
-      serve(this.nc, {
-        subject: subjects.hostActors(this.hostId),
-        requestType: "host.actor",
-        replyType: "host.actor.ok",
-        sender: this.hostId,
-        logger: this.logger,
-        handler: async (body) => this.actorControl(body),
-      }),
-    );
+    this.server = await OperationServer.start(this.nc, {
+      name: "cadre-agent-host",
+      id: this.hostId,
+      hostId: this.hostId,
+      description: "runs actors and their tasks",
+      logger: this.logger,
+      metadata: { incarnation: this.incarnation },
+    });
+    this.server.serve("host.spawn", async ({ actors }) => ({ actorIds: await this.spawn(actors) }));
+    this.server.serve("host.actor", async (body) => this.actorControl(body));
     // Heartbeats are a timer and a core publish: nothing on the work path can delay them
     // except a blocked event loop, which is exactly what they should reveal.
     this.heartbeat();
@@ -311,6 +304,7 @@ export class AgentHost implements PullerHost {
       a.ref.stop();
     }
     for (const s of this.subs) s.unsubscribe();
+    await this.server?.stop();
     this.connectivity?.stop();
     if (this.bus) await closeBus(this.bus);
     this.breakers?.stop();
@@ -510,12 +504,10 @@ export class AgentHost implements PullerHost {
     const gap = h.spec.kind.behaviour.type === "script" ? h.spec.kind.behaviour.acquireGapMs : 0;
     for (const resource of h.spec.kind.acquire) {
       signal.throwIfAborted();
-      await request(
+      await call(
         this.nc,
-        subjects.supervisor("acquire"),
         "sup.acquire",
         { taskId: task.taskId, teamId: task.teamId, resource, priority: task.priority },
-        "sup.acquire.ok",
         // The supervisor answers TIMEOUT at the acquisition timeout; this is only the backstop.
         { sender: this.hostId, cid: task.workflowId, timeoutMs: this.config.resources.acquireTimeoutMs + 5000 },
       );
@@ -526,7 +518,7 @@ export class AgentHost implements PullerHost {
   /** Lets go of what an attempt held (best effort: the supervisor also releases on the result). */
   private releaseAll(h: HostedActor, task: TaskEnvelope): void {
     if (h.spec.kind.acquire.length === 0) return;
-    request(this.nc, subjects.supervisor("release"), "sup.release", { taskId: task.taskId }, "sup.release.ok", {
+    call(this.nc, "sup.release", { taskId: task.taskId }, {
       sender: this.hostId,
       timeoutMs: this.config.requestTimeoutMs,
     }).catch((err) => this.logger.warn({ err, taskId: task.taskId }, "resources not released; the result will"));
@@ -656,17 +648,11 @@ export class AgentHost implements PullerHost {
     const reply = await retry(
       () =>
         delegation.call(() =>
-          request(
+          call(
             this.nc,
-            subjects.supervisor("delegate"),
             "sup.delegate",
             { parent: task, subtasks },
-            "sup.delegate.ok",
-            {
-              sender: this.hostId,
-              cid: task.workflowId,
-              timeoutMs: this.config.requestTimeoutMs,
-            },
+            { sender: this.hostId, cid: task.workflowId, timeoutMs: this.config.requestTimeoutMs },
           ),
         ),
       { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.clock },
@@ -706,7 +692,8 @@ export class AgentHost implements PullerHost {
     const child: ChildOutcome = {
       taskId: rec.task.taskId,
       kind: rec.task.kind,
-      status: rec.status,
+      // A cancelled child: its workflow is ending, and its director is being stopped too.
+      status: rec.status === "completed" ? "completed" : "failed",
       ...(rec.output !== undefined ? { output: rec.output } : {}),
       ...(rec.error ? { error: rec.error } : {}),
     };

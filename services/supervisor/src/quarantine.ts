@@ -15,9 +15,8 @@ import {
   NotFoundError,
   type QuarantineReason,
   randomId,
-  subjects,
 } from "@cadre/protocol";
-import { type Logger, type NatsConnection, request } from "@cadre/runtime";
+import { call, type Logger, type NatsConnection } from "@cadre/runtime";
 import { placeReplicas } from "./placement.js";
 import type { Registry } from "./registry.js";
 
@@ -80,16 +79,11 @@ export class Quarantine {
 
   /** Asks the actor's host to quarantine, release or retire it. */
   private onHost(rec: ActorRecord, op: "quarantine" | "release" | "retire") {
-    return request(
+    return call(
       this.d.nc,
-      subjects.hostActors(rec.hostId),
       "host.actor",
       { op, actorId: rec.actorId },
-      "host.actor.ok",
-      {
-        sender: this.d.sender,
-        timeoutMs: this.d.config.requestTimeoutMs,
-      },
+      { sender: this.d.sender, hostId: rec.hostId, timeoutMs: this.d.config.requestTimeoutMs },
     );
   }
 

@@ -24,7 +24,6 @@ import {
   randomId,
   rootTaskId,
   STREAMS,
-  SUPERVISOR_QUEUE,
   subjects,
   type TaskEnvelope,
   type TaskRecord,
@@ -39,6 +38,7 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
+  call,
   type Clock,
   type CorruptionReport,
   closeBus,
@@ -51,10 +51,9 @@ import {
   type Logger,
   type NatsConnection,
   PULL_OPTIONS,
-  request,
+  OperationServer,
   StateStore,
   type Subscription,
-  serve,
   systemClock,
 } from "@cadre/runtime";
 import {
@@ -131,6 +130,8 @@ export class Supervisor {
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
   private lease!: LeaseKeeper;
+  /** This supervisor's micro-service registration (see announce). */
+  private server?: OperationServer;
   private results?: ConsumerMessages;
   private readonly placing = new Map<string, Promise<void>>();
   private readonly placed = new Set<string>();
@@ -294,83 +295,20 @@ export class Supervisor {
   private async activate(term: number, previous: string | undefined): Promise<void> {
     const since = this.clock.now();
     await this.registry.load();
+    const server = await this.announce("active");
+    server.serve("sup.submit", (body) => this.submit(body));
+    server.serve("sup.delegate", (body) => this.delegate(body));
+    server.serve("sup.status", async ({ workflowId }) => {
+      const w = await this.workflows.get(workflowId);
+      if (!w) throw new NotFoundError("workflow", workflowId);
+      return { workflow: w.value };
+    });
+    server.serve("sup.quarantine", async ({ op, actorId }) => ({ actors: await this.quarantine.command(op, actorId) }));
+    server.serve("sup.acquire", async (req) => ({ resource: req.resource, waitedMs: await this.resources.acquire(req) }));
+    server.serve("sup.release", async ({ taskId }) => ({ released: this.resources.release(taskId) }));
+    server.serve("sup.freeze", (body) => this.freeze(body));
+    server.serve("sup.waits", async () => this.resources.view());
     this.activeSubs = [
-      serve(this.nc, {
-        subject: subjects.supervisor("submit"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.submit",
-        replyType: "sup.submit.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: (body) => this.submit(body),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("delegate"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.delegate",
-        replyType: "sup.delegate.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: (body) => this.delegate(body),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("status"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.status",
-        replyType: "sup.status.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: async ({ workflowId }) => {
-          const w = await this.workflows.get(workflowId);
-          if (!w) throw new NotFoundError("workflow", workflowId);
-          return { workflow: w.value };
-        },
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("quarantine"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.quarantine",
-        replyType: "sup.quarantine.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: async ({ op, actorId }) => ({ actors: await this.quarantine.command(op, actorId) }),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("acquire"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.acquire",
-        replyType: "sup.acquire.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: async (req) => ({ resource: req.resource, waitedMs: await this.resources.acquire(req) }),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("release"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.release",
-        replyType: "sup.release.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: async ({ taskId }) => ({ released: this.resources.release(taskId) }),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("freeze"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.freeze",
-        replyType: "sup.freeze.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: (body) => this.freeze(body),
-      }),
-      serve(this.nc, {
-        subject: subjects.supervisor("waits"),
-        queue: SUPERVISOR_QUEUE,
-        requestType: "sup.waits",
-        replyType: "sup.waits.ok",
-        sender: this.id,
-        logger: this.logger,
-        handler: async () => this.resources.view(),
-      }),
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
@@ -412,7 +350,25 @@ export class Supervisor {
     for (const s of this.activeSubs) s.unsubscribe();
     this.activeSubs = [];
     this.placed.clear();
+    await this.announce("standby").catch((err) => this.logger.warn({ err }, "standby service not registered"));
     this.emit({ type: "SUPERVISOR_STANDBY", category: "supervisor", scope: this.id, data: { reason } });
+  }
+
+  /**
+   * Registers this supervisor as a NATS micro service in its role: the active one with every
+   * supervisor operation as an endpoint, a standby with none (so `$SRV.INFO` lists both, and
+   * only the active one answers). The previous registration is withdrawn first.
+   */
+  private async announce(role: "active" | "standby"): Promise<OperationServer> {
+    await this.server?.stop();
+    this.server = await OperationServer.start(this.nc, {
+      name: "cadre-supervisor",
+      id: this.id,
+      description: "places actors, enforces the delegation policy, applies results",
+      logger: this.logger,
+      metadata: { role },
+    });
+    return this.server;
   }
 
   /** Pauses host failure detection while this supervisor is itself cut off from NATS. */
@@ -461,6 +417,7 @@ export class Supervisor {
     clearInterval(this.repairTimer);
     this.results?.stop();
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
+    await this.server?.stop();
     await Promise.allSettled([...this.perWorkflow.values()]);
     if (this.bus) await closeBus(this.bus);
     this.breakers?.stop();
@@ -895,10 +852,7 @@ export class Supervisor {
     // One breaker per host: a host whose control endpoint keeps failing is left out of placement
     // (see place) until a trial spawn succeeds, and the others are not held up by it.
     await this.breakers.get("agent_spawn", hostId).call(() =>
-      request(this.nc, subjects.hostControl(hostId), "host.spawn", { actors }, "host.spawn.ok", {
-        sender: this.id,
-        timeoutMs: this.config.requestTimeoutMs,
-      }),
+      call(this.nc, "host.spawn", { actors }, { sender: this.id, hostId, timeoutMs: this.config.requestTimeoutMs }),
     );
     const now = this.clock.now();
     for (const a of actors) {

@@ -1,0 +1,350 @@
+/**
+ * The operations table: every request/reply Cadre serves, in one place. Each entry names the
+ * service that answers it, its request and reply schemas and the roles that may call it; the
+ * subject, the queue group, the micro-service endpoint, the codec's message types and (later)
+ * the NATS permissions are all derived from it, so a request and its reply cannot be mismatched
+ * and no operation subject is written anywhere else.
+ *
+ * Subjects: a supervisor operation `sup.<path>` is `cadre.v1.sup.<path>`, answered by the
+ * supervisors' queue group (the active one subscribes); an agent-host operation `host.<path>`
+ * is `cadre.v1.host.<hostId>.<path>`, answered by that host.
+ */
+
+import { z } from "zod";
+import {
+  AcquireReplySchema,
+  AcquireRequestSchema,
+  ActorControlReplySchema,
+  ActorControlRequestSchema,
+  ActorRecordSchema,
+  coreMessages,
+  DelegateReplySchema,
+  DelegateRequestSchema,
+  FreezeReplySchema,
+  FreezeRequestSchema,
+  Id,
+  Millis,
+  QuarantineReplySchema,
+  QuarantineRequestSchema,
+  ReleaseReplySchema,
+  ReleaseRequestSchema,
+  SpawnReplySchema,
+  SpawnRequestSchema,
+  StatusRequestSchema,
+  SubmitReplySchema,
+  SubmitRequestSchema,
+  TaskRecordSchema,
+  WaitsReplySchema,
+  WaitsRequestSchema,
+  WorkflowRecordSchema,
+} from "./messages.js";
+import { SUBJECT_PREFIX, token } from "./subjects.js";
+import { NameSchema } from "./team.js";
+
+/** Who may call an operation. One NATS identity per service and host, two for people. */
+export const ROLES = ["supervisor", "agent-host", "monitor", "operator", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Every role, for operations anyone in the cluster may read. */
+const ALL: readonly Role[] = ROLES;
+/** Changes operators make. */
+const OPERATOR: readonly Role[] = ["operator"];
+/** What people and the monitor may read. */
+const READ: readonly Role[] = ["operator", "viewer", "monitor"];
+
+// --- workflow controls ---------------------------------------------------------------------
+
+/**
+ * A workflow's controls, kept in the registry bucket (`control.<workflowId>`), so they survive a
+ * supervisor failover and every host can follow them with a watch.
+ */
+export const WorkflowControlSchema = z.object({
+  workflowId: Id,
+  teamId: Id,
+  /** Paused: its tasks are parked instead of started; running attempts finish (or yield with `now`). */
+  paused: z.boolean().default(false),
+  /** Cancelled: every unfinished task ends `cancelled`; terminal. */
+  cancelled: z.object({ reason: z.string().max(1000), at: Millis }).nullable().default(null),
+  /** At most this many agent attempts of the workflow run at once; null for no cap. */
+  maxAgents: z.number().int().positive().nullable().default(null),
+  /** Actors of its team that placement and preemption leave alone (capacity reserved for it). */
+  guarantee: z.number().int().nonnegative().default(0),
+  /** Tasks a host gave back instead of starting (paused, over the cap); re-published at a new epoch. */
+  parked: z.array(z.object({ taskId: Id, epoch: z.number().int().min(1) })).max(10_000).default([]),
+  updatedAt: Millis,
+});
+export type WorkflowControl = z.infer<typeof WorkflowControlSchema>;
+
+const WorkflowRef = z.object({ workflowId: Id });
+const ControlReply = z.object({ control: WorkflowControlSchema });
+
+export const WorkflowListRequestSchema = z.object({
+  status: z.enum(["running", "paused", "completed", "failed", "cancelled"]).optional(),
+  /** @default 100 */
+  limit: z.number().int().min(1).max(1000).default(100),
+});
+export const WorkflowListReplySchema = z.object({
+  workflows: z.array(WorkflowRecordSchema.extend({ control: WorkflowControlSchema.nullable() })),
+});
+
+export const PauseRequestSchema = z.object({
+  workflowId: Id,
+  /** Also stop the running attempts and give their tasks back (re-run on resume). @default false */
+  now: z.boolean().default(false),
+});
+export const CancelRequestSchema = z.object({ workflowId: Id, reason: z.string().max(1000).default("cancelled by an operator") });
+export const CancelReplySchema = z.object({ control: WorkflowControlSchema, cancelled: z.array(Id) });
+export const LimitRequestSchema = z.object({
+  workflowId: Id,
+  /** Cap on concurrent agent attempts; null removes it. Absent leaves it as it is. */
+  agents: z.number().int().positive().nullable().optional(),
+  /** Actors reserved for it; 0 removes it. Absent leaves it as it is. */
+  guarantee: z.number().int().nonnegative().max(10_000).optional(),
+});
+
+/** A host asks before it hands a task of a controlled workflow to an actor. */
+export const AdmitRequestSchema = z.object({ taskId: Id, workflowId: Id, epoch: z.number().int().min(1), kind: NameSchema });
+export const AdmitReplySchema = z.object({
+  /** run: start it; parked: ack it, the supervisor re-publishes it later; cancelled: drop it. */
+  decision: z.enum(["run", "parked", "cancelled"]),
+});
+
+export const StatusReplySchema = z.object({ workflow: WorkflowRecordSchema, control: WorkflowControlSchema.nullable().default(null) });
+
+// --- teams, actors, hosts -------------------------------------------------------------------
+
+export const TeamSummarySchema = z.object({
+  teamId: Id,
+  name: NameSchema,
+  priority: z.number().int(),
+  kinds: z.array(NameSchema),
+  actors: z.number().int().nonnegative(),
+  /** Workflows of the team still running. */
+  running: z.number().int().nonnegative(),
+  /** When the team last had work queued or running (this supervisor's view). */
+  lastActiveAt: Millis.nullable(),
+});
+export const TeamListReplySchema = z.object({ teams: z.array(TeamSummarySchema) });
+export const TeamRetireRequestSchema = z.object({ teamId: Id, force: z.boolean().default(false) });
+export const TeamRetireReplySchema = z.object({ teamId: Id, actors: z.array(Id) });
+
+export const ActorListRequestSchema = z.object({ teamId: Id.optional(), hostId: Id.optional() });
+export const ActorListReplySchema = z.object({ actors: z.array(ActorRecordSchema) });
+export const ActorRetireRequestSchema = z.object({ actorId: Id });
+export const ActorRetireReplySchema = z.object({ actorId: Id, requeued: Id.optional() });
+
+export const HostSummarySchema = z.object({
+  hostId: Id,
+  incarnation: Id,
+  state: z.enum(["alive", "suspect", "unreachable", "unknown"]),
+  lastHeartbeatAt: Millis.nullable(),
+  actors: z.number().int().nonnegative(),
+  busy: z.number().int().nonnegative(),
+  maxActors: z.number().int().positive(),
+  load: z.number().nonnegative(),
+  heapUsedMb: z.number().nonnegative().optional(),
+  cordoned: z.boolean(),
+  circuits: z.record(z.string(), z.string()).default({}),
+});
+export const HostListReplySchema = z.object({ hosts: z.array(HostSummarySchema) });
+export const HostRefSchema = z.object({ hostId: Id });
+export const CordonRequestSchema = z.object({ hostId: Id, cordoned: z.boolean() });
+export const DrainReplySchema = z.object({
+  hostId: Id,
+  /** Actors started elsewhere in place of the host's. */
+  moved: z.array(z.object({ from: Id, to: Id })),
+  /** Tasks the host's actors held, given back to the queue. */
+  requeued: z.array(Id),
+});
+
+// --- inspection ------------------------------------------------------------------------------
+
+/** One task in a workflow's tree, with who holds it now. */
+export const TaskNodeSchema = z.object({
+  taskId: Id,
+  parentTaskId: Id.nullable(),
+  kind: NameSchema,
+  status: z.enum(["queued", "running", "parked", "completed", "failed", "cancelled"]),
+  epoch: z.number().int(),
+  attempts: z.number().int().nonnegative(),
+  holder: z.object({ hostId: Id, actorId: Id.nullable() }).nullable(),
+  createdAt: Millis,
+  startedAt: Millis.nullable(),
+  finishedAt: Millis.nullable(),
+  /** Milliseconds in each stage: queued before its first start, working, and in all. */
+  stages: z.object({ queuedMs: Millis.nullable(), workingMs: Millis.nullable(), totalMs: Millis.nullable() }),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export const DebugWorkflowReplySchema = z.object({
+  workflow: WorkflowRecordSchema,
+  control: WorkflowControlSchema.nullable(),
+  tasks: z.array(TaskNodeSchema),
+});
+export const DebugTaskRequestSchema = z.object({ taskId: Id });
+export const DebugTaskReplySchema = z.object({
+  record: TaskRecordSchema,
+  holder: z.object({ hostId: Id, actorId: Id.nullable() }).nullable(),
+  children: z.array(Id),
+});
+export const DebugActorRequestSchema = z.object({ actorId: Id });
+/** What a host knows of one of its actors. */
+export const ActorInspectReplySchema = z.object({
+  actorId: Id,
+  /** The XState machine's state value. */
+  state: z.unknown(),
+  quarantined: z.boolean(),
+  held: z
+    .object({ taskId: Id, epoch: z.number().int(), attempt: z.number().int(), startedAt: Millis, chain: z.array(NameSchema) })
+    .nullable(),
+  /** Tasks it handled, latest first. */
+  history: z.array(Id).max(50),
+  /** Its persisted XState snapshot. */
+  snapshot: z.unknown().optional(),
+  idleSinceMs: Millis.nullable(),
+});
+export const DebugActorReplySchema = z.object({
+  record: ActorRecordSchema,
+  /** From its host; null when the host did not answer. */
+  live: ActorInspectReplySchema.nullable(),
+});
+
+// --- agent-host operations ------------------------------------------------------------------
+
+/** The supervisor stops a running attempt (cancel) or has it give its task back (pause --now). */
+export const TaskControlRequestSchema = z.object({
+  op: z.enum(["stop", "yield"]),
+  taskId: Id,
+  reason: z.string().max(1000).default(""),
+});
+export const TaskControlReplySchema = z.object({
+  taskId: Id,
+  /** Whether an actor of this host held it. */
+  held: z.boolean(),
+  epoch: z.number().int().min(1).optional(),
+});
+
+// --- the table -------------------------------------------------------------------------------
+
+/** One operation. */
+export interface OperationDef<Q extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  readonly service: "supervisor" | "agent-host";
+  readonly request: Q;
+  readonly reply: R;
+  readonly roles: readonly Role[];
+  readonly summary: string;
+}
+
+const sup = <Q extends z.ZodType, R extends z.ZodType>(
+  request: Q,
+  reply: R,
+  roles: readonly Role[],
+  summary: string,
+): OperationDef<Q, R> & { service: "supervisor" } => ({ service: "supervisor", request, reply, roles, summary });
+const host = <Q extends z.ZodType, R extends z.ZodType>(
+  request: Q,
+  reply: R,
+  summary: string,
+): OperationDef<Q, R> & { service: "agent-host" } => ({
+  service: "agent-host",
+  request,
+  reply,
+  roles: ["supervisor"],
+  summary,
+});
+
+const Empty = z.object({});
+
+/**
+ * Every operation, by name. The name is also the codec's request type; its reply type is the
+ * name plus `.ok`.
+ */
+export const operations = {
+  "sup.submit": sup(SubmitRequestSchema, SubmitReplySchema, ["operator"], "submit a team's workflow"),
+  "sup.delegate": sup(DelegateRequestSchema, DelegateReplySchema, ["agent-host"], "create a task's subtasks"),
+  "sup.status": sup(StatusRequestSchema, StatusReplySchema, READ, "a workflow's record and controls"),
+  "sup.quarantine": sup(QuarantineRequestSchema, QuarantineReplySchema, OPERATOR, "list, release or retire quarantined actors"),
+  "sup.acquire": sup(AcquireRequestSchema, AcquireReplySchema, ["agent-host"], "acquire a named resource"),
+  "sup.release": sup(ReleaseRequestSchema, ReleaseReplySchema, ["agent-host"], "release a task's resources"),
+  "sup.waits": sup(WaitsRequestSchema, WaitsReplySchema, READ, "the wait-for graph"),
+  "sup.freeze": sup(FreezeRequestSchema, FreezeReplySchema, OPERATOR, "data protection mode on or off"),
+  "sup.workflow.list": sup(WorkflowListRequestSchema, WorkflowListReplySchema, READ, "workflows, newest first"),
+  "sup.workflow.pause": sup(PauseRequestSchema, ControlReply, OPERATOR, "stop handing a workflow's tasks to actors"),
+  "sup.workflow.resume": sup(WorkflowRef, ControlReply, OPERATOR, "hand a paused workflow's tasks out again"),
+  "sup.workflow.cancel": sup(CancelRequestSchema, CancelReplySchema, OPERATOR, "end every unfinished task cancelled"),
+  "sup.workflow.limit": sup(LimitRequestSchema, ControlReply, OPERATOR, "cap a workflow's agents or reserve actors for it"),
+  "sup.task.admit": sup(AdmitRequestSchema, AdmitReplySchema, ["agent-host"], "may this task of a controlled workflow start"),
+  "sup.team.list": sup(Empty, TeamListReplySchema, READ, "teams with their actors"),
+  "sup.team.retire": sup(TeamRetireRequestSchema, TeamRetireReplySchema, OPERATOR, "stop a team's actors and forget it"),
+  "sup.actor.list": sup(ActorListRequestSchema, ActorListReplySchema, READ, "actors, by team or host"),
+  "sup.actor.retire": sup(ActorRetireRequestSchema, ActorRetireReplySchema, OPERATOR, "stop one actor"),
+  "sup.host.list": sup(Empty, HostListReplySchema, READ, "agent-hosts with liveness and load"),
+  "sup.host.cordon": sup(CordonRequestSchema, HostSummarySchema, OPERATOR, "keep new actors off a host, or let them on"),
+  "sup.host.drain": sup(HostRefSchema, DrainReplySchema, OPERATOR, "cordon a host and move its actors and tasks"),
+  "sup.debug.workflow": sup(WorkflowRef, DebugWorkflowReplySchema, READ, "a workflow's task tree"),
+  "sup.debug.task": sup(DebugTaskRequestSchema, DebugTaskReplySchema, READ, "a task record with every result seen"),
+  "sup.debug.actor": sup(DebugActorRequestSchema, DebugActorReplySchema, READ, "an actor's record and live state"),
+  "host.spawn": host(SpawnRequestSchema, SpawnReplySchema, "start actors"),
+  "host.actor": host(ActorControlRequestSchema, ActorControlReplySchema, "quarantine, release or retire an actor"),
+  "host.task": host(TaskControlRequestSchema, TaskControlReplySchema, "stop a running attempt or give its task back"),
+  "host.inspect": host(DebugActorRequestSchema, ActorInspectReplySchema, "an actor's live state"),
+} as const satisfies Record<string, OperationDef>;
+
+export type Operations = typeof operations;
+export type OperationName = keyof Operations;
+export type SupervisorOperationName = { [K in OperationName]: Operations[K]["service"] extends "supervisor" ? K : never }[OperationName];
+export type HostOperationName = Exclude<OperationName, SupervisorOperationName>;
+export type OpRequest<N extends OperationName> = z.infer<Operations[N]["request"]>;
+export type OpRequestInput<N extends OperationName> = z.input<Operations[N]["request"]>;
+export type OpReply<N extends OperationName> = z.infer<Operations[N]["reply"]>;
+export type OpReplyInput<N extends OperationName> = z.input<Operations[N]["reply"]>;
+
+/** Queue group shared by supervisors so each request is answered once. */
+export const SUPERVISOR_QUEUE = "cadre-supervisor";
+
+/** The part of an operation's name after its service prefix: `workflow.pause`. */
+const pathOf = (name: OperationName): string => name.slice(name.indexOf(".") + 1);
+
+/**
+ * The subject an operation is served on. A host operation needs the host id; with `"*"` it is
+ * the wildcard form (for permissions).
+ */
+export function operationSubject(name: OperationName, hostId?: string): string {
+  const def = operations[name];
+  if (def.service === "supervisor") return `${SUBJECT_PREFIX}.sup.${pathOf(name)}`;
+  if (hostId === undefined) throw new TypeError(`operation ${name} is answered by one host: give its id`);
+  return `${SUBJECT_PREFIX}.host.${hostId === "*" ? "*" : token("host id", hostId)}.${pathOf(name)}`;
+}
+
+/** The micro-service endpoint name of an operation (`$SRV.INFO` lists it): `workflow-pause`. */
+export const endpointName = (name: OperationName): string => pathOf(name).replaceAll(".", "-");
+
+/** The operations one service answers. */
+export const operationsOf = (service: OperationDef["service"]): OperationName[] =>
+  (Object.keys(operations) as OperationName[]).filter((n) => operations[n].service === service);
+
+/** The operations a role may call. */
+export const operationsFor = (role: Role): OperationName[] =>
+  (Object.keys(operations) as OperationName[]).filter((n) => operations[n].roles.includes(role));
+
+type OpMessages = { [K in OperationName]: Operations[K]["request"] } & {
+  [K in OperationName as `${K}.ok`]: Operations[K]["reply"];
+};
+
+/** Every message type and its body's schema: the core messages and each operation's request and reply. */
+export const messages = {
+  ...coreMessages,
+  ...(Object.fromEntries(
+    (Object.keys(operations) as OperationName[]).flatMap((n) => [
+      [n, operations[n].request],
+      [`${n}.ok`, operations[n].reply],
+    ]),
+  ) as OpMessages),
+} as typeof coreMessages & OpMessages;
+
+export type MessageTable = typeof messages;
+export type MessageType = keyof MessageTable;
+/** The body of a message of type T, after parsing (defaults applied). */
+export type Body<T extends MessageType> = z.infer<MessageTable[T]>;
+/** The body of a message of type T, as a sender may write it (defaults optional). */
+export type BodyInput<T extends MessageType> = z.input<MessageTable[T]>;
+

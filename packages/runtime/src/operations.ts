@@ -1,0 +1,215 @@
+/**
+ * Typed request/reply over the operations table (packages/protocol/src/operations.ts).
+ *
+ * - {@link call} sends one operation's request and returns its reply, both parsed with the
+ *   table's schemas; an error reply is thrown as its typed error.
+ * - {@link OperationServer} answers operations as a NATS micro service (`@nats-io/services`),
+ *   so `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` discover every supervisor, host and monitor
+ *   with their endpoints. Every request is decoded with its schema before a handler sees it;
+ *   every failure is answered with a typed error (the Cadre error frame as the payload, and
+ *   the micro-service error headers for standard tooling), so a bad request never crashes a
+ *   service and the caller learns what to fix.
+ */
+
+import {
+  CadreError,
+  decodeAs,
+  encode,
+  endpointName,
+  type HostOperationName,
+  type OperationName,
+  type OpReply,
+  type OpReplyInput,
+  type OpRequest,
+  type OpRequestInput,
+  operationSubject,
+  operations,
+  ProtocolError,
+  PROTOCOL_VERSION,
+  SUPERVISOR_QUEUE,
+  type SupervisorOperationName,
+  toCadreError,
+  UnavailableError,
+} from "@cadre/protocol";
+import type { Msg, NatsConnection } from "@nats-io/nats-core";
+import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
+import type { Logger } from "./logger.js";
+import { causeNames, isTransient } from "./nats.js";
+
+/** Options of {@link call}. */
+export interface CallOptions {
+  sender: string;
+  cid?: string;
+  timeoutMs: number;
+}
+
+type CallArgs<N extends OperationName> = N extends HostOperationName
+  ? [opts: CallOptions & { hostId: string }]
+  : [opts: CallOptions];
+
+/**
+ * Calls an operation. A request larger than the server accepts is a ProtocolError naming the
+ * limit (bad input, not a NATS failure); no responder or no answer in time is an
+ * UnavailableError (retryable); an error reply is thrown as the typed error it carries.
+ */
+export async function call<N extends OperationName>(
+  nc: NatsConnection,
+  name: N,
+  body: OpRequestInput<N>,
+  ...[opts]: CallArgs<N>
+): Promise<OpReply<N>> {
+  const subject = operationSubject(name, (opts as { hostId?: string }).hostId);
+  const data = encode(name, body as never, { sender: opts.sender, cid: opts.cid ?? "" });
+  const limit = nc.info?.max_payload;
+  if (limit !== undefined && data.byteLength > limit) {
+    throw new ProtocolError(
+      `the ${name} request is ${data.byteLength} bytes, over the NATS server's max_payload of ${limit} bytes; make it smaller`,
+      { operation: name, size: data.byteLength, limit },
+    );
+  }
+  let reply: Msg;
+  try {
+    reply = await nc.request(subject, data, { timeout: opts.timeoutMs });
+  } catch (err) {
+    // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
+    const names = causeNames(err);
+    if (names.some((n) => n === "NoRespondersError" || n === "NoResponders")) {
+      throw new UnavailableError(`nothing answers ${name} on ${subject}; is the service running?`, { subject }, { cause: err });
+    }
+    if (names.some((n) => n === "TimeoutError" || n === "Timeout")) {
+      throw new UnavailableError(`no answer to ${name} within ${opts.timeoutMs} ms`, { subject }, { cause: err });
+    }
+    if (isTransient(err)) {
+      throw new UnavailableError(`${name}: NATS is not ready (${(err as Error).message})`, { subject }, { cause: err });
+    }
+    throw toCadreError(err);
+  }
+  return decodeAs(reply.data, `${name}.ok` as const).body as OpReply<N>;
+}
+
+/** Calls supervisor operations; what hosts and the CLI use. */
+export class SupervisorClient {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: CallOptions,
+  ) {}
+
+  call<N extends SupervisorOperationName>(name: N, body: OpRequestInput<N>, timeoutMs?: number): Promise<OpReply<N>> {
+    return call(this.nc, name, body, { ...this.opts, ...(timeoutMs ? { timeoutMs } : {}) } as never);
+  }
+}
+
+/** A handler of one operation. */
+export type OperationHandler<N extends OperationName> = (
+  body: OpRequest<N>,
+  meta: { sender: string; cid: string },
+) => Promise<OpReplyInput<N>>;
+
+/** Options of {@link OperationServer.start}. */
+export interface OperationServerOptions {
+  /** The micro service's name: `cadre-supervisor`, `cadre-agent-host`, `cadre-monitor`. */
+  name: string;
+  /** This process's id (service metadata `id`); also the sender of replies. */
+  id: string;
+  description: string;
+  logger: Logger;
+  /** For a host's endpoints. */
+  hostId?: string;
+  metadata?: Record<string, string>;
+}
+
+/** HTTP-like status codes of the micro-service error header, by Cadre error code. */
+const STATUS: Record<string, number> = {
+  PROTOCOL_ERROR: 400,
+  PROTOCOL_VERSION_MISMATCH: 400,
+  INVALID_CONFIG: 400,
+  NOT_FOUND: 404,
+  CONCURRENT_MODIFICATION: 409,
+  CIRCULAR_DELEGATION: 422,
+  DELEGATION_DEPTH_EXCEEDED: 422,
+  RESOURCE_EXHAUSTED: 429,
+  UNAVAILABLE: 503,
+};
+
+/** Error replies echo at most this much of a message (a reply must fit the payload limit). */
+const MAX_ERROR_MESSAGE = 2000;
+
+/** A NATS micro service answering Cadre operations. */
+export class OperationServer {
+  private constructor(
+    private readonly service: Service,
+    private readonly nc: NatsConnection,
+    private readonly opts: OperationServerOptions,
+  ) {}
+
+  /** Registers the service (`$SRV.PING|INFO|STATS` answer from now on). */
+  static async start(nc: NatsConnection, opts: OperationServerOptions): Promise<OperationServer> {
+    // @nats-io/services pins its own nats-core prerelease: the connection is the same object.
+    const service = await new Svcm(nc as never).add({
+      name: opts.name,
+      version: `${PROTOCOL_VERSION}.0.0`,
+      description: opts.description,
+      metadata: { id: opts.id, ...(opts.hostId ? { hostId: opts.hostId } : {}), ...opts.metadata },
+    });
+    return new OperationServer(service, nc, opts);
+  }
+
+  /** Answers one operation from now on; each request is handled concurrently. */
+  serve<N extends OperationName>(name: N, handler: OperationHandler<N>): void {
+    const def = operations[name];
+    const subject = operationSubject(name, this.opts.hostId);
+    this.service.addEndpoint(endpointName(name), {
+      subject,
+      ...(def.service === "supervisor" ? { queue: SUPERVISOR_QUEUE } : {}),
+      metadata: { operation: name, roles: def.roles.join(",") },
+      handler: (err, m) => {
+        if (err) {
+          this.opts.logger.error({ err }, `endpoint ${name} failed`);
+          return;
+        }
+        void this.handle(name, subject, m, handler);
+      },
+    });
+  }
+
+  private async handle<N extends OperationName>(
+    name: N,
+    subject: string,
+    m: ServiceMsg,
+    handler: OperationHandler<N>,
+  ): Promise<void> {
+    const sender = this.opts.id;
+    let cid = "";
+    try {
+      const msg = decodeAs(m.data, name);
+      cid = msg.cid;
+      const result = await handler(msg.body as OpRequest<N>, { sender: msg.sender, cid });
+      m.respond(encode(`${name}.ok` as const, result as never, { sender, cid }));
+    } catch (err) {
+      // NATS itself failing under the handler (a stream electing a leader) is worth retrying,
+      // not an internal error: the caller backs off and asks again.
+      const e =
+        !(err instanceof CadreError) && isTransient(err)
+          ? new UnavailableError(`${subject}: NATS is not ready (${(err as Error).message})`, {}, { cause: err })
+          : toCadreError(err);
+      const level = e.code === "INTERNAL" ? "error" : "info";
+      this.opts.logger[level]({ err: e, code: e.code, operation: name, cid }, `request refused: ${e.message}`);
+      const wire = e.toWire();
+      const trimmed = { ...wire, message: wire.message.slice(0, MAX_ERROR_MESSAGE) };
+      try {
+        let frame = encode("error", { error: trimmed }, { sender, cid });
+        const limit = this.nc.info?.max_payload ?? 1024 * 1024;
+        // What an error echoes (issues, ids) must not make the reply too big to send.
+        if (frame.byteLength > limit) frame = encode("error", { error: { ...trimmed, data: {} } }, { sender, cid });
+        m.respondError(STATUS[e.code] ?? (e.retryable ? 503 : 500), trimmed.message.slice(0, 200).replace(/[\r\n]+/g, " "), frame);
+      } catch (replyErr) {
+        this.opts.logger.error({ err: replyErr }, "could not send error reply");
+      }
+    }
+  }
+
+  /** Unregisters the service and its endpoints. */
+  async stop(): Promise<void> {
+    if (!this.service.isStopped) await this.service.stop();
+  }
+}
