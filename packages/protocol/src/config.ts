@@ -198,6 +198,21 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     requestTimeoutMs: z.number().int().min(10).default(5000),
+    /**
+     * Actor lifecycle (the active supervisor's sweep): a kind with no task queued or running for
+     * `passivateAfterMs` has its actors stopped (passivated); a kind with queued work and no live
+     * actor is placed again; a team with neither for `session_timeout_hours` is forgotten with
+     * its consumers.
+     */
+    lifecycle: z
+      .object({
+        /** @default 1000 */
+        sweepMs: z.number().int().min(10).default(1000),
+        /** @default 300000 (5 min) */
+        passivateAfterMs: z.number().int().min(0).default(300_000),
+      })
+      .strict()
+      .prefault({}),
     host: z
       .object({
         /** Actors one agent-host runs at most. @default 500 */

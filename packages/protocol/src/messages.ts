@@ -100,6 +100,8 @@ export const TaskCountsSchema = z.object({
   duplicates: z.number().int().nonnegative(),
   /** Results of a superseded epoch (the task had been reassigned): recorded, never applied. */
   conflicts: z.number().int().nonnegative().default(0),
+  /** Tasks ended by a cancel, never run to the end. */
+  cancelled: z.number().int().nonnegative().default(0),
 });
 
 export const WorkflowRecordSchema = z.object({
@@ -120,6 +122,8 @@ export const AppliedResultSchema = z.object({
   resultId: z.string(),
   epoch: z.number().int(),
   attempt: z.number().int(),
+  /** When the applied attempt started (the host's clock). */
+  startedAt: Millis.optional(),
   hostId: Id,
   actorId: Id,
 });

@@ -70,4 +70,4 @@ export type {
 } from "./transactions.js";
 export { readLog, TxnRecordSchema, TxStore } from "./transactions.js";
 export type { WorkflowState } from "./workflow-state.js";
-export { frozenKey, isFrozen, StateValueSchema, stateKey, workflowState } from "./workflow-state.js";
+export { controlKey, frozenKey, isFrozen, StateValueSchema, stateKey, workflowState } from "./workflow-state.js";

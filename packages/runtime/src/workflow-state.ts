@@ -36,6 +36,12 @@ export function stateKey(workflowId: string, name: string): string {
 /** The registry key that puts a workflow in data protection mode while it exists. */
 export const frozenKey = (workflowId: string): string => `frozen.${workflowId}`;
 
+/**
+ * The registry key of a workflow's controls (pause, cancel, cap, guarantee): a JSON
+ * `WorkflowControl` (protocol operations.ts), written by the active supervisor, watched by hosts.
+ */
+export const controlKey = (workflowId: string): string => `control.${workflowId}`;
+
 /** Whether a workflow is in data protection mode (its registry key {@link frozenKey} exists). */
 export async function isFrozen(registry: KV, workflowId: string): Promise<boolean> {
   const e = await registry.get(frozenKey(workflowId));

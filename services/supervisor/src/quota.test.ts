@@ -67,4 +67,46 @@ describe("quota arithmetic", () => {
     const actors = [actor("a1", "x", 0, 5), actor("a2", "x", 0, 5)];
     expect(planSpawn({ ...base, priority: 1, need: 1, maxGlobal: 2, actors }).map((a) => a.actorId)).toEqual(["a2"]);
   });
+
+  describe("guarantees", () => {
+    it("spares a guaranteed team's reserved actors from preemption by a higher priority", () => {
+      // The low team's actors are the youngest: without the guarantee they would go first.
+      const low = [actor("g1", "low", 0, 10), actor("g2", "low", 0, 11), actor("g3", "low", 0, 12)];
+      const others = [actor("x1", "mid", 0, 1), actor("x2", "mid", 0, 2)];
+      const victims = planSpawn({
+        teamId: "high",
+        priority: 9,
+        need: 2,
+        actors: [...low, ...others],
+        maxPerTeam: 5,
+        maxGlobal: 5,
+        reserved: new Map([["low", 2]]),
+      });
+      // g1 and g2 (its oldest two) are reserved; the two youngest of the rest go.
+      expect(victims.map((v) => v.actorId).sort()).toEqual(["g3", "x2"].sort());
+    });
+
+    it("refuses rather than take reserved actors, and says so", () => {
+      const low = [actor("g1", "low", 0), actor("g2", "low", 0)];
+      const e = refused(() =>
+        planSpawn({ teamId: "high", priority: 9, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 2, reserved: new Map([["low", 2]]) }),
+      );
+      expect(e.message).toContain("reserved by guarantees");
+    });
+
+    it("holds the room a guaranteed team has not filled yet", () => {
+      const low = [actor("g1", "low", 0)];
+      // low is guaranteed 3 and has 1: 2 seats are held, so only 2 of 5 remain for others.
+      expect(() =>
+        planSpawn({ teamId: "other", priority: 0, need: 3, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+      ).toThrow(ResourceExhaustedError);
+      expect(
+        planSpawn({ teamId: "other", priority: 0, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+      ).toEqual([]);
+      // The guaranteed team itself may use its own held room.
+      expect(
+        planSpawn({ teamId: "low", priority: 0, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+      ).toEqual([]);
+    });
+  });
 });

@@ -35,6 +35,7 @@ import {
 } from "@cadre/protocol";
 import type { Clock, Logger, StateStore } from "@cadre/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { workflowOf } from "./tree.js";
 
 /**
  * Publishes a task (a new epoch of it) on the tasks stream, under a message id per epoch, so
@@ -44,6 +45,30 @@ export async function publishTask(js: JetStreamClient, sender: string, task: Tas
   await js.publish(subjects.task(task.teamId, task.kind), encode("task", task, { sender, cid: task.workflowId }), {
     msgID: taskMessageId(task.idempotencyKey, task.epoch),
   });
+}
+
+/**
+ * Issues a queued task again at the next epoch: publishes it, then raises the record's epoch by
+ * compare-and-set (only if still queued at `epoch`). False when there was nothing to do.
+ * Publishing first means a crash between the steps leaves at worst an extra run whose result
+ * is a duplicate, never a record at an epoch no message carries.
+ */
+export async function reissue(
+  d: { js: JetStreamClient; tasks: StateStore<TaskRecord>; sender: string },
+  taskId: string,
+  epoch: number,
+): Promise<TaskEnvelope | undefined> {
+  const open = (rec: TaskRecord | undefined): rec is TaskRecord => rec?.status === "queued" && rec.task.epoch === epoch;
+  const current = (await d.tasks.get(taskId))?.value;
+  if (!open(current)) return undefined;
+  const task = { ...current.task, epoch: epoch + 1 };
+  await publishTask(d.js, d.sender, task);
+  let raised = false;
+  await d.tasks.modify(taskId, (rec) => {
+    raised = open(rec);
+    return raised && rec ? { ...rec, task } : undefined;
+  });
+  return raised ? task : undefined;
 }
 
 /** Dependencies of the {@link Reassigner}. */
@@ -65,6 +90,8 @@ export interface ReassignerDeps {
    * a state change); JetStream redelivers them after their ack wait at the same epoch.
    */
   frozen: (workflowId: string) => boolean;
+  /** A task moved to a new epoch: its old attempt is over. */
+  reassigned?: (taskId: string) => void;
 }
 
 /** Records reassigned at once. */
@@ -77,7 +104,7 @@ interface Holding {
 
 /** Follows what every host holds and reassigns what a lost host held. */
 export class Reassigner {
-  private readonly holdings = new Map<string, Holding>();
+  private readonly holdings_ = new Map<string, Holding>();
   private readonly timers = new Map<string, unknown>();
   private readonly running = new Set<Promise<void>>();
 
@@ -85,18 +112,18 @@ export class Reassigner {
 
   /** A heartbeat: its held list (when present) replaces the host's. A new incarnation's predecessor is gone. */
   heard(hb: Heartbeat): void {
-    const prev = this.holdings.get(hb.hostId);
+    const prev = this.holdings_.get(hb.hostId);
     if (prev && prev.incarnation !== hb.incarnation && prev.held.length > 0) {
       this.track(this.reassign(hb.hostId, prev.held, "restarted"));
     }
     if (hb.held !== undefined || !prev || prev.incarnation !== hb.incarnation) {
-      this.holdings.set(hb.hostId, { incarnation: hb.incarnation, held: hb.held ?? [] });
+      this.holdings_.set(hb.hostId, { incarnation: hb.incarnation, held: hb.held ?? [] });
     }
   }
 
   /** A host's actor started a task (TASK_STARTED): held from now, until the next list says otherwise. */
   started(hostId: string, task: HeldTask): void {
-    const h = this.holdings.get(hostId);
+    const h = this.holdings_.get(hostId);
     // Not heard from yet: its first heartbeat will list the task.
     if (!h) return;
     h.held = [...h.held.filter((t) => t.taskId !== task.taskId), task];
@@ -107,7 +134,7 @@ export class Reassigner {
     if (this.timers.has(hostId)) return;
     const timer = this.d.clock.setTimeout(() => {
       this.timers.delete(hostId);
-      const h = this.holdings.get(hostId);
+      const h = this.holdings_.get(hostId);
       if (!h || !this.d.unreachable(hostId)) return;
       this.track(this.reassign(hostId, h.held, "unreachable"));
     }, this.d.config.tasks.reassignGraceMs);
@@ -120,6 +147,11 @@ export class Reassigner {
     if (t === undefined) return;
     this.d.clock.clearTimeout(t);
     this.timers.delete(hostId);
+  }
+
+  /** Every task the hosts' actors hold now, with its holder. */
+  holdings(): { hostId: string; taskId: string; epoch: number }[] {
+    return [...this.holdings_.entries()].flatMap(([hostId, h]) => h.held.map((t) => ({ hostId, taskId: t.taskId, epoch: t.epoch })));
   }
 
   /** Resolves when every reassignment under way has finished. */
@@ -142,7 +174,7 @@ export class Reassigner {
     if (!this.d.active() || held.length === 0) return;
     // A task another host has since taken (JetStream redelivered it after its ack wait) is theirs.
     const elsewhere = new Set<string>();
-    for (const [other, h] of this.holdings) {
+    for (const [other, h] of this.holdings_) {
       if (other === hostId) continue;
       for (const t of h.held) elsewhere.add(t.taskId);
     }
@@ -158,27 +190,17 @@ export class Reassigner {
   /** Reassigns one task; false when there was nothing to do (finished, or already reassigned). */
   private async reassignOne(hostId: string, held: HeldTask, reason: string): Promise<boolean> {
     // Still waiting for a result, at the epoch the lost host was given.
-    const open = (rec: TaskRecord | undefined): rec is TaskRecord =>
-      rec?.status === "queued" && rec.task.epoch === held.epoch;
     try {
-      const current = (await this.d.tasks.get(held.taskId))?.value;
-      if (!open(current) || this.d.frozen(current.task.workflowId)) return false;
-      const task = { ...current.task, epoch: held.epoch + 1 };
-      await publishTask(this.d.js, this.d.sender, task);
-      let raised = false;
-      await this.d.tasks.modify(held.taskId, (rec) => {
-        raised = false;
-        if (!open(rec)) return undefined;
-        raised = true;
-        return { ...rec, task };
-      });
-      if (!raised) return false;
+      if (this.d.frozen(workflowOf(held.taskId))) return false;
+      const task = await reissue(this.d, held.taskId, held.epoch);
+      if (!task) return false;
       try {
         await this.d.jsm.streams.deleteMessage(STREAMS.tasks, held.seq);
       } catch (err) {
         // Acked meanwhile (a work queue removes acked messages), or deleted by an earlier attempt.
         this.d.logger.debug({ err, taskId: held.taskId, seq: held.seq }, "old task message already gone");
       }
+      this.d.reassigned?.(task.taskId);
       this.d.emit({
         type: "TASK_REASSIGNED",
         category: "task",

@@ -164,6 +164,29 @@ export class Registry {
     this.teams.set(id, team);
   }
 
+  /** Ids of every team on record. */
+  async teamIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const k of await this.kv.keys("team.*")) ids.push(k.slice("team.".length));
+    return ids;
+  }
+
+  /** Forgets a team (its actors are gone). */
+  async removeTeam(id: string): Promise<void> {
+    this.teams.delete(id);
+    await this.kv.delete(`team.${id}`);
+  }
+
+  /** Every host heard from, with what its last heartbeat said. */
+  seenHosts(): { hostId: string; incarnation: string; lastSeen: number; actors: number; busy: number }[] {
+    return [...this.liveness].map(([hostId, l]) => ({ hostId, ...l }));
+  }
+
+  /** A host's record, as it registered. */
+  async hostRecord(hostId: string): Promise<HostRecord | undefined> {
+    return (await this.hosts.get(`host.${hostId}`))?.value;
+  }
+
   /** A team definition by id (from KV if this supervisor has not seen it). */
   async team(id: string): Promise<Team | undefined> {
     const cached = this.teams.get(id);

@@ -27,6 +27,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { ResponseStats } from "./anomaly.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
+import { taskTree } from "./tree.js";
 
 /** What applying one result did. */
 export type ApplyOutcome = "applied" | "duplicate" | "conflict" | "retried" | "reprocessed" | "orphan";
@@ -141,6 +142,7 @@ export class ResultApplier {
         resultId,
         epoch: result.epoch,
         attempt: result.attempt,
+        startedAt: result.startedAt,
         hostId: result.hostId,
         actorId: result.actorId,
       },
@@ -254,28 +256,20 @@ export class ResultApplier {
   /**
    * Re-derives a workflow's counts from its task records, which are the authority. Needed when
    * the supervisor died between writing a task record and the workflow's counts: a result seen
-   * again, or a root finishing with counts that do not add up. Walks the task tree by id
-   * (children of `T` are `T-0`, `T-1`, ... created together, so the first absent index ends
-   * them). Counts only grow, so each is raised to what the records show; a concurrent writer's
+   * again, or a root finishing with counts that do not add up (tree.ts walks the records).
+   * Counts only grow, so each is raised to what the records show; a concurrent writer's
    * increment is never undone.
    */
   private async recount(workflowId: string): Promise<WorkflowRecord["tasks"]> {
-    const seen = { total: 0, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0 };
-    const queue = [rootTaskId(workflowId)];
-    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-      const rec = (await this.d.tasks.get(id))?.value;
-      if (!rec) continue;
+    const seen = { total: 0, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 };
+    for await (const rec of taskTree(this.d.tasks, workflowId)) {
       seen.total++;
       if (rec.status === "completed") seen.completed++;
       if (rec.status === "failed") seen.failed++;
+      if (rec.status === "cancelled") seen.cancelled++;
       if ((rec.applied?.attempt ?? 1) > 1 || (rec.applied?.epoch ?? 1) > 1) seen.retried++;
       seen.duplicates += rec.duplicates.length;
       seen.conflicts += rec.conflicts.length;
-      for (let i = 0; ; i++) {
-        const child = childTaskId(id, i);
-        if (!(await this.d.tasks.get(child))) break;
-        queue.push(child);
-      }
     }
     let before: WorkflowRecord["tasks"] | undefined;
     const after = await this.d.workflows.modify(workflowId, (w) => {
@@ -289,6 +283,7 @@ export class ResultApplier {
         retried: Math.max(t.retried, seen.retried),
         duplicates: Math.max(t.duplicates, seen.duplicates),
         conflicts: Math.max(t.conflicts, seen.conflicts),
+        cancelled: Math.max(t.cancelled, seen.cancelled),
       };
       if ((Object.keys(tasks) as (keyof typeof tasks)[]).every((k) => tasks[k] === t[k])) return undefined;
       before = t;

@@ -1,0 +1,194 @@
+/**
+ * Intake: workflows submitted and subtasks delegated. A submit records the workflow and its
+ * root task and publishes it; a delegation checks every subtask against the policy (depth,
+ * cycle, the team's kinds) before creating any, so a refused delegation starts nothing.
+ * Both are idempotent: a task record is created only if absent and its message carries the
+ * task id as its JetStream message id, so a retried delegation publishes once.
+ */
+
+import {
+  type CadreEvent,
+  ConcurrentModificationError,
+  type Config,
+  checkDelegation,
+  childTaskId,
+  teamId as computeTeamId,
+  type OpReplyInput,
+  type OpRequest,
+  NotFoundError,
+  newWorkflowId,
+  rootTaskId,
+  type TaskEnvelope,
+  type TaskRecord,
+  type Team,
+  toCadreError,
+  UnavailableError,
+  type WorkflowRecord,
+} from "@cadre/protocol";
+import type { Clock, Logger, StateStore } from "@cadre/runtime";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { WorkflowControls } from "./controls.js";
+import type { Placer } from "./placer.js";
+import { publishTask } from "./reassign.js";
+import type { Registry } from "./registry.js";
+import type { ResourceManager } from "./resources.js";
+
+/** Dependencies of {@link Intake}. */
+export interface IntakeDeps {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  sender: string;
+  js: JetStreamClient;
+  tasks: StateStore<TaskRecord>;
+  workflows: StateStore<WorkflowRecord>;
+  registry: Registry;
+  placer: Placer;
+  controls: WorkflowControls;
+  resources: ResourceManager;
+  emit: (event: CadreEvent) => void;
+}
+
+/** Accepts submits and delegations. */
+export class Intake {
+  constructor(private readonly d: IntakeDeps) {}
+
+  async submit(body: OpRequest<"sup.submit">): Promise<OpReplyInput<"sup.submit">> {
+    const team = body.team;
+    const tid = computeTeamId(team);
+    await this.d.registry.putTeam(tid, team);
+    await this.d.placer.ensurePlaced(tid, team);
+    const workflowId = newWorkflowId();
+    const taskId = rootTaskId(workflowId);
+    const now = this.d.clock.now();
+    const task: TaskEnvelope = {
+      taskId,
+      workflowId,
+      teamId: tid,
+      kind: team.root,
+      parentTaskId: null,
+      chain: [team.root],
+      depth: 0,
+      priority: body.priority,
+      deadline: null,
+      idempotencyKey: taskId,
+      epoch: 1,
+      input: body.input ?? team.input,
+    };
+    await this.d.workflows.create(workflowId, {
+      workflowId,
+      teamId: tid,
+      teamName: team.name,
+      rootTaskId: taskId,
+      status: "running",
+      submittedAt: now,
+      finishedAt: null,
+      tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 },
+    });
+    await this.enqueue(task, now);
+    this.d.emit({
+      type: "WORKFLOW_SUBMITTED",
+      category: "workflow",
+      scope: workflowId,
+      data: { team: team.name, teamId: tid, root: team.root },
+    });
+    this.d.logger.info({ workflowId, teamId: tid }, "workflow submitted");
+    return { workflowId, rootTaskId: taskId, teamId: tid };
+  }
+
+  async delegate(body: OpRequest<"sup.delegate">): Promise<OpReplyInput<"sup.delegate">> {
+    const parent = body.parent;
+    const wf = parent.workflowId;
+    if (this.d.controls.isFrozen(wf)) {
+      throw new UnavailableError(
+        `workflow ${wf} is frozen (data protection mode): its subtasks are created once it is unfrozen`,
+        { workflowId: wf },
+      );
+    }
+    const cancelled = this.d.controls.get(wf)?.cancelled;
+    if (cancelled) {
+      throw new NotFoundError(`running workflow (it was cancelled: ${cancelled.reason})`, wf);
+    }
+    const team = await this.d.registry.team(parent.teamId);
+    if (!team) throw new NotFoundError("team", parent.teamId);
+    const now = this.d.clock.now();
+    const children = body.subtasks.map((sub, i) => this.child(team, parent, sub, i));
+    const created = await Promise.all(children.map((c) => this.enqueue(c, now)));
+    // The director now waits for its new subtasks (wait-for graph, see resources.ts).
+    this.d.resources.waitsOn(
+      parent.taskId,
+      children.filter((_, i) => created[i]).map((c) => c.taskId),
+    );
+    const added = created.filter(Boolean).length;
+    if (added > 0) {
+      await this.d.workflows.modify(wf, (w) => (w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined));
+    }
+    // A kind whose actors were passivated (or preempted) is placed again now, not at the next sweep.
+    for (const kind of new Set(children.map((c) => c.kind))) this.d.placer.demand(parent.teamId, team, kind);
+    return {
+      taskIds: children.map((c) => c.taskId),
+      existing: children.filter((_, i) => !created[i]).map((c) => c.taskId),
+    };
+  }
+
+  /** One subtask's envelope, after the policy check (which announces a refusal). */
+  private child(team: Team, parent: TaskEnvelope, sub: OpRequest<"sup.delegate">["subtasks"][number], i: number): TaskEnvelope {
+    if (!(sub.kind in team.kinds)) throw new NotFoundError(`kind of team ${team.name}`, sub.kind);
+    let chain: string[];
+    try {
+      chain = checkDelegation(parent.chain, sub.kind, this.d.config.orchestration_limits.max_delegation_depth);
+    } catch (err) {
+      const e = toCadreError(err);
+      this.d.emit({
+        type: "DELEGATION_REFUSED",
+        category: "delegation",
+        scope: parent.workflowId,
+        data: { code: e.code, parentTaskId: parent.taskId, ...e.data },
+      });
+      throw e;
+    }
+    const taskId = childTaskId(parent.taskId, i);
+    return {
+      taskId,
+      workflowId: parent.workflowId,
+      teamId: parent.teamId,
+      kind: sub.kind,
+      parentTaskId: parent.taskId,
+      chain,
+      depth: chain.length - 1,
+      priority: sub.priority ?? parent.priority,
+      deadline: parent.deadline,
+      idempotencyKey: taskId,
+      epoch: 1,
+      input: sub.input,
+    };
+  }
+
+  /**
+   * Records a task and publishes it. Both steps are idempotent (create-if-absent, JetStream
+   * de-duplication on the task id), so a delegation retried after a crash publishes once.
+   * Returns false when the task already existed.
+   */
+  private async enqueue(task: TaskEnvelope, now: number): Promise<boolean> {
+    let created = true;
+    try {
+      await this.d.tasks.create(task.taskId, {
+        task,
+        status: "queued",
+        createdAt: now,
+        finishedAt: null,
+        applied: null,
+        duplicates: [],
+        conflicts: [],
+        invalid: [],
+      });
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+      created = false;
+      const existing = await this.d.tasks.get(task.taskId);
+      if (existing && existing.value.status !== "queued") return false;
+    }
+    await publishTask(this.d.js, this.d.sender, task);
+    return created;
+  }
+}

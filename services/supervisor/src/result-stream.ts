@@ -1,0 +1,169 @@
+/**
+ * The results stream, as the active supervisor consumes it: results of one workflow are
+ * applied in arrival order (results.ts), workflows in parallel; a frozen workflow's results
+ * wait in the stream. A task JetStream delivered `max_deliver` times without an ack fails for
+ * good with the reason (the advisory says which message).
+ */
+
+import {
+  type Config,
+  decodeAs,
+  HEADERS,
+  RESULTS_CONSUMER,
+  STREAMS,
+  subjects,
+  type TaskResult,
+  UnavailableError,
+} from "@cadre/protocol";
+import { type Clock, type Logger, type NatsConnection, PULL_OPTIONS, type Subscription } from "@cadre/runtime";
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { z } from "zod";
+import type { ApplyOutcome } from "./results.js";
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/** Ack wait of the results consumer: what a dead supervisor fetched comes back after this. */
+const RESULTS_ACK_WAIT_MS = 5000;
+
+/** JetStream's advisory when a message was delivered max_deliver times without an ack. */
+const MaxDeliveriesAdvisory = z.object({
+  stream: z.string(),
+  consumer: z.string(),
+  stream_seq: z.number(),
+  deliveries: z.number(),
+});
+
+/** Dependencies of the {@link ResultStream}. */
+export interface ResultStreamDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  sender: string;
+  apply: (result: TaskResult) => Promise<ApplyOutcome>;
+  frozen: (workflowId: string) => boolean;
+  /** After a result was applied or classified (the message is acked next). */
+  applied: (result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined) => void;
+}
+
+/** Consumes results while this supervisor is active. */
+export class ResultStream {
+  private results?: ConsumerMessages;
+  private advisories?: Subscription;
+  private readonly perWorkflow = new Map<string, Promise<void>>();
+
+  constructor(private readonly d: ResultStreamDeps) {}
+
+  async start(): Promise<void> {
+    const cfg = {
+      durable_name: RESULTS_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      // Applying a result takes milliseconds; what a dead supervisor had fetched but not acked
+      // comes back to its successor after this (it was 30 s, which held a restarted
+      // supervisor's workflows for 30 s in the chaos test). Applying twice is harmless.
+      ack_wait: nanos(RESULTS_ACK_WAIT_MS),
+      filter_subject: subjects.allResults(),
+      max_ack_pending: 10_000,
+    };
+    try {
+      await this.d.jsm.consumers.add(STREAMS.results, cfg);
+    } catch (err) {
+      // Created by an earlier version with other settings: bring it up to date.
+      if (!(err as Error).message.includes("already exists")) throw err;
+      await this.d.jsm.consumers.update(STREAMS.results, RESULTS_CONSUMER, { ack_wait: cfg.ack_wait });
+    }
+    this.advisories = this.d.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
+      callback: (_err, m) => void this.onMaxDeliveries(m.data),
+    });
+    const consumer = await this.d.js.consumers.get(STREAMS.results, RESULTS_CONSUMER);
+    this.results = await consumer.consume({ max_messages: 256, ...PULL_OPTIONS });
+    void (async () => {
+      for await (const m of this.results as ConsumerMessages) this.onResult(m);
+    })().catch((err) => this.d.logger.error({ err }, "results consumer stopped"));
+  }
+
+  stop(): void {
+    this.results?.stop();
+    this.results = undefined;
+    this.advisories?.unsubscribe();
+    this.advisories = undefined;
+  }
+
+  /** Resolves when every result being applied is done. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.perWorkflow.values()]);
+  }
+
+  private onResult(m: JsMsg): void {
+    let result: TaskResult;
+    try {
+      result = decodeAs(m.data, "result").body;
+    } catch (err) {
+      this.d.logger.error({ err, seq: m.seq }, "undecodable result dropped");
+      m.term();
+      return;
+    }
+    const wf = result.workflowId;
+    if (this.d.frozen(wf)) {
+      // Data protection mode: the result waits in the stream, applied once the workflow is unfrozen.
+      m.nak(1000);
+      return;
+    }
+    const prev = this.perWorkflow.get(wf) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      try {
+        const outcome = await this.d.apply(result);
+        this.d.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
+        const replay = result.offline ? m.headers?.get(HEADERS.replay) || "unknown" : undefined;
+        this.d.applied(result, outcome, replay);
+        m.ack();
+      } catch (err) {
+        this.d.logger.error({ err, taskId: result.taskId }, "result not applied; will retry");
+        m.nak(1000);
+      }
+    });
+    this.perWorkflow.set(wf, next);
+    void next.then(() => {
+      if (this.perWorkflow.get(wf) === next) this.perWorkflow.delete(wf);
+    });
+  }
+
+  /** A task delivered max_deliver times without an ack fails for good, with the reason. */
+  private async onMaxDeliveries(data: Uint8Array): Promise<void> {
+    try {
+      const adv = MaxDeliveriesAdvisory.parse(JSON.parse(new TextDecoder().decode(data)));
+      const stored = await this.d.jsm.streams.getMessage(STREAMS.tasks, { seq: adv.stream_seq });
+      if (!stored) return;
+      const task = decodeAs(stored.data, "task").body;
+      const now = this.d.clock.now();
+      await this.d.apply({
+        taskId: task.taskId,
+        workflowId: task.workflowId,
+        epoch: task.epoch,
+        attempt: adv.deliveries,
+        hostId: this.d.sender,
+        actorId: this.d.sender,
+        status: "failed",
+        error: new UnavailableError(
+          `task ${task.taskId} was delivered ${adv.deliveries} times (its kind's retry.attempts or tasks.maxDeliver) and no attempt finished; the hosts that took it stopped or stalled`,
+          { deliveries: adv.deliveries },
+        ).toWire(),
+        startedAt: now,
+        finishedAt: now,
+      });
+      await this.d.jsm.streams.deleteMessage(STREAMS.tasks, adv.stream_seq);
+    } catch (err) {
+      this.d.logger.error({ err }, "max-deliveries advisory not handled");
+    }
+  }
+}
