@@ -8,7 +8,7 @@
  */
 
 import { BUCKETS, decodeAs, encode, subjects, type TeamInput } from "@cadre/protocol";
-import { request } from "@cadre/runtime";
+import { call } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
@@ -42,10 +42,7 @@ describe("the delegation breaker of a host whose supervisor is gone", () => {
     const rec = recordEvents(c.nc);
     await c.submit(team);
     await until("the director holding the gate", async () => {
-      const w = await request(c.nc, subjects.supervisor("waits"), "sup.waits", {}, "sup.waits.ok", {
-        sender: "test",
-        timeoutMs: 2000,
-      });
+      const w = await call(c.nc, "sup.waits", {}, { sender: "test", timeoutMs: 2000 });
       return (w.holders.gate ?? []).length > 0;
     });
     await c.stack.processes.get("supervisor")?.kill("SIGKILL");

@@ -6,7 +6,7 @@
  */
 
 import type { TeamInput } from "@cadre/protocol";
-import { request } from "@cadre/runtime";
+import { call } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
@@ -63,8 +63,7 @@ describe("two directors taking the same resources in opposite order", () => {
     expect(Number(resolved.event.data.waitedMs)).toBeLessThan(1000);
 
     // Retried after a backoff, the victim waits for what the winner holds: the graph shows it.
-    const waits = () =>
-      request(c.nc, "cadre.v1.sup.waits", "sup.waits", {}, "sup.waits.ok", { sender: "t", timeoutMs: 2000 });
+    const waits = () => call(c.nc, "sup.waits", {}, { sender: "t", timeoutMs: 2000 });
     const shown = await until("the retried director waiting for the winner", async () => {
       const w = await waits();
       return w.waiting.some((x) => x.taskId === b) ? w : undefined;

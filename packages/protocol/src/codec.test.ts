@@ -2,7 +2,7 @@ import { pack } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { decode, decodeAs, encode, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./codec.js";
 import { CircularDelegationError, TimeoutError } from "./errors.js";
-import type { BodyInput } from "./messages.js";
+import type { BodyInput } from "./operations.js";
 import { thrown } from "./testing.js";
 
 const task: BodyInput<"task"> = {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { decodeAs, encode } from "./codec.js";
+import * as errorsModule from "./errors.js";
 import {
   BehaviourFailedError,
   CadreError,
@@ -6,6 +8,7 @@ import {
   ConcurrentModificationError,
   DeadlockVictimError,
   DelegationDepthExceededError,
+  type ErrorClass,
   errorClasses,
   formatIssues,
   fromWire,
@@ -22,8 +25,7 @@ import {
   toCadreError,
   UnavailableError,
 } from "./errors.js";
-
-type ErrorClass = (typeof errorClasses)[number];
+import { thrown } from "./testing.js";
 
 /** One instance of every error class, with representative data. */
 const samples: CadreError[] = [
@@ -51,6 +53,10 @@ function sampleOf(cls: ErrorClass): CadreError {
   return found;
 }
 
+/** Sends `err` as an error reply frame and returns what the caller's decodeAs throws. */
+const overTheWire = (err: CadreError): CadreError =>
+  thrown(() => decodeAs(encode("error", { error: err.toWire() }, { sender: "s1", cid: "c1" }), "sup.status.ok"));
+
 const retryable = new Set<ErrorClass>([
   ConcurrentModificationError,
   ResourceExhaustedError,
@@ -67,9 +73,42 @@ describe("error classes", () => {
     expect(samples.map((e) => e.constructor)).toEqual([...errorClasses]);
   });
 
+  it("registers every class of this package, and every error class it exports is one of them", () => {
+    expect(CadreError.registered()).toEqual([...errorClasses]);
+    const exported = Object.values(errorsModule).filter(
+      (v: unknown): v is ErrorClass => typeof v === "function" && v.prototype instanceof CadreError,
+    );
+    expect(exported.length).toBeGreaterThan(0);
+    expect(new Set(exported)).toEqual(new Set(CadreError.registered()));
+  });
+
   it("every class has its own distinct code", () => {
     expect(new Set(errorClasses.map((c) => c.code)).size).toBe(errorClasses.length);
   });
+
+  it("refuses a second class under a code already taken", () => {
+    class Impostor extends CadreError {
+      static readonly code = ProtocolError.code;
+    }
+    expect(() => CadreError.register(Impostor, (w) => new Impostor(w.code, w.message))).toThrow(
+      "error code PROTOCOL_ERROR of Impostor is already used by ProtocolError",
+    );
+    expect(fromWire(new ProtocolError("x").toWire())).toBeInstanceOf(ProtocolError);
+  });
+
+  // Enumerated from the registry: a class registered without a sample, or whose rebuild loses
+  // its class, code, retryable flag or message, fails here.
+  for (const cls of CadreError.registered()) {
+    it(`${cls.name} round-trips through an error frame with its class, code, retryable flag and message`, () => {
+      const original = sampleOf(cls);
+      const rebuilt = overTheWire(original);
+      expect(rebuilt).toBeInstanceOf(cls);
+      expect(rebuilt.code).toBe(cls.code);
+      expect(rebuilt.retryable).toBe(original.retryable);
+      expect(rebuilt.message).toBe(original.message);
+      expect(rebuilt.data).toEqual(original.data);
+    });
+  }
 
   for (const cls of errorClasses) {
     it(`${cls.name} has the class name as its name and the static code as its code`, () => {
@@ -148,6 +187,16 @@ describe("messages say what happened and what to do", () => {
 });
 
 describe("fromWire", () => {
+  it("puts the retryable flag on the wire", () => {
+    expect(new TimeoutError("x", 1).toWire()).toEqual({
+      code: "TIMEOUT",
+      message: "x did not finish within 1 ms",
+      data: { what: "x", timeoutMs: 1 },
+      retryable: true,
+    });
+    expect(new NotFoundError("workflow", "w1").toWire().retryable).toBe(false);
+  });
+
   it("keeps the message as it was sent even when the class would word it differently", () => {
     const err = fromWire({
       code: "TIMEOUT",
@@ -166,6 +215,38 @@ describe("fromWire", () => {
     expect(err.message).toBe("slow down");
     expect(err.data).toEqual({ perSecond: 5, originalCode: "RATE_LIMITED" });
     expect(err.retryable).toBe(false);
+  });
+
+  it("keeps the sender's retryable flag for an unknown code", () => {
+    const err = fromWire({ code: "RATE_LIMITED", message: "slow down", data: {}, retryable: true });
+    expect(err).toBeInstanceOf(InternalError);
+    expect(err.code).toBe("INTERNAL");
+    expect(err.retryable).toBe(true);
+    expect(err.data).toEqual({ originalCode: "RATE_LIMITED" });
+  });
+
+  it("keeps the sender's retryable flag for an unknown code through an error frame", () => {
+    const frame = encode(
+      "error",
+      { error: { code: "NEW_IN_V2", message: "try later", data: { n: 1 }, retryable: true } },
+      { sender: "s1" },
+    );
+    const err = thrown(() => decodeAs(frame, "sup.status.ok"));
+    expect(err).toBeInstanceOf(InternalError);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toBe("try later");
+    expect(err.data).toEqual({ n: 1, originalCode: "NEW_IN_V2" });
+  });
+
+  it("keeps the sender's retryable flag for a known code when it differs from the class's", () => {
+    const err = fromWire({ ...new NotFoundError("workflow", "w1").toWire(), retryable: true });
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err.retryable).toBe(true);
+  });
+
+  it("takes the class's retryable flag when an older sender sent none", () => {
+    const { retryable: _r, ...old } = new TimeoutError("attempt", 10).toWire();
+    expect(fromWire(old).retryable).toBe(true);
   });
 
   it("turns an unknown code without data into INTERNAL with the original code", () => {

@@ -1,9 +1,13 @@
 /**
  * Cadre's typed errors. Every error that can cross a process boundary is a {@link CadreError}
  * with a stable string `code`, a `retryable` flag and structured `data`. Errors travel as
- * {@link WireError} (`{ code, message, data }`) and are rebuilt into their class by
- * {@link fromWire}; an unknown code becomes an {@link InternalError}. Match on `code` across
- * package boundaries, not on `instanceof` (a workspace can load two copies of a package).
+ * {@link WireError} (`{ code, message, data, retryable }`) and are rebuilt into their class by
+ * {@link fromWire}; an unknown code becomes an {@link InternalError} that keeps the sender's code
+ * and `retryable`. Every class is registered with how to rebuild it ({@link CadreError.register}):
+ * the classes here register below, classes defined in other packages (the runtime's
+ * `CircuitOpenError`, `OutboxFullError`, `OutboxCorruptError`) beside their definition. Match on
+ * `code` across package boundaries, not on `instanceof` (a workspace can load two copies of a
+ * package).
  */
 
 /** The shape of an error on the wire. */
@@ -11,7 +15,18 @@ export interface WireError {
   code: string;
   message: string;
   data?: Record<string, unknown> | undefined;
+  /** The sender's judgement: whether asking again can succeed. Absent from older senders. */
+  retryable?: boolean | undefined;
 }
+
+/** An error class: a subclass of {@link CadreError} with its stable static `code`. */
+export type ErrorClass = (abstract new (...args: never[]) => CadreError) & { readonly code: string };
+
+/** How one class is rebuilt from its wire form. */
+export type Rebuild = (w: WireError) => CadreError;
+
+/** Every registered class by code, with its rebuild. */
+const registry = new Map<string, { cls: ErrorClass; rebuild: Rebuild }>();
 
 /** Base class of every Cadre error. */
 export class CadreError extends Error {
@@ -36,7 +51,27 @@ export class CadreError extends Error {
 
   /** The error as it travels on the wire. */
   toWire(): WireError {
-    return { code: this.code, message: this.message, data: this.data };
+    return { code: this.code, message: this.message, data: this.data, retryable: this.retryable };
+  }
+
+  /**
+   * Registers a class so {@link fromWire} rebuilds it from its code. Every subclass must be
+   * registered where it is defined; the round-trip tests enumerate {@link CadreError.registered}.
+   * A second class under a code already taken (by a class of another name) is a programming
+   * error; the same class registered again (a second copy of its package) replaces the first.
+   */
+  static register<C extends ErrorClass>(cls: C, rebuild: (w: WireError) => InstanceType<C>): C {
+    const taken = registry.get(cls.code);
+    if (taken && taken.cls.name !== cls.name) {
+      throw new TypeError(`error code ${cls.code} of ${cls.name} is already used by ${taken.cls.name}`);
+    }
+    registry.set(cls.code, { cls, rebuild });
+    return cls;
+  }
+
+  /** Every registered class, in registration order. */
+  static registered(): ErrorClass[] {
+    return [...registry.values()].map((r) => r.cls);
   }
 }
 
@@ -232,15 +267,17 @@ export class UnavailableError extends CadreError {
   }
 }
 
-/** Anything that is not one of the errors above; also what an unknown wire code becomes. */
+/**
+ * Anything that is not one of the errors above; also what an unknown wire code becomes (then
+ * `data.originalCode` is the sender's code and `retryable` the sender's judgement).
+ */
 export class InternalError extends CadreError {
   static readonly code = "INTERNAL";
-  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions & { retryable?: boolean }) {
     super(InternalError.code, message, { data, ...options });
   }
 }
 
-type Rebuild = (w: WireError) => CadreError;
 const str = (v: unknown, d = ""): string => (typeof v === "string" ? v : d);
 const num = (v: unknown): number => (typeof v === "number" ? v : Number.NaN);
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
@@ -249,7 +286,7 @@ const issueList = (v: unknown): { path: string; message: string }[] =>
     ? v.map((i) => ({ path: str((i as { path?: unknown }).path), message: str((i as { message?: unknown }).message) }))
     : [];
 
-/** How each known code is rebuilt from the wire. The message is kept as sent. */
+/** How each class here is rebuilt from the wire. The message is kept as sent. */
 const rebuilders: Record<string, Rebuild> = {
   [ProtocolError.code]: (w) => new ProtocolError(w.message, w.data),
   [ProtocolVersionMismatchError.code]: (w) => new ProtocolVersionMismatchError(num(w.data?.expected), w.data?.received),
@@ -283,7 +320,10 @@ const rebuilders: Record<string, Rebuild> = {
   [InternalError.code]: (w) => new InternalError(w.message, w.data),
 };
 
-/** Every error class, for tests and documentation. */
+/**
+ * Every error class of this package, for tests and documentation. {@link CadreError.registered}
+ * lists these and the classes other loaded packages registered.
+ */
 export const errorClasses = [
   ProtocolError,
   ProtocolVersionMismatchError,
@@ -303,15 +343,28 @@ export const errorClasses = [
   InternalError,
 ] as const;
 
+for (const cls of errorClasses) {
+  const rebuild = rebuilders[cls.code];
+  if (!rebuild) throw new TypeError(`error class ${cls.name} has no rebuild`);
+  CadreError.register(cls, rebuild as (w: WireError) => InstanceType<typeof cls>);
+}
+
 /**
  * Rebuilds a typed error from its wire form. The original message is kept (it was written for
- * the operator where the error happened); an unknown code becomes an InternalError that keeps it.
+ * the operator where the error happened), and so is the sender's `retryable` when it sent one
+ * (it may run a newer version that judges otherwise). An unknown code becomes an InternalError
+ * that keeps the message, the data, the code (as `data.originalCode`) and `retryable`.
  */
 export function fromWire(w: WireError): CadreError {
-  const rebuild = rebuilders[w.code];
-  if (!rebuild) return new InternalError(w.message, { ...w.data, originalCode: w.code });
-  const err = rebuild(w);
+  const known = registry.get(w.code);
+  if (!known) {
+    return new InternalError(w.message, { ...w.data, originalCode: w.code }, { retryable: w.retryable ?? false });
+  }
+  const err = known.rebuild(w);
   if (err.message !== w.message) Object.defineProperty(err, "message", { value: w.message });
+  if (w.retryable !== undefined && err.retryable !== w.retryable) {
+    Object.defineProperty(err, "retryable", { value: w.retryable });
+  }
   return err;
 }
 
@@ -319,12 +372,13 @@ export function fromWire(w: WireError): CadreError {
 export function toCadreError(err: unknown): CadreError {
   if (err instanceof CadreError) return err;
   if (err && typeof err === "object" && "code" in err && "message" in err && typeof err.code === "string") {
-    const maybe = err as { code: string; message: string; data?: unknown };
-    if (maybe.code in rebuilders) {
+    const maybe = err as { code: string; message: string; data?: unknown; retryable?: unknown };
+    if (registry.has(maybe.code)) {
       return fromWire({
         code: maybe.code,
         message: String(maybe.message),
         data: (maybe.data as Record<string, unknown>) ?? {},
+        ...(typeof maybe.retryable === "boolean" ? { retryable: maybe.retryable } : {}),
       });
     }
   }

@@ -2,59 +2,32 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import { decode, decodeAs, encode, type Message } from "./codec.js";
 import type { Config } from "./config.js";
 import { type CadreError, fromWire, type WireError } from "./errors.js";
-import type {
-  Body,
-  BodyInput,
-  CadreEvent,
-  MessageType,
-  TaskEnvelope,
-  TaskRecord,
-  TaskResult,
-  WireErrorBody,
-  WorkflowRecord,
-} from "./messages.js";
+import type { CadreEvent, TaskEnvelope, TaskRecord, TaskResult, WireErrorBody, WorkflowRecord } from "./messages.js";
+import type { Body, BodyInput, MessageType, OperationName, OpReply, OpRequest, WorkflowControl } from "./operations.js";
 import type { Kind, Team } from "./team.js";
 
 // These expectations are checked by the TypeScript compiler, not at run time: each `it` body
 // only has to compile. A broken expectation is a type error in this file.
 
 describe("message table types", () => {
-  it("lists every message type", () => {
+  it("lists every message type: the core messages and each operation's request and reply", () => {
     expectTypeOf<MessageType>().toEqualTypeOf<
-      | "task"
-      | "result"
-      | "event"
-      | "heartbeat"
-      | "child.done"
-      | "host.spawn"
-      | "host.spawn.ok"
-      | "host.actor"
-      | "host.actor.ok"
-      | "sup.submit"
-      | "sup.submit.ok"
-      | "sup.delegate"
-      | "sup.delegate.ok"
-      | "sup.status"
-      | "sup.status.ok"
-      | "sup.quarantine"
-      | "sup.quarantine.ok"
-      | "sup.acquire"
-      | "sup.acquire.ok"
-      | "sup.release"
-      | "sup.release.ok"
-      | "sup.waits"
-      | "sup.waits.ok"
-      | "sup.freeze"
-      | "sup.freeze.ok"
-      | "error"
+      "task" | "result" | "event" | "heartbeat" | "child.done" | "error" | OperationName | `${OperationName}.ok`
     >();
+    expectTypeOf<"sup.workflow.pause.ok">().toExtend<MessageType>();
+    expectTypeOf<"host.task">().toExtend<MessageType>();
+    expectTypeOf<Body<"sup.workflow.cancel">>().toEqualTypeOf<OpRequest<"sup.workflow.cancel">>();
+    expectTypeOf<Body<"host.spawn.ok">>().toEqualTypeOf<OpReply<"host.spawn">>();
   });
 
   it("infers each body from its schema", () => {
     expectTypeOf<Body<"task">>().toEqualTypeOf<TaskEnvelope>();
     expectTypeOf<Body<"result">>().toEqualTypeOf<TaskResult>();
     expectTypeOf<Body<"event">>().toEqualTypeOf<CadreEvent>();
-    expectTypeOf<Body<"sup.status.ok">>().toEqualTypeOf<{ workflow: WorkflowRecord }>();
+    expectTypeOf<Body<"sup.status.ok">>().toEqualTypeOf<{
+      workflow: WorkflowRecord;
+      control: WorkflowControl | null;
+    }>();
     expectTypeOf<Body<"child.done">["record"]>().toEqualTypeOf<TaskRecord>();
     expectTypeOf<Body<"sup.submit">["team"]>().toEqualTypeOf<Team>();
   });
@@ -76,8 +49,8 @@ describe("message table types", () => {
 
   it("types status fields as unions of their literal values", () => {
     expectTypeOf<TaskResult["status"]>().toEqualTypeOf<"completed" | "failed">();
-    expectTypeOf<WorkflowRecord["status"]>().toEqualTypeOf<"running" | "completed" | "failed">();
-    expectTypeOf<TaskRecord["status"]>().toEqualTypeOf<"queued" | "completed" | "failed">();
+    expectTypeOf<WorkflowRecord["status"]>().toEqualTypeOf<"running" | "completed" | "failed" | "cancelled">();
+    expectTypeOf<TaskRecord["status"]>().toEqualTypeOf<"queued" | "completed" | "failed" | "cancelled">();
     expectTypeOf<Kind["role"]>().toEqualTypeOf<"director" | "lead" | "agent">();
   });
 
@@ -102,10 +75,10 @@ describe("codec types", () => {
     const typeOnly = () => {
       // @ts-expect-error a status request needs a workflow id
       encode("sup.status", {}, { sender: "cli" });
+      // @ts-expect-error a host reference is not a status request
+      encode("sup.status", { hostId: "h1" }, { sender: "cli" });
     };
     expect(typeof typeOnly).toBe("function");
-    // @ts-expect-error a heartbeat body is not a status request
-    expectTypeOf(encode).toBeCallableWith("sup.status", { hostId: "h1" }, { sender: "cli" });
     // @ts-expect-error there is no such message type
     expectTypeOf(encode).toBeCallableWith("sup.cancel", { workflowId: "w1" }, { sender: "cli" });
     // @ts-expect-error the sender is required

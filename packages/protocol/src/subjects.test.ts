@@ -6,7 +6,6 @@ import {
   RESULTS_CONSUMER,
   STREAMS,
   SUBJECT_PREFIX,
-  SUPERVISOR_QUEUE,
   subjects,
   taskConsumer,
   token,
@@ -32,15 +31,8 @@ describe("subject builders", () => {
     expect(subjects.event("delegation", "w1abc")).toBe("cadre.v1.evt.delegation.w1abc");
   });
 
-  it("builds the heartbeat and control subjects of a host", () => {
+  it("builds the heartbeat subject of a host", () => {
     expect(subjects.heartbeat("host-1")).toBe("cadre.v1.hb.host-1");
-    expect(subjects.hostControl("host-1")).toBe("cadre.v1.host.host-1");
-  });
-
-  it("builds a supervisor operation subject for each operation", () => {
-    expect(subjects.supervisor("submit")).toBe("cadre.v1.sup.submit");
-    expect(subjects.supervisor("delegate")).toBe("cadre.v1.sup.delegate");
-    expect(subjects.supervisor("status")).toBe("cadre.v1.sup.status");
   });
 
   it("builds the child notice subject of a parent task", () => {
@@ -60,8 +52,8 @@ describe("subject builders", () => {
     );
   });
 
-  it("uses stream, bucket, queue and consumer names without dots, spaces or wildcards", () => {
-    for (const name of [...Object.values(STREAMS), ...Object.values(BUCKETS), SUPERVISOR_QUEUE, RESULTS_CONSUMER]) {
+  it("uses stream, bucket and consumer names without dots, spaces or wildcards", () => {
+    for (const name of [...Object.values(STREAMS), ...Object.values(BUCKETS), RESULTS_CONSUMER]) {
       expect(isToken(name), name).toBe(true);
     }
   });

@@ -174,6 +174,42 @@ describe("parseTeam", () => {
     expect(err.message).toContain('"replica"');
   });
 
+  it("accepts a kind's retry settings, either one alone, and leaves them absent by default", () => {
+    const team = softwareTeam();
+    const engineer = { ...team.kinds["backend-engineer"], retry: { attempts: 1, backoffMs: 600_000 } };
+    const lead = { ...team.kinds["backend-lead"], retry: { attempts: 100 } };
+    const parsed = parseTeam({ ...team, kinds: { ...team.kinds, "backend-engineer": engineer, "backend-lead": lead } });
+    expect(parsed.kinds["backend-engineer"]?.retry).toEqual({ attempts: 1, backoffMs: 600_000 });
+    expect(parsed.kinds["backend-lead"]?.retry).toEqual({ attempts: 100 });
+    expect(parsed.kinds["engineering-director"]?.retry).toBeUndefined();
+  });
+
+  it("rejects retry settings out of range, naming each field", () => {
+    const team = softwareTeam();
+    const engineer = { ...team.kinds["backend-engineer"], retry: { attempts: 0, backoffMs: 600_001 } };
+    const lead = { ...team.kinds["backend-lead"], retry: { attempts: 101, backoffMs: -1 } };
+    const director = { ...team.kinds["engineering-director"], retry: { attempts: 2.5 } };
+    const err = invalid({
+      ...team,
+      kinds: { ...team.kinds, "backend-engineer": engineer, "backend-lead": lead, "engineering-director": director },
+    });
+    expect(err.code).toBe("INVALID_CONFIG");
+    expect(err.message).toContain("kinds.backend-engineer.retry.attempts: ");
+    expect(err.message).toContain("kinds.backend-engineer.retry.backoffMs: ");
+    expect(err.message).toContain("kinds.backend-lead.retry.attempts: ");
+    expect(err.message).toContain("kinds.backend-lead.retry.backoffMs: ");
+    expect(err.message).toContain("kinds.engineering-director.retry.attempts: ");
+  });
+
+  it("rejects an unknown field in a kind's retry settings, naming it", () => {
+    const team = softwareTeam();
+    const engineer = { ...team.kinds["backend-engineer"], retry: { attempts: 3, backoff: 100 } };
+    const err = invalid({ ...team, kinds: { ...team.kinds, "backend-engineer": engineer } });
+    expect(err.code).toBe("INVALID_CONFIG");
+    expect(err.message).toContain("kinds.backend-engineer.retry: ");
+    expect(err.message).toContain('"backoff"');
+  });
+
   it("rejects an unknown role", () => {
     const team = softwareTeam();
     const lead = { ...team.kinds["backend-lead"], role: "manager" };

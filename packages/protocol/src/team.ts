@@ -113,6 +113,20 @@ export const KindSchema = z
      * before it plans or works; held until the attempt ends. @default []
      */
     acquire: z.array(NameSchema).default([]),
+    /**
+     * How the kind's failed attempts are retried, in place of the configuration's `tasks`
+     * settings: `attempts` is the most deliveries of one task (JetStream's `max_deliver` for the
+     * kind's consumer; `tasks.maxDeliver` when absent), `backoffMs` the delay before the second
+     * attempt, doubled for each one after (`tasks.retryBackoffMs` when absent). Only retryable
+     * failures are retried. @default the configuration's
+     */
+    retry: z
+      .object({
+        attempts: z.number().int().min(1).max(100).optional(),
+        backoffMs: z.number().int().min(0).max(600_000).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

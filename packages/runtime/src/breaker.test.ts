@@ -100,6 +100,7 @@ describe("createBreaker", () => {
       code: "CIRCUIT_OPEN",
       message: err.message,
       data: { breaker: "test", retryInMs: 600 },
+      retryable: true,
     });
   });
 

@@ -94,6 +94,10 @@ export class CircuitOpenError extends CadreError {
     );
   }
 }
+CadreError.register(
+  CircuitOpenError,
+  (w) => new CircuitOpenError(String(w.data?.breaker ?? ""), Number(w.data?.retryInMs ?? 0)),
+);
 
 /**
  * Errors that say the dependency answered and is healthy, only busy or contended: a lost

@@ -32,7 +32,9 @@ import {
   UnavailableError,
 } from "@cadre/protocol";
 import type { Msg, NatsConnection } from "@nats-io/nats-core";
-import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
+import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
+
+export type { ServiceInfo };
 import type { Logger } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
 
@@ -212,4 +214,15 @@ export class OperationServer {
   async stop(): Promise<void> {
     if (!this.service.isStopped) await this.service.stop();
   }
+}
+
+/**
+ * Every Cadre service that answers `$SRV.INFO` (optionally only those of one name), as standard
+ * NATS tooling (`nats micro ls`) would list them: waits up to `maxWaitMs` for the answers.
+ */
+export async function discoverServices(nc: NatsConnection, name?: string, maxWaitMs = 1000): Promise<ServiceInfo[]> {
+  const replies = await new Svcm(nc as never).client({ strategy: "timer", maxWait: maxWaitMs } as never).info(name);
+  const out: ServiceInfo[] = [];
+  for await (const info of replies) out.push(info);
+  return out;
 }

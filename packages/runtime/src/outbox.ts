@@ -50,6 +50,16 @@ export class OutboxFullError extends CadreError {
     );
   }
 }
+CadreError.register(
+  OutboxFullError,
+  (w) =>
+    new OutboxFullError(
+      String(w.data?.path ?? ""),
+      Number(w.data?.maxBytes ?? 0),
+      Number(w.data?.usedBytes ?? 0),
+      Number(w.data?.records ?? 0),
+    ),
+);
 
 /** A record in the middle of the log fails its checksum: not a torn write, real corruption. */
 export class OutboxCorruptError extends CadreError {
@@ -63,6 +73,10 @@ export class OutboxCorruptError extends CadreError {
     );
   }
 }
+CadreError.register(
+  OutboxCorruptError,
+  (w) => new OutboxCorruptError(String(w.data?.path ?? ""), Number(w.data?.offset ?? 0), String(w.data?.reason ?? "")),
+);
 
 export interface OutboxOptions {
   /** The log file; its directory is created. Progress is kept in `<path>.sent`. */

@@ -9,6 +9,7 @@ import {
   connectNats,
   type Logger,
   type NatsConnection,
+  OperationServer,
   type Subscription,
   systemClock,
 } from "@cadre/runtime";
@@ -32,6 +33,7 @@ interface HostView {
 /** A running monitor. */
 export class Monitor {
   private nc!: NatsConnection;
+  private server?: OperationServer;
   private readonly subs: Subscription[] = [];
   private readonly hosts = new Map<string, HostView>();
   private timer?: NodeJS.Timeout;
@@ -94,6 +96,13 @@ export class Monitor {
     );
     this.timer = setInterval(() => this.sweep(), config.heartbeat.intervalMs);
     this.timer.unref();
+    // Discoverable like every Cadre service ($SRV.PING|INFO|STATS); it answers no operation yet.
+    this.server = await OperationServer.start(this.nc, {
+      name: "cadre-monitor",
+      id: this.id,
+      description: "watches heartbeats and events",
+      logger,
+    });
   }
 
   private sweep(): void {
@@ -115,6 +124,7 @@ export class Monitor {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     for (const s of this.subs) s.unsubscribe();
+    await this.server?.stop();
     await this.nc.drain();
   }
 }

@@ -267,6 +267,21 @@ export class WorkflowControls {
     });
   }
 
+  /**
+   * The workflow finished (its root's result was applied): its control has nothing left to
+   * govern and is deleted, so its guarantee stops reserving actors. A cancelled workflow's
+   * control stays (until the registry's age limit) so hosts keep dropping its leftover tasks.
+   */
+  ended(workflowId: string): void {
+    this.running.delete(workflowId);
+    const c = this.controls.get(workflowId);
+    if (!c || c.cancelled) return;
+    void this.serial(workflowId, async () => {
+      this.controls.delete(workflowId);
+      await this.d.kv.delete(controlKey(workflowId));
+    }).catch((err) => this.d.logger.warn({ err, workflowId }, "control of a finished workflow not deleted"));
+  }
+
   /** An attempt of a task ended (its result was applied, or it was reassigned): a slot frees. */
   finished(taskId: string): void {
     const wf = workflowOf(taskId);

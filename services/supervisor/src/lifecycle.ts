@@ -59,6 +59,8 @@ export class Lifecycle {
   private readonly cordoned = new Set<string>();
   /** When each `<team>/<kind>` last had demand (this supervisor's view; reset at activation). */
   private readonly lastDemand = new Map<string, number>();
+  /** Each `<team>/<kind>`'s demand at the last sweep. */
+  private readonly demandNow = new Map<string, number>();
   private readonly beats = new Map<string, Heartbeat>();
   private timer: unknown;
   private sweeping = false;
@@ -91,6 +93,7 @@ export class Lifecycle {
   /** Starts sweeping (the active supervisor). Every kind's idle time counts from now. */
   start(): void {
     this.lastDemand.clear();
+    this.demandNow.clear();
     const tick = () => {
       this.timer = this.d.clock.setTimeout(() => {
         void this.sweep()
@@ -121,11 +124,16 @@ export class Lifecycle {
         for (const kind of Object.keys(team.kinds)) {
           const key = `${tid}/${kind}`;
           const demand = await this.demandOf(tid, kind);
+          this.demandNow.set(key, demand);
           if (!this.lastDemand.has(key) || demand > 0) this.lastDemand.set(key, now);
           const since = this.lastDemand.get(key) ?? now;
           teamIdleSince = Math.max(teamIdleSince, since);
           const actors = this.d.registry.actorsOf(tid, kind).filter((a) => a.status === "active");
-          if (demand > 0 && this.d.placer.liveOf(tid, kind) === 0) await this.placeForDemand(tid, kind);
+          if (demand > 0 && this.d.placer.liveOf(tid, kind) === 0) {
+            await this.placeForDemand(tid, kind).catch((err) =>
+              this.d.logger.info({ err, teamId: tid, kind }, "kind with queued work not placed yet; next sweep tries again"),
+            );
+          }
           else if (demand === 0 && actors.length > 0 && now - since >= this.d.config.lifecycle.passivateAfterMs) {
             for (const a of actors) await this.stopActor(a, "ACTOR_PASSIVATED", { idleMs: now - since });
             this.d.placer.forget(tid);
@@ -149,27 +157,30 @@ export class Lifecycle {
     }
   }
 
-  /** Places a kind with queued work; at the cluster's limit, idle actors make room first. */
+  /** Places a kind with queued work (at the cluster's limit, idle actors make room: see reclaimIdle). */
   private async placeForDemand(tid: string, kind: string): Promise<void> {
     const team = await this.d.registry.team(tid);
-    if (!team) return;
-    try {
-      await this.d.placer.ensurePlaced(tid, team, true, [kind]);
-    } catch (err) {
-      if (!(err instanceof ResourceExhaustedError)) throw err;
-      const need = team.kinds[kind]?.replicas ?? 1;
-      const idle = this.d.registry
-        .allActors()
-        .filter((a) => a.status === "active" && !(a.teamId === tid && a.kindName === kind))
-        .filter((a) => (this.lastDemand.get(`${a.teamId}/${a.kindName}`) ?? 0) < this.d.clock.now() - this.d.config.lifecycle.sweepMs)
-        .sort((a, b) => (this.lastDemand.get(`${a.teamId}/${a.kindName}`) ?? 0) - (this.lastDemand.get(`${b.teamId}/${b.kindName}`) ?? 0));
-      if (idle.length === 0) throw err;
-      for (const a of idle.slice(0, need)) {
-        await this.stopActor(a, "ACTOR_PASSIVATED", { reason: "room for queued work", forTeam: tid, forKind: kind });
-        this.d.placer.forget(a.teamId);
-      }
-      await this.d.placer.ensurePlaced(tid, team, true, [kind]);
+    if (team) await this.d.placer.ensurePlaced(tid, team, true, [kind]);
+  }
+
+  /**
+   * Passivates up to `need` idle actors, of kinds that had no demand at the last sweep, longest
+   * idle first, never of `forTeam`: capacity goes to work that exists. Returns how many went.
+   */
+  async reclaimIdle(need: number, forTeam: string): Promise<number> {
+    const idle = this.d.registry
+      .allActors()
+      .filter((a) => a.status === "active" && a.teamId !== forTeam && this.demandNow.get(`${a.teamId}/${a.kindName}`) === 0)
+      .sort(
+        (a, b) =>
+          (this.lastDemand.get(`${a.teamId}/${a.kindName}`) ?? 0) - (this.lastDemand.get(`${b.teamId}/${b.kindName}`) ?? 0),
+      )
+      .slice(0, need);
+    for (const a of idle) {
+      await this.stopActor(a, "ACTOR_PASSIVATED", { reason: "room for queued work", forTeam });
+      this.d.placer.forget(a.teamId);
     }
+    return idle.length;
   }
 
   /** Stops an actor on its host (if it answers) and forgets it; its checkpoint is kept. */
@@ -205,6 +216,7 @@ export class Lifecycle {
     for (const kind of Object.keys(team?.kinds ?? {})) {
       await this.d.jsm.consumers.delete(STREAMS.tasks, taskConsumer(tid, kind)).catch(() => false);
       this.lastDemand.delete(`${tid}/${kind}`);
+      this.demandNow.delete(`${tid}/${kind}`);
     }
     await this.d.registry.removeTeam(tid);
     this.d.placer.forget(tid);

@@ -6,7 +6,18 @@
  * actors, sparing the actors reserved for guaranteed workflows.
  */
 
-import { type ActorSpec, type CadreEvent, type Config, randomId, STREAMS, subjects, type Team, taskConsumer, UnavailableError } from "@cadre/protocol";
+import {
+  type ActorSpec,
+  type CadreEvent,
+  type Config,
+  randomId,
+  ResourceExhaustedError,
+  STREAMS,
+  subjects,
+  type Team,
+  taskConsumer,
+  UnavailableError,
+} from "@cadre/protocol";
 import { type Breakers, type Clock, call, type Logger, type NatsConnection } from "@cadre/runtime";
 import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import { placeReplicas } from "./placement.js";
@@ -32,6 +43,11 @@ export interface PlacerDeps {
   cordoned: (hostId: string) => boolean;
   /** Actors reserved per team by guaranteed workflows (spared by preemption). */
   guarantees: () => Map<string, number>;
+  /**
+   * At the cluster's limit: passivates up to `need` idle actors (kinds without demand, of any
+   * team but `forTeam`) and says how many went (lifecycle.ts).
+   */
+  reclaimIdle: (need: number, forTeam: string) => Promise<number>;
 }
 
 /** Places actors; one placement at a time per team. */
@@ -134,15 +150,26 @@ export class Placer {
     }
     // Quotas: refused past the team's own limit; at the cluster's, lower-priority actors make room.
     const limits = this.d.config.orchestration_limits;
-    const victims = planSpawn({
-      teamId: tid,
-      priority: team.priority,
-      need: [...byHost.values()].reduce((n, a) => n + a.length, 0),
-      actors: this.d.registry.allActors().filter((a) => a.status === "active" && this.d.registry.isActorLive(a)),
-      maxPerTeam: limits.max_agents_per_orchestrator,
-      maxGlobal: limits.max_concurrent_agents,
-      reserved: this.d.guarantees(),
-    });
+    const need = [...byHost.values()].reduce((n, a) => n + a.length, 0);
+    const plan = () =>
+      planSpawn({
+        teamId: tid,
+        priority: team.priority,
+        need,
+        actors: this.d.registry.allActors().filter((a) => a.status === "active" && this.d.registry.isActorLive(a)),
+        maxPerTeam: limits.max_agents_per_orchestrator,
+        maxGlobal: limits.max_concurrent_agents,
+        reserved: this.d.guarantees(),
+      });
+    let victims: ReturnType<typeof plan>;
+    try {
+      victims = plan();
+    } catch (err) {
+      // The cluster is full: idle actors (no work queued for their kind) make room first.
+      if (!(err instanceof ResourceExhaustedError) || err.data.resource === undefined || !String(err.data.resource).includes("max_concurrent_agents")) throw err;
+      if ((await this.d.reclaimIdle(need, tid)) === 0) throw err;
+      victims = plan();
+    }
     for (const v of victims) await this.d.quarantine().preempt(v.actorId, { teamId: tid, priority: team.priority });
     await Promise.all(
       [...byHost].map(([hostId, actors]) => this.spawnOn(hostId, incarnations.get(hostId), actors, team.priority)),

@@ -73,7 +73,7 @@ async function queuedTask(epoch = 1) {
     status: "running",
     submittedAt: 0,
     finishedAt: null,
-    tasks: { total: 2, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0 },
+    tasks: { total: 2, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 },
   });
   await tasks.create(task.taskId, {
     task,

@@ -22,6 +22,7 @@ import {
   HeldTaskSchema,
   LeaseRecordSchema,
   randomId,
+  rootTaskId,
   subjects,
   type TaskRecord,
   TaskRecordSchema,
@@ -205,6 +206,7 @@ export class Supervisor {
       emit,
       cordoned: (hostId) => this.lifecycle.isCordoned(hostId),
       guarantees: () => this.controls.guarantees(),
+      reclaimIdle: (need, forTeam) => this.lifecycle.reclaimIdle(need, forTeam),
     });
     this.lifecycle = new Lifecycle({
       nc,
@@ -260,6 +262,7 @@ export class Supervisor {
         // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
         if (outcome === "applied") this.resources.release(result.taskId);
         this.controls.finished(result.taskId);
+        if (outcome === "applied" && result.taskId === rootTaskId(result.workflowId)) this.controls.ended(result.workflowId);
         if (replay !== undefined) this.tally.classified(result.hostId, replay, outcome);
       },
     });
