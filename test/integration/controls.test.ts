@@ -18,7 +18,11 @@ const fan = (name: string, n: number, sleepMs: number, workers = 2): TeamInput =
     lead: {
       role: "lead",
       replicas: 1,
-      behaviour: { type: "script", delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }], output: { parts: "{{children}}" } },
+      behaviour: {
+        type: "script",
+        delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }],
+        output: { parts: "{{children}}" },
+      },
     },
     worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
   },
@@ -73,7 +77,10 @@ describe("workflow controls", () => {
   it("pause --now gives running attempts back; resume re-runs them and nothing is applied twice", async () => {
     const rec = recordEvents(c.nc);
     const id = await c.submit(fan("pause-now-team", 2, 4000));
-    await until("both workers running", async () => workers(await tree(id)).filter((x) => x.status === "running").length === 2);
+    await until(
+      "both workers running",
+      async () => workers(await tree(id)).filter((x) => x.status === "running").length === 2,
+    );
     await sup.call("sup.workflow.pause", { workflowId: id, now: true });
     const t = await until("both workers given back", async () => {
       const x = await tree(id);
@@ -100,7 +107,9 @@ describe("workflow controls", () => {
     expect(w.status).toBe("cancelled");
     expect(w.error?.message).toContain("operator test");
     // No host holds any of its tasks once the stop has reached them.
-    await until("no attempt of the workflow running", async () => (await tree(id)).tasks.every((x) => x.status !== "running"));
+    await until("no attempt of the workflow running", async () =>
+      (await tree(id)).tasks.every((x) => x.status !== "running"),
+    );
     const records = await c.taskRecords(id);
     expect(records).toHaveLength(7);
     for (const r of records) {

@@ -22,7 +22,11 @@ const pairTeam = (name: string, sleepMs: number): TeamInput => ({
   name,
   root: "lead",
   kinds: {
-    lead: { role: "lead", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "worker" }], output: { done: true } } },
+    lead: {
+      role: "lead",
+      replicas: 1,
+      behaviour: { type: "script", delegate: [{ kind: "worker" }], output: { done: true } },
+    },
     worker: { role: "agent", replicas: 1, behaviour: { type: "script", sleepMs, output: { ok: true } } },
   },
 });
@@ -30,7 +34,8 @@ const pairTeam = (name: string, sleepMs: number): TeamInput => ({
 describe("actor lifecycle", () => {
   let c: TestCluster;
   let sup: SupervisorClient;
-  const noActors = () => until("every actor passivated", async () => (await sup.call("sup.actor.list", {})).actors.length === 0);
+  const noActors = () =>
+    until("every actor passivated", async () => (await sup.call("sup.actor.list", {})).actors.length === 0);
 
   beforeAll(async () => {
     c = await startCluster({
@@ -67,7 +72,9 @@ describe("actor lifecycle", () => {
     const rec = recordEvents(c.nc);
     const low = await c.submit(pairTeam("low-pair", 1500));
     await until("the low worker running", () =>
-      rec.events.some((e) => e.event.type === "TASK_STARTED" && e.event.scope === low && e.event.data.kind === "worker"),
+      rec.events.some(
+        (e) => e.event.type === "TASK_STARTED" && e.event.scope === low && e.event.data.kind === "worker",
+      ),
     );
     // Two more actors at priority 5 in a cluster of three: one of the pair goes.
     const high = await c.submit(agentTeam("high-pair", 2, 5, 1000));
@@ -79,7 +86,9 @@ describe("actor lifecycle", () => {
     expect(w.status, c.tail()).toBe("completed");
     expect(w.tasks).toMatchObject({ total: 2, completed: 2, duplicates: 0 });
     // The room came from the finished high-priority team's idle actors.
-    const reclaimed = rec.events.filter((e) => e.event.type === "ACTOR_PASSIVATED" && e.event.data.reason === "room for queued work");
+    const reclaimed = rec.events.filter(
+      (e) => e.event.type === "ACTOR_PASSIVATED" && e.event.data.reason === "room for queued work",
+    );
     expect(reclaimed.length).toBeGreaterThan(0);
     expect(reclaimed.every((e) => e.event.data.teamId !== w.teamId)).toBe(true);
   });

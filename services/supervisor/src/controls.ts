@@ -159,7 +159,10 @@ export class WorkflowControls {
           const r = await this.d
             .taskOnHost(h.hostId, { op: "yield", taskId: h.taskId, reason: "workflow paused" })
             .catch((err) => {
-              this.d.logger.warn({ err, taskId: h.taskId, hostId: h.hostId }, "running attempt not yielded; it finishes");
+              this.d.logger.warn(
+                { err, taskId: h.taskId, hostId: h.hostId },
+                "running attempt not yielded; it finishes",
+              );
               return undefined;
             });
           if (r?.held) yielded.push({ taskId: h.taskId, epoch: r.epoch ?? h.epoch });
@@ -169,7 +172,12 @@ export class WorkflowControls {
           for (const y of yielded) this.runningOf(workflowId).delete(y.taskId);
         }
       }
-      this.d.emit({ type: "WORKFLOW_PAUSED", category: "workflow", scope: workflowId, data: { now, yielded: yielded.length } });
+      this.d.emit({
+        type: "WORKFLOW_PAUSED",
+        category: "workflow",
+        scope: workflowId,
+        data: { now, yielded: yielded.length },
+      });
       return { control };
     });
   }
@@ -194,7 +202,8 @@ export class WorkflowControls {
       }));
       // Attempts already running count against a new cap (hosts hold them).
       this.running.delete(workflowId);
-      for (const h of this.d.holdings()) if (workflowOf(h.taskId) === workflowId) this.runningOf(workflowId).add(h.taskId);
+      for (const h of this.d.holdings())
+        if (workflowOf(h.taskId) === workflowId) this.runningOf(workflowId).add(h.taskId);
       const released = await this.unpark(workflowId);
       this.d.emit({
         type: "WORKFLOW_LIMITED",
@@ -226,14 +235,25 @@ export class WorkflowControls {
         this.d.release(rec.task.taskId);
       }
       for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId)) {
-        await this.d.taskOnHost(h.hostId, { op: "stop", taskId: h.taskId, reason }).catch((err) =>
-          this.d.logger.warn({ err, taskId: h.taskId, hostId: h.hostId }, "running attempt not stopped; its result will be a duplicate"),
-        );
+        await this.d
+          .taskOnHost(h.hostId, { op: "stop", taskId: h.taskId, reason })
+          .catch((err) =>
+            this.d.logger.warn(
+              { err, taskId: h.taskId, hostId: h.hostId },
+              "running attempt not stopped; its result will be a duplicate",
+            ),
+          );
       }
       this.running.delete(workflowId);
       const done = await this.d.workflows.modify(workflowId, (x) =>
         x && x.status === "running"
-          ? { ...x, status: "cancelled", finishedAt: at, error, tasks: { ...x.tasks, cancelled: x.tasks.cancelled + cancelled.length } }
+          ? {
+              ...x,
+              status: "cancelled",
+              finishedAt: at,
+              error,
+              tasks: { ...x.tasks, cancelled: x.tasks.cancelled + cancelled.length },
+            }
           : undefined,
       );
       this.d.emit({
@@ -254,7 +274,12 @@ export class WorkflowControls {
       if (c.cancelled) return { decision: "cancelled" as const };
       const park = async () => {
         await this.modifyId(workflowId, (x) => ({ ...x, parked: addParked(x.parked, [{ taskId, epoch }]) }));
-        this.d.emit({ type: "TASK_PARKED", category: "task", scope: workflowId, data: { taskId, epoch, paused: c.paused } });
+        this.d.emit({
+          type: "TASK_PARKED",
+          category: "task",
+          scope: workflowId,
+          data: { taskId, epoch, paused: c.paused },
+        });
         return { decision: "parked" as const };
       };
       if (c.paused) return park();
@@ -287,7 +312,9 @@ export class WorkflowControls {
     const wf = workflowOf(taskId);
     const running = this.running.get(wf);
     if (!running?.delete(taskId)) return;
-    void this.serial(wf, () => this.unpark(wf)).catch((err) => this.d.logger.warn({ err, workflowId: wf }, "parked tasks not released yet"));
+    void this.serial(wf, () => this.unpark(wf)).catch((err) =>
+      this.d.logger.warn({ err, workflowId: wf }, "parked tasks not released yet"),
+    );
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -303,7 +330,7 @@ export class WorkflowControls {
     const out: string[] = [];
     for (const p of c.parked) {
       const rec = (await this.d.tasks.get(p.taskId))?.value;
-      if (!rec || rec.status !== "queued") {
+      if (rec?.status !== "queued") {
         out.push(p.taskId);
         continue;
       }
@@ -311,11 +338,17 @@ export class WorkflowControls {
       if (capped && room <= 0) continue;
       if (await reissue(this.d, p.taskId, p.epoch)) {
         if (capped) room--;
-        this.d.emit({ type: "TASK_UNPARKED", category: "task", scope: workflowId, data: { taskId: p.taskId, epoch: p.epoch + 1 } });
+        this.d.emit({
+          type: "TASK_UNPARKED",
+          category: "task",
+          scope: workflowId,
+          data: { taskId: p.taskId, epoch: p.epoch + 1 },
+        });
       }
       out.push(p.taskId);
     }
-    if (out.length > 0) await this.modifyId(workflowId, (x) => ({ ...x, parked: x.parked.filter((p) => !out.includes(p.taskId)) }));
+    if (out.length > 0)
+      await this.modifyId(workflowId, (x) => ({ ...x, parked: x.parked.filter((p) => !out.includes(p.taskId)) }));
     return out.length;
   }
 
@@ -332,9 +365,11 @@ export class WorkflowControls {
     const prev = this.chains.get(workflowId) ?? Promise.resolve();
     const next = prev.catch(() => {}).then(fn);
     this.chains.set(workflowId, next);
-    void next.finally(() => {
-      if (this.chains.get(workflowId) === next) this.chains.delete(workflowId);
-    }).catch(() => {});
+    void next
+      .finally(() => {
+        if (this.chains.get(workflowId) === next) this.chains.delete(workflowId);
+      })
+      .catch(() => {});
     return next;
   }
 
@@ -366,14 +401,22 @@ export class WorkflowControls {
   }
 
   /** Compare-and-set of the control record (another supervisor may write it after a failover). */
-  private async modifyId(workflowId: string, fn: (c: WorkflowControl) => WorkflowControl, teamId?: string): Promise<WorkflowControl> {
+  private async modifyId(
+    workflowId: string,
+    fn: (c: WorkflowControl) => WorkflowControl,
+    teamId?: string,
+  ): Promise<WorkflowControl> {
     const key = controlKey(workflowId);
     for (let attempt = 1; ; attempt++) {
       const e = await this.d.kv.get(key);
       const current = e?.operation === "PUT" ? WorkflowControlSchema.safeParse(safeJson(e.string())).data : undefined;
       const base =
         current ??
-        WorkflowControlSchema.parse({ workflowId, teamId: teamId ?? (await this.workflow(workflowId)).teamId, updatedAt: 0 });
+        WorkflowControlSchema.parse({
+          workflowId,
+          teamId: teamId ?? (await this.workflow(workflowId)).teamId,
+          updatedAt: 0,
+        });
       const next = WorkflowControlSchema.parse({ ...fn(base), updatedAt: this.d.clock.now() });
       try {
         if (e && e.operation === "PUT") await this.d.kv.update(key, JSON.stringify(next), e.revision);

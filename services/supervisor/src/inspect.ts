@@ -16,7 +16,7 @@ import {
   type WorkflowControl,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { call, type Clock, type NatsConnection, type StateStore } from "@cadre/runtime";
+import { type Clock, call, type NatsConnection, type StateStore } from "@cadre/runtime";
 import type { Registry } from "./registry.js";
 import { childrenOf, taskTree } from "./tree.js";
 
@@ -102,11 +102,16 @@ export class Inspector {
     const record = this.d.registry.actor(actorId);
     if (!record) throw new NotFoundError("actor", actorId);
     const live = this.d.registry.isActorLive(record)
-      ? await call(this.d.nc, "host.inspect", { actorId }, {
-          sender: this.d.sender,
-          hostId: record.hostId,
-          timeoutMs: this.d.config.requestTimeoutMs,
-        }).catch(() => null)
+      ? await call(
+          this.d.nc,
+          "host.inspect",
+          { actorId },
+          {
+            sender: this.d.sender,
+            hostId: record.hostId,
+            timeoutMs: this.d.config.requestTimeoutMs,
+          },
+        ).catch(() => null)
       : null;
     return { record, live };
   }
@@ -117,8 +122,7 @@ export class Inspector {
     const holder = this.holderOf(rec);
     const startedAt = rec.applied?.startedAt ?? start?.at ?? null;
     const end = rec.finishedAt ?? (holder ? this.d.clock.now() : null);
-    const status =
-      rec.status !== "queued" ? rec.status : holder ? "running" : parked.has(id) ? "parked" : "queued";
+    const status = rec.status !== "queued" ? rec.status : holder ? "running" : parked.has(id) ? "parked" : "queued";
     return {
       taskId: id,
       parentTaskId: rec.task.parentTaskId,

@@ -13,10 +13,10 @@ import {
   checkDelegation,
   childTaskId,
   teamId as computeTeamId,
-  type OpReplyInput,
-  type OpRequest,
   NotFoundError,
   newWorkflowId,
+  type OpReplyInput,
+  type OpRequest,
   rootTaskId,
   type TaskEnvelope,
   type TaskRecord,
@@ -121,7 +121,9 @@ export class Intake {
     );
     const added = created.filter(Boolean).length;
     if (added > 0) {
-      await this.d.workflows.modify(wf, (w) => (w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined));
+      await this.d.workflows.modify(wf, (w) =>
+        w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
+      );
     }
     // A kind whose actors were passivated (or preempted) is placed again now, not at the next sweep.
     for (const kind of new Set(children.map((c) => c.kind))) this.d.placer.demand(parent.teamId, team, kind);
@@ -132,7 +134,12 @@ export class Intake {
   }
 
   /** One subtask's envelope, after the policy check (which announces a refusal). */
-  private child(team: Team, parent: TaskEnvelope, sub: OpRequest<"sup.delegate">["subtasks"][number], i: number): TaskEnvelope {
+  private child(
+    team: Team,
+    parent: TaskEnvelope,
+    sub: OpRequest<"sup.delegate">["subtasks"][number],
+    i: number,
+  ): TaskEnvelope {
     if (!(sub.kind in team.kinds)) throw new NotFoundError(`kind of team ${team.name}`, sub.kind);
     let chain: string[];
     try {

@@ -131,10 +131,12 @@ export class Lifecycle {
           const actors = this.d.registry.actorsOf(tid, kind).filter((a) => a.status === "active");
           if (demand > 0 && this.d.placer.liveOf(tid, kind) === 0) {
             await this.placeForDemand(tid, kind).catch((err) =>
-              this.d.logger.info({ err, teamId: tid, kind }, "kind with queued work not placed yet; next sweep tries again"),
+              this.d.logger.info(
+                { err, teamId: tid, kind },
+                "kind with queued work not placed yet; next sweep tries again",
+              ),
             );
-          }
-          else if (demand === 0 && actors.length > 0 && now - since >= this.d.config.lifecycle.passivateAfterMs) {
+          } else if (demand === 0 && actors.length > 0 && now - since >= this.d.config.lifecycle.passivateAfterMs) {
             for (const a of actors) await this.stopActor(a, "ACTOR_PASSIVATED", { idleMs: now - since });
             this.d.placer.forget(tid);
           }
@@ -170,10 +172,13 @@ export class Lifecycle {
   async reclaimIdle(need: number, forTeam: string): Promise<number> {
     const idle = this.d.registry
       .allActors()
-      .filter((a) => a.status === "active" && a.teamId !== forTeam && this.demandNow.get(`${a.teamId}/${a.kindName}`) === 0)
+      .filter(
+        (a) => a.status === "active" && a.teamId !== forTeam && this.demandNow.get(`${a.teamId}/${a.kindName}`) === 0,
+      )
       .sort(
         (a, b) =>
-          (this.lastDemand.get(`${a.teamId}/${a.kindName}`) ?? 0) - (this.lastDemand.get(`${b.teamId}/${b.kindName}`) ?? 0),
+          (this.lastDemand.get(`${a.teamId}/${a.kindName}`) ?? 0) -
+          (this.lastDemand.get(`${b.teamId}/${b.kindName}`) ?? 0),
       )
       .slice(0, need);
     for (const a of idle) {
@@ -201,7 +206,14 @@ export class Lifecycle {
       type,
       category: "actor",
       scope: a.actorId,
-      data: { actorId: a.actorId, hostId: a.hostId, teamId: a.teamId, kind: a.kindName, requeued: requeued ?? null, ...data },
+      data: {
+        actorId: a.actorId,
+        hostId: a.hostId,
+        teamId: a.teamId,
+        kind: a.kindName,
+        requeued: requeued ?? null,
+        ...data,
+      },
     });
     return requeued;
   }
@@ -220,7 +232,12 @@ export class Lifecycle {
     }
     await this.d.registry.removeTeam(tid);
     this.d.placer.forget(tid);
-    this.d.emit({ type, category: "team", scope: tid, data: { teamId: tid, name: team?.name ?? null, actors: stopped.length } });
+    this.d.emit({
+      type,
+      category: "team",
+      scope: tid,
+      data: { teamId: tid, name: team?.name ?? null, actors: stopped.length },
+    });
     return stopped;
   }
 
@@ -246,7 +263,10 @@ export class Lifecycle {
     return { teams };
   }
 
-  async teamRetire({ teamId, force }: OpRequest<"sup.team.retire">, running: number): Promise<OpReply<"sup.team.retire">> {
+  async teamRetire(
+    { teamId, force }: OpRequest<"sup.team.retire">,
+    running: number,
+  ): Promise<OpReply<"sup.team.retire">> {
     if (!(await this.d.registry.team(teamId))) throw new NotFoundError("team", teamId);
     if (running > 0 && !force) {
       throw new ResourceExhaustedError(`running workflows of team ${teamId}`, 0, running, {
@@ -259,7 +279,9 @@ export class Lifecycle {
 
   actorList({ teamId, hostId }: OpRequest<"sup.actor.list">): OpReply<"sup.actor.list"> {
     return {
-      actors: this.d.registry.allActors().filter((a) => (!teamId || a.teamId === teamId) && (!hostId || a.hostId === hostId)),
+      actors: this.d.registry
+        .allActors()
+        .filter((a) => (!teamId || a.teamId === teamId) && (!hostId || a.hostId === hostId)),
     };
   }
 
@@ -286,7 +308,12 @@ export class Lifecycle {
       await this.d.kv.delete(cordonKey(hostId));
       this.cordoned.delete(hostId);
     }
-    this.d.emit({ type: cordoned ? "HOST_CORDONED" : "HOST_UNCORDONED", category: "host", scope: hostId, data: { hostId } });
+    this.d.emit({
+      type: cordoned ? "HOST_CORDONED" : "HOST_UNCORDONED",
+      category: "host",
+      scope: hostId,
+      data: { hostId },
+    });
     return this.summary(hostId);
   }
 
@@ -306,7 +333,9 @@ export class Lifecycle {
     const moved: { from: string; to: string }[] = [];
     const requeued: string[] = [];
     for (const a of leaving) {
-      const to = added.find((x) => x.teamId === a.teamId && x.kindName === a.kindName && !moved.some((m) => m.to === x.actorId));
+      const to = added.find(
+        (x) => x.teamId === a.teamId && x.kindName === a.kindName && !moved.some((m) => m.to === x.actorId),
+      );
       if (to) moved.push({ from: a.actorId, to: to.actorId });
       const reply = await call(
         this.d.nc,
@@ -314,13 +343,21 @@ export class Lifecycle {
         { op: "retire", actorId: a.actorId },
         { sender: this.d.sender, hostId, timeoutMs: this.d.config.requestTimeoutMs },
       ).catch((err) => {
-        this.d.logger.warn({ err, actorId: a.actorId }, "drained actor did not answer; its task comes back after its ack wait");
+        this.d.logger.warn(
+          { err, actorId: a.actorId },
+          "drained actor did not answer; its task comes back after its ack wait",
+        );
         return undefined;
       });
       if (reply?.context) await this.d.registry.putCheckpoint(a.actorId, reply.context);
       if (reply?.requeued) requeued.push(reply.requeued);
     }
-    this.d.emit({ type: "HOST_DRAINED", category: "host", scope: hostId, data: { hostId, moved: moved.length, requeued: requeued.length } });
+    this.d.emit({
+      type: "HOST_DRAINED",
+      category: "host",
+      scope: hostId,
+      data: { hostId, moved: moved.length, requeued: requeued.length },
+    });
     return { hostId, moved, requeued };
   }
 

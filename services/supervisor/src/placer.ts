@@ -10,8 +10,8 @@ import {
   type ActorSpec,
   type CadreEvent,
   type Config,
-  randomId,
   ResourceExhaustedError,
+  randomId,
   STREAMS,
   subjects,
   type Team,
@@ -72,9 +72,11 @@ export class Placer {
         if (!kinds) this.placed.add(tid);
       });
     this.placing.set(tid, next);
-    void next.finally(() => {
-      if (this.placing.get(tid) === next) this.placing.delete(tid);
-    }).catch(() => {});
+    void next
+      .finally(() => {
+        if (this.placing.get(tid) === next) this.placing.delete(tid);
+      })
+      .catch(() => {});
     return next;
   }
 
@@ -82,13 +84,17 @@ export class Placer {
   demand(tid: string, team: Team, kind: string): void {
     if (this.liveOf(tid, kind) > 0) return;
     this.ensurePlaced(tid, team, true, [kind]).catch((err) =>
-      this.d.logger.info({ err, teamId: tid, kind }, "kind with queued work not placed yet; the lifecycle sweep tries again"),
+      this.d.logger.info(
+        { err, teamId: tid, kind },
+        "kind with queued work not placed yet; the lifecycle sweep tries again",
+      ),
     );
   }
 
   /** Live, active actors of a kind. */
   liveOf(tid: string, kind: string): number {
-    return this.d.registry.actorsOf(tid, kind).filter((a) => a.status === "active" && this.d.registry.isActorLive(a)).length;
+    return this.d.registry.actorsOf(tid, kind).filter((a) => a.status === "active" && this.d.registry.isActorLive(a))
+      .length;
   }
 
   /** A team (some of whose actors were passivated or retired) is placed in full at its next submit. */
@@ -166,7 +172,12 @@ export class Placer {
       victims = plan();
     } catch (err) {
       // The cluster is full: idle actors (no work queued for their kind) make room first.
-      if (!(err instanceof ResourceExhaustedError) || err.data.resource === undefined || !String(err.data.resource).includes("max_concurrent_agents")) throw err;
+      if (
+        !(err instanceof ResourceExhaustedError) ||
+        err.data.resource === undefined ||
+        !String(err.data.resource).includes("max_concurrent_agents")
+      )
+        throw err;
       if ((await this.d.reclaimIdle(need, tid)) === 0) throw err;
       victims = plan();
     }
@@ -182,7 +193,14 @@ export class Placer {
     // (see place) until a trial spawn succeeds, and the others are not held up by it.
     await this.d.breakers
       .get("agent_spawn", hostId)
-      .call(() => call(this.d.nc, "host.spawn", { actors }, { sender: this.d.sender, hostId, timeoutMs: this.d.config.requestTimeoutMs }));
+      .call(() =>
+        call(
+          this.d.nc,
+          "host.spawn",
+          { actors },
+          { sender: this.d.sender, hostId, timeoutMs: this.d.config.requestTimeoutMs },
+        ),
+      );
     const now = this.d.clock.now();
     for (const a of actors) {
       await this.d.registry.putActor({
@@ -221,7 +239,12 @@ export class Placer {
     for (const a of dead) {
       await this.d.registry.removeActor(a.actorId);
       kinds.set(a.teamId, (kinds.get(a.teamId) ?? new Set()).add(a.kindName));
-      this.d.emit({ type: "ACTOR_LOST", category: "actor", scope: a.actorId, data: { hostId: a.hostId, kind: a.kindName } });
+      this.d.emit({
+        type: "ACTOR_LOST",
+        category: "actor",
+        scope: a.actorId,
+        data: { hostId: a.hostId, kind: a.kindName },
+      });
     }
     for (const tid of teams) {
       const team = await this.d.registry.team(tid);

@@ -89,7 +89,15 @@ describe("quota arithmetic", () => {
     it("refuses rather than take reserved actors, and says so", () => {
       const low = [actor("g1", "low", 0), actor("g2", "low", 0)];
       const e = refused(() =>
-        planSpawn({ teamId: "high", priority: 9, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 2, reserved: new Map([["low", 2]]) }),
+        planSpawn({
+          teamId: "high",
+          priority: 9,
+          need: 2,
+          actors: low,
+          maxPerTeam: 5,
+          maxGlobal: 2,
+          reserved: new Map([["low", 2]]),
+        }),
       );
       expect(e.message).toContain("reserved by guarantees");
     });
@@ -98,14 +106,38 @@ describe("quota arithmetic", () => {
       const low = [actor("g1", "low", 0)];
       // low is guaranteed 3 and has 1: 2 seats are held, so only 2 of 5 remain for others.
       expect(() =>
-        planSpawn({ teamId: "other", priority: 0, need: 3, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+        planSpawn({
+          teamId: "other",
+          priority: 0,
+          need: 3,
+          actors: low,
+          maxPerTeam: 5,
+          maxGlobal: 5,
+          reserved: new Map([["low", 3]]),
+        }),
       ).toThrow(ResourceExhaustedError);
       expect(
-        planSpawn({ teamId: "other", priority: 0, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+        planSpawn({
+          teamId: "other",
+          priority: 0,
+          need: 2,
+          actors: low,
+          maxPerTeam: 5,
+          maxGlobal: 5,
+          reserved: new Map([["low", 3]]),
+        }),
       ).toEqual([]);
       // The guaranteed team itself may use its own held room.
       expect(
-        planSpawn({ teamId: "low", priority: 0, need: 2, actors: low, maxPerTeam: 5, maxGlobal: 5, reserved: new Map([["low", 3]]) }),
+        planSpawn({
+          teamId: "low",
+          priority: 0,
+          need: 2,
+          actors: low,
+          maxPerTeam: 5,
+          maxGlobal: 5,
+          reserved: new Map([["low", 3]]),
+        }),
       ).toEqual([]);
     });
   });

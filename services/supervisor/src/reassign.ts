@@ -151,7 +151,9 @@ export class Reassigner {
 
   /** Every task the hosts' actors hold now, with its holder. */
   holdings(): { hostId: string; taskId: string; epoch: number }[] {
-    return [...this.holdings_.entries()].flatMap(([hostId, h]) => h.held.map((t) => ({ hostId, taskId: t.taskId, epoch: t.epoch })));
+    return [...this.holdings_.entries()].flatMap(([hostId, h]) =>
+      h.held.map((t) => ({ hostId, taskId: t.taskId, epoch: t.epoch })),
+    );
   }
 
   /** Resolves when every reassignment under way has finished. */

@@ -10,12 +10,10 @@ import {
   type CadreEvent,
   ConcurrentModificationError,
   type Config,
-  childTaskId,
   encode,
   InvalidAgentResponseError,
   type QuarantineReason,
   resultMessageId,
-  rootTaskId,
   subjects,
   type TaskRecord,
   type TaskResult,
@@ -246,7 +244,7 @@ export class ResultApplier {
    */
   private async repairIfInconsistent(root: TaskRecord, rootNotYetCounted: boolean): Promise<boolean> {
     const w = (await this.d.workflows.get(root.task.workflowId))?.value;
-    if (!w || w.status !== "running") return false;
+    if (w?.status !== "running") return false;
     const finished = w.tasks.completed + w.tasks.failed + (rootNotYetCounted ? 1 : 0);
     if (finished === w.tasks.total) return false;
     await this.recount(root.task.workflowId);

@@ -61,6 +61,7 @@ import { Registry } from "./registry.js";
 import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
 import { ResultApplier } from "./results.js";
+import { serveOperations } from "./routes.js";
 import { ReconciliationTally } from "./tally.js";
 
 /** Options of {@link Supervisor.start}. */
@@ -154,7 +155,10 @@ export class Supervisor {
       onCorruption: corrupted("workflows"),
       breaker,
     });
-    const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", { onCorruption: corrupted("tasks"), breaker });
+    const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
+      onCorruption: corrupted("tasks"),
+      breaker,
+    });
     this.workflows = workflows;
     this.tasks = tasks;
     const registry = new Registry(buckets.registry, config, clock, (e) => this.onLiveness(e));
@@ -262,7 +266,8 @@ export class Supervisor {
         // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
         if (outcome === "applied") this.resources.release(result.taskId);
         this.controls.finished(result.taskId);
-        if (outcome === "applied" && result.taskId === rootTaskId(result.workflowId)) this.controls.ended(result.workflowId);
+        if (outcome === "applied" && result.taskId === rootTaskId(result.workflowId))
+          this.controls.ended(result.workflowId);
         if (replay !== undefined) this.tally.classified(result.hostId, replay, outcome);
       },
     });
@@ -355,30 +360,7 @@ export class Supervisor {
     this.controls.seedRunning();
     const s = await this.announce("active");
     const { intake, controls, lifecycle, inspector, quarantine, resources } = this;
-    s.serve("sup.submit", (b) => intake.submit(b));
-    s.serve("sup.delegate", (b) => intake.delegate(b));
-    s.serve("sup.status", (b) => inspector.status(b));
-    s.serve("sup.quarantine", async ({ op, actorId }) => ({ actors: await quarantine.command(op, actorId) }));
-    s.serve("sup.acquire", async (req) => ({ resource: req.resource, waitedMs: await resources.acquire(req) }));
-    s.serve("sup.release", async ({ taskId }) => ({ released: resources.release(taskId) }));
-    s.serve("sup.waits", async () => resources.view());
-    s.serve("sup.freeze", (b) => controls.freeze(b));
-    s.serve("sup.workflow.list", (b) => inspector.list(b));
-    s.serve("sup.workflow.pause", (b) => controls.pause(b));
-    s.serve("sup.workflow.resume", (b) => controls.resume(b));
-    s.serve("sup.workflow.cancel", (b) => controls.cancel(b));
-    s.serve("sup.workflow.limit", (b) => controls.limit(b));
-    s.serve("sup.task.admit", (b) => controls.admit(b));
-    s.serve("sup.team.list", () => lifecycle.teamList((teamId) => inspector.runningOf(teamId)));
-    s.serve("sup.team.retire", async (b) => lifecycle.teamRetire(b, await inspector.runningOf(b.teamId)));
-    s.serve("sup.actor.list", async (b) => lifecycle.actorList(b));
-    s.serve("sup.actor.retire", (b) => lifecycle.actorRetire(b));
-    s.serve("sup.host.list", () => lifecycle.hostList());
-    s.serve("sup.host.cordon", (b) => lifecycle.cordon(b));
-    s.serve("sup.host.drain", (b) => lifecycle.drain(b));
-    s.serve("sup.debug.workflow", (b) => inspector.debugWorkflow(b));
-    s.serve("sup.debug.task", (b) => inspector.debugTask(b));
-    s.serve("sup.debug.actor", (b) => inspector.debugActor(b));
+    serveOperations(s, { intake, controls, lifecycle, inspector, quarantine, resources });
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
@@ -474,7 +456,9 @@ export class Supervisor {
    * never an unhandled rejection that would end the process.
    */
   private repairSoon(): void {
-    this.placer.repair(this.startedAt).catch((err) => this.logger.warn({ err }, "placement repair failed; will try again"));
+    this.placer
+      .repair(this.startedAt)
+      .catch((err) => this.logger.warn({ err }, "placement repair failed; will try again"));
   }
 
   /** Whether this supervisor holds the lease and acts. */

@@ -23,7 +23,17 @@ describe("ReconciliationTally", () => {
     expect(events[0]).toMatchObject({
       type: "RECONCILIATION_REPORT",
       scope: "h1",
-      data: { applied: 1, conflict: 1, duplicate: 1, invalid: 1, orphan: 0, total: 4, replayed: 4, complete: true, ms: 250 },
+      data: {
+        applied: 1,
+        conflict: 1,
+        duplicate: 1,
+        invalid: 1,
+        orphan: 0,
+        total: 4,
+        replayed: 4,
+        complete: true,
+        ms: 250,
+      },
     });
     expect(t.open).toBe(0);
   });

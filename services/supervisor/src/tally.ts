@@ -62,7 +62,12 @@ export class ReconciliationTally {
     this.batches.clear();
   }
 
-  private add(hostId: string, batch: string, outcome: ApplyOutcome | undefined, deduplicated: number | undefined): void {
+  private add(
+    hostId: string,
+    batch: string,
+    outcome: ApplyOutcome | undefined,
+    deduplicated: number | undefined,
+  ): void {
     const count = Number(batch.split(":")[1]);
     const r: Batch = this.batches.get(batch) ?? {
       hostId,

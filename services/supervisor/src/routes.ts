@@ -1,0 +1,61 @@
+/**
+ * Which collaborator answers each supervisor operation (the operations table names them all;
+ * `satisfies` makes a missing or misspelt one a compile error).
+ */
+
+import type { OpReplyInput, OpRequest, SupervisorOperationName } from "@cadre/protocol";
+import type { OperationServer } from "@cadre/runtime";
+import type { WorkflowControls } from "./controls.js";
+import type { Inspector } from "./inspect.js";
+import type { Intake } from "./intake.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Quarantine } from "./quarantine.js";
+import type { ResourceManager } from "./resources.js";
+
+/** The collaborators the routes reach. */
+export interface Routed {
+  intake: Intake;
+  controls: WorkflowControls;
+  lifecycle: Lifecycle;
+  inspector: Inspector;
+  quarantine: Quarantine;
+  resources: ResourceManager;
+}
+
+type Handlers = { [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<unknown> | unknown };
+
+/** Registers every supervisor operation on the active supervisor's service. */
+export function serveOperations(server: OperationServer, r: Routed): void {
+  const { intake, controls, lifecycle, inspector, quarantine, resources } = r;
+  const handlers = {
+    "sup.submit": (b) => intake.submit(b),
+    "sup.delegate": (b) => intake.delegate(b),
+    "sup.status": (b) => inspector.status(b),
+    "sup.quarantine": async ({ op, actorId }) => ({ actors: await quarantine.command(op, actorId) }),
+    "sup.acquire": async (req) => ({ resource: req.resource, waitedMs: await resources.acquire(req) }),
+    "sup.release": ({ taskId }) => ({ released: resources.release(taskId) }),
+    "sup.waits": () => resources.view(),
+    "sup.freeze": (b) => controls.freeze(b),
+    "sup.workflow.list": (b) => inspector.list(b),
+    "sup.workflow.pause": (b) => controls.pause(b),
+    "sup.workflow.resume": (b) => controls.resume(b),
+    "sup.workflow.cancel": (b) => controls.cancel(b),
+    "sup.workflow.limit": (b) => controls.limit(b),
+    "sup.task.admit": (b) => controls.admit(b),
+    "sup.team.list": () => lifecycle.teamList((teamId) => inspector.runningOf(teamId)),
+    "sup.team.retire": async (b) => lifecycle.teamRetire(b, await inspector.runningOf(b.teamId)),
+    "sup.actor.list": (b) => lifecycle.actorList(b),
+    "sup.actor.retire": (b) => lifecycle.actorRetire(b),
+    "sup.host.list": () => lifecycle.hostList(),
+    "sup.host.cordon": (b) => lifecycle.cordon(b),
+    "sup.host.drain": (b) => lifecycle.drain(b),
+    "sup.debug.workflow": (b) => inspector.debugWorkflow(b),
+    "sup.debug.task": (b) => inspector.debugTask(b),
+    "sup.debug.actor": (b) => inspector.debugActor(b),
+  } satisfies {
+    [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<OpReplyInput<N>> | OpReplyInput<N>;
+  } as Handlers;
+  for (const [name, handler] of Object.entries(handlers)) {
+    server.serve(name as SupervisorOperationName, async (body) => (await handler(body as never)) as never);
+  }
+}
