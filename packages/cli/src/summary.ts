@@ -24,6 +24,7 @@ export function summaryText(w: WorkflowRecord): string {
     `workflow ${w.workflowId} (${w.teamName}) ${w.status} in ${secs} s`,
     `  tasks: ${t.completed} completed, ${t.failed} failed, ${t.retried} retried, ${t.duplicates} duplicate results ignored (${t.total} in all)`,
   ];
+  if (t.cancelled > 0) lines.push(`  cancelled: ${t.cancelled} task${t.cancelled === 1 ? "" : "s"} ended unfinished`);
   // Only when there were some: late results of reassigned tasks, recorded beside the applied ones.
   if (t.conflicts > 0) lines.push(`  conflicts: ${t.conflicts} results of superseded epochs recorded, not applied`);
   if (w.error) {

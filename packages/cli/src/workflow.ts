@@ -1,14 +1,7 @@
 /** Submitting a workflow and following it to its end, for `cadre run` and the tests. */
 
-import {
-  BUCKETS,
-  randomId,
-  type Team,
-  TimeoutError,
-  type WorkflowRecord,
-  WorkflowRecordSchema,
-} from "@cadre/protocol";
-import { backoffDelay, call, isTransient, type NatsConnection, retry } from "@cadre/runtime";
+import { BUCKETS, randomId, type Team, TimeoutError, type WorkflowRecord, WorkflowRecordSchema } from "@cadre/protocol";
+import { backoffDelay, isTransient, type NatsConnection, retry, SupervisorClient } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Options of {@link submitWorkflow}. */
@@ -28,15 +21,14 @@ export async function submitWorkflow(
   nc: NatsConnection,
   opts: SubmitOptions,
 ): Promise<{ workflowId: string; teamId: string }> {
-  const sender = `cli-${randomId(6)}`;
+  const sup = new SupervisorClient(nc, { sender: `cli-${randomId(6)}`, timeoutMs: opts.requestTimeoutMs ?? 5000 });
   return retry(
     () =>
-      call(
-        nc,
-        "sup.submit",
-        { team: opts.team, ...(opts.input ? { input: opts.input } : {}), priority: opts.priority ?? 0 },
-        { sender, timeoutMs: opts.requestTimeoutMs ?? 5000 },
-      ),
+      sup.call("sup.submit", {
+        team: opts.team,
+        ...(opts.input ? { input: opts.input } : {}),
+        priority: opts.priority ?? 0,
+      }),
     { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
   );
 }

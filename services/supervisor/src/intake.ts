@@ -102,7 +102,7 @@ export class Intake {
     if (this.d.controls.isFrozen(wf)) {
       throw new UnavailableError(
         `workflow ${wf} is frozen (data protection mode): its subtasks are created once it is unfrozen`,
-        { workflowId: wf },
+        { workflowId: wf, frozen: true },
       );
     }
     const cancelled = this.d.controls.get(wf)?.cancelled;

@@ -1,0 +1,182 @@
+/** `cadre up`, `cadre run`, `cadre demo` and `cadre status`: bring a stack up, run a team, follow it. */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
+import { connectNats, readYamlFile } from "@cadre/runtime";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { controlText } from "../format.js";
+import { startStack } from "../stack.js";
+import { summaryJson, summaryText } from "../summary.js";
+import { submitWorkflow, waitForWorkflow } from "../workflow.js";
+import { action, type Ctx, EXIT, fail, intAtLeast, print, printJson, seconds, withSupervisor } from "./common.js";
+
+function readTeam(file: string): Team {
+  return parseTeam(readYamlFile(file, "team file"), `team file ${file}`);
+}
+
+/** How {@link runTeam} reports. */
+interface RunOptions {
+  json: boolean;
+  detach: boolean;
+  timeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/**
+ * Submits a team's workflow to a running stack; unless detached, follows it with a progress bar
+ * and prints a summary. Returns the exit code: 0 completed (or submitted, detached), 1 failed or
+ * cancelled.
+ */
+async function runTeam(natsUrl: string, file: string, opts: RunOptions): Promise<number> {
+  const team = readTeam(file);
+  const nc = await connectNats(natsUrl, "cadre-cli");
+  try {
+    const { workflowId } = await submitWorkflow(nc, { team, requestTimeoutMs: opts.requestTimeoutMs });
+    if (opts.json) printJson({ workflowId, accepted: true });
+    else if (opts.detach) print(workflowId);
+    if (opts.detach) return EXIT.ok;
+
+    const showBar = !opts.json || process.stderr.isTTY;
+    const bar = new SingleBar({
+      format: `${workflowId} [{bar}] {value}/{total} tasks | failed {failed} | retried {retried}`,
+      stream: process.stderr,
+      noTTYOutput: true,
+      notTTYSchedule: 1000,
+      hideCursor: true,
+    });
+    if (showBar) bar.start(1, 0, { failed: 0, retried: 0 });
+    let w: WorkflowRecord;
+    try {
+      w = await waitForWorkflow(nc, workflowId, {
+        timeoutMs: opts.timeoutMs,
+        onProgress: (p) => {
+          if (!showBar) return;
+          bar.setTotal(p.tasks.total);
+          bar.update(p.tasks.completed + p.tasks.failed, { failed: p.tasks.failed, retried: p.tasks.retried });
+        },
+      });
+    } finally {
+      if (showBar) bar.stop();
+    }
+    print(opts.json ? JSON.stringify(summaryJson(w)) : summaryText(w));
+    return w.status === "completed" ? EXIT.ok : EXIT.failed;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+const RUN_HELP = `
+Output:
+  Without --json: a progress bar on standard error, then a summary on standard output.
+  --json: two JSON lines on standard output. The first as soon as the supervisor accepted the
+  workflow:
+    {"workflowId":"<id>","accepted":true}
+  the last when it finished (the summary):
+    {"workflowId","team","teamId","status","ms","tasks":{...},"output"?,"error"?}
+  --detach: the workflow id alone (with --json: the first line alone); the workflow goes on
+  without the command (follow it with cadre status <id> or cadre workflow list).
+`;
+
+export function registerRun(program: Command, ctx: Ctx): void {
+  program
+    .command("up")
+    .description("start nats-server (if none answers), the supervisor, agent-hosts and the monitor; Ctrl-C stops them")
+    .option("--hosts <n>", "number of agent-hosts", intAtLeast(0), 2)
+    .option("--data-dir <dir>", "JetStream directory of a started nats-server", ".cadre/data")
+    .option("--log-dir <dir>", "where each service's log goes", ".cadre/logs")
+    .action(async (o: { hosts: number; dataDir: string; logDir: string }) => {
+      try {
+        const cfg = ctx.config();
+        const configFile = ctx.configFile();
+        const stack = await startStack({
+          natsUrl: cfg.natsUrl,
+          dataDir: resolve(o.dataDir),
+          logDir: resolve(o.logDir),
+          hosts: o.hosts,
+          ...(configFile ? { configFile: resolve(configFile) } : {}),
+        });
+        print(
+          `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
+            `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything`,
+        );
+        const shutdown = async () => {
+          print("stopping...");
+          await stack.stop();
+          process.exit(EXIT.ok);
+        };
+        process.on("SIGINT", () => void shutdown());
+        process.on("SIGTERM", () => void shutdown());
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command("run <team-file>")
+    .description(
+      "submit the team's root task, show progress, print a summary; exit 0 when the workflow completes, 1 when it fails or is cancelled",
+    )
+    .option("--json", "JSON lines: the workflow id once accepted, the summary at the end (see Output)")
+    .option("--detach", "print the workflow id once it is accepted and exit 0, without following it")
+    .option("--timeout <seconds>", "give up following it after this long (exit 3)", seconds, 600_000)
+    .addHelpText("after", RUN_HELP)
+    .action(
+      action(async (file: string, o: { json?: boolean; detach?: boolean; timeout: number }) => {
+        const cfg = ctx.config();
+        return runTeam(cfg.natsUrl, file, {
+          json: !!o.json,
+          detach: !!o.detach,
+          timeoutMs: o.timeout,
+          requestTimeoutMs: cfg.requestTimeoutMs,
+        });
+      }),
+    );
+
+  program
+    .command("demo [team-file]")
+    .description("bring up a fresh local stack, run a team (default: examples/software-team.yaml), tear it down")
+    .option("--json", "JSON lines as for cadre run --json")
+    .action(async (file: string | undefined, o: { json?: boolean }) => {
+      const dataDir = mkdtempSync(join(tmpdir(), "cadre-demo-"));
+      let code: number = EXIT.unavailable;
+      try {
+        const teamFile = file ?? "examples/software-team.yaml";
+        readTeam(teamFile);
+        process.stderr.write("starting nats-server, supervisor, 2 agent-hosts and the monitor...\n");
+        const stack = await startStack({ dataDir, logDir: join(dataDir, "logs") });
+        try {
+          code = await runTeam(stack.natsUrl, teamFile, {
+            json: !!o.json,
+            detach: false,
+            timeoutMs: 300_000,
+            requestTimeoutMs: 5000,
+          });
+        } finally {
+          await stack.stop();
+        }
+      } catch (err) {
+        rmSync(dataDir, { recursive: true, force: true });
+        fail(err);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(code);
+    });
+
+  program
+    .command("status <workflow-id>")
+    .description(
+      "print a workflow's record and its controls (paused, cancelled, agent cap, reserved actors, parked tasks)",
+    )
+    .option("--json", "one JSON object: the summary of cadre run --json and the control")
+    .action(
+      action(async (workflowId: string, o: { json?: boolean }) => {
+        const { workflow, control } = await withSupervisor(ctx, (sup) => sup.call("sup.status", { workflowId }));
+        if (o.json) printJson({ ...summaryJson(workflow), control });
+        else print(`${summaryText(workflow)}\n  controls: ${controlText(control)}`);
+        return EXIT.ok;
+      }),
+    );
+}
