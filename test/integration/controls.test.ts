@@ -89,12 +89,14 @@ describe("workflow controls", () => {
     expect(t.control?.parked).toHaveLength(2);
     await sup.call("sup.workflow.resume", { workflowId: id });
     const w = await c.wait(id);
-    rec.stop();
     expect(w.status, c.tail()).toBe("completed");
     expect(w.tasks).toMatchObject({ completed: 3, duplicates: 0, conflicts: 0 });
+    // The root's TASK_COMPLETED follows the workflow's record.
+    const completed = () => rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.event.scope === id);
+    await until("the three TASK_COMPLETED events", () => completed().length >= 3);
+    rec.stop();
     // The yielded attempts sent no result: every worker's only applied result is of epoch 2.
-    const results = rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.event.scope === id);
-    expect(results).toHaveLength(3);
+    expect(completed()).toHaveLength(3);
     for (const r of (await c.taskRecords(id)).filter((x) => x.task.kind === "worker")) expect(r.applied?.epoch).toBe(2);
   });
 

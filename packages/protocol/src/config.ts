@@ -6,6 +6,7 @@
 
 import { z } from "zod";
 import { formatIssues, InvalidConfigError } from "./errors.js";
+import { CRITICAL_EVENTS } from "./events.js";
 
 /** One breaker's settings, defaulting to the seed's threshold and timeout. */
 const breaker = (threshold: number, resetTimeoutMs: number) =>
@@ -122,35 +123,12 @@ export const ConfigSchema = z
         burst: z.number().int().min(1).default(2000),
         /**
          * Types never dropped: acknowledged by JetStream, retried, delayed (not dropped) when
-         * their source is over its rate. TASK_STARTED is among them because reassignment needs it.
+         * their source is over its rate. @default the table's critical types (events.ts:
+         * CRITICAL_EVENTS); TASK_STARTED is among them because reassignment needs it.
          */
         critical: z
           .array(z.string().regex(/^[A-Z][A-Z0-9_]*$/, "event types are UPPER_SNAKE_CASE"))
-          .default([
-            "TASK_STARTED",
-            "TASK_COMPLETED",
-            "TASK_FAILED",
-            "TASK_REASSIGNED",
-            "RESULT_CONFLICT",
-            "WORKFLOW_SUBMITTED",
-            "WORKFLOW_COMPLETED",
-            "WORKFLOW_FAILED",
-            "HOST_UNREACHABLE",
-            "HOST_HEALED",
-            "RECONCILIATION_REPORT",
-            "OUTBOX_REPLAYED",
-            "AGENT_QUARANTINED",
-            "AGENT_PREEMPTED",
-            "DEADLOCK_RESOLVED",
-            "SUPERVISOR_ACTIVE",
-            "SUPERVISOR_STANDBY",
-            "STATE_CORRUPTED",
-            "WORKFLOW_FROZEN",
-            "WORKFLOW_UNFROZEN",
-            "STATE_ROLLED_BACK",
-            "CIRCUIT_OPENED",
-            "CIRCUIT_CLOSED",
-          ]),
+          .default([...CRITICAL_EVENTS]),
       })
       .strict()
       .prefault({}),

@@ -27,6 +27,24 @@ export {
   UnavailableError,
 } from "./errors.js";
 export { formatEventLine, parseEventLine } from "./event-line.js";
+export type {
+  CriticalEventType,
+  EventCategory,
+  EventData,
+  EventSpec,
+  EventType,
+  ParseFailure,
+  TypedEvent,
+} from "./events.js";
+export {
+  CRITICAL_EVENTS,
+  EVENT_TYPES,
+  eventSchema,
+  events,
+  isEventType,
+  isParseFailure,
+  parseEvent,
+} from "./events.js";
 export {
   childTaskId,
   newIncarnation,
@@ -87,8 +105,8 @@ export {
   WireErrorSchema,
   WorkflowRecordSchema,
 } from "./messages.js";
-export { checkDelegation } from "./policy.js";
 export * from "./operations.js";
+export { checkDelegation } from "./policy.js";
 export {
   BUCKETS,
   HEADERS,

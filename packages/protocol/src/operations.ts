@@ -45,8 +45,6 @@ import { NameSchema } from "./team.js";
 export const ROLES = ["supervisor", "agent-host", "monitor", "operator", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Every role, for operations anyone in the cluster may read. */
-const ALL: readonly Role[] = ROLES;
 /** Changes operators make. */
 const OPERATOR: readonly Role[] = ["operator"];
 /** What people and the monitor may read. */
@@ -64,13 +62,19 @@ export const WorkflowControlSchema = z.object({
   /** Paused: its tasks are parked instead of started; running attempts finish (or yield with `now`). */
   paused: z.boolean().default(false),
   /** Cancelled: every unfinished task ends `cancelled`; terminal. */
-  cancelled: z.object({ reason: z.string().max(1000), at: Millis }).nullable().default(null),
+  cancelled: z
+    .object({ reason: z.string().max(1000), at: Millis })
+    .nullable()
+    .default(null),
   /** At most this many agent attempts of the workflow run at once; null for no cap. */
   maxAgents: z.number().int().positive().nullable().default(null),
   /** Actors of its team that placement and preemption leave alone (capacity reserved for it). */
   guarantee: z.number().int().nonnegative().default(0),
   /** Tasks a host gave back instead of starting (paused, over the cap); re-published at a new epoch. */
-  parked: z.array(z.object({ taskId: Id, epoch: z.number().int().min(1) })).max(10_000).default([]),
+  parked: z
+    .array(z.object({ taskId: Id, epoch: z.number().int().min(1) }))
+    .max(10_000)
+    .default([]),
   updatedAt: Millis,
 });
 export type WorkflowControl = z.infer<typeof WorkflowControlSchema>;
@@ -92,7 +96,10 @@ export const PauseRequestSchema = z.object({
   /** Also stop the running attempts and give their tasks back (re-run on resume). @default false */
   now: z.boolean().default(false),
 });
-export const CancelRequestSchema = z.object({ workflowId: Id, reason: z.string().max(1000).default("cancelled by an operator") });
+export const CancelRequestSchema = z.object({
+  workflowId: Id,
+  reason: z.string().max(1000).default("cancelled by an operator"),
+});
 export const CancelReplySchema = z.object({ control: WorkflowControlSchema, cancelled: z.array(Id) });
 export const LimitRequestSchema = z.object({
   workflowId: Id,
@@ -103,13 +110,21 @@ export const LimitRequestSchema = z.object({
 });
 
 /** A host asks before it hands a task of a controlled workflow to an actor. */
-export const AdmitRequestSchema = z.object({ taskId: Id, workflowId: Id, epoch: z.number().int().min(1), kind: NameSchema });
+export const AdmitRequestSchema = z.object({
+  taskId: Id,
+  workflowId: Id,
+  epoch: z.number().int().min(1),
+  kind: NameSchema,
+});
 export const AdmitReplySchema = z.object({
   /** run: start it; parked: ack it, the supervisor re-publishes it later; cancelled: drop it. */
   decision: z.enum(["run", "parked", "cancelled"]),
 });
 
-export const StatusReplySchema = z.object({ workflow: WorkflowRecordSchema, control: WorkflowControlSchema.nullable().default(null) });
+export const StatusReplySchema = z.object({
+  workflow: WorkflowRecordSchema,
+  control: WorkflowControlSchema.nullable().default(null),
+});
 
 // --- teams, actors, hosts -------------------------------------------------------------------
 
@@ -194,7 +209,13 @@ export const ActorInspectReplySchema = z.object({
   state: z.unknown(),
   quarantined: z.boolean(),
   held: z
-    .object({ taskId: Id, epoch: z.number().int(), attempt: z.number().int(), startedAt: Millis, chain: z.array(NameSchema) })
+    .object({
+      taskId: Id,
+      epoch: z.number().int(),
+      attempt: z.number().int(),
+      startedAt: Millis,
+      chain: z.array(NameSchema),
+    })
     .nullable(),
   /** Tasks it handled, latest first. */
   history: z.array(Id).max(50),
@@ -262,7 +283,12 @@ export const operations = {
   "sup.submit": sup(SubmitRequestSchema, SubmitReplySchema, ["operator"], "submit a team's workflow"),
   "sup.delegate": sup(DelegateRequestSchema, DelegateReplySchema, ["agent-host"], "create a task's subtasks"),
   "sup.status": sup(StatusRequestSchema, StatusReplySchema, READ, "a workflow's record and controls"),
-  "sup.quarantine": sup(QuarantineRequestSchema, QuarantineReplySchema, OPERATOR, "list, release or retire quarantined actors"),
+  "sup.quarantine": sup(
+    QuarantineRequestSchema,
+    QuarantineReplySchema,
+    OPERATOR,
+    "list, release or retire quarantined actors",
+  ),
   "sup.acquire": sup(AcquireRequestSchema, AcquireReplySchema, ["agent-host"], "acquire a named resource"),
   "sup.release": sup(ReleaseRequestSchema, ReleaseReplySchema, ["agent-host"], "release a task's resources"),
   "sup.waits": sup(WaitsRequestSchema, WaitsReplySchema, READ, "the wait-for graph"),
@@ -271,14 +297,34 @@ export const operations = {
   "sup.workflow.pause": sup(PauseRequestSchema, ControlReply, OPERATOR, "stop handing a workflow's tasks to actors"),
   "sup.workflow.resume": sup(WorkflowRef, ControlReply, OPERATOR, "hand a paused workflow's tasks out again"),
   "sup.workflow.cancel": sup(CancelRequestSchema, CancelReplySchema, OPERATOR, "end every unfinished task cancelled"),
-  "sup.workflow.limit": sup(LimitRequestSchema, ControlReply, OPERATOR, "cap a workflow's agents or reserve actors for it"),
-  "sup.task.admit": sup(AdmitRequestSchema, AdmitReplySchema, ["agent-host"], "may this task of a controlled workflow start"),
+  "sup.workflow.limit": sup(
+    LimitRequestSchema,
+    ControlReply,
+    OPERATOR,
+    "cap a workflow's agents or reserve actors for it",
+  ),
+  "sup.task.admit": sup(
+    AdmitRequestSchema,
+    AdmitReplySchema,
+    ["agent-host"],
+    "may this task of a controlled workflow start",
+  ),
   "sup.team.list": sup(Empty, TeamListReplySchema, READ, "teams with their actors"),
-  "sup.team.retire": sup(TeamRetireRequestSchema, TeamRetireReplySchema, OPERATOR, "stop a team's actors and forget it"),
+  "sup.team.retire": sup(
+    TeamRetireRequestSchema,
+    TeamRetireReplySchema,
+    OPERATOR,
+    "stop a team's actors and forget it",
+  ),
   "sup.actor.list": sup(ActorListRequestSchema, ActorListReplySchema, READ, "actors, by team or host"),
   "sup.actor.retire": sup(ActorRetireRequestSchema, ActorRetireReplySchema, OPERATOR, "stop one actor"),
   "sup.host.list": sup(Empty, HostListReplySchema, READ, "agent-hosts with liveness and load"),
-  "sup.host.cordon": sup(CordonRequestSchema, HostSummarySchema, OPERATOR, "keep new actors off a host, or let them on"),
+  "sup.host.cordon": sup(
+    CordonRequestSchema,
+    HostSummarySchema,
+    OPERATOR,
+    "keep new actors off a host, or let them on",
+  ),
   "sup.host.drain": sup(HostRefSchema, DrainReplySchema, OPERATOR, "cordon a host and move its actors and tasks"),
   "sup.debug.workflow": sup(WorkflowRef, DebugWorkflowReplySchema, READ, "a workflow's task tree"),
   "sup.debug.task": sup(DebugTaskRequestSchema, DebugTaskReplySchema, READ, "a task record with every result seen"),
@@ -291,7 +337,9 @@ export const operations = {
 
 export type Operations = typeof operations;
 export type OperationName = keyof Operations;
-export type SupervisorOperationName = { [K in OperationName]: Operations[K]["service"] extends "supervisor" ? K : never }[OperationName];
+export type SupervisorOperationName = {
+  [K in OperationName]: Operations[K]["service"] extends "supervisor" ? K : never;
+}[OperationName];
 export type HostOperationName = Exclude<OperationName, SupervisorOperationName>;
 export type OpRequest<N extends OperationName> = z.infer<Operations[N]["request"]>;
 export type OpRequestInput<N extends OperationName> = z.input<Operations[N]["request"]>;
@@ -347,4 +395,3 @@ export type MessageType = keyof MessageTable;
 export type Body<T extends MessageType> = z.infer<MessageTable[T]>;
 /** The body of a message of type T, as a sender may write it (defaults optional). */
 export type BodyInput<T extends MessageType> = z.input<MessageTable[T]>;
-

@@ -9,7 +9,7 @@
  * and optionally a failure rate over a sliding window of recent calls (hooks use the rate).
  */
 
-import { CadreError, type CadreEvent, type Config } from "@cadre/protocol";
+import { CadreError, type Config, type TypedEvent } from "@cadre/protocol";
 import { assign, createActor, setup } from "xstate";
 import { type Clock, systemClock } from "./clock.js";
 import type { Logger } from "./logger.js";
@@ -306,7 +306,7 @@ export class Breakers {
    */
   constructor(
     private readonly settings: Config["breakers"],
-    private readonly opts: { source: string; clock?: Clock; logger?: Logger; emit?: (event: CadreEvent) => void },
+    private readonly opts: { source: string; clock?: Clock; logger?: Logger; emit?: (event: CircuitEvent) => void },
   ) {}
 
   get(name: BreakerName, key = ""): Breaker {
@@ -345,8 +345,11 @@ export class Breakers {
   }
 }
 
+/** What a breaker's change is on the bus. */
+export type CircuitEvent = TypedEvent<"CIRCUIT_OPENED" | "CIRCUIT_HALF_OPEN" | "CIRCUIT_CLOSED">;
+
 /** A breaker's change as an event on the bus: CIRCUIT_OPENED, CIRCUIT_HALF_OPEN or CIRCUIT_CLOSED. */
-export function breakerEvent(t: BreakerTransition & { key?: string }, source: string): CadreEvent {
+export function breakerEvent(t: BreakerTransition & { key?: string }, source: string): CircuitEvent {
   const type = t.to === "open" ? "CIRCUIT_OPENED" : t.to === "halfOpen" ? "CIRCUIT_HALF_OPEN" : "CIRCUIT_CLOSED";
   return {
     type,

@@ -48,6 +48,18 @@ describe("the event bus, on a real nats-server with the events stream", () => {
     return { clock, run, bus, sub, until, got };
   }
 
+  it("is typed by the events table: an event of a known type must match its row; a bare envelope passes unchecked", () => {
+    const bus = new EventBus({ nc, sender: "typed", critical: new Set(), maxQueue: 10, ratePerSec: 10, burst: 10 });
+    bus.stop(); // Only the compiler's view matters here: nothing is sent.
+    bus.emit({ type: "HOST_UP", category: "host", scope: "h1", data: { incarnation: "i1" } });
+    bus.emit(event("NOISE", "h1"));
+    // @ts-expect-error: a wrong field of a type in the table
+    bus.emit({ type: "HOST_UP", category: "host", scope: "h1", data: { incarnaton: "i1" } });
+    // @ts-expect-error: a literal type that is not in the table
+    bus.emit({ type: "NOISE", category: "storm", scope: "h1", data: {} });
+    expect(bus.stats().published).toBe(0);
+  });
+
   it("event storm: 10x the rate limit for 10 s, critical events received 100%, memory bounded, drops counted", async () => {
     const { clock, run, bus, sub, until, got } = setup({ ratePerSec: 100, burst: 100, maxQueue: 500 });
     let noise = 0;

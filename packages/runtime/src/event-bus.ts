@@ -15,7 +15,7 @@
  * core publishes (at most once), critical ones are acknowledged (at least once, stored once).
  */
 
-import { type CadreEvent, type Config, encode, subjects } from "@cadre/protocol";
+import { type CadreEvent, type Config, encode, subjects, type TypedEvent } from "@cadre/protocol";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { backoffDelay } from "./backoff.js";
 import { type Breaker, CircuitOpenError } from "./breaker.js";
@@ -107,7 +107,18 @@ export class EventBus {
     this.js = jetstream(o.nc);
   }
 
-  /** Queues an event (never throws; a bad event is logged and dropped). */
+  /**
+   * Queues an event (never throws; a bad event is logged and dropped). Typed by the events
+   * table (protocol events.ts): an event whose type is in the table must carry its category and
+   * data, or the call does not compile.
+   */
+  emit(event: TypedEvent): void;
+  /**
+   * An event known only as the wire envelope (`CadreEvent`, its type any string: one relayed
+   * from elsewhere, a test's or benchmark's own type) is queued unchecked. A literal type goes
+   * to the typed signature above; only a `string`-typed one comes here.
+   */
+  emit<T extends string>(event: CadreEvent & { type: T } & (string extends T ? unknown : never)): void;
   emit(event: CadreEvent): void {
     if (this.stopped) return;
     const now = this.clock.now();

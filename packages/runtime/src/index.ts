@@ -6,6 +6,7 @@ export type {
   BreakerOptions,
   BreakerState,
   BreakerTransition,
+  CircuitEvent,
   FailureRateRule,
 } from "./breaker.js";
 export { Breakers, CircuitOpenError, createBreaker, isDependencyFailure } from "./breaker.js";
@@ -17,7 +18,8 @@ export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
 export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
 export type { EventBusOptions, EventBusStats } from "./event-bus.js";
 export { closeBus, EventBus, eventBusFor } from "./event-bus.js";
-export { readEvents } from "./events.js";
+export type { EventLog } from "./events.js";
+export { readEventLog, readEvents } from "./events.js";
 export type {
   HookDefinition,
   HookEvent,

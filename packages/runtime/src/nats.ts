@@ -133,4 +133,3 @@ export function causeNames(err: unknown): string[] {
   }
   return names;
 }
-

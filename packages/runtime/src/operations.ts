@@ -24,8 +24,8 @@ import {
   type OpRequestInput,
   operationSubject,
   operations,
-  ProtocolError,
   PROTOCOL_VERSION,
+  ProtocolError,
   SUPERVISOR_QUEUE,
   type SupervisorOperationName,
   toCadreError,
@@ -35,6 +35,7 @@ import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
 
 export type { ServiceInfo };
+
 import type { Logger } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
 
@@ -76,7 +77,11 @@ export async function call<N extends OperationName>(
     // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
     const names = causeNames(err);
     if (names.some((n) => n === "NoRespondersError" || n === "NoResponders")) {
-      throw new UnavailableError(`nothing answers ${name} on ${subject}; is the service running?`, { subject }, { cause: err });
+      throw new UnavailableError(
+        `nothing answers ${name} on ${subject}; is the service running?`,
+        { subject },
+        { cause: err },
+      );
     }
     if (names.some((n) => n === "TimeoutError" || n === "Timeout")) {
       throw new UnavailableError(`no answer to ${name} within ${opts.timeoutMs} ms`, { subject }, { cause: err });
@@ -203,7 +208,11 @@ export class OperationServer {
         const limit = this.nc.info?.max_payload ?? 1024 * 1024;
         // What an error echoes (issues, ids) must not make the reply too big to send.
         if (frame.byteLength > limit) frame = encode("error", { error: { ...trimmed, data: {} } }, { sender, cid });
-        m.respondError(STATUS[e.code] ?? (e.retryable ? 503 : 500), trimmed.message.slice(0, 200).replace(/[\r\n]+/g, " "), frame);
+        m.respondError(
+          STATUS[e.code] ?? (e.retryable ? 503 : 500),
+          trimmed.message.slice(0, 200).replace(/[\r\n]+/g, " "),
+          frame,
+        );
       } catch (replyErr) {
         this.opts.logger.error({ err: replyErr }, "could not send error reply");
       }

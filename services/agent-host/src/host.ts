@@ -1,35 +1,26 @@
 /**
  * The agent-host: runs actors (XState machines) for the kinds the supervisor places on it,
- * pulls their tasks from JetStream, keeps a held task's ack wait extended while its actor
- * works, publishes results with a message id per attempt, and sends heartbeats.
+ * pulls their tasks from JetStream, admits tasks of controlled workflows, and serves its
+ * operations (spawn, actor control, task control, inspection). Its collaborators, one concern
+ * each: {@link HostedActor} (an actor's machine and effects), {@link Dispatcher} (pulled tasks
+ * to idle actors, admission included), TaskAttempt (one attempt: ticker, child notices,
+ * report), {@link ResultSink} (publish-or-outbox and replay), {@link Heartbeat} and
+ * {@link WorkflowControls} (the controls it follows, and `sup.task.admit`).
  */
 
-import os from "node:os";
-import { join } from "node:path";
 import {
   type ActorSpec,
-  type CadreEvent,
+  type Body,
   type Config,
-  decodeAs,
-  encode,
-  fromWire,
-  HEADERS,
-  type HeldTask,
   NotFoundError,
   newIncarnation,
   ResourceExhaustedError,
   randomId,
-  resultMessageId,
   STREAMS,
-  type SubtaskSpec,
-  subjects,
-  type TaskEnvelope,
-  type TaskRecord,
   TaskRecordSchema,
-  TimeoutError,
+  type TypedEvent,
   taskConsumer,
-  UnavailableError,
-  type WireErrorBody,
+  type WorkflowControl,
 } from "@cadre/protocol";
 import {
   Breakers,
@@ -41,30 +32,26 @@ import {
   eventBusFor,
   type HookEvent,
   HookRunner,
-  headers,
   isTransient,
   type Logger,
   type NatsConnection,
-  Outbox,
-  OutboxFullError,
-  call,
   OperationServer,
   retry,
   StateStore,
   StateValueSchema,
-  type Subscription,
-  sleep,
   systemClock,
   TxStore,
   workflowState,
 } from "@cadre/runtime";
-import { type JetStreamClient, type JsMsg, jetstream } from "@nats-io/jetstream";
+import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { type Actor, type AnyActorRef, createActor, fromPromise } from "xstate";
-import { type Behaviour, type ChildOutcome, createBehaviour } from "./behaviours/index.js";
-import { connectivityMachine } from "./connectivity.js";
-import { agentMachine, directorMachine } from "./machines/index.js";
-import { KindPuller, type PullerHost } from "./puller.js";
+import { HostedActor } from "./actor.js";
+import { WorkflowControls } from "./admission.js";
+import type { AttemptDeps } from "./attempt.js";
+import { Dispatcher } from "./dispatcher.js";
+import { Heartbeat } from "./heartbeat.js";
+import { KindPuller } from "./puller.js";
+import { ResultSink } from "./result-sink.js";
 
 /** Options of {@link AgentHost.start}. */
 export interface AgentHostOptions {
@@ -76,34 +63,10 @@ export interface AgentHostOptions {
   clock?: Clock;
 }
 
-type Outcome = { status: "completed"; output: unknown } | { status: "failed"; error: WireErrorBody };
-
-interface Held {
-  msg: JsMsg;
-  task: TaskEnvelope;
-  attempt: number;
-  startedAt: number;
-  ticker: NodeJS.Timeout;
-  childSub?: Subscription;
-  childIds?: string[];
-  seenChildren: Set<string>;
-}
-
-interface HostedActor {
-  spec: ActorSpec;
-  ref: AnyActorRef;
-  behaviour: Behaviour;
-  held?: Held;
-  /** Quarantined by the supervisor: takes no tasks (its machine enters `quarantined` once idle). */
-  quarantined?: boolean;
-}
-
 const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
-/** KV reads in flight at once when a director re-reads its children. */
-const RECHECK_CONCURRENCY = 16;
 
 /** A running agent-host. */
-export class AgentHost implements PullerHost {
+export class AgentHost {
   readonly hostId: string;
   readonly incarnation = newIncarnation();
   private readonly config: Config;
@@ -114,23 +77,17 @@ export class AgentHost implements PullerHost {
   /** Circuit breakers: delegation requests, state writes, event publishes. */
   private breakers!: Breakers;
   private js!: JetStreamClient;
-  private tasks!: StateStore<TaskRecord>;
   /** Workflow state behaviours share, and the registry that says which workflows are frozen. */
   private state!: TxStore<unknown>;
   private registry!: KV;
   private readonly actors = new Map<string, HostedActor>();
   private readonly pullers = new Map<string, KindPuller>();
-  private outbox!: Outbox;
-  /** Events made while cut off; replayed after the results (no reconciliation counts them). */
-  private eventOutbox!: Outbox;
-  private connectivity!: Actor<typeof connectivityMachine>;
-  private readonly subs: Subscription[] = [];
+  private sink!: ResultSink;
+  private controls?: WorkflowControls;
+  private dispatcher!: Dispatcher;
   private server?: OperationServer;
-  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeat?: Heartbeat;
   private hooks!: HookRunner;
-  private seq = 0;
-  /** The held-task list as last sent, to send it only when it changed (and every 10th beat). */
-  private lastHeld = "";
 
   private constructor(opts: AgentHostOptions) {
     this.config = opts.config;
@@ -148,13 +105,15 @@ export class AgentHost implements PullerHost {
 
   private async init(): Promise<void> {
     const ob = this.config.host.outbox;
-    this.outbox = await Outbox.open({ path: join(ob.dir, `${this.hostId}.log`), maxBytes: ob.maxBytes });
-    this.eventOutbox = await Outbox.open({ path: join(ob.dir, `${this.hostId}.events.log`), maxBytes: ob.maxBytes });
-    for (const o of [this.outbox, this.eventOutbox]) {
-      if (o.openReport.tornBytes > 0) {
-        this.logger.warn(o.openReport, "outbox: a torn last record was cut off (a crash mid-write)");
-      }
-    }
+    this.sink = await ResultSink.open({
+      hostId: this.hostId,
+      dir: ob.dir,
+      maxBytes: ob.maxBytes,
+      replayRatePerSec: ob.replayRatePerSec,
+      requestTimeoutMs: this.config.requestTimeoutMs,
+      clock: this.clock,
+      logger: this.logger,
+    });
     // Hooks first: a bad definition fails the start, before anything is connected.
     this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
     for (const hook of this.config.host.hooks) this.hooks.register(hook);
@@ -175,7 +134,9 @@ export class AgentHost implements PullerHost {
     );
     const buckets = await ensureInfrastructure(this.nc, this.config);
     this.js = jetstream(this.nc);
-    this.tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
+    // Results go out from now on; what a previous run left in the outbox is replayed now.
+    this.sink.connect({ nc: this.nc, js: this.js, publishEvent: (e) => this.bus.emit(e) });
+    const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
       breaker: this.breakers.get("state_update"),
     });
     this.registry = buckets.registry;
@@ -194,6 +155,35 @@ export class AgentHost implements PullerHost {
       },
       "workflow state",
     );
+    const attemptDeps: AttemptDeps = {
+      nc: this.nc,
+      hostId: this.hostId,
+      clock: this.clock,
+      logger: this.logger,
+      ackWaitMs: this.config.tasks.ackWaitMs,
+      requestTimeoutMs: this.config.requestTimeoutMs,
+      acquireTimeoutMs: this.config.resources.acquireTimeoutMs + 5000,
+      store: (result) => this.sink.store(result),
+      emit: (e) => this.emit(e),
+      readTask: async (id) => (await tasks.get(id))?.value,
+      delegation: this.breakers.get("delegation"),
+      runHooks: (event, payload) => this.runHooks(event, payload),
+    };
+    // Before any task is pulled: a task of a workflow controlled now must not slip through.
+    this.controls = await WorkflowControls.start({
+      nc: this.nc,
+      registry: this.registry,
+      hostId: this.hostId,
+      requestTimeoutMs: this.config.requestTimeoutMs,
+      logger: this.logger,
+    });
+    this.dispatcher = new Dispatcher({
+      actors: this.actors,
+      controls: this.controls,
+      attemptDeps,
+      logger: this.logger,
+      release: (a) => this.release(a),
+    });
     // Retried: on a fresh server, a bucket another process has just created can answer "no
     // responders" for a moment.
     const record = JSON.stringify({
@@ -219,68 +209,29 @@ export class AgentHost implements PullerHost {
     });
     this.server.serve("host.spawn", async ({ actors }) => ({ actorIds: await this.spawn(actors) }));
     this.server.serve("host.actor", async (body) => this.actorControl(body));
-    // Heartbeats are a timer and a core publish: nothing on the work path can delay them
-    // except a blocked event loop, which is exactly what they should reveal.
-    this.heartbeat();
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeat.intervalMs);
-    this.heartbeatTimer.unref();
-    this.connectivity = createActor(
-      connectivityMachine.provide({ actors: { replay: fromPromise(() => this.replayOutbox()) } }),
-    );
-    this.connectivity.subscribe((s) => this.logger.info({ connectivity: s.value }, `connectivity: ${String(s.value)}`));
-    this.connectivity.start();
-    void this.followConnection();
-    if (this.outbox.size().records + this.eventOutbox.size().records > 0) {
-      this.connectivity.send({ type: "RECONNECTED" });
-    }
+    this.server.serve("host.task", async (body) => this.taskControl(body));
+    this.server.serve("host.inspect", async ({ actorId }) => this.actor(actorId).inspect());
+    this.heartbeat = new Heartbeat({
+      nc: this.nc,
+      hostId: this.hostId,
+      incarnation: this.incarnation,
+      intervalMs: this.config.heartbeat.intervalMs,
+      clock: this.clock,
+      logger: this.logger,
+      status: () => ({
+        actors: this.actors.size,
+        held: [...this.actors.values()].flatMap((a) => (a.attempt ? [a.attempt.held()] : [])),
+        eventQueue: this.bus.stats().queued,
+        circuits: this.breakers.notClosed(),
+      }),
+    });
+    this.heartbeat.start();
     this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
   }
 
-  /** Feeds the NATS client's status to the connectivity machine. */
-  private async followConnection(): Promise<void> {
-    for await (const s of this.nc.status()) {
-      if (s.type === "disconnect" || s.type === "staleConnection") this.connectivity.send({ type: "DISCONNECTED" });
-      else if (s.type === "reconnect") this.connectivity.send({ type: "RECONNECTED" });
-    }
-  }
-
-  /** Sends what the outbox holds, in order, at the configured rate; then says how it went. */
-  private async replayOutbox(): Promise<number> {
-    const started = this.clock.now();
-    const pending = this.outbox.size().records;
-    let deduplicated = 0;
-    // Every record of this replay says which replay it belongs to and how many it has, so the
-    // supervisor knows when it has classified them all (the header travels with the result).
-    const batch = `${randomId(8)}:${pending}`;
-    const sent = await this.outbox.replay(
-      async (r) => {
-        const h = headers();
-        h.set(HEADERS.replay, batch);
-        const ack = await this.js.publish(r.subject, r.data, {
-          msgID: r.key,
-          headers: h,
-          timeout: this.config.requestTimeoutMs,
-        });
-        // JetStream had it already (published before the ack was lost): it will not be delivered again.
-        if (ack.duplicate) deduplicated++;
-      },
-      { ratePerSecond: this.config.host.outbox.replayRatePerSec, clock: this.clock },
-    );
-    if (pending > 0) {
-      this.emit({
-        type: "OUTBOX_REPLAYED",
-        category: "host",
-        scope: this.hostId,
-        data: { hostId: this.hostId, batch, replayed: sent, deduplicated, ms: this.clock.now() - started },
-      });
-      this.logger.info({ replayed: sent, ms: this.clock.now() - started }, "outbox replayed");
-    }
-    const events = await this.eventOutbox.replay(
-      (r) => this.js.publish(r.subject, r.data, { msgID: r.key, timeout: this.config.requestTimeoutMs }).then(() => {}),
-      { ratePerSecond: this.config.host.outbox.replayRatePerSec, clock: this.clock },
-    );
-    if (events > 0) this.logger.info({ events }, "events kept while cut off sent");
-    return sent;
+  /** The control this host follows for a workflow, if it has one (diagnostics and tests). */
+  control(workflowId: string): WorkflowControl | undefined {
+    return this.controls?.get(workflowId);
   }
 
   /** Connected to NATS, or trying to reconnect (a closed connection does not come back). */
@@ -290,184 +241,29 @@ export class AgentHost implements PullerHost {
 
   /** Stops pulling, stops actors and closes the connection. Held tasks go back to the queue at once. */
   async stop(): Promise<void> {
-    clearInterval(this.heartbeatTimer);
+    this.heartbeat?.stop();
     await this.runHooks("onTerminate", { hostId: this.hostId }).catch((err) =>
       this.logger.warn({ err }, "terminate hooks failed"),
     );
     this.hooks?.stop();
     await Promise.all([...this.pullers.values()].map((p) => p.stop()));
     for (const a of this.actors.values()) {
-      if (a.held) {
-        a.held.msg.nak();
-        this.release(a);
-      }
+      a.attempt?.settle("nak");
+      this.release(a);
       a.ref.stop();
     }
-    for (const s of this.subs) s.unsubscribe();
+    this.controls?.stop();
     await this.server?.stop();
-    this.connectivity?.stop();
     if (this.bus) await closeBus(this.bus);
     this.breakers?.stop();
     await this.nc.drain();
-    await this.outbox?.close();
-    await this.eventOutbox?.close();
+    await this.sink?.close();
   }
 
-  private heartbeat(): void {
-    const held: HeldTask[] = [];
-    for (const a of this.actors.values()) {
-      if (a.held) held.push({ taskId: a.held.task.taskId, epoch: a.held.task.epoch, seq: a.held.msg.seq });
-    }
-    const heldKey = held.map((t) => `${t.taskId}:${t.epoch}`).join(",");
-    const sendHeld = heldKey !== this.lastHeld || this.seq % 10 === 0;
-    this.lastHeld = heldKey;
-    try {
-      this.nc.publish(
-        subjects.heartbeat(this.hostId),
-        encode(
-          "heartbeat",
-          {
-            hostId: this.hostId,
-            incarnation: this.incarnation,
-            seq: this.seq++,
-            actors: this.actors.size,
-            busy: held.length,
-            load: (os.loadavg()[0] ?? 0) / Math.max(1, os.availableParallelism()),
-            heapUsedMb: Math.round(process.memoryUsage().heapUsed / 104_857.6) / 10,
-            eventQueue: this.bus.stats().queued,
-            circuits: this.breakers.notClosed(),
-            ...(sendHeld ? { held } : {}),
-          },
-          { sender: this.hostId },
-        ),
-      );
-    } catch (err) {
-      this.logger.debug({ err }, "heartbeat not sent");
-    }
-  }
-
-  /**
-   * Publishes an event; while the connection is down it goes to the event outbox instead (on
-   * disk, so a host that dies cut off still delivers it when it starts again). A full outbox
-   * drops the event, with a warning.
-   */
-  private emit(event: CadreEvent): void {
-    if (this.connectivity?.getSnapshot().value !== "offline") {
-      this.bus.emit(event);
-      return;
-    }
-    const entry = {
-      subject: subjects.event(event.category, event.scope),
-      key: `${this.hostId}:${randomId(12)}`,
-      data: encode("event", event, { sender: this.hostId }),
-    };
-    this.eventOutbox.append(entry).then(
-      () => {
-        this.logger.info(
-          { event: event.type, outboxEvents: this.eventOutbox.size().records },
-          "event kept in the outbox",
-        );
-        if (this.connectivity.getSnapshot().value === "online") this.connectivity.send({ type: "RECONNECTED" });
-      },
-      (err) => this.logger.warn({ err, event: event.type }, "event dropped: not published and not kept"),
-    );
-  }
-
-  // --- actors -------------------------------------------------------------------------------
-
-  private async spawn(specs: ActorSpec[]): Promise<string[]> {
-    const fresh = specs.filter((s) => !this.actors.has(s.actorId));
-    if (this.actors.size + fresh.length > this.config.host.maxActors) {
-      throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
-    }
-    for (const spec of fresh) {
-      await this.runHooks("onSpawn", {
-        hostId: this.hostId,
-        actorId: spec.actorId,
-        teamId: spec.teamId,
-        kind: spec.kindName,
-      });
-      const hosted: HostedActor = {
-        spec,
-        behaviour: createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }),
-        ref: undefined as unknown as AnyActorRef,
-      };
-      hosted.ref = this.createRef(hosted);
-      // The machine decides when the actor is free again: releasing earlier (say, when the
-      // report call returns) would let a task reach a machine still in `reporting`, which
-      // ignores it, and that task would then be held for ever.
-      hosted.ref.subscribe((snapshot: { value: unknown }) => {
-        if (snapshot.value !== "idle") return;
-        if (hosted.held) this.release(hosted);
-        if (hosted.quarantined) hosted.ref.send({ type: "QUARANTINE" });
-      });
-      hosted.ref.start();
-      this.actors.set(spec.actorId, hosted);
-      const k = key(spec.teamId, spec.kindName);
-      if (!this.pullers.has(k)) {
-        const consumer = await this.js.consumers.get(STREAMS.tasks, taskConsumer(spec.teamId, spec.kindName));
-        const p = new KindPuller(this, spec.teamId, spec.kindName, consumer, this.logger);
-        this.pullers.set(k, p);
-        p.start();
-      } else {
-        this.pullers.get(k)?.wake();
-      }
-      this.logger.info(
-        { actorId: spec.actorId, kind: spec.kindName, teamId: spec.teamId, inheritedFrom: spec.inherit?.fromActorId },
-        "actor spawned",
-      );
-    }
-    return specs.map((s) => s.actorId);
-  }
-
-  /** The actor's machine with this host's effects plugged in. */
-  private createRef(h: HostedActor): AnyActorRef {
-    const input = {
-      actorId: h.spec.actorId,
-      kindName: h.spec.kindName,
-      attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
-      ...(h.spec.inherit ? { inherited: h.spec.inherit } : {}),
-    };
-    const ctx = (task: TaskEnvelope, attempt: number, signal: AbortSignal) => ({
-      task,
-      attempt,
-      clock: this.clock,
-      signal,
-      state: workflowState(this.state, this.registry, task.workflowId),
-    });
-    const report = fromPromise<void, { task: TaskEnvelope; attempt: number; outcome: Outcome }>(({ input }) =>
-      this.report(h, input.task, input.attempt, input.outcome),
-    );
-    if (h.spec.kind.role === "agent") {
-      const machine = agentMachine.provide({
-        actors: {
-          work: fromPromise<unknown, { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
-            await this.beforeTask(h, input.task, input.attempt);
-            await this.acquireAll(h, input.task, signal);
-            return h.behaviour.run(ctx(input.task, input.attempt, signal), []);
-          }),
-          report,
-        },
-      });
-      return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
-    }
-    const machine = directorMachine.provide({
-      actors: {
-        plan: fromPromise<SubtaskSpec[], { task: TaskEnvelope; attempt: number }>(async ({ input, signal }) => {
-          await this.beforeTask(h, input.task, input.attempt);
-          await this.acquireAll(h, input.task, signal);
-          return h.behaviour.plan(ctx(input.task, input.attempt, signal));
-        }),
-        delegate: fromPromise<string[], { task: TaskEnvelope; attempt: number; subtasks: SubtaskSpec[] }>(({ input }) =>
-          this.delegate(h, input.task, input.subtasks),
-        ),
-        aggregate: fromPromise<unknown, { task: TaskEnvelope; attempt: number; children: ChildOutcome[] }>(
-          ({ input, signal }) => h.behaviour.run(ctx(input.task, input.attempt, signal), input.children),
-        ),
-        report,
-      },
-    });
-    return createActor(machine, { input, clock: this.clock }) as unknown as AnyActorRef;
+  /** Publishes an event (to the event outbox while the connection is down). */
+  private emit(event: TypedEvent): void {
+    if (this.sink?.connected) this.sink.emit(event);
+    else this.bus?.emit(event);
   }
 
   /**
@@ -484,44 +280,51 @@ export class AgentHost implements PullerHost {
     }
   }
 
-  private beforeTask(h: HostedActor, task: TaskEnvelope, attempt: number): Promise<void> {
-    return this.runHooks("beforeTask", {
-      hostId: this.hostId,
-      actorId: h.spec.actorId,
-      taskId: task.taskId,
-      kind: task.kind,
-      attempt,
-      input: task.input,
-    });
+  // --- actors -------------------------------------------------------------------------------
+
+  private actor(actorId: string): HostedActor {
+    const a = this.actors.get(actorId);
+    if (!a) throw new NotFoundError(`actor on host ${this.hostId}`, actorId);
+    return a;
   }
 
-  /**
-   * Acquires the resources the kind lists, in order, from the supervisor (resources.ts): each
-   * request is answered when granted, or refused (TIMEOUT, DEADLOCK_VICTIM: both retryable, so
-   * the attempt fails and is redelivered after a backoff). Held until the attempt is reported.
-   */
-  private async acquireAll(h: HostedActor, task: TaskEnvelope, signal: AbortSignal): Promise<void> {
-    const gap = h.spec.kind.behaviour.type === "script" ? h.spec.kind.behaviour.acquireGapMs : 0;
-    for (const resource of h.spec.kind.acquire) {
-      signal.throwIfAborted();
-      await call(
-        this.nc,
-        "sup.acquire",
-        { taskId: task.taskId, teamId: task.teamId, resource, priority: task.priority },
-        // The supervisor answers TIMEOUT at the acquisition timeout; this is only the backstop.
-        { sender: this.hostId, cid: task.workflowId, timeoutMs: this.config.resources.acquireTimeoutMs + 5000 },
-      );
-      if (gap > 0) await sleep(this.clock, gap, signal);
+  private async spawn(specs: ActorSpec[]): Promise<string[]> {
+    const fresh = specs.filter((s) => !this.actors.has(s.actorId));
+    if (this.actors.size + fresh.length > this.config.host.maxActors) {
+      throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
     }
-  }
-
-  /** Lets go of what an attempt held (best effort: the supervisor also releases on the result). */
-  private releaseAll(h: HostedActor, task: TaskEnvelope): void {
-    if (h.spec.kind.acquire.length === 0) return;
-    call(this.nc, "sup.release", { taskId: task.taskId }, {
-      sender: this.hostId,
-      timeoutMs: this.config.requestTimeoutMs,
-    }).catch((err) => this.logger.warn({ err, taskId: task.taskId }, "resources not released; the result will"));
+    for (const spec of fresh) {
+      await this.runHooks("onSpawn", {
+        hostId: this.hostId,
+        actorId: spec.actorId,
+        teamId: spec.teamId,
+        kind: spec.kindName,
+      });
+      const actor = new HostedActor(spec, {
+        clock: this.clock,
+        hostId: this.hostId,
+        attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
+        retry: { attempts: this.config.tasks.maxDeliver, backoffMs: this.config.tasks.retryBackoffMs },
+        state: (workflowId) => workflowState(this.state, this.registry, workflowId),
+        beforeTask: (payload) => this.runHooks("beforeTask", payload),
+        onIdle: (a) => this.release(a),
+      });
+      this.actors.set(spec.actorId, actor);
+      const k = key(spec.teamId, spec.kindName);
+      const puller = this.pullers.get(k);
+      if (puller) puller.wake();
+      else {
+        const consumer = await this.js.consumers.get(STREAMS.tasks, taskConsumer(spec.teamId, spec.kindName));
+        const p = new KindPuller(this.dispatcher, spec.teamId, spec.kindName, consumer, this.logger);
+        this.pullers.set(k, p);
+        p.start();
+      }
+      this.logger.info(
+        { actorId: spec.actorId, kind: spec.kindName, teamId: spec.teamId, inheritedFrom: spec.inherit?.fromActorId },
+        "actor spawned",
+      );
+    }
+    return specs.map((s) => s.actorId);
   }
 
   /**
@@ -529,15 +332,13 @@ export class AgentHost implements PullerHost {
    * (the supervisor), which quarantines an actor whose response breaks its kind's schema: the
    * actor takes no more tasks, and what it knew goes to its replacement.
    */
-  private actorControl({ op, actorId }: { op: "quarantine" | "release" | "retire"; actorId: string }) {
-    const a = this.actors.get(actorId);
-    if (!a) throw new NotFoundError(`actor on host ${this.hostId}`, actorId);
+  private actorControl({ op, actorId }: Body<"host.actor">): Body<"host.actor.ok"> {
+    const a = this.actor(actorId);
     if (op === "quarantine") {
       a.quarantined = true;
-      if (!a.held) a.ref.send({ type: "QUARANTINE" });
-      const snapshot = a.ref.getPersistedSnapshot() as { context?: { history?: string[] } };
+      if (!a.attempt) a.ref.send({ type: "QUARANTINE" });
       this.logger.warn({ actorId }, "actor quarantined");
-      return { actorId, context: { fromActorId: actorId, history: snapshot.context?.history ?? [], snapshot } };
+      return { actorId, context: a.knowledge() };
     }
     if (op === "release") {
       a.quarantined = false;
@@ -547,289 +348,43 @@ export class AgentHost implements PullerHost {
     }
     // Retired (or preempted): the task it held goes back to the queue, what it knew goes back
     // to the supervisor as a checkpoint.
-    const snapshot = a.ref.getPersistedSnapshot() as { context?: { history?: string[] } };
-    const requeued = a.held?.task.taskId;
-    if (a.held) {
-      a.held.msg.nak();
-      this.release(a);
-    }
+    const context = a.knowledge();
+    const requeued = a.attempt?.task.taskId;
+    a.attempt?.settle("nak");
+    this.release(a);
     a.ref.stop();
     this.actors.delete(actorId);
     this.logger.info({ actorId, requeued }, "actor retired");
-    return {
-      actorId,
-      context: { fromActorId: actorId, history: snapshot.context?.history ?? [], snapshot },
-      ...(requeued ? { requeued } : {}),
-    };
-  }
-
-  // --- tasks --------------------------------------------------------------------------------
-
-  /** Number of actors of a kind free to take a task. */
-  idleCount(teamId: string, kind: string): number {
-    let n = 0;
-    for (const a of this.actors.values()) if (this.takes(a, teamId, kind)) n++;
-    return n;
-  }
-
-  /** Whether an actor is free to take a task of this kind. */
-  private takes(a: HostedActor, teamId: string, kind: string): boolean {
-    return !a.held && !a.quarantined && a.spec.teamId === teamId && a.spec.kindName === kind;
-  }
-
-  /** Hands a pulled task to an idle actor of its kind. */
-  dispatch(teamId: string, kind: string, msg: JsMsg): void {
-    let task: TaskEnvelope;
-    try {
-      task = decodeAs(msg.data, "task").body;
-    } catch (err) {
-      this.logger.error({ err, seq: msg.seq }, "undecodable task terminated");
-      msg.term();
-      return;
-    }
-    const actor = [...this.actors.values()].find((a) => this.takes(a, teamId, kind));
-    if (!actor) {
-      msg.nak();
-      return;
-    }
-    const attempt = msg.info.deliveryCount;
-    const ticker = setInterval(
-      () => {
-        msg.working();
-        void this.recheckChildren(actor);
-      },
-      Math.max(50, Math.floor(this.config.tasks.ackWaitMs / 3)),
-    );
-    ticker.unref();
-    actor.held = { msg, task, attempt, startedAt: this.clock.now(), ticker, seenChildren: new Set() };
-    this.emit({
-      type: "TASK_STARTED",
-      category: "task",
-      scope: task.workflowId,
-      // epoch and seq: what the supervisor needs to reassign it should this host be lost before
-      // its next heartbeat lists the task.
-      data: {
-        taskId: task.taskId,
-        kind: task.kind,
-        attempt,
-        epoch: task.epoch,
-        seq: msg.seq,
-        hostId: this.hostId,
-        actorId: actor.spec.actorId,
-      },
-    });
-    if (task.deadline !== null && this.clock.now() > task.deadline) {
-      void this.report(actor, task, attempt, {
-        status: "failed",
-        error: new TimeoutError(`task ${task.taskId} (deadline passed before it started)`, 0).toWire(),
-      }).finally(() => this.release(actor));
-      return;
-    }
-    actor.ref.send({ type: "TASK", task, attempt });
-  }
-
-  /** Asks the supervisor to delegate; child notices start flowing to the actor before the call. */
-  private async delegate(h: HostedActor, task: TaskEnvelope, subtasks: SubtaskSpec[]): Promise<string[]> {
-    const held = h.held;
-    if (!held) throw new Error("delegate without a held task");
-    await this.runHooks("onDelegation", { hostId: this.hostId, taskId: task.taskId, subtasks });
-    held.childSub = this.nc.subscribe(subjects.child(task.taskId), {
-      callback: (_err, m) => {
-        try {
-          this.sendChild(h, decodeAs(m.data, "child.done").body.record);
-        } catch (err) {
-          this.logger.warn({ err }, "bad child notice ignored");
-        }
-      },
-    });
-    // Through the delegation breaker: while the supervisor keeps failing, directors wait for
-    // its trial instead of each sending requests into the void (retry waits for the trial).
-    const delegation = this.breakers.get("delegation");
-    const reply = await retry(
-      () =>
-        delegation.call(() =>
-          call(
-            this.nc,
-            "sup.delegate",
-            { parent: task, subtasks },
-            { sender: this.hostId, cid: task.workflowId, timeoutMs: this.config.requestTimeoutMs },
-          ),
-        ),
-      { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.clock },
-    );
-    held.childIds = reply.taskIds;
-    // Children created by an earlier attempt may have finished before we subscribed.
-    if (reply.existing.length > 0) await this.recheckChildren(h);
-    return reply.taskIds;
-  }
-
-  /** Reads children that finished but whose notice this host missed (restart, reconnect). */
-  private async recheckChildren(h: HostedActor): Promise<void> {
-    const held = h.held;
-    if (!held?.childIds) return;
-    const missing = held.childIds.filter((id) => !held.seenChildren.has(id));
-    // A few reads at a time: a director of 1,000 children must not fire 1,000 requests at once
-    // at a server that has just come back.
-    for (let i = 0; i < missing.length; i += RECHECK_CONCURRENCY) {
-      await Promise.all(
-        missing.slice(i, i + RECHECK_CONCURRENCY).map(async (id) => {
-          try {
-            const rec = await this.tasks.get(id);
-            if (rec) this.sendChild(h, rec.value);
-          } catch (err) {
-            this.logger.debug({ err, taskId: id }, "child not read");
-          }
-        }),
-      );
-    }
-  }
-
-  private sendChild(h: HostedActor, rec: TaskRecord): void {
-    const held = h.held;
-    if (!held || rec.status === "queued" || rec.task.parentTaskId !== held.task.taskId) return;
-    if (held.seenChildren.has(rec.task.taskId)) return;
-    held.seenChildren.add(rec.task.taskId);
-    const child: ChildOutcome = {
-      taskId: rec.task.taskId,
-      kind: rec.task.kind,
-      // A cancelled child: its workflow is ending, and its director is being stopped too.
-      status: rec.status === "completed" ? "completed" : "failed",
-      ...(rec.output !== undefined ? { output: rec.output } : {}),
-      ...(rec.error ? { error: rec.error } : {}),
-    };
-    h.ref.send({ type: "CHILD_DONE", child });
+    return { actorId, context, ...(requeued ? { requeued } : {}) };
   }
 
   /**
-   * Reports an attempt. A completed attempt publishes its result (message id per attempt) and
-   * acks; a failed one is retried by redelivery with backoff while attempts remain and the
-   * error is retryable; otherwise its failure is published as the task's result.
+   * Stops the attempt at a task one of this host's actors holds: `stop` (its workflow was
+   * cancelled: the message is terminated, never redelivered) or `yield` (paused with `now`: the
+   * message is acked and the supervisor re-publishes the task on resume). No result is
+   * published and the actor is idle again. `held: false` when no actor here holds the task, or
+   * its outcome is already being reported (that result goes out).
    */
-  private async report(h: HostedActor, task: TaskEnvelope, attempt: number, outcome: Outcome): Promise<void> {
-    const held = h.held;
-    if (!held || held.task.taskId !== task.taskId) return;
-    this.releaseAll(h, task);
-    // After the fact: nothing left to guard, so even a critical hook's failure is only logged.
-    this.runHooks(outcome.status === "completed" ? "afterTask" : "onTaskFailed", {
-      hostId: this.hostId,
-      actorId: h.spec.actorId,
-      taskId: task.taskId,
-      kind: task.kind,
-      attempt,
-      status: outcome.status,
-    }).catch((err) => this.logger.warn({ err, taskId: task.taskId }, "after-task hooks failed"));
-    try {
-      if (outcome.status === "failed") {
-        const retryable = fromWire(outcome.error).retryable;
-        if (retryable && attempt < this.config.tasks.maxDeliver) {
-          const delay = this.config.tasks.retryBackoffMs * 2 ** (attempt - 1);
-          held.msg.nak(delay);
-          this.emit({
-            type: "TASK_ATTEMPT_FAILED",
-            category: "task",
-            scope: task.workflowId,
-            data: {
-              taskId: task.taskId,
-              attempt,
-              code: outcome.error.code,
-              message: outcome.error.message.slice(0, 300),
-              retryInMs: delay,
-              hostId: this.hostId,
-            },
-          });
-          return;
-        }
-      }
-      const now = this.clock.now();
-      const result = {
-        taskId: task.taskId,
-        workflowId: task.workflowId,
-        epoch: task.epoch,
-        attempt,
-        hostId: this.hostId,
-        actorId: h.spec.actorId,
-        status: outcome.status,
-        ...(outcome.status === "completed" ? { output: outcome.output } : { error: outcome.error }),
-        startedAt: held.startedAt,
-        finishedAt: now,
-      };
-      const msgID = resultMessageId(task.taskId, task.epoch, attempt);
-      const subject = subjects.result(task.workflowId);
-      let stored = false;
-      if (this.connectivity.getSnapshot().value === "online") {
-        try {
-          await this.whileOnline(
-            retry(
-              () =>
-                this.js.publish(subject, encode("result", result, { sender: this.hostId, cid: task.workflowId }), {
-                  msgID,
-                }),
-              { maxAttempts: 3, baseMs: 50, maxMs: 500, isRetryable: () => true, clock: this.clock },
-            ),
-          );
-          stored = true;
-        } catch (err) {
-          this.logger.warn({ err, taskId: task.taskId }, "result not published; keeping it in the outbox");
-        }
-      }
-      if (!stored) {
-        // Cut off (or about to be): the result waits on disk and goes out when NATS is back.
-        const offline = encode("result", { ...result, offline: true }, { sender: this.hostId, cid: task.workflowId });
-        await this.outbox.append({ subject, key: msgID, data: offline });
-        // Appended while a replay was finishing (appends wait for it): the machine may be online
-        // already, and nothing would send this record until the next reconnect. Replay again.
-        if (this.connectivity.getSnapshot().value === "online") this.connectivity.send({ type: "RECONNECTED" });
-        this.logger.info(
-          { taskId: task.taskId, outboxRecords: this.outbox.size().records },
-          "result kept in the outbox until NATS is back",
-        );
-      }
-      // The result is stored (in JetStream or the outbox), so the ack need not be confirmed: a
-      // lost or late ack only means a redelivery whose result is recorded as a duplicate.
-      held.msg.ack();
-    } catch (err) {
-      // Not acked: JetStream redelivers the task after its ack wait.
-      const full = err instanceof OutboxFullError;
-      this.logger.error(
-        { err, taskId: task.taskId },
-        full
-          ? "outbox full: result dropped; the task will be redelivered"
-          : "attempt not reported; the task will be redelivered",
-      );
-    }
+  private taskControl({ op, taskId, reason }: Body<"host.task">): Body<"host.task.ok"> {
+    const a = [...this.actors.values()].find((x) => x.attempt?.task.taskId === taskId);
+    const attempt = a?.attempt;
+    if (!a || !attempt) return { taskId, held: false };
+    if (!attempt.abort(op, reason)) return { taskId, held: false };
+    this.logger.info(
+      { taskId, op, reason, actorId: a.actorId, epoch: attempt.task.epoch },
+      `task attempt ${op === "stop" ? "stopped" : "yielded"}`,
+    );
+    // A machine at work goes back to idle, which releases the actor; one still waiting for
+    // admission never got the task.
+    a.stopWork();
+    if (a.attempt === attempt) this.release(a);
+    return { taskId, held: true, epoch: attempt.task.epoch };
   }
 
-  /**
-   * Settles as `p` does, or rejects as soon as the connection is lost: a publish caught in a
-   * partition can hang for its whole timeout, and the result belongs on disk meanwhile. Should
-   * the abandoned publish land after all, JetStream de-duplicates the replay on its message id.
-   */
-  private whileOnline<T>(p: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const sub = this.connectivity.subscribe((s) => {
-        if (s.value === "online") return;
-        sub.unsubscribe();
-        reject(new UnavailableError("the NATS connection was lost while publishing"));
-      });
-      p.then(
-        (v) => {
-          sub.unsubscribe();
-          resolve(v);
-        },
-        (err) => {
-          sub.unsubscribe();
-          reject(err);
-        },
-      );
-    });
-  }
-
-  private release(h: HostedActor): void {
-    const held = h.held;
-    if (!held) return;
-    clearInterval(held.ticker);
-    held.childSub?.unsubscribe();
-    h.held = undefined;
-    this.pullers.get(key(h.spec.teamId, h.spec.kindName))?.wake();
+  /** The actor is free again: forget its attempt and let its kind's puller pull more. */
+  private release(a: HostedActor): void {
+    if (!a.attempt) return;
+    a.release();
+    this.pullers.get(key(a.spec.teamId, a.spec.kindName))?.wake();
   }
 }

@@ -1,9 +1,21 @@
 /**
  * The monitor (first cut): listens to heartbeats and events. It logs every event as its event
- * line and notices hosts that fall silent or come back, independently of the supervisor.
+ * line and notices hosts that fall silent or come back, independently of the supervisor. Each
+ * event is parsed by the events table (protocol events.ts) first: one that does not decode, or
+ * whose type is unknown or data breaks its schema, is skipped, counted and logged with the count.
  */
 
-import { type Config, decodeAs, formatEventLine, type Heartbeat, randomId, subjects } from "@cadre/protocol";
+import {
+  type CadreEvent,
+  type Config,
+  decodeAs,
+  formatEventLine,
+  type Heartbeat,
+  isParseFailure,
+  parseEvent,
+  randomId,
+  subjects,
+} from "@cadre/protocol";
 import {
   type Clock,
   connectNats,
@@ -39,6 +51,7 @@ export class Monitor {
   private timer?: NodeJS.Timeout;
   private readonly clock: Clock;
   private readonly id = `monitor-${randomId(6)}`;
+  private skipped = 0;
 
   private constructor(private readonly opts: MonitorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -49,6 +62,11 @@ export class Monitor {
     const m = new Monitor(opts);
     await m.init();
     return m;
+  }
+
+  /** Events skipped so far: not decoded, or not parsed by the events table. */
+  get skippedEvents(): number {
+    return this.skipped;
   }
 
   /** Hosts seen, with their last heartbeat and whether they are silent now. */
@@ -84,13 +102,24 @@ export class Monitor {
       }),
       this.nc.subscribe(subjects.allEvents(), {
         callback: (_e, m) => {
+          let raw: CadreEvent;
           try {
-            const line = formatEventLine(decodeAs(m.data, "event").body);
-            logger.info({ event: line }, "event");
-            this.opts.onEventLine?.(line);
+            raw = decodeAs(m.data, "event").body;
           } catch (err) {
-            logger.warn({ err }, "bad event ignored");
+            this.skipped++;
+            logger.warn({ err, skipped: this.skipped }, "undecodable event skipped");
+            return;
           }
+          const event = parseEvent(raw);
+          if (isParseFailure(event)) {
+            this.skipped++;
+            logger.warn({ failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
+            return;
+          }
+          // The line as received (parsing strips fields the table does not know yet).
+          const line = formatEventLine(raw);
+          logger.info({ event: line }, "event");
+          this.opts.onEventLine?.(line);
         },
       }),
     );

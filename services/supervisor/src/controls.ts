@@ -15,13 +15,13 @@
  */
 
 import {
-  type CadreEvent,
   type Config,
   InvalidConfigError,
   NotFoundError,
   type OpReply,
   type OpRequest,
   type TaskRecord,
+  type TypedEvent,
   type WorkflowControl,
   WorkflowControlSchema,
   type WorkflowRecord,
@@ -49,7 +49,7 @@ export interface ControlsDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** What the hosts' actors hold now. */
   holdings: () => Holding[];
   /** Tells a host to stop a running attempt or give its task back. */
@@ -64,6 +64,8 @@ export interface ControlsDeps {
 export class WorkflowControls {
   private readonly frozen = new Set<string>();
   private readonly controls = new Map<string, WorkflowControl>();
+  /** The KV revision each control in `controls` was read or written at: the watch never goes back. */
+  private readonly revisions = new Map<string, number>();
   /** Agent attempts admitted under a cap and not finished, per workflow. */
   private readonly running = new Map<string, Set<string>>();
   /** One change at a time per workflow. */
@@ -87,6 +89,10 @@ export class WorkflowControls {
     void (async () => {
       for await (const e of controls) {
         const id = e.key.slice(controlKey("").length);
+        // This supervisor's own writes are in the map already; an older revision arriving late
+        // must not undo them (a task parked since would be forgotten).
+        if (e.revision <= (this.revisions.get(id) ?? 0)) continue;
+        this.revisions.set(id, e.revision);
         if (e.operation !== "PUT") {
           this.controls.delete(id);
           continue;
@@ -119,13 +125,29 @@ export class WorkflowControls {
     return m;
   }
 
-  /** A new active supervisor counts the capped workflows' attempts that hosts already hold. */
-  seedRunning(): void {
+  /** A new active supervisor counts the capped workflows' agent attempts that hosts already hold. */
+  async seedRunning(): Promise<void> {
     this.running.clear();
-    for (const h of this.d.holdings()) {
-      const wf = workflowOf(h.taskId);
-      if (this.controls.get(wf)?.maxAgents) this.runningOf(wf).add(h.taskId);
+    for (const wf of new Set(this.d.holdings().map((h) => workflowOf(h.taskId)))) {
+      if (this.controls.get(wf)?.maxAgents) await this.countHeld(wf);
     }
+  }
+
+  /** The workflow's attempts that hosts hold now, agents only (what a cap counts). */
+  private async heldAgents(workflowId: string): Promise<Holding[]> {
+    const c = this.controls.get(workflowId);
+    const out: Holding[] = [];
+    for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId)) {
+      const rec = (await this.d.tasks.get(h.taskId))?.value;
+      if (rec && c && (await this.d.role(c.teamId, rec.task.kind)) === "agent") out.push(h);
+    }
+    return out;
+  }
+
+  /** Counts the held agent attempts as running under the cap. */
+  private async countHeld(workflowId: string): Promise<void> {
+    this.running.delete(workflowId);
+    for (const h of await this.heldAgents(workflowId)) this.runningOf(workflowId).add(h.taskId);
   }
 
   // --- operations ------------------------------------------------------------------------
@@ -155,7 +177,9 @@ export class WorkflowControls {
       let control = await this.modify(w, (c) => ({ ...c, paused: true }));
       const yielded: { taskId: string; epoch: number }[] = [];
       if (now) {
-        for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId)) {
+        // Agents give their attempts back; a director waiting for its children keeps waiting
+        // (they are parked, and it needs nothing else).
+        for (const h of await this.heldAgents(workflowId)) {
           const r = await this.d
             .taskOnHost(h.hostId, { op: "yield", taskId: h.taskId, reason: "workflow paused" })
             .catch((err) => {
@@ -200,10 +224,8 @@ export class WorkflowControls {
         ...(agents !== undefined ? { maxAgents: agents } : {}),
         ...(guarantee !== undefined ? { guarantee } : {}),
       }));
-      // Attempts already running count against a new cap (hosts hold them).
-      this.running.delete(workflowId);
-      for (const h of this.d.holdings())
-        if (workflowOf(h.taskId) === workflowId) this.runningOf(workflowId).add(h.taskId);
+      // Agent attempts already running count against a new cap (hosts hold them).
+      await this.countHeld(workflowId);
       const released = await this.unpark(workflowId);
       this.d.emit({
         type: "WORKFLOW_LIMITED",
@@ -419,9 +441,12 @@ export class WorkflowControls {
         });
       const next = WorkflowControlSchema.parse({ ...fn(base), updatedAt: this.d.clock.now() });
       try {
-        if (e && e.operation === "PUT") await this.d.kv.update(key, JSON.stringify(next), e.revision);
-        else await this.d.kv.create(key, JSON.stringify(next));
+        const revision =
+          e && e.operation === "PUT"
+            ? await this.d.kv.update(key, JSON.stringify(next), e.revision)
+            : await this.d.kv.create(key, JSON.stringify(next));
         this.controls.set(workflowId, next);
+        this.revisions.set(workflowId, Math.max(revision, this.revisions.get(workflowId) ?? 0));
         return next;
       } catch (err) {
         if (attempt >= 5) throw err;

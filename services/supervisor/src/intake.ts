@@ -7,7 +7,6 @@
  */
 
 import {
-  type CadreEvent,
   ConcurrentModificationError,
   type Config,
   checkDelegation,
@@ -21,6 +20,7 @@ import {
   type TaskEnvelope,
   type TaskRecord,
   type Team,
+  type TypedEvent,
   toCadreError,
   UnavailableError,
   type WorkflowRecord,
@@ -46,7 +46,7 @@ export interface IntakeDeps {
   placer: Placer;
   controls: WorkflowControls;
   resources: ResourceManager;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
 }
 
 /** Accepts submits and delegations. */

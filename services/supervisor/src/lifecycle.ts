@@ -20,7 +20,6 @@
 
 import {
   type ActorRecord,
-  type CadreEvent,
   type Config,
   type Heartbeat,
   NotFoundError,
@@ -28,6 +27,7 @@ import {
   type OpRequest,
   ResourceExhaustedError,
   STREAMS,
+  type TypedEvent,
   taskConsumer,
 } from "@cadre/protocol";
 import { type Clock, call, type Logger, type NatsConnection } from "@cadre/runtime";
@@ -47,10 +47,15 @@ export interface LifecycleDeps {
   sender: string;
   registry: Registry;
   placer: Placer;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** Liveness state of a host from the failure detector. */
   hostState: (hostId: string) => "alive" | "suspect" | "unreachable" | "unknown";
 }
+
+/** Why an actor is stopped: the event that says so and what it adds to the actor's fields. */
+type ActorStop =
+  | ["ACTOR_PASSIVATED", { idleMs: number } | { reason: string; forTeam: string }]
+  | ["ACTOR_RETIRED", { reason: string }];
 
 const cordonKey = (hostId: string) => `cordon.${hostId}`;
 
@@ -189,7 +194,7 @@ export class Lifecycle {
   }
 
   /** Stops an actor on its host (if it answers) and forgets it; its checkpoint is kept. */
-  private async stopActor(a: ActorRecord, type: string, data: Record<string, unknown>): Promise<string | undefined> {
+  private async stopActor(a: ActorRecord, ...[type, why]: ActorStop): Promise<string | undefined> {
     let requeued: string | undefined;
     if (this.d.registry.isActorLive(a)) {
       const reply = await call(
@@ -202,23 +207,24 @@ export class Lifecycle {
       requeued = reply.requeued;
     }
     await this.d.registry.removeActor(a.actorId);
-    this.d.emit({
-      type,
-      category: "actor",
-      scope: a.actorId,
-      data: {
-        actorId: a.actorId,
-        hostId: a.hostId,
-        teamId: a.teamId,
-        kind: a.kindName,
-        requeued: requeued ?? null,
-        ...data,
-      },
-    });
+    const data = {
+      actorId: a.actorId,
+      hostId: a.hostId,
+      teamId: a.teamId,
+      kind: a.kindName,
+      requeued: requeued ?? null,
+    };
+    const scope = a.actorId;
+    // One branch per type, so each event's data is checked against its own row of the table.
+    this.d.emit(
+      type === "ACTOR_RETIRED"
+        ? { type, category: "actor", scope, data: { ...data, ...why } }
+        : { type, category: "actor", scope, data: { ...data, ...why } },
+    );
     return requeued;
   }
 
-  private async forgetTeam(tid: string, type: string): Promise<string[]> {
+  private async forgetTeam(tid: string, type: "TEAM_FORGOTTEN" | "TEAM_RETIRED"): Promise<string[]> {
     const stopped: string[] = [];
     for (const a of this.d.registry.allActors().filter((x) => x.teamId === tid)) {
       await this.stopActor(a, "ACTOR_RETIRED", { reason: "team retired" });

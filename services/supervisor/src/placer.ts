@@ -8,13 +8,13 @@
 
 import {
   type ActorSpec,
-  type CadreEvent,
   type Config,
   ResourceExhaustedError,
   randomId,
   STREAMS,
   subjects,
   type Team,
+  type TypedEvent,
   taskConsumer,
   UnavailableError,
 } from "@cadre/protocol";
@@ -38,7 +38,7 @@ export interface PlacerDeps {
   registry: Registry;
   breakers: Breakers;
   quarantine: () => Quarantine;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** Whether a host is cordoned (no new actors). */
   cordoned: (hostId: string) => boolean;
   /** Actors reserved per team by guaranteed workflows (spared by preemption). */

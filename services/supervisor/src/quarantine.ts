@@ -10,11 +10,11 @@
 import {
   type ActorRecord,
   type ActorSpec,
-  type CadreEvent,
   type Config,
   NotFoundError,
   type QuarantineReason,
   randomId,
+  type TypedEvent,
 } from "@cadre/protocol";
 import { call, type Logger, type NatsConnection } from "@cadre/runtime";
 import { placeReplicas } from "./placement.js";
@@ -27,7 +27,7 @@ export interface QuarantineDeps {
   config: Config;
   logger: Logger;
   sender: string;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** Starts actors on a host and records them (the supervisor's placement). */
   spawnOn: (hostId: string, incarnation: string | undefined, actors: ActorSpec[], priority: number) => Promise<void>;
   /** Places a team's missing replicas again (after an operator retired one). */

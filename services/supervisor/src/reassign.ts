@@ -22,7 +22,6 @@
  */
 
 import {
-  type CadreEvent,
   type Config,
   encode,
   type Heartbeat,
@@ -31,6 +30,7 @@ import {
   subjects,
   type TaskEnvelope,
   type TaskRecord,
+  type TypedEvent,
   taskMessageId,
 } from "@cadre/protocol";
 import type { Clock, Logger, StateStore } from "@cadre/runtime";
@@ -80,7 +80,7 @@ export interface ReassignerDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** Whether this supervisor acts (standbys follow heartbeats but reassign nothing). */
   active: () => boolean;
   /** Whether the detector still judges the host unreachable. */

@@ -12,12 +12,12 @@
  */
 
 import {
-  type CadreEvent,
   type Config,
   DeadlockVictimError,
   NotFoundError,
   type Team,
   TimeoutError,
+  type TypedEvent,
 } from "@cadre/protocol";
 import type { Clock, Logger } from "@cadre/runtime";
 import { chooseVictim, WaitForGraph } from "./waitfor.js";
@@ -37,7 +37,7 @@ export interface ResourceDeps {
   config: Config;
   clock: Clock;
   logger: Logger;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   team: (teamId: string) => Promise<Team | undefined>;
 }
 

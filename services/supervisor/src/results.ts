@@ -7,7 +7,6 @@
  */
 
 import {
-  type CadreEvent,
   ConcurrentModificationError,
   type Config,
   encode,
@@ -17,6 +16,7 @@ import {
   subjects,
   type TaskRecord,
   type TaskResult,
+  type TypedEvent,
   validateOutput,
   type WorkflowRecord,
 } from "@cadre/protocol";
@@ -40,7 +40,7 @@ export interface ResultApplierDeps {
   config: Config;
   logger: Logger;
   sender: string;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
 }

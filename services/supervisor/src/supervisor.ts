@@ -16,16 +16,19 @@
  */
 
 import {
-  type CadreEvent,
   type Config,
   decodeAs,
-  HeldTaskSchema,
+  type EventType,
+  isParseFailure,
   LeaseRecordSchema,
+  type Message,
+  parseEvent,
   randomId,
   rootTaskId,
   subjects,
   type TaskRecord,
   TaskRecordSchema,
+  type TypedEvent,
   type WorkflowRecord,
   WorkflowRecordSchema,
 } from "@cadre/protocol";
@@ -48,7 +51,6 @@ import {
   systemClock,
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { z } from "zod";
 import { WorkflowControls } from "./controls.js";
 import { Inspector } from "./inspect.js";
 import { Intake } from "./intake.js";
@@ -73,16 +75,6 @@ export interface SupervisorOptions {
   /** @default "supervisor-<random>" */
   id?: string;
 }
-
-/** What the supervisor reads from a host's TASK_STARTED event. */
-const TaskStartedSchema = HeldTaskSchema.extend({
-  hostId: z.string(),
-  actorId: z.string().optional(),
-  attempt: z.number().int().optional(),
-});
-
-/** A host's OUTBOX_REPLAYED: how many of a replayed batch JetStream de-duplicated. */
-const OutboxReplayedSchema = z.object({ batch: z.string(), deduplicated: z.number().int().nonnegative() });
 
 /**
  * A running supervisor. Several may run: the one holding the lease (lease.ts) serves requests,
@@ -119,6 +111,8 @@ export class Supervisor {
   private server?: OperationServer;
   private repairTimer?: NodeJS.Timeout;
   private startedAt = 0;
+  /** Followed events skipped: not decoded, or not parsed by the events table (see readEvent). */
+  private skipped = 0;
 
   private constructor(opts: SupervisorOptions) {
     this.config = opts.config;
@@ -137,7 +131,7 @@ export class Supervisor {
   private async init(): Promise<void> {
     this.startedAt = this.clock.now();
     const { config, clock, logger, id: sender } = this;
-    const emit = (e: CadreEvent) => this.emit(e);
+    const emit = (e: TypedEvent) => this.emit(e);
     this.nc = await connectNats(config.natsUrl, sender, logger);
     const nc = this.nc;
     this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit });
@@ -332,22 +326,17 @@ export class Supervisor {
       // Which tasks each host holds, the moment it starts one (see reassign.ts).
       this.nc.subscribe(subjects.eventsOf("task"), {
         callback: (_err, m) => {
-          try {
-            const msg = decodeAs(m.data, "event");
-            const e = msg.body;
-            if (e.type !== "TASK_STARTED") return;
-            const s = TaskStartedSchema.parse(e.data);
-            this.reassigner.started(s.hostId, s);
-            this.inspector.started(s.taskId, {
-              hostId: s.hostId,
-              actorId: s.actorId ?? null,
-              attempt: s.attempt ?? 1,
-              epoch: s.epoch,
-              at: msg.ts,
-            });
-          } catch (err) {
-            this.logger.warn({ err }, "bad task event ignored");
-          }
+          const r = this.readEvent(m.data, "TASK_STARTED");
+          if (r?.event.type !== "TASK_STARTED") return;
+          const s = r.event.data;
+          this.reassigner.started(s.hostId, { taskId: s.taskId, epoch: s.epoch, seq: s.seq });
+          this.inspector.started(s.taskId, {
+            hostId: s.hostId,
+            actorId: s.actorId,
+            attempt: s.attempt,
+            epoch: s.epoch,
+            at: r.ts,
+          });
         },
       }),
     );
@@ -357,7 +346,7 @@ export class Supervisor {
   private async activate(term: number, previous: string | undefined): Promise<void> {
     const since = this.clock.now();
     await this.registry.load();
-    this.controls.seedRunning();
+    await this.controls.seedRunning();
     const s = await this.announce("active");
     const { intake, controls, lifecycle, inspector, quarantine, resources } = this;
     serveOperations(s, { intake, controls, lifecycle, inspector, quarantine, resources });
@@ -365,15 +354,10 @@ export class Supervisor {
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
-          try {
-            const e = decodeAs(m.data, "event").body;
-            if (e.type !== "OUTBOX_REPLAYED") return;
-            const r = OutboxReplayedSchema.parse(e.data);
-            // Only needed when JetStream swallowed some: the rest arrive with their header.
-            if (r.deduplicated > 0) this.tally.deduplicated(e.scope, r.batch, r.deduplicated);
-          } catch (err) {
-            this.logger.warn({ err }, "bad host event ignored");
-          }
+          const e = this.readEvent(m.data, "OUTBOX_REPLAYED")?.event;
+          if (e?.type !== "OUTBOX_REPLAYED") return;
+          // Only needed when JetStream swallowed some: the rest arrive with their header.
+          if (e.data.deduplicated > 0) this.tally.deduplicated(e.scope, e.data.batch, e.data.deduplicated);
         },
       }),
     ];
@@ -461,6 +445,35 @@ export class Supervisor {
       .catch((err) => this.logger.warn({ err }, "placement repair failed; will try again"));
   }
 
+  /** Events this supervisor followed and skipped: not decodable, or not parsed by the events table. */
+  get skippedEvents(): number {
+    return this.skipped;
+  }
+
+  /**
+   * Decodes a followed event and, if its type is `type`, parses it by the events table. Another
+   * type is undefined (not parsed); one that does not decode or parse is counted, logged with
+   * the count so far, and skipped (undefined): never thrown.
+   */
+  private readEvent(data: Uint8Array, type: EventType): { event: TypedEvent; ts: number } | undefined {
+    let msg: Message<"event">;
+    try {
+      msg = decodeAs(data, "event");
+    } catch (err) {
+      this.skipped++;
+      this.logger.warn({ err, skipped: this.skipped }, "undecodable event skipped");
+      return undefined;
+    }
+    if (msg.body.type !== type) return undefined;
+    const event = parseEvent(msg.body);
+    if (isParseFailure(event)) {
+      this.skipped++;
+      this.logger.warn({ failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
+      return undefined;
+    }
+    return { event, ts: msg.ts };
+  }
+
   /** Whether this supervisor holds the lease and acts. */
   get active(): boolean {
     return this.lease?.active ?? false;
@@ -490,7 +503,7 @@ export class Supervisor {
     await this.nc.drain();
   }
 
-  private emit(event: CadreEvent): void {
+  private emit(event: TypedEvent): void {
     this.bus.emit(event);
   }
 }

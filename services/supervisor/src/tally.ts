@@ -11,7 +11,7 @@
  * Should the rest never come, a partial report goes out after `quietMs` of quiet.
  */
 
-import type { CadreEvent } from "@cadre/protocol";
+import type { TypedEvent } from "@cadre/protocol";
 import type { Clock } from "@cadre/runtime";
 import type { ApplyOutcome } from "./results.js";
 
@@ -30,7 +30,7 @@ interface Batch {
 /** Dependencies of the {@link ReconciliationTally}. */
 export interface TallyDeps {
   clock: Clock;
-  emit: (event: CadreEvent) => void;
+  emit: (event: TypedEvent) => void;
   /** @default 30000 */
   quietMs?: number;
 }

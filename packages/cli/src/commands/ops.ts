@@ -4,7 +4,7 @@
  */
 
 import { formatEventLine, InvalidConfigError, subjects } from "@cadre/protocol";
-import { connectNats, readEvents } from "@cadre/runtime";
+import { connectNats, readEventLog } from "@cadre/runtime";
 import { Argument, type Command } from "commander";
 import { action, type Ctx, changing, print, printJson, withSupervisor } from "./common.js";
 
@@ -21,7 +21,12 @@ export function registerOps(program: Command, ctx: Ctx): void {
         const nc = await connectNats(ctx.config().natsUrl, "cadre-cli");
         try {
           const filter = o.host ? subjects.event("host", o.host) : subjects.eventsOf("host");
-          const reports = (await readEvents(nc, filter)).filter((e) => e.type === "RECONCILIATION_REPORT");
+          // Parsed by the events table: a stored event that does not parse is skipped and counted.
+          const { events, skipped } = await readEventLog(nc, filter);
+          const reports = events.filter((e) => e.type === "RECONCILIATION_REPORT");
+          if (skipped > 0) {
+            process.stderr.write(`cadre: ${skipped} stored host events skipped (not decoded, or not parsed)\n`);
+          }
           if (o.json) printJson(reports.map((e) => e.data));
           else print(reports.length === 0 ? "no reconciliation reports" : reports.map(formatEventLine).join("\n"));
         } finally {

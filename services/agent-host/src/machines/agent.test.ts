@@ -59,7 +59,7 @@ describe("agent machine", () => {
 
     expect(reports[0]?.outcome).toEqual({
       status: "failed",
-      error: { code: "BEHAVIOUR_FAILED", message: "boom", data: { exitCode: 3 } },
+      error: { code: "BEHAVIOUR_FAILED", message: "boom", data: { exitCode: 3 }, retryable: true },
     });
     expect(actor.getSnapshot().context.completed).toBe(0);
   });

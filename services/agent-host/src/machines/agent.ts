@@ -17,6 +17,7 @@ import {
   type QuarantineEvent,
   type ReportInput,
   reportInput,
+  type StopEvent,
   type TaskEvent,
   timeoutOutcome,
   withTask,
@@ -26,16 +27,18 @@ import {
 export interface AgentContext extends ActorMachineInput, ActorIdentity {
   current: ActiveTask | null;
   outcome: AgentOutcome | null;
-  /** Attempts reported completed / failed since the actor started. */
+  /** Attempts reported completed / failed since the actor started, and attempts stopped by the host. */
   completed: number;
   failed: number;
+  stopped: number;
 }
 
 /** Events the agent machine accepts. */
-export type AgentEvent = TaskEvent | QuarantineEvent;
+export type AgentEvent = TaskEvent | QuarantineEvent | StopEvent;
 
 /**
- * Runs tasks one at a time: `idle` → `working` → `reporting` (or `failed`) → `idle`.
+ * Runs tasks one at a time: `idle` → `working` → `reporting` (or `failed`) → `idle`; STOP
+ * while `working` goes straight back to `idle`, reporting nothing.
  *
  * Provide `work` (`fromPromise<unknown, ActiveTask>`: the output; abort on its `signal`) and
  * `report` (`fromPromise<void, ReportInput>`). The attempt timeout is the `attemptTimeout`
@@ -53,6 +56,7 @@ export const agentMachine = setup({
   actions: {
     countCompleted: assign({ completed: ({ context }) => context.completed + 1 }),
     countFailed: assign({ failed: ({ context }) => context.failed + 1 }),
+    countStopped: assign({ stopped: ({ context }) => context.stopped + 1 }),
     clearTask: assign({ current: null, outcome: null }),
   },
 }).createMachine({
@@ -65,6 +69,7 @@ export const agentMachine = setup({
     outcome: null,
     completed: 0,
     failed: 0,
+    stopped: 0,
     ...identityFrom(input),
   }),
   initial: "idle",
@@ -102,6 +107,7 @@ export const agentMachine = setup({
         },
       },
       // Leaving `working` stops the invoked `work`, which aborts the signal it was given.
+      on: { STOP: { target: "idle", actions: ["countStopped", "clearTask"] } },
       after: {
         attemptTimeout: {
           target: "failed",

@@ -16,10 +16,12 @@ import {
   active,
   failedOutcome,
   identityFrom,
+  isRetryableError,
   notProvided,
   type QuarantineEvent,
   type ReportInput,
   reportInput,
+  type StopEvent,
   type TaskEvent,
   timeoutOutcome,
   withTask,
@@ -37,10 +39,12 @@ export interface DirectorContext extends ActorMachineInput, ActorIdentity {
   outcome: AgentOutcome | null;
   completed: number;
   failed: number;
+  /** Attempts stopped by the host (STOP). */
+  stopped: number;
 }
 
 /** Events the director machine accepts. */
-export type DirectorEvent = TaskEvent | QuarantineEvent | { type: "CHILD_DONE"; child: ChildOutcome };
+export type DirectorEvent = TaskEvent | QuarantineEvent | StopEvent | { type: "CHILD_DONE"; child: ChildOutcome };
 
 /** Input of the `delegate` actor. */
 export interface DelegateInput extends ActiveTask {
@@ -62,7 +66,7 @@ function firstFailedChild(context: DirectorContext): ChildOutcome | undefined {
   return undefined;
 }
 
-/** The child's own error, unchanged, so the root cause (e.g. a circular chain) reaches the top. */
+/** The child's own error. */
 function childError(child: ChildOutcome): WireErrorBody {
   return (
     child.error ??
@@ -70,6 +74,28 @@ function childError(child: ChildOutcome): WireErrorBody {
       taskId: child.taskId,
     }).toWire()
   );
+}
+
+/**
+ * The director's error when a child failed: the child's code, message and data, so the root
+ * cause (e.g. a circular chain) reaches the top, with the child named as the `cause` in the
+ * data with the child's own `retryable` judgement. The director's failure itself is never
+ * retryable: the child's record is final, and a re-run of the same plan (the subtasks have
+ * the same ids, delegation is idempotent) would meet the same failed child. So it is the
+ * director's final result at once, not redelivered up to its attempts.
+ */
+export function childFailure(child: ChildOutcome): WireErrorBody {
+  const cause = childError(child);
+  const retryable = isRetryableError(cause);
+  return {
+    code: cause.code,
+    message: cause.message,
+    data: {
+      ...cause.data,
+      cause: { taskId: child.taskId, kind: child.kind, code: cause.code, message: cause.message, retryable },
+    },
+    retryable: false,
+  };
 }
 
 /**
@@ -110,6 +136,7 @@ export const directorMachine = setup({
     failWithError: assign({ outcome: (_, params: { error: unknown }) => failedOutcome(params.error) }),
     countCompleted: assign({ completed: ({ context }) => context.completed + 1 }),
     countFailed: assign({ failed: ({ context }) => context.failed + 1 }),
+    countStopped: assign({ stopped: ({ context }) => context.stopped + 1 }),
     clearTask: assign({ current: null, subtasks: [], childIds: [], children: {}, outcome: null }),
   },
 }).createMachine({
@@ -125,6 +152,7 @@ export const directorMachine = setup({
     outcome: null,
     completed: 0,
     failed: 0,
+    stopped: 0,
     ...identityFrom(input),
   }),
   initial: "idle",
@@ -152,7 +180,9 @@ export const directorMachine = setup({
     // TASK is deliberately not handled outside idle (see the agent machine).
     busy: {
       initial: "planning",
-      // Leaving `busy` stops whichever effect is running, which aborts its signal.
+      // Leaving `busy` stops whichever effect is running, which aborts its signal; STOP also
+      // stops waiting for the children (they keep running: delegation is idempotent).
+      on: { STOP: { target: "idle", actions: ["countStopped", "clearTask"] } },
       after: {
         attemptTimeout: {
           target: "failed",
@@ -209,7 +239,7 @@ export const directorMachine = setup({
                 outcome: ({ context }): AgentOutcome => {
                   const child = firstFailedChild(context);
                   return child
-                    ? { status: "failed", error: childError(child) }
+                    ? { status: "failed", error: childFailure(child) }
                     : failedOutcome(new Error("no failed child"));
                 },
               }),

@@ -9,6 +9,7 @@ import {
   type AgentOutcome,
   type AggregateInput,
   agentMachine,
+  childFailure,
   directorMachine,
   type ReportInput,
 } from "./index.js";
@@ -99,6 +100,57 @@ describe("agent machine", () => {
     expect(outcome.error.message).toContain("1000 ms");
   });
 
+  it("goes back to idle on STOP while working: the work's signal is aborted, nothing is reported, and it takes the next task", async () => {
+    const r = reports();
+    let signal: AbortSignal | undefined;
+    const actor = createActor(
+      agentMachine.provide({
+        actors: {
+          work: fromPromise<unknown, ActiveTask>(({ signal: s }) => {
+            signal = s;
+            return new Promise(() => {});
+          }),
+          report: r.actor,
+        },
+      }),
+      { input, clock: new ManualClock() },
+    ).start();
+    actor.send({ type: "TASK", task: task("w1-r"), attempt: 1 });
+    actor.send({ type: "STOP" });
+    expect(signal?.aborted).toBe(true);
+    expect(actor.getSnapshot().value).toBe("idle");
+    expect(actor.getSnapshot().context).toMatchObject({ stopped: 1, completed: 0, failed: 0, current: null });
+    expect(r.seen).toHaveLength(0);
+    actor.send({ type: "TASK", task: task("w1-r-1"), attempt: 1 });
+    expect(actor.getSnapshot().value).toBe("working");
+    expect(actor.getSnapshot().context.history).toEqual(["w1-r-1", "w1-r"]);
+  });
+
+  it("ignores STOP once the outcome is known: the report goes on", async () => {
+    const gate = deferred<void>();
+    const seen: ReportInput[] = [];
+    const actor = createActor(
+      agentMachine.provide({
+        actors: {
+          work: fromPromise<unknown, ActiveTask>(async () => "done"),
+          report: fromPromise<void, ReportInput>(async ({ input }) => {
+            seen.push(input);
+            await gate.promise;
+          }),
+        },
+      }),
+      { input, clock: new ManualClock() },
+    ).start();
+    actor.send({ type: "TASK", task: task(), attempt: 1 });
+    await waitFor(actor, (s) => s.matches("reporting"));
+    actor.send({ type: "STOP" });
+    expect(actor.getSnapshot().value).toBe("reporting");
+    gate.resolve();
+    await waitFor(actor, (s) => s.matches("idle") && s.context.completed === 1);
+    expect(actor.getSnapshot().context.stopped).toBe(0);
+    expect(seen).toHaveLength(1);
+  });
+
   it("ignores a second task while it works on one", async () => {
     const work = deferred<unknown>();
     const r = reports();
@@ -179,15 +231,89 @@ describe("director machine", () => {
     expect(d.reports[0]?.outcome.status).toBe("completed");
   });
 
-  it("fails with a failed child's error unchanged, so the workflow reports the root cause", async () => {
+  it("fails with a failed child's code, message and data, naming the child as the cause, not retryable", async () => {
     const d = director({});
     d.actor.send({ type: "TASK", task: task(), attempt: 1 });
     await waitFor(d.actor, (s) => s.matches({ busy: "waiting" }));
     const refusal = new CircularDelegationError(["a", "b", "a"]).toWire();
     d.actor.send({ type: "CHILD_DONE", child: child("w1-r-0", "failed", { error: refusal }) });
     await waitFor(d.actor, (s) => s.matches("idle") && s.context.failed === 1);
-    expect(d.reports[0]?.outcome).toEqual({ status: "failed", error: refusal });
+    expect(d.reports[0]?.outcome).toEqual({
+      status: "failed",
+      error: {
+        code: "CIRCULAR_DELEGATION",
+        message: refusal.message,
+        data: {
+          chain: ["a", "b", "a"],
+          cause: {
+            taskId: "w1-r-0",
+            kind: "k",
+            code: "CIRCULAR_DELEGATION",
+            message: refusal.message,
+            retryable: false,
+          },
+        },
+        retryable: false,
+      },
+    });
     expect(d.aggregated).toHaveLength(0);
+  });
+
+  it("is never retryable itself (the child's record is final), and keeps the child's own judgement in the cause", () => {
+    const failed = new BehaviourFailedError("scripted failure").toWire();
+    expect(childFailure(child("w1-r-0", "failed", { error: { ...failed, retryable: undefined } }))).toMatchObject({
+      retryable: false,
+      data: { cause: { retryable: true } },
+    });
+    expect(
+      childFailure(child("w1-r-0", "failed", { error: { ...failed, retryable: false } })).data?.cause,
+    ).toMatchObject({
+      retryable: false,
+    });
+    const unknown = { code: "SOMETHING_NEW", message: "from a newer host", retryable: true };
+    expect(childFailure(child("w1-r-0", "failed", { error: unknown }))).toMatchObject({
+      code: "SOMETHING_NEW",
+      retryable: false,
+      data: { cause: { taskId: "w1-r-0", retryable: true } },
+    });
+    // A child failed without an error (a cancelled one): an internal error, not retryable.
+    expect(childFailure(child("w1-r-0", "failed"))).toMatchObject({ code: "INTERNAL", retryable: false });
+  });
+
+  it("goes back to idle on STOP while waiting for its children, reporting nothing and ignoring their late notices", async () => {
+    const d = director({});
+    d.actor.send({ type: "TASK", task: task(), attempt: 1 });
+    await waitFor(d.actor, (s) => s.matches({ busy: "waiting" }));
+    d.actor.send({ type: "STOP" });
+    expect(d.actor.getSnapshot().value).toBe("idle");
+    expect(d.actor.getSnapshot().context).toMatchObject({ stopped: 1, current: null, childIds: [], children: {} });
+    d.actor.send({ type: "CHILD_DONE", child: child("w1-r-0", "completed", { output: "late" }) });
+    expect(d.actor.getSnapshot().value).toBe("idle");
+    expect(d.reports).toHaveLength(0);
+    expect(d.aggregated).toHaveLength(0);
+  });
+
+  it("aborts the plan's signal on STOP while planning", async () => {
+    let signal: AbortSignal | undefined;
+    const r = reports();
+    const actor = createActor(
+      directorMachine.provide({
+        actors: {
+          plan: fromPromise<SubtaskSpec[], ActiveTask>(({ signal: s }) => {
+            signal = s;
+            return new Promise(() => {});
+          }),
+          report: r.actor,
+        },
+      }),
+      { input, clock: new ManualClock() },
+    ).start();
+    actor.send({ type: "TASK", task: task(), attempt: 1 });
+    expect(signal?.aborted).toBe(false);
+    actor.send({ type: "STOP" });
+    expect(signal?.aborted).toBe(true);
+    expect(actor.getSnapshot().value).toBe("idle");
+    expect(r.seen).toHaveLength(0);
   });
 
   it("fails with the refusal when the supervisor refuses the delegation", async () => {

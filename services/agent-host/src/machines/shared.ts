@@ -1,7 +1,7 @@
 /** Types and helpers shared by the agent and director machines. */
 
 import type { InheritedContext, TaskEnvelope, WireErrorBody } from "@cadre/protocol";
-import { TimeoutError, toCadreError } from "@cadre/protocol";
+import { fromWire, TimeoutError, toCadreError } from "@cadre/protocol";
 import { fromPromise } from "xstate";
 
 /** The task an actor is working on and which delivery of it this is. */
@@ -45,6 +45,14 @@ export const withTask = (history: string[], taskId: string): string[] => [taskId
  */
 export type QuarantineEvent = { type: "QUARANTINE" } | { type: "RELEASE" };
 
+/**
+ * The host stops the attempt in flight (its workflow was cancelled, or paused with `now`): the
+ * running effect is stopped, which aborts its signal, nothing is reported, and the actor is
+ * idle again. The host settles the task's message itself. Ignored once the outcome is known
+ * (`reporting`, `failed`): that attempt's report is already on its way.
+ */
+export type StopEvent = { type: "STOP" };
+
 /** Input of the `report` actor. */
 export interface ReportInput extends ActiveTask {
   outcome: AgentOutcome;
@@ -84,4 +92,12 @@ export function failedOutcome(err: unknown): AgentOutcome {
 export function timeoutOutcome(current: ActiveTask | null, ms: number): AgentOutcome {
   const what = current ? `task ${current.task.taskId} attempt ${current.attempt}` : "task";
   return { status: "failed", error: new TimeoutError(what, ms).toWire() };
+}
+
+/**
+ * Whether a failed attempt's error may succeed if tried again: the sender's judgement when the
+ * error carries one (`retryable` on the wire), else what its code says.
+ */
+export function isRetryableError(error: WireErrorBody): boolean {
+  return error.retryable ?? fromWire(error).retryable;
 }

@@ -1,0 +1,353 @@
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { ConfigSchema } from "./config.js";
+import {
+  CRITICAL_EVENTS,
+  EVENT_TYPES,
+  type EventData,
+  type EventType,
+  eventSchema,
+  events,
+  isParseFailure,
+  type ParseFailure,
+  parseEvent,
+  type TypedEvent,
+} from "./events.js";
+import type { CadreEvent, TaskCounts } from "./messages.js";
+
+/** The types that were critical before the table (config.ts's `events.critical` default then). */
+const CRITICAL_BEFORE = [
+  "TASK_STARTED",
+  "TASK_COMPLETED",
+  "TASK_FAILED",
+  "TASK_REASSIGNED",
+  "RESULT_CONFLICT",
+  "WORKFLOW_SUBMITTED",
+  "WORKFLOW_COMPLETED",
+  "WORKFLOW_FAILED",
+  "HOST_UNREACHABLE",
+  "HOST_HEALED",
+  "RECONCILIATION_REPORT",
+  "OUTBOX_REPLAYED",
+  "AGENT_QUARANTINED",
+  "AGENT_PREEMPTED",
+  "DEADLOCK_RESOLVED",
+  "SUPERVISOR_ACTIVE",
+  "SUPERVISOR_STANDBY",
+  "STATE_CORRUPTED",
+  "WORKFLOW_FROZEN",
+  "WORKFLOW_UNFROZEN",
+  "STATE_ROLLED_BACK",
+  "CIRCUIT_OPENED",
+  "CIRCUIT_CLOSED",
+];
+
+const tasks: TaskCounts = { total: 5, completed: 4, failed: 1, retried: 1, duplicates: 0, conflicts: 0, cancelled: 0 };
+const liveness = { lastHeartbeatAt: 1_700_000_000_000, silenceMs: 850, phi: 8.42 };
+const breaker = { breaker: "agent_spawn:h1", key: "h1", source: "supervisor-1", failures: 10 };
+const stopped = { actorId: "backend-ab12", hostId: "h1", teamId: "t1", kind: "backend", requeued: null };
+
+/**
+ * One payload per type, as its emit site sends it. Typed by the table: a type added without a
+ * sample (or a sample that no longer matches its schema) does not compile.
+ */
+const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
+  TASK_STARTED: {
+    scope: "w1",
+    data: { taskId: "w1-r", kind: "lead", attempt: 1, epoch: 1, seq: 17, hostId: "h1", actorId: "lead-1" },
+  },
+  TASK_ATTEMPT_FAILED: {
+    scope: "w1",
+    data: { taskId: "w1-r.0", attempt: 1, code: "BEHAVIOUR_FAILED", message: "exit 1", retryInMs: 500, hostId: "h1" },
+  },
+  TASK_ATTEMPT_STOPPED: {
+    scope: "w1",
+    data: {
+      taskId: "w1-r.0",
+      epoch: 2,
+      attempt: 1,
+      op: "yield",
+      reason: "workflow paused",
+      hostId: "h1",
+      actorId: "a1",
+    },
+  },
+  TASK_COMPLETED: {
+    scope: "w1",
+    data: { taskId: "w1-r", kind: "lead", resultId: "w1-r:1:1", attempt: 1, hostId: "h1" },
+  },
+  TASK_FAILED: {
+    scope: "w1",
+    data: { taskId: "w1-r", kind: "lead", resultId: "w1-r:1:2", attempt: 2, hostId: "h1", code: "TIMEOUT" },
+  },
+  TASK_REASSIGNED: {
+    scope: "w1",
+    data: { taskId: "w1-r.1", kind: "qa", fromHostId: "h2", actorId: "qa-1", epoch: 2, reason: "invalid-response" },
+  },
+  TASK_PARKED: { scope: "w1", data: { taskId: "w1-r.2", epoch: 1, paused: true } },
+  TASK_UNPARKED: { scope: "w1", data: { taskId: "w1-r.2", epoch: 2 } },
+  RESULT_DUPLICATE: {
+    scope: "w1",
+    data: { taskId: "w1-r.0", resultId: "w1-r.0:1:2", appliedResultId: "w1-r.0:1:1", hostId: "h2" },
+  },
+  RESULT_CONFLICT: {
+    scope: "w1",
+    data: {
+      taskId: "w1-r.0",
+      resultId: "w1-r.0:1:1",
+      epoch: 1,
+      currentEpoch: 2,
+      hostId: "h2",
+      status: "completed",
+      applied: { resultId: "w1-r.0:2:1", status: "completed", hostId: "h1" },
+    },
+  },
+  RESPONSE_ANOMALY: {
+    scope: "w1",
+    data: {
+      taskId: "w1-r.0",
+      kind: "backend",
+      resultId: "w1-r.0:1:1",
+      actorId: "backend-1",
+      hostId: "h1",
+      metric: "bytes",
+      value: 90_000,
+      mean: 120,
+      sd: 10,
+      z: 8987.9,
+    },
+  },
+  WORKFLOW_SUBMITTED: { scope: "w1", data: { team: "software-team", teamId: "t1", root: "engineering-director" } },
+  WORKFLOW_COMPLETED: { scope: "w1", data: { tasks, ms: 1234 } },
+  WORKFLOW_FAILED: {
+    scope: "w1",
+    data: { tasks, ms: 99, error: { code: "BEHAVIOUR_FAILED", message: "exit 1", data: { exitCode: 1 } } },
+  },
+  WORKFLOW_PAUSED: { scope: "w1", data: { now: true, yielded: 2 } },
+  WORKFLOW_RESUMED: { scope: "w1", data: { released: 2 } },
+  WORKFLOW_LIMITED: { scope: "w1", data: { maxAgents: 2, guarantee: 1, released: 0 } },
+  WORKFLOW_CANCELLED: { scope: "w1", data: { reason: "cancelled by an operator", cancelled: 3, tasks } },
+  WORKFLOW_FROZEN: { scope: "w1", data: { workflowId: "w1" } },
+  WORKFLOW_UNFROZEN: { scope: "w1", data: { workflowId: "w1" } },
+  DELEGATION_REFUSED: {
+    scope: "w1",
+    data: { code: "CIRCULAR_DELEGATION", parentTaskId: "w1-r.0", chain: ["a", "b", "a"] },
+  },
+  ACTOR_SPAWNED: {
+    scope: "backend-2",
+    data: { hostId: "h2", teamId: "t1", kind: "backend", replaces: "backend-1", inheritedTasks: 3 },
+  },
+  ACTOR_LOST: { scope: "backend-1", data: { hostId: "h1", kind: "backend" } },
+  ACTOR_PASSIVATED: { scope: "backend-ab12", data: { ...stopped, idleMs: 300_000 } },
+  ACTOR_RETIRED: { scope: "backend-ab12", data: { ...stopped, requeued: "w1-r.0", reason: "operator" } },
+  AGENT_QUARANTINED: {
+    scope: "qa-1",
+    data: {
+      actorId: "qa-1",
+      hostId: "h1",
+      teamId: "t1",
+      kind: "qa",
+      taskId: "w1-r.2",
+      issues: [{ path: "passed", message: "Invalid input: expected boolean, received string" }],
+      replacement: "qa-x9",
+    },
+  },
+  AGENT_PREEMPTED: {
+    scope: "backend-1",
+    data: {
+      actorId: "backend-1",
+      hostId: "h1",
+      teamId: "t1",
+      kind: "backend",
+      priority: 0,
+      byTeam: "t2",
+      byPriority: 10,
+      requeued: null,
+    },
+  },
+  AGENT_RELEASED: { scope: "qa-1", data: { actorId: "qa-1", hostId: "h1", kind: "qa" } },
+  AGENT_RETIRED: { scope: "qa-1", data: { actorId: "qa-1", hostId: "h1", kind: "qa" } },
+  TEAM_FORGOTTEN: { scope: "t1", data: { teamId: "t1", name: "software-team", actors: 0 } },
+  TEAM_RETIRED: { scope: "t1", data: { teamId: "t1", name: null, actors: 4 } },
+  HOST_UP: { scope: "h1", data: { incarnation: "i-abc" } },
+  HOST_SUSPECTED: { scope: "h1", data: liveness },
+  HOST_UNREACHABLE: { scope: "h1", data: liveness },
+  HOST_HEALED: { scope: "h1", data: liveness },
+  HOST_CORDONED: { scope: "h1", data: { hostId: "h1" } },
+  HOST_UNCORDONED: { scope: "h1", data: { hostId: "h1" } },
+  HOST_DRAINED: { scope: "h1", data: { hostId: "h1", moved: 3, requeued: 1 } },
+  OUTBOX_REPLAYED: {
+    scope: "h1",
+    data: { hostId: "h1", batch: "k3j2h1g0:4", replayed: 4, deduplicated: 1, ms: 12 },
+  },
+  RECONCILIATION_REPORT: {
+    scope: "h1",
+    data: {
+      hostId: "h1",
+      batch: "k3j2h1g0:4",
+      applied: 2,
+      duplicate: 1,
+      conflict: 1,
+      invalid: 0,
+      orphan: 0,
+      total: 4,
+      replayed: 4,
+      complete: true,
+      ms: 40,
+    },
+  },
+  DEADLOCK_RESOLVED: {
+    scope: "db",
+    data: {
+      cycle: ["w1-r.0", "w2-r.0"],
+      victim: "w2-r.0",
+      priority: 0,
+      waitingFor: "db",
+      released: ["cache"],
+      waitedMs: 8,
+    },
+  },
+  SUPERVISOR_ACTIVE: { scope: "supervisor-1", data: { term: 2, previous: "supervisor-0", activationMs: 35 } },
+  SUPERVISOR_STANDBY: { scope: "supervisor-1", data: { reason: "lease lost" } },
+  STATE_CORRUPTED: {
+    scope: "tasks",
+    data: { key: "w1-r", revision: 7, reason: "checksum mismatch", restoredFrom: 6, restoredAs: 8 },
+  },
+  STATE_ROLLED_BACK: {
+    scope: "w1",
+    data: { toSeq: 12, txid: "tx-1", keys: ["plan"], replayed: ["tx-2"], skipped: ["tx-3"], invalid: [] },
+  },
+  CIRCUIT_OPENED: { scope: "agent_spawn", data: { ...breaker, from: "closed", to: "open", openForMs: 1000 } },
+  CIRCUIT_HALF_OPEN: { scope: "agent_spawn", data: { ...breaker, from: "open", to: "halfOpen" } },
+  CIRCUIT_CLOSED: { scope: "agent_spawn", data: { ...breaker, failures: 0, from: "halfOpen", to: "closed" } },
+};
+
+/** A sample as it arrives: the generic envelope a decoder returns. */
+function sample(type: EventType): CadreEvent {
+  const s = samples[type];
+  return { type, category: events[type].category, scope: s.scope, data: s.data };
+}
+
+function failed(r: TypedEvent | ParseFailure): ParseFailure {
+  if (!isParseFailure(r)) throw new Error(`expected a parse failure, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+describe("the events table", () => {
+  it("gives every type an UPPER_SNAKE name, a lower_snake category, a data schema and a summary", () => {
+    expect(EVENT_TYPES.length).toBeGreaterThanOrEqual(45);
+    for (const type of EVENT_TYPES) {
+      const spec = events[type];
+      expect(type).toMatch(/^[A-Z][A-Z0-9_]*$/);
+      expect(spec.category).toMatch(/^[a-z][a-z0-9_]*$/);
+      expect(typeof spec.data.safeParse).toBe("function");
+      expect(spec.summary.length).toBeGreaterThan(10);
+      expect(typeof spec.critical).toBe("boolean");
+    }
+  });
+
+  it("has one sample per type here (a new type needs one)", () => {
+    expect(Object.keys(samples).sort()).toEqual([...EVENT_TYPES].sort());
+  });
+
+  it("derives the critical types: the same set as before the table, and the configuration's default", () => {
+    expect(new Set(CRITICAL_EVENTS)).toEqual(new Set(CRITICAL_BEFORE));
+    expect(CRITICAL_EVENTS).toHaveLength(CRITICAL_BEFORE.length);
+    expect(new Set(ConfigSchema.parse({}).events.critical)).toEqual(new Set(CRITICAL_BEFORE));
+  });
+});
+
+describe("parseEvent", () => {
+  it.each(EVENT_TYPES)("accepts %s as its emit site sends it", (type) => {
+    const raw = sample(type);
+    const r = parseEvent(raw);
+    expect(isParseFailure(r)).toBe(false);
+    expect(r).toEqual(raw);
+    expect(eventSchema(type).safeParse(raw).success).toBe(true);
+  });
+
+  it("narrows on the type: the data is typed by its row", () => {
+    const r = parseEvent(sample("TASK_STARTED"));
+    if (isParseFailure(r) || r.type !== "TASK_STARTED") throw new Error("expected TASK_STARTED");
+    expectTypeOf(r.data.seq).toEqualTypeOf<number>();
+    expectTypeOf(r.category).toEqualTypeOf<"task">();
+    expect(r.data.seq).toBe(17);
+  });
+
+  it("fills a field's default (older emitters) and strips fields the table does not know (newer ones)", () => {
+    const { conflicts: _c, cancelled: _x, ...older } = tasks;
+    const r = parseEvent({
+      type: "WORKFLOW_COMPLETED",
+      category: "workflow",
+      scope: "w1",
+      data: { tasks: older, ms: 5, addedLater: true },
+    });
+    expect(r).toEqual({ type: "WORKFLOW_COMPLETED", category: "workflow", scope: "w1", data: { tasks, ms: 5 } });
+  });
+
+  it("keeps what an open payload spreads in (DELEGATION_REFUSED carries the error's data)", () => {
+    const r = parseEvent(sample("DELEGATION_REFUSED"));
+    expect(isParseFailure(r) ? r : r.data).toMatchObject({ chain: ["a", "b", "a"] });
+  });
+
+  it("fails, without throwing, on an unknown type", () => {
+    const f = failed(parseEvent({ type: "NEW_IN_V2", category: "task", scope: "w1", data: {} }));
+    expect(f).toMatchObject({ ok: false, type: "NEW_IN_V2", reason: "unknown-type" });
+    expect(f.issues).toEqual([{ path: "type", message: 'unknown event type "NEW_IN_V2"' }]);
+    // Nor does a name that only an object's prototype has pass for a type.
+    expect(failed(parseEvent({ type: "constructor", category: "x", scope: "s", data: {} })).reason).toBe(
+      "unknown-type",
+    );
+  });
+
+  it("fails on bad data, naming the field", () => {
+    const good = samples.TASK_STARTED.data;
+    const missing = failed(parseEvent({ ...sample("TASK_STARTED"), data: { ...good, seq: undefined } }));
+    expect(missing.reason).toBe("invalid");
+    expect(missing.issues.map((i) => i.path)).toEqual(["data.seq"]);
+    expect(missing.message).toMatch(/^TASK_STARTED: data\.seq: /);
+
+    const wrong = failed(parseEvent({ ...sample("TASK_STARTED"), data: { ...good, taskId: 42 } }));
+    expect(wrong.issues).toEqual([{ path: "data.taskId", message: expect.stringMatching(/expected string/) }]);
+
+    const nested = failed(
+      parseEvent({
+        ...sample("RESULT_CONFLICT"),
+        data: { ...samples.RESULT_CONFLICT.data, applied: { resultId: "r", status: "lost", hostId: "h1" } },
+      }),
+    );
+    expect(nested.issues.map((i) => i.path)).toEqual(["data.applied.status"]);
+  });
+
+  it("fails on a category that is not its type's", () => {
+    const f = failed(parseEvent({ ...sample("HOST_UP"), category: "task" }));
+    expect(f.issues.map((i) => i.path)).toEqual(["category"]);
+  });
+
+  it("never throws, whatever it is given", () => {
+    const junk = [null, undefined, 42, "TASK_STARTED", {}, { type: "TASK_STARTED" }, { type: "TASK_STARTED", data: 5 }];
+    for (const j of junk) expect(isParseFailure(parseEvent(j as unknown as CadreEvent))).toBe(true);
+  });
+});
+
+describe("typed emitting (checked by the compiler)", () => {
+  const emitted: TypedEvent[] = [];
+  /** What an emit site calls (the event bus's emit takes a TypedEvent). */
+  const emit = (e: TypedEvent): void => void emitted.push(e);
+
+  it("accepts what the table says and rejects a wrong field, a missing one, a wrong category or type", () => {
+    const paused = Math.random() < 2;
+    emit({ type: "HOST_UP", category: "host", scope: "h1", data: { incarnation: "i1" } });
+    emit({ type: paused ? "HOST_CORDONED" : "HOST_UNCORDONED", category: "host", scope: "h1", data: { hostId: "h1" } });
+    // @ts-expect-error: a misspelled field (and so the required one missing)
+    emit({ type: "HOST_UP", category: "host", scope: "h1", data: { incarnaton: "i1" } });
+    // @ts-expect-error: a field the table does not know
+    emit({ type: "HOST_UP", category: "host", scope: "h1", data: { incarnation: "i1", extra: 1 } });
+    // @ts-expect-error: a field of the wrong type
+    emit({ type: "TASK_PARKED", category: "task", scope: "w1", data: { taskId: "t", epoch: "1", paused: true } });
+    // @ts-expect-error: the category of another type
+    emit({ type: "HOST_UP", category: "task", scope: "h1", data: { incarnation: "i1" } });
+    // @ts-expect-error: a type that is not in the table
+    emit({ type: "HOST_EXPLODED", category: "host", scope: "h1", data: {} });
+    expect(emitted).toHaveLength(7);
+  });
+});

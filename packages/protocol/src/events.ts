@@ -1,0 +1,647 @@
+/**
+ * The events table: every event type Cadre emits, with its category (the subject token after
+ * `evt.`), whether it is critical (never dropped by the bus: acknowledged by JetStream, retried,
+ * throttled instead of shed), its data schema and a summary. Everything else is derived from it:
+ *
+ * - {@link TypedEvent}, the discriminated union (on `type`) of every event with its data, which
+ *   the event bus's `emit` takes, so an emit site that sends a wrong or missing field does not
+ *   compile;
+ * - {@link CRITICAL_EVENTS}, the default of `events.critical` in the configuration;
+ * - {@link parseEvent}, which readers use on a decoded envelope (`CadreEvent`, generic on the
+ *   wire): an unknown type or data that breaks its schema is a {@link ParseFailure} the caller
+ *   counts and skips, never a throw.
+ *
+ * Data schemas are plain objects: a field the table does not know is stripped when parsed (an
+ * emitter newer than the reader still parses), but an emit site cannot send one (the compiler's
+ * excess property check). Only payloads that are genuinely open (an error's own data spread into
+ * the event) are loose objects.
+ */
+
+import { z } from "zod";
+import { formatIssues } from "./errors.js";
+import {
+  type CadreEvent,
+  HeldTaskSchema,
+  QuarantineReasonSchema,
+  TaskCountsSchema,
+  TaskRecordSchema,
+  WireErrorSchema,
+} from "./messages.js";
+
+/** One entry of the table. */
+export interface EventSpec {
+  /** The subject token after `evt.` (lower_snake_case). */
+  readonly category: string;
+  /** Never dropped by the event bus (see event-bus.ts in runtime). */
+  readonly critical: boolean;
+  readonly data: z.ZodType<Record<string, unknown>>;
+  readonly summary: string;
+}
+
+const int = () => z.number().int();
+const count = () => z.number().int().nonnegative();
+/** A duration or a clock reading in milliseconds (a driven test clock may be fractional). */
+const ms = () => z.number();
+
+// --- data schemas shared by several types ----------------------------------------------------
+
+/** TASK_COMPLETED and TASK_FAILED: the result that was applied. */
+const TaskAppliedData = z.object({
+  taskId: z.string(),
+  kind: z.string(),
+  resultId: z.string(),
+  attempt: int(),
+  hostId: z.string(),
+  /** The error's code (TASK_FAILED). */
+  code: z.string().optional(),
+});
+
+/** WORKFLOW_COMPLETED and WORKFLOW_FAILED. */
+const WorkflowEndedData = z.object({
+  tasks: TaskCountsSchema,
+  /** From submit to the root's result. */
+  ms: ms(),
+  error: WireErrorSchema.optional(),
+});
+
+const WorkflowIdData = z.object({ workflowId: z.string() });
+const HostIdData = z.object({ hostId: z.string() });
+
+/** HOST_SUSPECTED, HOST_UNREACHABLE, HOST_HEALED: the failure detector's evidence. */
+const LivenessData = z.object({
+  lastHeartbeatAt: ms(),
+  silenceMs: ms(),
+  phi: z.number(),
+});
+
+/** An actor the supervisor stopped and forgot (passivated or retired). */
+const ActorStoppedData = z.object({
+  actorId: z.string(),
+  hostId: z.string(),
+  teamId: z.string(),
+  kind: z.string(),
+  /** The task it held, given back to the queue. */
+  requeued: z.string().nullable(),
+});
+
+/** AGENT_RELEASED and AGENT_RETIRED: an operator's quarantine command. */
+const QuarantineCommandData = z.object({ actorId: z.string(), hostId: z.string(), kind: z.string() });
+
+/** TEAM_FORGOTTEN and TEAM_RETIRED. */
+const TeamGoneData = z.object({
+  teamId: z.string(),
+  name: z.string().nullable(),
+  /** Actors stopped with it. */
+  actors: count(),
+});
+
+const BreakerStateSchema = z.enum(["closed", "open", "halfOpen"]);
+
+/** CIRCUIT_OPENED, CIRCUIT_HALF_OPEN, CIRCUIT_CLOSED (runtime breaker.ts). */
+const BreakerData = z.object({
+  /** `name` or `name:key`. */
+  breaker: z.string(),
+  key: z.string(),
+  /** The process whose breaker it is. */
+  source: z.string(),
+  from: BreakerStateSchema,
+  to: BreakerStateSchema,
+  failures: count(),
+  /** On opening: how long before a trial call. */
+  openForMs: ms().optional(),
+});
+
+// --- the table ---------------------------------------------------------------------------------
+
+export const events = {
+  // task: scope is the workflow id
+  TASK_STARTED: {
+    category: "task",
+    critical: true,
+    summary:
+      "a host's actor started an attempt (agent-host); epoch and seq let the supervisor reassign it before the next heartbeat",
+    data: HeldTaskSchema.extend({
+      kind: z.string(),
+      attempt: z.number().int().min(1),
+      hostId: z.string(),
+      actorId: z.string(),
+    }),
+  },
+  TASK_ATTEMPT_FAILED: {
+    category: "task",
+    critical: false,
+    summary: "an attempt failed retryably; the task is redelivered after retryInMs (agent-host)",
+    data: z.object({
+      taskId: z.string(),
+      attempt: int(),
+      code: z.string(),
+      message: z.string(),
+      retryInMs: ms(),
+      hostId: z.string(),
+    }),
+  },
+  TASK_ATTEMPT_STOPPED: {
+    category: "task",
+    critical: false,
+    summary: "a running attempt was stopped (workflow cancelled) or yielded (paused now) from outside (agent-host)",
+    data: z.object({
+      taskId: z.string(),
+      epoch: int(),
+      attempt: int(),
+      op: z.enum(["stop", "yield"]),
+      reason: z.string(),
+      hostId: z.string(),
+      actorId: z.string(),
+    }),
+  },
+  TASK_COMPLETED: {
+    category: "task",
+    critical: true,
+    summary: "a task's completed result was applied",
+    data: TaskAppliedData,
+  },
+  TASK_FAILED: {
+    category: "task",
+    critical: true,
+    summary: "a task's failed result was applied (code: the error's)",
+    data: TaskAppliedData,
+  },
+  TASK_REASSIGNED: {
+    category: "task",
+    critical: true,
+    summary: "a task was published again at a new epoch: its host was lost, or its response was invalid",
+    data: z.object({
+      taskId: z.string(),
+      kind: z.string(),
+      fromHostId: z.string(),
+      /** The actor whose response broke the kind's schema (reason invalid-response). */
+      actorId: z.string().optional(),
+      /** The new epoch. */
+      epoch: int(),
+      reason: z.string(),
+    }),
+  },
+  TASK_PARKED: {
+    category: "task",
+    critical: false,
+    summary: "a task of a paused or capped workflow was parked instead of started",
+    data: z.object({ taskId: z.string(), epoch: int(), paused: z.boolean() }),
+  },
+  TASK_UNPARKED: {
+    category: "task",
+    critical: false,
+    summary: "a parked task was published again (epoch: the new one)",
+    data: z.object({ taskId: z.string(), epoch: int() }),
+  },
+  RESULT_DUPLICATE: {
+    category: "task",
+    critical: false,
+    summary: "a result arrived for a finished task: recorded, not applied",
+    data: z.object({
+      taskId: z.string(),
+      resultId: z.string(),
+      appliedResultId: z.string().nullable(),
+      hostId: z.string(),
+    }),
+  },
+  RESULT_CONFLICT: {
+    category: "task",
+    critical: true,
+    summary: "a result of a superseded epoch (the task was reassigned): recorded beside the current one, never applied",
+    data: z.object({
+      taskId: z.string(),
+      resultId: z.string(),
+      epoch: int(),
+      currentEpoch: int(),
+      hostId: z.string(),
+      status: z.enum(["completed", "failed"]),
+      /** The current epoch's outcome, when it was in already. */
+      applied: z.object({ resultId: z.string(), status: TaskRecordSchema.shape.status, hostId: z.string() }).nullable(),
+    }),
+  },
+  RESPONSE_ANOMALY: {
+    category: "task",
+    critical: false,
+    summary: "a valid response far from its kind's usual size or latency",
+    data: z.object({
+      taskId: z.string(),
+      kind: z.string(),
+      resultId: z.string(),
+      actorId: z.string(),
+      hostId: z.string(),
+      metric: z.enum(["bytes", "latencyMs"]),
+      value: z.number(),
+      mean: z.number(),
+      sd: z.number(),
+      z: z.number(),
+    }),
+  },
+
+  // workflow: scope is the workflow id
+  WORKFLOW_SUBMITTED: {
+    category: "workflow",
+    critical: true,
+    summary: "a workflow was accepted and its root task published",
+    data: z.object({ team: z.string(), teamId: z.string(), root: z.string() }),
+  },
+  WORKFLOW_COMPLETED: {
+    category: "workflow",
+    critical: true,
+    summary: "a workflow's root task completed",
+    data: WorkflowEndedData,
+  },
+  WORKFLOW_FAILED: {
+    category: "workflow",
+    critical: true,
+    summary: "a workflow's root task failed",
+    data: WorkflowEndedData,
+  },
+  WORKFLOW_PAUSED: {
+    category: "workflow",
+    critical: false,
+    summary: "an operator paused a workflow (now: running attempts were yielded)",
+    data: z.object({ now: z.boolean(), yielded: count() }),
+  },
+  WORKFLOW_RESUMED: {
+    category: "workflow",
+    critical: false,
+    summary: "an operator resumed a workflow; released: parked tasks published again",
+    data: z.object({ released: count() }),
+  },
+  WORKFLOW_LIMITED: {
+    category: "workflow",
+    critical: false,
+    summary: "an operator capped a workflow's agents or reserved actors for it",
+    data: z.object({ maxAgents: int().nullable(), guarantee: count(), released: count() }),
+  },
+  WORKFLOW_CANCELLED: {
+    category: "workflow",
+    critical: false,
+    summary: "an operator cancelled a workflow: its unfinished tasks ended cancelled",
+    data: z.object({ reason: z.string(), cancelled: count(), tasks: TaskCountsSchema }),
+  },
+  WORKFLOW_FROZEN: {
+    category: "workflow",
+    critical: true,
+    summary: "data protection mode: the workflow's state changes wait",
+    data: WorkflowIdData,
+  },
+  WORKFLOW_UNFROZEN: {
+    category: "workflow",
+    critical: true,
+    summary: "data protection mode ended for the workflow",
+    data: WorkflowIdData,
+  },
+
+  // delegation: scope is the workflow id
+  DELEGATION_REFUSED: {
+    category: "delegation",
+    critical: false,
+    summary: "a delegation broke the policy (depth, cycle): nothing was created; the error's data is spread in",
+    data: z.looseObject({ code: z.string(), parentTaskId: z.string() }),
+  },
+
+  // actor: scope is the actor id
+  ACTOR_SPAWNED: {
+    category: "actor",
+    critical: false,
+    summary: "an actor was started on a host (replaces: the quarantined actor it inherited from)",
+    data: z.object({
+      hostId: z.string(),
+      teamId: z.string(),
+      kind: z.string(),
+      replaces: z.string().optional(),
+      inheritedTasks: count().optional(),
+    }),
+  },
+  ACTOR_LOST: {
+    category: "actor",
+    critical: false,
+    summary: "an actor's host stopped sending heartbeats; it is placed again",
+    data: z.object({ hostId: z.string(), kind: z.string() }),
+  },
+  ACTOR_PASSIVATED: {
+    category: "actor",
+    critical: false,
+    summary: "an idle actor was stopped (idleMs), or stopped to make room for queued work of forTeam",
+    data: ActorStoppedData.extend({
+      idleMs: ms().optional(),
+      reason: z.string().optional(),
+      forTeam: z.string().optional(),
+    }),
+  },
+  ACTOR_RETIRED: {
+    category: "actor",
+    critical: false,
+    summary: "an actor was retired (by an operator, or with its team)",
+    data: ActorStoppedData.extend({ reason: z.string() }),
+  },
+  AGENT_QUARANTINED: {
+    category: "actor",
+    critical: true,
+    summary: "an actor whose response broke its kind's schema takes no tasks; replacement: the actor placed instead",
+    data: z.object({
+      actorId: z.string(),
+      hostId: z.string(),
+      teamId: z.string(),
+      kind: z.string(),
+      taskId: z.string(),
+      issues: QuarantineReasonSchema.shape.issues,
+      replacement: z.string().nullable(),
+    }),
+  },
+  AGENT_PREEMPTED: {
+    category: "actor",
+    critical: true,
+    summary: "an actor was stopped to make room for a higher-priority team",
+    data: z.object({
+      actorId: z.string(),
+      hostId: z.string(),
+      teamId: z.string(),
+      kind: z.string(),
+      priority: int(),
+      byTeam: z.string(),
+      byPriority: int(),
+      requeued: z.string().nullable(),
+    }),
+  },
+  AGENT_RELEASED: {
+    category: "actor",
+    critical: false,
+    summary: "an operator released a quarantined actor",
+    data: QuarantineCommandData,
+  },
+  AGENT_RETIRED: {
+    category: "actor",
+    critical: false,
+    summary: "an operator retired a quarantined actor",
+    data: QuarantineCommandData,
+  },
+
+  // team: scope is the team id
+  TEAM_FORGOTTEN: {
+    category: "team",
+    critical: false,
+    summary: "a team with no work or actors for session_timeout_hours was forgotten with its consumers",
+    data: TeamGoneData,
+  },
+  TEAM_RETIRED: {
+    category: "team",
+    critical: false,
+    summary: "an operator retired a team: its actors stopped, it was forgotten",
+    data: TeamGoneData,
+  },
+
+  // host: scope is the host id
+  HOST_UP: {
+    category: "host",
+    critical: false,
+    summary: "a host's first heartbeat (or a new incarnation's)",
+    data: z.object({ incarnation: z.string() }),
+  },
+  HOST_SUSPECTED: {
+    category: "host",
+    critical: false,
+    summary: "the failure detector suspects a host (phi over suspectPhi)",
+    data: LivenessData,
+  },
+  HOST_UNREACHABLE: {
+    category: "host",
+    critical: true,
+    summary: "a host is judged unreachable: its actors are placed elsewhere, its tasks reassigned after the grace",
+    data: LivenessData,
+  },
+  HOST_HEALED: {
+    category: "host",
+    critical: true,
+    summary: "an unreachable host is heard from again",
+    data: LivenessData,
+  },
+  HOST_CORDONED: {
+    category: "host",
+    critical: false,
+    summary: "no new actors on the host",
+    data: HostIdData,
+  },
+  HOST_UNCORDONED: {
+    category: "host",
+    critical: false,
+    summary: "the host takes new actors again",
+    data: HostIdData,
+  },
+  HOST_DRAINED: {
+    category: "host",
+    critical: false,
+    summary: "a host's actors were started elsewhere and its tasks requeued (counts)",
+    data: z.object({ hostId: z.string(), moved: count(), requeued: count() }),
+  },
+  OUTBOX_REPLAYED: {
+    category: "host",
+    critical: true,
+    summary:
+      "a host sent what its outbox held after being cut off; deduplicated: how many JetStream had already (agent-host)",
+    data: z.object({
+      hostId: z.string(),
+      /** `<id>:<count>`, the header every replayed result carries. */
+      batch: z.string(),
+      replayed: count(),
+      deduplicated: count(),
+      ms: ms(),
+    }),
+  },
+  RECONCILIATION_REPORT: {
+    category: "host",
+    critical: true,
+    summary: "how the results a host replayed were classified (complete: all of the batch was)",
+    data: z.object({
+      hostId: z.string(),
+      batch: z.string(),
+      applied: count(),
+      duplicate: count(),
+      conflict: count(),
+      invalid: count(),
+      orphan: count(),
+      total: count(),
+      /** The batch's size, when its header said it. */
+      replayed: count().nullable(),
+      complete: z.boolean(),
+      ms: ms(),
+    }),
+  },
+
+  // resource: scope is the resource
+  DEADLOCK_RESOLVED: {
+    category: "resource",
+    critical: true,
+    summary: "a wait-for cycle was broken: the victim's wait refused and what it held released",
+    data: z.object({
+      cycle: z.array(z.string()),
+      victim: z.string(),
+      priority: int(),
+      waitingFor: z.string(),
+      released: z.array(z.string()),
+      waitedMs: ms(),
+    }),
+  },
+
+  // supervisor: scope is the supervisor id
+  SUPERVISOR_ACTIVE: {
+    category: "supervisor",
+    critical: true,
+    summary: "a supervisor took the lease and acts (previous: the holder before it)",
+    data: z.object({ term: int(), previous: z.string().nullable(), activationMs: ms() }),
+  },
+  SUPERVISOR_STANDBY: {
+    category: "supervisor",
+    critical: true,
+    summary: "a supervisor stopped acting (it lost or could not renew the lease)",
+    data: z.object({ reason: z.string() }),
+  },
+
+  // state: scope is the bucket (supervisor), "state" (agent-host) or the workflow id (rollback)
+  STATE_CORRUPTED: {
+    category: "state",
+    critical: true,
+    summary: "a stored value failed its checksum or schema; restoredAs: the good revision written back, or null",
+    data: z.object({
+      key: z.string(),
+      revision: int(),
+      reason: z.string(),
+      restoredFrom: int().nullable(),
+      restoredAs: int().nullable(),
+    }),
+  },
+  STATE_ROLLED_BACK: {
+    category: "state",
+    critical: true,
+    summary: "an operator restored a workflow's state checkpoint and replayed the log after it (cadre state rollback)",
+    data: z.object({
+      toSeq: int(),
+      txid: z.string(),
+      keys: z.array(z.string()),
+      replayed: z.array(z.string()),
+      skipped: z.array(z.string()),
+      invalid: z.array(int()),
+    }),
+  },
+
+  // breaker: scope is the breaker's name
+  CIRCUIT_OPENED: {
+    category: "breaker",
+    critical: true,
+    summary: "a circuit breaker opened: calls fail fast until a trial",
+    data: BreakerData,
+  },
+  CIRCUIT_HALF_OPEN: {
+    category: "breaker",
+    critical: false,
+    summary: "a circuit breaker lets one trial call through",
+    data: BreakerData,
+  },
+  CIRCUIT_CLOSED: {
+    category: "breaker",
+    critical: true,
+    summary: "a circuit breaker closed again",
+    data: BreakerData,
+  },
+} as const satisfies Record<string, EventSpec>;
+
+type Table = typeof events;
+
+/** Every event type. */
+export type EventType = keyof Table;
+/** The category events of type `T` are published under. */
+export type EventCategory<T extends EventType = EventType> = Table[T]["category"];
+/** The data of an event of type `T`, as parsed (and as emitted). */
+export type EventData<T extends EventType> = z.output<Table[T]["data"]>;
+/** The types that are critical by default. */
+export type CriticalEventType = { [K in EventType]: Table[K]["critical"] extends true ? K : never }[EventType];
+
+/**
+ * An event whose data matches its type: the discriminated union (on `type`) of every row of the
+ * table, or one row's event with `TypedEvent<"TASK_STARTED">`. What the event bus emits.
+ */
+export type TypedEvent<T extends EventType = EventType> = {
+  [K in T]: { type: K; category: Table[K]["category"]; scope: string; data: EventData<K> };
+}[T];
+
+/** Every event type, in the table's order. */
+export const EVENT_TYPES = Object.keys(events) as EventType[];
+
+/** The critical types (the default of `events.critical`), in the table's order. */
+export const CRITICAL_EVENTS: readonly CriticalEventType[] = EVENT_TYPES.filter(
+  (t): t is CriticalEventType => events[t].critical,
+);
+
+/** Whether `type` is in the table. */
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(events, type);
+}
+
+const schemas = new Map<EventType, z.ZodType<TypedEvent>>();
+
+/**
+ * The schema of a whole event of one type: its type and category (literals), a scope and its
+ * data (the table's schema). Its output is `TypedEvent<T>`.
+ */
+export function eventSchema<T extends EventType>(type: T): z.ZodType<TypedEvent<T>> {
+  let s = schemas.get(type);
+  if (!s) {
+    const spec: EventSpec = events[type];
+    s = z.object({
+      type: z.literal(type),
+      category: z.literal(spec.category),
+      scope: z.string(),
+      data: spec.data,
+    }) as unknown as z.ZodType<TypedEvent>;
+    schemas.set(type, s);
+  }
+  return s as z.ZodType<TypedEvent<T>>;
+}
+
+/** Why an event was not parsed: what readers count and skip. */
+export interface ParseFailure {
+  readonly ok: false;
+  /** The event's type as received. */
+  readonly type: string;
+  /** unknown-type: not in the table (a newer emitter, or not an event at all); invalid: it breaks its schema. */
+  readonly reason: "unknown-type" | "invalid";
+  /** Each problem with the field's path in the event (`data.taskId`, `category`). */
+  readonly issues: readonly { path: string; message: string }[];
+  /** One line for a log: `TASK_STARTED: data.taskId: Invalid input: expected string, received undefined`. */
+  readonly message: string;
+}
+
+/** Whether {@link parseEvent} failed. */
+export function isParseFailure(r: TypedEvent | ParseFailure): r is ParseFailure {
+  return (r as { ok?: unknown }).ok === false;
+}
+
+function failure(
+  type: string,
+  reason: ParseFailure["reason"],
+  issues: { path: string; message: string }[],
+): ParseFailure {
+  return {
+    ok: false,
+    type,
+    reason,
+    issues,
+    message: `${type || "(no type)"}: ${issues.map((i) => `${i.path || "(event)"}: ${i.message}`).join("; ")}`,
+  };
+}
+
+/**
+ * Parses a decoded event by its type's row: the typed event (its data as the schema outputs
+ * it), or a failure naming the field for an unknown type, a wrong category or bad data. Never
+ * throws.
+ */
+export function parseEvent(raw: CadreEvent): TypedEvent | ParseFailure {
+  const type = typeof raw?.type === "string" ? raw.type : "";
+  if (!isEventType(type)) {
+    return failure(type, "unknown-type", [{ path: "type", message: `unknown event type "${type}"` }]);
+  }
+  const r = eventSchema(type).safeParse(raw);
+  if (!r.success) return failure(type, "invalid", formatIssues(r.error.issues));
+  return r.data;
+}
