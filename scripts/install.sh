@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what Cadre needs to build and test on Debian 12: nats-server (apt), pnpm 10 (npm) and
+# Installs what Cadre needs to build and test on Debian 12: nats-server and openssl (apt), pnpm 10 (npm) and
 # the workspace's dependencies (pnpm install --frozen-lockfile). Idempotent: a step whose result is
 # already present is skipped, so a second run takes a few seconds. Needs no TTY (CI runs it with
 # no standard input). Node.js >= 20 with npm must already be installed.
@@ -70,6 +70,15 @@ command -v npm >/dev/null 2>&1 || die "npm not found; install Node.js >= 20 with
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old; Cadre needs >= 20"
 log "node $(node --version): ok"
+
+# --- openssl (cadre security init --tls makes certificates with it) ---
+if command -v openssl >/dev/null 2>&1; then
+  log "$(openssl version 2>/dev/null | head -n 1): ok"
+else
+  apt_install openssl
+  command -v openssl >/dev/null 2>&1 || die "openssl did not install"
+  log "installed openssl"
+fi
 
 # --- nats-server ---
 if command -v nats-server >/dev/null 2>&1; then

@@ -27,6 +27,8 @@ export interface TestCluster extends CadreClient {
   tail(lines?: number): string;
   /** Runs the `cadre` command against this cluster and returns its standard output. */
   cli(...args: string[]): string;
+  /** The environment a `cadre` command needs to reach this cluster (as the operator when authenticated). */
+  cliEnv(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -36,9 +38,21 @@ export const fastConfig: ConfigInput = {
   heartbeat: { intervalMs: 200, hostDeadAfterMs: 1000 },
 };
 
-/** Starts nats-server, a supervisor and `hosts` agent-hosts. */
+/**
+ * Starts nats-server, a supervisor and `hosts` agent-hosts, authenticated (identities and
+ * permissions per role, as `cadre up` runs) unless `security: false` or CADRE_TEST_SECURITY=0;
+ * then the test's own connection and `cli()` are the operator.
+ */
 export async function startCluster(
-  opts: { hosts?: number; config?: ConfigInput; monitor?: boolean; natsUrl?: string } = {},
+  opts: {
+    hosts?: number;
+    config?: ConfigInput;
+    monitor?: boolean;
+    natsUrl?: string;
+    security?: boolean;
+    /** Mutual TLS as well (implies security). */
+    tls?: boolean;
+  } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "cadre-test-"));
   const configFile = join(dir, "config.json");
@@ -47,8 +61,11 @@ export async function startCluster(
   const host = { ...config.host, outbox: { dir: join(dir, "outbox"), ...config.host?.outbox } };
   writeFileSync(configFile, JSON.stringify({ ...config, host }));
   const logs = new Map<string, string[]>();
+  // Authenticated unless a test says otherwise (or CADRE_TEST_SECURITY=0 for a whole run).
+  const secure = opts.tls || (opts.security ?? process.env.CADRE_TEST_SECURITY !== "0");
   const stack = await startStack({
     hosts: opts.hosts ?? 2,
+    ...(secure ? { security: { dir: join(dir, "security"), tls: opts.tls ?? false } } : {}),
     ...(opts.natsUrl ? { natsUrl: opts.natsUrl } : {}),
     configFile,
     monitor: opts.monitor ?? false,
@@ -59,15 +76,39 @@ export async function startCluster(
       logs.set(service, l);
     },
   });
-  const nc = await connectNats(stack.natsUrl, "cadre-test");
+  const operator = stack.security?.credentials("operator");
+  const tls = stack.security?.tls?.("operator");
+  const nc = await connectNats(stack.natsUrl, "cadre-test", undefined, { credentials: operator, tls });
   await everyHostHeard(nc, opts.hosts ?? 2);
   return {
     ...cadreClient(nc),
     stack,
     logs,
+    cliEnv: () => ({
+      CADRE_NATS_URL: stack.natsUrl,
+      ...(operator ? { CADRE_NATS_CREDS: operator } : {}),
+      ...(tls
+        ? {
+            CADRE_NATS_TLS_CA: tls.caFile,
+            CADRE_NATS_TLS_CERT: tls.certFile ?? "",
+            CADRE_NATS_TLS_KEY: tls.keyFile ?? "",
+          }
+        : {}),
+    }),
     cli: (...args) =>
       execFileSync(process.execPath, [cadre, ...args], {
-        env: { ...process.env, CADRE_NATS_URL: stack.natsUrl },
+        env: {
+          ...process.env,
+          CADRE_NATS_URL: stack.natsUrl,
+          ...(operator ? { CADRE_NATS_CREDS: operator } : {}),
+          ...(tls
+            ? {
+                CADRE_NATS_TLS_CA: tls.caFile,
+                CADRE_NATS_TLS_CERT: tls.certFile ?? "",
+                CADRE_NATS_TLS_KEY: tls.keyFile ?? "",
+              }
+            : {}),
+        },
         encoding: "utf8",
       }),
     tail: (n = 30) => [...logs].map(([service, l]) => `--- ${service}\n${l.slice(-n).join("\n")}`).join("\n"),

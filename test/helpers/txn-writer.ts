@@ -14,7 +14,8 @@ if (!url || (point !== "prepared" && point !== "committed") || keys.length === 0
   process.stderr.write("usage: txn-writer <natsUrl> <prepared|committed> <afterKeys> <n> <key>...\n");
   process.exit(2);
 }
-const nc = await connectNats(url, "txn-writer");
+const credentials = process.env.CADRE_NATS_CREDS;
+const nc = await connectNats(url, "txn-writer", undefined, credentials ? { credentials } : {});
 const buckets = await ensureInfrastructure(nc, parseConfig({ natsUrl: url }));
 let prepared = 0;
 const store = new TxStore(buckets.state, StateValueSchema, {

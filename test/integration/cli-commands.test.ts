@@ -24,11 +24,11 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-/** Starts `cadre` with these arguments against the cluster at `natsUrl`. */
-function start(natsUrl: string, args: string[]): Running {
+/** Starts `cadre` with these arguments against the cluster whose environment is `env`. */
+function start(env: Record<string, string>, args: string[]): Running {
   const child = spawn(process.execPath, [cadre, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, CADRE_NATS_URL: natsUrl },
+    env: { ...process.env, ...env },
   });
   const out = { stdout: "", stderr: "" };
   child.stdout?.on("data", (d) => (out.stdout += d));
@@ -69,7 +69,7 @@ describe("cadre's operator commands against a running cluster", () => {
   let c: TestCluster;
   /** Runs `cadre` to its end: exit code and output. */
   const cli = async (...args: string[]) => {
-    const r = start(c.stack.natsUrl, args);
+    const r = start(c.cliEnv(), args);
     const code = await r.exited;
     return { code, ...r.out };
   };
@@ -115,7 +115,7 @@ describe("cadre's operator commands against a running cluster", () => {
   });
 
   it("run --json prints the accepted line before the workflow finishes, then the summary", async () => {
-    const r = start(c.stack.natsUrl, ["run", soloTeam("cli-json", 1500), "--json"]);
+    const r = start(c.cliEnv(), ["run", soloTeam("cli-json", 5000), "--json"]);
     await until("the accepted line", () => r.out.stdout.includes("\n"), 20_000);
     const first = JSON.parse(r.out.stdout.split("\n")[0] ?? "");
     expect(first).toEqual({ workflowId: expect.any(String), accepted: true });
@@ -266,7 +266,8 @@ describe("cadre's operator commands against a running cluster", () => {
   });
 
   it("workflow pause, limit, resume and cancel print the control; the cancelled run exits 1", async () => {
-    const r = start(c.stack.natsUrl, ["run", leadTeam("cli-control", 2, 10_000), "--json"]);
+    // Workers that sleep far longer than the commands take: the run ends by the cancel.
+    const r = start(c.cliEnv(), ["run", leadTeam("cli-control", 2, 120_000), "--json"]);
     await until("the accepted line", () => r.out.stdout.includes("\n"), 20_000);
     const { workflowId } = JSON.parse(r.out.stdout.split("\n")[0] ?? "");
 

@@ -16,10 +16,15 @@ const entries = {
 };
 
 /** Runs a command to its end and returns its exit code and output. */
-function run(entry: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  entry: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // No CADRE_NATS_URL from the environment: each test says where NATS is.
-    const { CADRE_NATS_URL: _, ...env } = process.env;
+    const { CADRE_NATS_URL: _, CADRE_NATS_CREDS: __, ...rest } = process.env;
+    const env = { ...rest, ...extraEnv };
     const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
     let stdout = "";
     let stderr = "";
@@ -210,6 +215,11 @@ describe("cadre's usage errors, help and exit codes", () => {
 
 describe("cadre run and the monitor against a running cluster", () => {
   let c: TestCluster;
+  // The operator's identity when the cluster is authenticated (CADRE_NATS_CREDS), else nothing.
+  const creds = () => {
+    const { CADRE_NATS_CREDS } = c.cliEnv();
+    return CADRE_NATS_CREDS ? { CADRE_NATS_CREDS } : ({} as Record<string, string>);
+  };
   beforeAll(async () => {
     c = await startCluster({ monitor: true });
   });
@@ -222,7 +232,7 @@ describe("cadre run and the monitor against a running cluster", () => {
       "ok.yaml",
       "name: cli-ok\nroot: solo\nkinds:\n  solo: {role: agent, behaviour: {type: script, output: {ok: true}}}\n",
     );
-    const r = await run(entries.cadre, ["run", team, "--json", "--nats-url", c.stack.natsUrl]);
+    const r = await run(entries.cadre, ["run", team, "--json", "--nats-url", c.stack.natsUrl], creds());
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
@@ -239,7 +249,7 @@ describe("cadre run and the monitor against a running cluster", () => {
       "big.yaml",
       `name: cli-big\nroot: solo\ninput: {blob: "${"x".repeat(2 * 1024 * 1024)}"}\nkinds:\n  solo: {role: agent, behaviour: {type: script}}\n`,
     );
-    const r = await run(entries.cadre, ["run", big, "--nats-url", c.stack.natsUrl]);
+    const r = await run(entries.cadre, ["run", big, "--nats-url", c.stack.natsUrl], creds());
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain("max_payload");
     expect(r.stderr).toMatch(/over the NATS server's max_payload of \d+ bytes/);
@@ -250,7 +260,7 @@ describe("cadre run and the monitor against a running cluster", () => {
       "too-many.yaml",
       "name: cli-too-many\nroot: solo\nkinds:\n  solo: {role: agent, replicas: 11, behaviour: {type: script}}\n",
     );
-    const r = await run(entries.cadre, ["run", team, "--nats-url", c.stack.natsUrl]);
+    const r = await run(entries.cadre, ["run", team, "--nats-url", c.stack.natsUrl], creds());
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toContain("max_agents_per_orchestrator");
   });
@@ -266,7 +276,7 @@ describe("cadre run and the monitor against a running cluster", () => {
         "  b: {role: lead, behaviour: {type: script, delegate: [{kind: a}]}}",
       ].join("\n"),
     );
-    const r = await run(entries.cadre, ["run", team, "--nats-url", c.stack.natsUrl]);
+    const r = await run(entries.cadre, ["run", team, "--nats-url", c.stack.natsUrl], creds());
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("failed");
     expect(r.stdout).toContain("error: CIRCULAR_DELEGATION");

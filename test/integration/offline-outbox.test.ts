@@ -19,7 +19,10 @@ describe("a host cut off from NATS (the server stopped) while it holds 1,000 tas
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "cadre-offline-"));
     server = await startNatsServer({ dataDir });
+    // Anonymous: this test stops and restarts the server itself, which an authenticated stack
+    // would not do (it starts its own, configured with the identities).
     c = await startCluster({
+      security: false,
       hosts: 1,
       natsUrl: server.url,
       config: {

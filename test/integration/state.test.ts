@@ -94,6 +94,7 @@ describe("workflow state", () => {
     const killAt = async (point: string, afterKeys: number) => {
       const child = spawn(process.execPath, [writer, c.stack.natsUrl, point, String(afterKeys), "2", ...keys], {
         stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...c.cliEnv() },
       });
       let out = "";
       child.stdout.on("data", (d) => {

@@ -10,6 +10,7 @@ import { contextOf, documentExitCodes, EXIT } from "./commands/common.js";
 import { registerDebug } from "./commands/debug.js";
 import { registerOps } from "./commands/ops.js";
 import { registerRun } from "./commands/run.js";
+import { registerSecurity } from "./commands/security.js";
 import { registerState } from "./commands/state.js";
 import { registerWorkflow } from "./commands/workflow.js";
 
@@ -17,6 +18,10 @@ const program = new Command("cadre")
   .description("Operate a Cadre cluster: bring up a local stack, run team workflows, inspect and control them.")
   .option("--nats-url <url>", "NATS server URL (env CADRE_NATS_URL)")
   .option("--config <file>", "YAML or JSON configuration file")
+  .option("--nats-creds <file>", "NATS identity: an nkey seed or .creds file (env CADRE_NATS_CREDS)")
+  .option("--nats-tls-ca <file>", "TLS to NATS: the CA to trust (env CADRE_NATS_TLS_CA)")
+  .option("--nats-tls-cert <file>", "TLS client certificate (env CADRE_NATS_TLS_CERT)")
+  .option("--nats-tls-key <file>", "TLS client key (env CADRE_NATS_TLS_KEY)")
   // Inherited by every command added below: global options in each help, one way to exit on a usage error.
   .configureHelp({ showGlobalOptions: true })
   .configureOutput({ outputError: (text, write) => write(`cadre: ${text.replace(/^error: /, "")}`) })
@@ -31,6 +36,7 @@ registerCluster(program, ctx);
 registerDebug(program, ctx);
 registerOps(program, ctx);
 registerState(program, ctx);
+registerSecurity(program);
 documentExitCodes(program);
 
 await program.parseAsync(process.argv);

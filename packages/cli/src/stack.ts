@@ -2,13 +2,17 @@
  * A local Cadre stack: a nats-server (started only when none answers at the URL), the
  * supervisor, agent-hosts and the monitor, each a separate process. Used by `cadre up`,
  * `cadre demo` and the integration tests, so all three run the same thing.
+ *
+ * With `security`, the stack is authenticated: the identities and the server configuration are
+ * generated in its directory (runtime security.ts), the server admits only them, and each
+ * service connects as its own identity with its role's permissions.
  */
 
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { UnavailableError } from "@cadre/protocol";
-import { type ServiceProcess, spawnService } from "@cadre/runtime";
+import { initSecurity, type SecurityFiles, type ServiceProcess, spawnService } from "@cadre/runtime";
 import { type NatsServer, startNatsServer } from "@cadre/runtime/testing";
 import { connect } from "@nats-io/transport-node";
 
@@ -28,6 +32,11 @@ export interface StackOptions {
   onLine?: (service: string, line: string) => void;
   /** Start the monitor. @default true */
   monitor?: boolean;
+  /**
+   * Authenticate everything: identities in this directory (made when missing), the started
+   * server admitting only them. Needs a server this stack starts. @default none (anonymous)
+   */
+  security?: { dir: string; tls?: boolean };
 }
 
 /** A running stack. */
@@ -38,6 +47,13 @@ export interface Stack {
   readonly processes: Map<string, ServiceProcess>;
   /** Starts one more agent-host with this id (connected to `natsUrl`, by default the stack's). */
   startHost(hostId: string, opts?: { natsUrl?: string }): Promise<ServiceProcess>;
+  /**
+   * Starts one more supervisor with this id (`--id`), named so in `processes`. With another one
+   * active it stands by (see the supervisor lease) and takes over when that one dies.
+   */
+  startSupervisor(id: string): Promise<ServiceProcess>;
+  /** The identities, when the stack is authenticated. */
+  readonly security: SecurityFiles | undefined;
   /** Stops every service, then the server if this stack started it. */
   stop(): Promise<void>;
 }
@@ -61,6 +77,22 @@ export async function natsReachable(url: string): Promise<boolean> {
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let nats: NatsServer | undefined;
   let natsUrl = opts.natsUrl;
+  const hostIds = Array.from({ length: opts.hosts ?? 2 }, (_, i) => `host-${i + 1}`);
+  let security: SecurityFiles | undefined;
+  // An authenticated server keeps its JetStream data where its configuration says.
+  const jetstreamDir = () => opts.dataDir ?? join(opts.security?.dir ?? ".", "jetstream");
+  if (opts.security) {
+    if (natsUrl && (await natsReachable(natsUrl))) {
+      throw new UnavailableError(
+        `a NATS server already answers at ${natsUrl}: an authenticated stack starts its own (stop that one, or run with --insecure)`,
+      );
+    }
+    security = initSecurity(opts.security.dir, {
+      hosts: hostIds,
+      jetstreamDir: jetstreamDir(),
+      tls: opts.security.tls ?? false,
+    });
+  }
   if (!natsUrl || !(await natsReachable(natsUrl))) {
     let port: number | undefined;
     if (natsUrl) {
@@ -72,7 +104,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       }
       port = Number(u.port || 4222);
     }
-    nats = await startNatsServer({ ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(port ? { port } : {}) });
+    nats = await startNatsServer({
+      ...(opts.dataDir || security ? { dataDir: jetstreamDir() } : {}),
+      ...(port ? { port } : {}),
+      ...(security ? { configFile: security.serverConfig } : {}),
+    });
     natsUrl = nats.url;
   }
   const url = natsUrl;
@@ -87,13 +123,21 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     hostId,
     ...(opts.dataDir ? ["--outbox-dir", join(opts.dataDir, "outbox")] : []),
   ];
-  const launch = (name: string, pkg: string, args: string[] = [], natsUrl = url): ServiceProcess => {
+  const launch = (name: string, pkg: string, args: string[] = [], natsUrl = url, identity = name): ServiceProcess => {
+    // Each service as its own identity (an agent-host's is its host id; every supervisor's is "supervisor").
+    const tls = security?.tls?.(identity);
+    const creds = [
+      ...(security ? ["--nats-creds", security.credentials(identity)] : []),
+      ...(tls
+        ? ["--nats-tls-ca", tls.caFile, "--nats-tls-cert", tls.certFile ?? "", "--nats-tls-key", tls.keyFile ?? ""]
+        : []),
+    ];
     const log = opts.logDir ? createWriteStream(join(opts.logDir, `${name}.log`), { flags: "a" }) : undefined;
     if (log) logs.push(log);
     const p = spawnService({
       name,
       entry: entry(pkg),
-      args: ["--nats-url", natsUrl, ...config, ...args],
+      args: ["--nats-url", natsUrl, ...config, ...creds, ...args],
       onLine: (line) => {
         log?.write(`${line}\n`);
         opts.onLine?.(name, line);
@@ -111,7 +155,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   try {
     launch("supervisor", "@cadre/supervisor");
-    for (let i = 1; i <= (opts.hosts ?? 2); i++) launch(`host-${i}`, "@cadre/agent-host", hostArgs(`host-${i}`));
+    for (const hostId of hostIds) launch(hostId, "@cadre/agent-host", hostArgs(hostId));
     if (opts.monitor ?? true) launch("monitor", "@cadre/monitor");
     await Promise.all([...processes.values()].map((p) => p.ready));
   } catch (err) {
@@ -123,8 +167,26 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     natsUrl: url,
     nats,
     processes,
+    get security() {
+      return security;
+    },
     startHost: async (hostId, o) => {
+      if (security && nats && !hostIds.includes(hostId)) {
+        // A new host needs its own identity: add it, and have the server read its users again.
+        hostIds.push(hostId);
+        security = initSecurity(security.dir, {
+          hosts: hostIds,
+          jetstreamDir: jetstreamDir(),
+          tls: opts.security?.tls ?? false,
+        });
+        await nats.reload();
+      }
       const p = launch(hostId, "@cadre/agent-host", hostArgs(hostId), o?.natsUrl ?? url);
+      await p.ready;
+      return p;
+    },
+    startSupervisor: async (id) => {
+      const p = launch(id, "@cadre/supervisor", ["--id", id], url, "supervisor");
       await p.ready;
       return p;
     },

@@ -14,6 +14,7 @@ import {
   eventBusFor,
   type LogEntry,
   type NatsConnection,
+  natsAuthOf,
   type RollbackReport,
   readLog,
   StateValueSchema,
@@ -22,7 +23,7 @@ import {
 import { jetstream } from "@nats-io/jetstream";
 
 async function open(config: Config): Promise<{ nc: NatsConnection; store: TxStore<unknown> }> {
-  const nc = await connectNats(config.natsUrl, "cadre-cli");
+  const nc = await connectNats(config.natsUrl, "cadre-cli", undefined, natsAuthOf(config));
   const buckets = await ensureInfrastructure(nc, config);
   const store = new TxStore(buckets.state, StateValueSchema, {
     writer: "cadre-cli",

@@ -245,3 +245,38 @@ describe("decode rejects bad frames with typed errors", () => {
     expect(err.data).toEqual({ expected: 1, received: undefined });
   });
 });
+
+describe("bounds on ids, scopes and names, checked at encode and decode", () => {
+  const longScope = "s".repeat(5000);
+  const event = { type: "OUTBOX_REPLAYED", category: "host", scope: longScope, data: {} };
+
+  it("refuses an event with a 5,000-character scope at encode: its subject would pass nats-server's control-line limit", () => {
+    const err = thrown(() => encode("event", event, opts));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(err.data).toMatchObject({ type: "event", issues: [{ path: "scope" }] });
+  });
+
+  it("refuses the same event packed by hand at decode, with a typed error", () => {
+    const err = thrown(() => decode(rawFrame({ type: "event", body: event })));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(err.message).toContain("scope");
+    // The error does not echo the 5,000 characters.
+    expect(err.message.length).toBeLessThan(500);
+  });
+
+  it("accepts a scope of 200 characters and refuses 201", () => {
+    expect(decode(encode("event", { ...event, scope: "s".repeat(200) }, opts)).type).toBe("event");
+    expect(thrown(() => encode("event", { ...event, scope: "s".repeat(201) }, opts)).code).toBe("PROTOCOL_ERROR");
+  });
+
+  it("refuses ids over 200 characters in any message, and an error code over 64", () => {
+    expect(thrown(() => decode(rawFrame({ body: { ...task, workflowId: "w".repeat(201) } }))).data).toMatchObject({
+      issues: [{ path: "workflowId" }],
+    });
+    expect(thrown(() => decode(rawFrame({ body: { ...task, idempotencyKey: "k".repeat(201) } }))).data).toMatchObject({
+      issues: [{ path: "idempotencyKey" }],
+    });
+    const error = { error: { code: "C".repeat(65), message: "m" } };
+    expect(thrown(() => decode(rawFrame({ type: "error", body: error }))).code).toBe("PROTOCOL_ERROR");
+  });
+});

@@ -14,6 +14,15 @@ export const PROTOCOL_VERSION = 1;
 /** Largest frame `decode` accepts. @default 1 MiB (nats-server's default max_payload). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/**
+ * Deepest nesting of arrays and maps in a frame. A frame is a JSON value in msgpack clothing:
+ * every service stores, logs and prints what it receives with JSON.stringify, which overflows
+ * the stack at a few thousand levels (msgpackr itself decodes about 5,000), and a throw in a NATS
+ * subscription callback ends the connection's reader (the service stays up, deaf). 128 is
+ * serde_json's default limit; Cadre's own messages nest a few dozen levels at most.
+ */
+export const MAX_FRAME_DEPTH = 128;
+
 /** A decoded message. */
 export interface Message<T extends MessageType = MessageType> {
   v: number;
@@ -47,14 +56,17 @@ export function encode<T extends MessageType>(type: T, body: BodyInput<T>, opts:
       issues: formatIssues(parsed.error.issues),
     });
   }
-  return packr.pack({
+  const envelope = {
     v: PROTOCOL_VERSION,
     type,
     sender: opts.sender,
     cid: opts.cid ?? "",
     ts: opts.ts ?? Date.now(),
     body: parsed.data,
-  });
+  };
+  const bad = notJson(envelope);
+  if (bad) throw new ProtocolError(`cannot send "${type}": ${bad.reason} at ${bad.path}`, { type, path: bad.path });
+  return packr.pack(envelope);
 }
 
 /** Decodes and validates a frame of any known type. */
@@ -81,6 +93,14 @@ export function decode(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
       `frame is not a message envelope (expected a map with v, type and body, received ${received})`,
       { size: bytes.byteLength, received },
     );
+  }
+  // What JSON cannot hold never gets past the boundary: every receiver would throw on it later.
+  const bad = notJson(raw);
+  if (bad) {
+    throw new ProtocolError(`frame is not a JSON value: ${bad.reason} at ${bad.path}`, {
+      size: bytes.byteLength,
+      path: bad.path,
+    });
   }
   const env = raw as Record<string, unknown>;
   if (env.v !== PROTOCOL_VERSION) throw new ProtocolVersionMismatchError(PROTOCOL_VERSION, env.v);
@@ -126,6 +146,31 @@ export function decodeAs<T extends MessageType>(bytes: Uint8Array, type: T, maxB
   }
   return msg as Message<T>;
 }
+
+/**
+ * Why a value is not one JSON can carry, with where (a dotted path), or undefined when it is:
+ * a bigint (msgpackr reads every msgpack 64-bit integer as one; JSON.stringify throws on it), or
+ * arrays and maps nested deeper than {@link MAX_FRAME_DEPTH}. Iterative: no input can overflow it.
+ */
+function notJson(root: unknown): { reason: string; path: string } | undefined {
+  const stack: [value: unknown, depth: number, path: string][] = [[root, 0, "(root)"]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [v, depth, path] = top;
+    if (typeof v === "bigint") {
+      return { reason: "a 64-bit integer (msgpack uint64/int64, which JSON has no number for)", path: shortPath(path) };
+    }
+    if (v === null || typeof v !== "object" || ArrayBuffer.isView(v) || v instanceof Date) continue;
+    if (depth >= MAX_FRAME_DEPTH) {
+      return { reason: `arrays or maps nested deeper than ${MAX_FRAME_DEPTH} levels`, path: shortPath(path) };
+    }
+    for (const [k, x] of Object.entries(v)) stack.push([x, depth + 1, depth === 0 ? k : `${path}.${k}`]);
+  }
+  return undefined;
+}
+
+/** A path as an error shows it: keys can be 64 KiB and paths 128 levels, the reply must stay small. */
+const shortPath = (path: string): string =>
+  path.length > 120 ? `${path.slice(0, 120)}... (${path.length} characters)` : path;
 
 function issuesText(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
   return formatIssues(issues)

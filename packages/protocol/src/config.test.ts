@@ -39,9 +39,16 @@ describe("parseConfig", () => {
     expect(config.host).toEqual({
       maxActors: 500,
       hooks: [],
+      commands: { enabled: true, allow: [] },
       outbox: { dir: ".cadre/outbox", maxBytes: 64 * 1024 * 1024, replayRatePerSec: 500 },
     });
     expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });
+  });
+
+  it("refuses a host command allow-list entry that is not a regular expression, naming it", () => {
+    const err = thrown(() => parseConfig({ host: { commands: { allow: ["^echo ", "(unclosed"] } } }));
+    expect(err.code).toBe("INVALID_CONFIG");
+    expect(err.message).toContain("host.commands.allow.1");
   });
 
   it("refuses a lease renewed less than twice per TTL, naming the block and saying why", () => {
@@ -110,6 +117,31 @@ describe("parseConfig", () => {
     const err = thrown(() => parseConfig({ tasks: { ackWaitMs: "30s" } }));
     expect(err.code).toBe("INVALID_CONFIG");
     expect(err.message).toContain("tasks.ackWaitMs: ");
+  });
+
+  it.each(["garbage", "127.0.0.1:4222", "http://nats:4222", "nats://", "nats://a:4222,", "nats://a b:4222"])(
+    "rejects natsUrl %j, naming the field",
+    (natsUrl) => {
+      const err = thrown(() => parseConfig({ natsUrl }));
+      expect(err.code).toBe("INVALID_CONFIG");
+      expect(err.message).toContain("natsUrl: expected nats://host:port");
+    },
+  );
+
+  it("takes NATS URL lists: several servers, tls, credentials, IPv6", () => {
+    for (const natsUrl of [
+      "nats://127.0.0.1:4222",
+      "nats://nats-1:4222,nats://nats-2:4222, nats://nats-3:4222",
+      "tls://cadre:secret@nats.example.com:4443",
+      "nats://[::1]:4222",
+    ]) {
+      expect(parseConfig({ natsUrl }).natsUrl).toBe(natsUrl);
+    }
+  });
+
+  it("does not echo a bad natsUrl (it may hold a password)", () => {
+    const err = thrown(() => parseConfig({ natsUrl: "nats//cadre:hunter2@host" }));
+    expect(err.message).not.toContain("hunter2");
   });
 
   it("rejects a log level it does not know", () => {

@@ -43,7 +43,30 @@ export const OrchestrationLimitsSchema = z
 export const ConfigSchema = z
   .object({
     /** NATS server(s), comma-separated. @default "nats://127.0.0.1:4222" */
-    natsUrl: z.string().min(1).default("nats://127.0.0.1:4222"),
+    natsUrl: z
+      .string()
+      .regex(
+        /^\s*(?:nats|tls|ws|wss):\/\/(?:[^\s@/,]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?\/?(?:\s*,\s*(?:nats|tls|ws|wss):\/\/(?:[^\s@/,]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?\/?)*\s*$/,
+        "expected nats://host:port (or tls://, ws://, wss://), several separated by commas",
+      )
+      .default("nats://127.0.0.1:4222"),
+    /**
+     * The NATS identity: an nkey user seed file or a `.creds` file (`cadre security init`
+     * writes one per service). Absent: `user:password@` in natsUrl, or anonymous.
+     */
+    natsCredentials: z.string().min(1).optional(),
+    /** TLS to NATS: the CA to trust and, for mutual TLS, this identity's certificate and key (`cadre security init --tls`). */
+    natsTls: z
+      .object({
+        caFile: z.string().min(1),
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+        message: "give certFile and keyFile together",
+      })
+      .optional(),
     /** @default "info" */
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
     orchestration_limits: OrchestrationLimitsSchema.prefault({}),
@@ -220,6 +243,62 @@ export const ConfigSchema = z
               }),
           )
           .default([]),
+        /**
+         * Extra secret patterns, redacted (`[REDACTED]`) like the built-in ones (bearer tokens,
+         * `password=`, private keys, nkey seeds...) from command text, command and hook stderr,
+         * hook errors and log lines before they leave the host (runtime/src/redact.ts).
+         * JavaScript regular expressions, case-sensitive; a match is replaced whole, or only its
+         * first capture group when it has one. @default none
+         */
+        redact: z
+          .object({
+            patterns: z.array(
+              z.string().superRefine((p, ctx) => {
+                let re: RegExp;
+                try {
+                  re = new RegExp(p);
+                } catch (err) {
+                  ctx.addIssue({
+                    code: "custom",
+                    message: `not a valid regular expression: ${(err as Error).message}`,
+                  });
+                  return;
+                }
+                if (re.test("")) ctx.addIssue({ code: "custom", message: "matches the empty string" });
+              }),
+            ),
+          })
+          .strict()
+          .optional(),
+        /**
+         * Shell commands (`command` behaviours) this host runs: `enabled: false` refuses every
+         * actor of such a kind (PERMISSION_DENIED at spawn); `allow` lists regular expressions
+         * a command must match (empty: any). Only operators may submit teams in the first place.
+         */
+        commands: z
+          .object({
+            /** @default true */
+            enabled: z.boolean().default(true),
+            /** @default [] (any command) */
+            allow: z
+              .array(
+                z.string().refine(
+                  (p) => {
+                    try {
+                      new RegExp(p);
+                      return true;
+                    } catch {
+                      return false;
+                    }
+                  },
+                  { message: "not a valid regular expression" },
+                ),
+              )
+              .max(256)
+              .default([]),
+          })
+          .strict()
+          .prefault({}),
         /** Where results go while the host is cut off from NATS (see runtime/outbox.ts). */
         outbox: z
           .object({

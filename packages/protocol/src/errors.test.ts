@@ -17,6 +17,7 @@ import {
   InvalidAgentResponseError,
   InvalidConfigError,
   NotFoundError,
+  PermissionDeniedError,
   ProtocolError,
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
@@ -44,6 +45,7 @@ const samples: CadreError[] = [
   new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
   new NotFoundError("workflow", "w1abc"),
   new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
+  new PermissionDeniedError("this identity may not call sup.submit", { operation: "sup.submit", roles: ["operator"] }),
   new InternalError("unexpected state", { where: "placement" }),
 ];
 

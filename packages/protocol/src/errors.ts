@@ -268,6 +268,17 @@ export class UnavailableError extends CadreError {
 }
 
 /**
+ * The sender's NATS identity may not do this: the server refused its credentials, or the
+ * subject is outside its role's permissions. Not retryable: asking again changes nothing.
+ */
+export class PermissionDeniedError extends CadreError {
+  static readonly code = "PERMISSION_DENIED";
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(PermissionDeniedError.code, message, { retryable: false, data, ...options });
+  }
+}
+
+/**
  * Anything that is not one of the errors above; also what an unknown wire code becomes (then
  * `data.originalCode` is the sender's code and `retryable` the sender's judgement).
  */
@@ -317,6 +328,7 @@ const rebuilders: Record<string, Rebuild> = {
   [InvalidConfigError.code]: (w) => new InvalidConfigError(str(w.data?.source), issueList(w.data?.issues)),
   [NotFoundError.code]: (w) => new NotFoundError(str(w.data?.what), str(w.data?.id)),
   [UnavailableError.code]: (w) => new UnavailableError(w.message, w.data),
+  [PermissionDeniedError.code]: (w) => new PermissionDeniedError(w.message, w.data),
   [InternalError.code]: (w) => new InternalError(w.message, w.data),
 };
 
@@ -340,6 +352,7 @@ export const errorClasses = [
   InvalidConfigError,
   NotFoundError,
   UnavailableError,
+  PermissionDeniedError,
   InternalError,
 ] as const;
 

@@ -21,7 +21,9 @@ import { z } from "zod";
 import { formatIssues } from "./errors.js";
 import {
   type CadreEvent,
+  EventSchema,
   HeldTaskSchema,
+  MAX_REF_LENGTH,
   QuarantineReasonSchema,
   TaskCountsSchema,
   TaskRecordSchema,
@@ -38,6 +40,11 @@ export interface EventSpec {
   readonly summary: string;
 }
 
+/**
+ * An id, name or reference in an event's data (a task, host, actor or result id, a kind, a
+ * batch, a key): at most 256 characters, checked at decode like the ids of every message.
+ */
+const ref = () => z.string().max(MAX_REF_LENGTH);
 const int = () => z.number().int();
 const count = () => z.number().int().nonnegative();
 /** A duration or a clock reading in milliseconds (a driven test clock may be fractional). */
@@ -47,13 +54,13 @@ const ms = () => z.number();
 
 /** TASK_COMPLETED and TASK_FAILED: the result that was applied. */
 const TaskAppliedData = z.object({
-  taskId: z.string(),
-  kind: z.string(),
-  resultId: z.string(),
+  taskId: ref(),
+  kind: ref(),
+  resultId: ref(),
   attempt: int(),
-  hostId: z.string(),
+  hostId: ref(),
   /** The error's code (TASK_FAILED). */
-  code: z.string().optional(),
+  code: ref().optional(),
 });
 
 /** WORKFLOW_COMPLETED and WORKFLOW_FAILED. */
@@ -64,8 +71,8 @@ const WorkflowEndedData = z.object({
   error: WireErrorSchema.optional(),
 });
 
-const WorkflowIdData = z.object({ workflowId: z.string() });
-const HostIdData = z.object({ hostId: z.string() });
+const WorkflowIdData = z.object({ workflowId: ref() });
+const HostIdData = z.object({ hostId: ref() });
 
 /** HOST_SUSPECTED, HOST_UNREACHABLE, HOST_HEALED: the failure detector's evidence. */
 const LivenessData = z.object({
@@ -76,21 +83,21 @@ const LivenessData = z.object({
 
 /** An actor the supervisor stopped and forgot (passivated or retired). */
 const ActorStoppedData = z.object({
-  actorId: z.string(),
-  hostId: z.string(),
-  teamId: z.string(),
-  kind: z.string(),
+  actorId: ref(),
+  hostId: ref(),
+  teamId: ref(),
+  kind: ref(),
   /** The task it held, given back to the queue. */
-  requeued: z.string().nullable(),
+  requeued: ref().nullable(),
 });
 
 /** AGENT_RELEASED and AGENT_RETIRED: an operator's quarantine command. */
-const QuarantineCommandData = z.object({ actorId: z.string(), hostId: z.string(), kind: z.string() });
+const QuarantineCommandData = z.object({ actorId: ref(), hostId: ref(), kind: ref() });
 
 /** TEAM_FORGOTTEN and TEAM_RETIRED. */
 const TeamGoneData = z.object({
-  teamId: z.string(),
-  name: z.string().nullable(),
+  teamId: ref(),
+  name: ref().nullable(),
   /** Actors stopped with it. */
   actors: count(),
 });
@@ -100,10 +107,10 @@ const BreakerStateSchema = z.enum(["closed", "open", "halfOpen"]);
 /** CIRCUIT_OPENED, CIRCUIT_HALF_OPEN, CIRCUIT_CLOSED (runtime breaker.ts). */
 const BreakerData = z.object({
   /** `name` or `name:key`. */
-  breaker: z.string(),
-  key: z.string(),
+  breaker: ref(),
+  key: ref(),
   /** The process whose breaker it is. */
-  source: z.string(),
+  source: ref(),
   from: BreakerStateSchema,
   to: BreakerStateSchema,
   failures: count(),
@@ -121,10 +128,10 @@ export const events = {
     summary:
       "a host's actor started an attempt (agent-host); epoch and seq let the supervisor reassign it before the next heartbeat",
     data: HeldTaskSchema.extend({
-      kind: z.string(),
+      kind: ref(),
       attempt: z.number().int().min(1),
-      hostId: z.string(),
-      actorId: z.string(),
+      hostId: ref(),
+      actorId: ref(),
     }),
   },
   TASK_ATTEMPT_FAILED: {
@@ -132,12 +139,12 @@ export const events = {
     critical: false,
     summary: "an attempt failed retryably; the task is redelivered after retryInMs (agent-host)",
     data: z.object({
-      taskId: z.string(),
+      taskId: ref(),
       attempt: int(),
-      code: z.string(),
+      code: ref(),
       message: z.string(),
       retryInMs: ms(),
-      hostId: z.string(),
+      hostId: ref(),
     }),
   },
   TASK_ATTEMPT_STOPPED: {
@@ -145,13 +152,13 @@ export const events = {
     critical: false,
     summary: "a running attempt was stopped (workflow cancelled) or yielded (paused now) from outside (agent-host)",
     data: z.object({
-      taskId: z.string(),
+      taskId: ref(),
       epoch: int(),
       attempt: int(),
       op: z.enum(["stop", "yield"]),
       reason: z.string(),
-      hostId: z.string(),
-      actorId: z.string(),
+      hostId: ref(),
+      actorId: ref(),
     }),
   },
   TASK_COMPLETED: {
@@ -171,11 +178,11 @@ export const events = {
     critical: true,
     summary: "a task was published again at a new epoch: its host was lost, or its response was invalid",
     data: z.object({
-      taskId: z.string(),
-      kind: z.string(),
-      fromHostId: z.string(),
+      taskId: ref(),
+      kind: ref(),
+      fromHostId: ref(),
       /** The actor whose response broke the kind's schema (reason invalid-response). */
-      actorId: z.string().optional(),
+      actorId: ref().optional(),
       /** The new epoch. */
       epoch: int(),
       reason: z.string(),
@@ -185,23 +192,23 @@ export const events = {
     category: "task",
     critical: false,
     summary: "a task of a paused or capped workflow was parked instead of started",
-    data: z.object({ taskId: z.string(), epoch: int(), paused: z.boolean() }),
+    data: z.object({ taskId: ref(), epoch: int(), paused: z.boolean() }),
   },
   TASK_UNPARKED: {
     category: "task",
     critical: false,
     summary: "a parked task was published again (epoch: the new one)",
-    data: z.object({ taskId: z.string(), epoch: int() }),
+    data: z.object({ taskId: ref(), epoch: int() }),
   },
   RESULT_DUPLICATE: {
     category: "task",
     critical: false,
     summary: "a result arrived for a finished task: recorded, not applied",
     data: z.object({
-      taskId: z.string(),
-      resultId: z.string(),
-      appliedResultId: z.string().nullable(),
-      hostId: z.string(),
+      taskId: ref(),
+      resultId: ref(),
+      appliedResultId: ref().nullable(),
+      hostId: ref(),
     }),
   },
   RESULT_CONFLICT: {
@@ -209,14 +216,14 @@ export const events = {
     critical: true,
     summary: "a result of a superseded epoch (the task was reassigned): recorded beside the current one, never applied",
     data: z.object({
-      taskId: z.string(),
-      resultId: z.string(),
+      taskId: ref(),
+      resultId: ref(),
       epoch: int(),
       currentEpoch: int(),
-      hostId: z.string(),
+      hostId: ref(),
       status: z.enum(["completed", "failed"]),
       /** The current epoch's outcome, when it was in already. */
-      applied: z.object({ resultId: z.string(), status: TaskRecordSchema.shape.status, hostId: z.string() }).nullable(),
+      applied: z.object({ resultId: ref(), status: TaskRecordSchema.shape.status, hostId: ref() }).nullable(),
     }),
   },
   RESPONSE_ANOMALY: {
@@ -224,11 +231,11 @@ export const events = {
     critical: false,
     summary: "a valid response far from its kind's usual size or latency",
     data: z.object({
-      taskId: z.string(),
-      kind: z.string(),
-      resultId: z.string(),
-      actorId: z.string(),
-      hostId: z.string(),
+      taskId: ref(),
+      kind: ref(),
+      resultId: ref(),
+      actorId: ref(),
+      hostId: ref(),
       metric: z.enum(["bytes", "latencyMs"]),
       value: z.number(),
       mean: z.number(),
@@ -242,7 +249,7 @@ export const events = {
     category: "workflow",
     critical: true,
     summary: "a workflow was accepted and its root task published",
-    data: z.object({ team: z.string(), teamId: z.string(), root: z.string() }),
+    data: z.object({ team: ref(), teamId: ref(), root: ref() }),
   },
   WORKFLOW_COMPLETED: {
     category: "workflow",
@@ -298,7 +305,7 @@ export const events = {
     category: "delegation",
     critical: false,
     summary: "a delegation broke the policy (depth, cycle): nothing was created; the error's data is spread in",
-    data: z.looseObject({ code: z.string(), parentTaskId: z.string() }),
+    data: z.looseObject({ code: ref(), parentTaskId: ref() }),
   },
 
   // actor: scope is the actor id
@@ -307,10 +314,10 @@ export const events = {
     critical: false,
     summary: "an actor was started on a host (replaces: the quarantined actor it inherited from)",
     data: z.object({
-      hostId: z.string(),
-      teamId: z.string(),
-      kind: z.string(),
-      replaces: z.string().optional(),
+      hostId: ref(),
+      teamId: ref(),
+      kind: ref(),
+      replaces: ref().optional(),
       inheritedTasks: count().optional(),
     }),
   },
@@ -318,7 +325,7 @@ export const events = {
     category: "actor",
     critical: false,
     summary: "an actor's host stopped sending heartbeats; it is placed again",
-    data: z.object({ hostId: z.string(), kind: z.string() }),
+    data: z.object({ hostId: ref(), kind: ref() }),
   },
   ACTOR_PASSIVATED: {
     category: "actor",
@@ -327,7 +334,7 @@ export const events = {
     data: ActorStoppedData.extend({
       idleMs: ms().optional(),
       reason: z.string().optional(),
-      forTeam: z.string().optional(),
+      forTeam: ref().optional(),
     }),
   },
   ACTOR_RETIRED: {
@@ -341,13 +348,13 @@ export const events = {
     critical: true,
     summary: "an actor whose response broke its kind's schema takes no tasks; replacement: the actor placed instead",
     data: z.object({
-      actorId: z.string(),
-      hostId: z.string(),
-      teamId: z.string(),
-      kind: z.string(),
-      taskId: z.string(),
+      actorId: ref(),
+      hostId: ref(),
+      teamId: ref(),
+      kind: ref(),
+      taskId: ref(),
       issues: QuarantineReasonSchema.shape.issues,
-      replacement: z.string().nullable(),
+      replacement: ref().nullable(),
     }),
   },
   AGENT_PREEMPTED: {
@@ -355,14 +362,14 @@ export const events = {
     critical: true,
     summary: "an actor was stopped to make room for a higher-priority team",
     data: z.object({
-      actorId: z.string(),
-      hostId: z.string(),
-      teamId: z.string(),
-      kind: z.string(),
+      actorId: ref(),
+      hostId: ref(),
+      teamId: ref(),
+      kind: ref(),
       priority: int(),
-      byTeam: z.string(),
+      byTeam: ref(),
       byPriority: int(),
-      requeued: z.string().nullable(),
+      requeued: ref().nullable(),
     }),
   },
   AGENT_RELEASED: {
@@ -397,7 +404,7 @@ export const events = {
     category: "host",
     critical: false,
     summary: "a host's first heartbeat (or a new incarnation's)",
-    data: z.object({ incarnation: z.string() }),
+    data: z.object({ incarnation: ref() }),
   },
   HOST_SUSPECTED: {
     category: "host",
@@ -433,7 +440,7 @@ export const events = {
     category: "host",
     critical: false,
     summary: "a host's actors were started elsewhere and its tasks requeued (counts)",
-    data: z.object({ hostId: z.string(), moved: count(), requeued: count() }),
+    data: z.object({ hostId: ref(), moved: count(), requeued: count() }),
   },
   OUTBOX_REPLAYED: {
     category: "host",
@@ -441,9 +448,9 @@ export const events = {
     summary:
       "a host sent what its outbox held after being cut off; deduplicated: how many JetStream had already (agent-host)",
     data: z.object({
-      hostId: z.string(),
+      hostId: ref(),
       /** `<id>:<count>`, the header every replayed result carries. */
-      batch: z.string(),
+      batch: ref(),
       replayed: count(),
       deduplicated: count(),
       ms: ms(),
@@ -454,8 +461,8 @@ export const events = {
     critical: true,
     summary: "how the results a host replayed were classified (complete: all of the batch was)",
     data: z.object({
-      hostId: z.string(),
-      batch: z.string(),
+      hostId: ref(),
+      batch: ref(),
       applied: count(),
       duplicate: count(),
       conflict: count(),
@@ -475,11 +482,11 @@ export const events = {
     critical: true,
     summary: "a wait-for cycle was broken: the victim's wait refused and what it held released",
     data: z.object({
-      cycle: z.array(z.string()),
-      victim: z.string(),
+      cycle: z.array(ref()),
+      victim: ref(),
       priority: int(),
-      waitingFor: z.string(),
-      released: z.array(z.string()),
+      waitingFor: ref(),
+      released: z.array(ref()),
       waitedMs: ms(),
     }),
   },
@@ -489,7 +496,7 @@ export const events = {
     category: "supervisor",
     critical: true,
     summary: "a supervisor took the lease and acts (previous: the holder before it)",
-    data: z.object({ term: int(), previous: z.string().nullable(), activationMs: ms() }),
+    data: z.object({ term: int(), previous: ref().nullable(), activationMs: ms() }),
   },
   SUPERVISOR_STANDBY: {
     category: "supervisor",
@@ -504,7 +511,7 @@ export const events = {
     critical: true,
     summary: "a stored value failed its checksum or schema; restoredAs: the good revision written back, or null",
     data: z.object({
-      key: z.string(),
+      key: ref(),
       revision: int(),
       reason: z.string(),
       restoredFrom: int().nullable(),
@@ -517,10 +524,10 @@ export const events = {
     summary: "an operator restored a workflow's state checkpoint and replayed the log after it (cadre state rollback)",
     data: z.object({
       toSeq: int(),
-      txid: z.string(),
-      keys: z.array(z.string()),
-      replayed: z.array(z.string()),
-      skipped: z.array(z.string()),
+      txid: ref(),
+      keys: z.array(ref()),
+      replayed: z.array(ref()),
+      skipped: z.array(ref()),
       invalid: z.array(int()),
     }),
   },
@@ -591,7 +598,7 @@ export function eventSchema<T extends EventType>(type: T): z.ZodType<TypedEvent<
     s = z.object({
       type: z.literal(type),
       category: z.literal(spec.category),
-      scope: z.string(),
+      scope: EventSchema.shape.scope,
       data: spec.data,
     }) as unknown as z.ZodType<TypedEvent>;
     schemas.set(type, s);

@@ -18,6 +18,7 @@ export {
   InvalidAgentResponseError,
   InvalidConfigError,
   NotFoundError,
+  PermissionDeniedError,
   ProtocolError,
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
@@ -106,11 +107,14 @@ export {
   WorkflowRecordSchema,
 } from "./messages.js";
 export * from "./operations.js";
+export type { Identity, Permissions } from "./permissions.js";
+export { authorizationConfig, permissionsFor } from "./permissions.js";
 export { checkDelegation } from "./policy.js";
 export {
   BUCKETS,
   HEADERS,
   isToken,
+  MAX_TOKEN_LENGTH,
   RESULTS_CONSUMER,
   STREAMS,
   SUBJECT_PREFIX,

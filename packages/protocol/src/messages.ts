@@ -5,15 +5,31 @@
  */
 
 import { z } from "zod";
+import { MAX_TOKEN_LENGTH } from "./subjects.js";
 import { KindSchema, NameSchema, TeamSchema } from "./team.js";
 
-export const Id = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "ids use letters, digits, '_' and '-'");
+/**
+ * Bounds checked at decode, so no input can make a service build a subject NATS refuses or a
+ * record without end (see "Bounds" in subjects.ts): an id, which may become a subject token,
+ * is 1-200 characters ({@link MAX_TOKEN_LENGTH}); a result id (`<taskId>:<epoch>:<attempt>`)
+ * or another reference that is not a token at most {@link MAX_REF_LENGTH}; an error code at
+ * most 64. Kind and team names are 1-48 (team.ts).
+ */
+export const Id = z
+  .string()
+  .regex(
+    new RegExp(`^[A-Za-z0-9_-]{1,${MAX_TOKEN_LENGTH}}$`),
+    `ids use 1-${MAX_TOKEN_LENGTH} letters, digits, '_' and '-'`,
+  );
+/** The longest result id, breaker name or other reference that is not a subject token. */
+export const MAX_REF_LENGTH = 256;
+const Ref = z.string().max(MAX_REF_LENGTH);
 export const Json = z.record(z.string(), z.unknown());
 export const Millis = z.number().int().nonnegative();
 
 /** An error as it travels: `{ code, message, data }`. */
 export const WireErrorSchema = z.object({
-  code: z.string().min(1),
+  code: z.string().min(1).max(64),
   message: z.string(),
   data: Json.optional(),
   /** The sender's judgement: whether asking again can succeed (kept for codes the receiver does not know). */
@@ -37,7 +53,7 @@ export const TaskEnvelopeSchema = z.object({
   /** Epoch milliseconds after which the task is failed rather than started; null for none. */
   deadline: Millis.nullable().default(null),
   /** Stable key the result is de-duplicated on. Equal to the task id for Cadre's own tasks. */
-  idempotencyKey: z.string().min(1),
+  idempotencyKey: z.string().min(1).max(MAX_TOKEN_LENGTH),
   /** Assignment epoch, raised when the supervisor reassigns the task. @default 1 */
   epoch: z.number().int().min(1).default(1),
   input: Json,
@@ -119,7 +135,7 @@ export const WorkflowRecordSchema = z.object({
 
 /** The result that was applied to a task. */
 export const AppliedResultSchema = z.object({
-  resultId: z.string(),
+  resultId: Ref,
   epoch: z.number().int(),
   attempt: z.number().int(),
   /** When the applied attempt started (the host's clock). */
@@ -134,7 +150,7 @@ export const AppliedResultSchema = z.object({
  * record; never applied.
  */
 export const ConflictSchema = z.object({
-  resultId: z.string(),
+  resultId: Ref,
   epoch: z.number().int(),
   hostId: Id,
   status: z.enum(["completed", "failed"]),
@@ -152,12 +168,12 @@ export const TaskRecordSchema = z.object({
   error: WireErrorSchema.optional(),
   applied: AppliedResultSchema.nullable(),
   /** Ids of results that arrived after one was applied: recorded, never applied. */
-  duplicates: z.array(z.string()).max(100),
+  duplicates: z.array(Ref).max(100),
   /** Results of superseded epochs (see ConflictSchema), the latest 20. */
   conflicts: z.array(ConflictSchema).max(20).default([]),
   /** Responses that broke the kind's schema: each quarantined its actor and the task was retried. */
   invalid: z
-    .array(z.object({ resultId: z.string(), actorId: Id, hostId: Id, issues: z.array(z.unknown()) }))
+    .array(z.object({ resultId: Ref, actorId: Id, hostId: Id, issues: z.array(z.unknown()) }))
     .max(20)
     .default([]),
 });
@@ -206,7 +222,7 @@ export const HeartbeatSchema = z.object({
   /** Events the host's bus holds back (throttled or awaiting acknowledgement): its queue depth. */
   eventQueue: z.number().int().nonnegative().optional(),
   /** The host's circuit breakers that are not closed, by name: `open` or `halfOpen`. */
-  circuits: z.record(z.string(), z.enum(["open", "halfOpen"])).optional(),
+  circuits: z.record(Ref, z.enum(["open", "halfOpen"])).optional(),
   /**
    * The tasks the host's actors hold. Sent when it changed since the last beat and every 10th
    * beat (a beat can be lost); absent means unchanged.
@@ -236,7 +252,7 @@ export const HostRecordSchema = z.object({
 /** Why an actor was quarantined: the response that broke its kind's schema. */
 export const QuarantineReasonSchema = z.object({
   taskId: Id,
-  resultId: z.string(),
+  resultId: Ref,
   issues: z.array(z.object({ path: z.string(), message: z.string() })),
   at: Millis,
 });
@@ -307,9 +323,15 @@ export const ChildNoticeSchema = z.object({ parentTaskId: Id, record: TaskRecord
 
 /** An event. Printable as one line: `TYPE:category:scope:{json}` (see event-line.ts). */
 export const EventSchema = z.object({
-  type: z.string().regex(/^[A-Z][A-Z0-9_]*$/, "event types are UPPER_SNAKE_CASE"),
-  category: z.string().regex(/^[a-z][a-z0-9_]*$/, "event categories are lower_snake_case"),
-  scope: z.string().regex(/^[A-Za-z0-9_-]+$/, "event scopes are subject tokens"),
+  type: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "event types are UPPER_SNAKE_CASE"),
+  category: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "event categories are lower_snake_case"),
+  /** A subject token (the event's subject is `cadre.v1.evt.<category>.<scope>`): 1-200 characters. */
+  scope: z
+    .string()
+    .regex(
+      new RegExp(`^[A-Za-z0-9_-]{1,${MAX_TOKEN_LENGTH}}$`),
+      `event scopes are subject tokens: 1-${MAX_TOKEN_LENGTH} letters, digits, '_' and '-'`,
+    ),
   data: Json,
 });
 

@@ -3,6 +3,7 @@ import { childTaskId, newIncarnation, newWorkflowId, resultMessageId, rootTaskId
 import {
   BUCKETS,
   isToken,
+  MAX_TOKEN_LENGTH,
   RESULTS_CONSUMER,
   STREAMS,
   SUBJECT_PREFIX,
@@ -85,9 +86,19 @@ describe("token validation", () => {
     const err = thrown(() => subjects.result(value));
     expect(err.code).toBe("PROTOCOL_ERROR");
     expect(err.message).toBe(
-      `workflow id "${value}" is not a valid subject token; use letters, digits, "_" and "-" only`,
+      `workflow id "${value}" is not a valid subject token; use letters, digits, "_" and "-" only, at most 200 characters`,
     );
     expect(err.data).toEqual({ what: "workflow id", value });
+  });
+
+  it("refuses a token over MAX_TOKEN_LENGTH, so no subject passes nats-server's control-line limit", () => {
+    expect(token("host id", "h".repeat(MAX_TOKEN_LENGTH))).toHaveLength(MAX_TOKEN_LENGTH);
+    const err = thrown(() => subjects.event("host", "h".repeat(5000)));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    // The value is echoed in part only, with its length.
+    expect(err.message).toContain(`"${"h".repeat(64)}... (5000 characters)"`);
+    expect(err.message.length).toBeLessThan(300);
+    expect(isToken("h".repeat(MAX_TOKEN_LENGTH + 1))).toBe(false);
   });
 
   it("names which part of a task subject is bad", () => {

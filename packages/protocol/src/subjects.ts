@@ -13,6 +13,16 @@
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or spaces, so an id can never widen a
  * subscription or address another subject.
+ *
+ * Bounds. nats-server closes a connection that sends a control line (`PUB <subject> <reply>
+ * <size>`) longer than its `max_control_line`, 4096 bytes by default, and the client reconnects
+ * and sends it again: a subject too long is not refused, it takes the sender down. So a token
+ * is at most {@link MAX_TOKEN_LENGTH} (200) characters, and every id in a message is checked
+ * against that bound when it is decoded (messages.ts `Id`, `EventSchema.scope`). A subject holds
+ * at most two such tokens: the longest Cadre builds is the task subject, `cadre.v1.task.` +
+ * team id + `.` + kind, under 270 bytes; a JetStream delivery's control line (that subject, and
+ * an ack reply naming the durable `task_<teamId>_<kind>`) stays under 700 bytes. A durable's name
+ * is also a directory of the file store, at most 255 bytes: `task_` + 200 + `_` + 48 is 254.
  */
 
 import { ProtocolError } from "./errors.js";
@@ -46,15 +56,20 @@ export const BUCKETS = {
   state: "cadre_state",
 } as const;
 
-const TOKEN = /^[A-Za-z0-9_-]+$/;
+/** The longest subject token (an id, a name, a scope): see "Bounds" above. */
+export const MAX_TOKEN_LENGTH = 200;
+
+const TOKEN = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_TOKEN_LENGTH}}$`);
 
 /** Returns the token if it is a valid subject token, else throws a ProtocolError naming it. */
 export function token(what: string, value: string): string {
   if (!TOKEN.test(value)) {
-    throw new ProtocolError(`${what} "${value}" is not a valid subject token; use letters, digits, "_" and "-" only`, {
-      what,
-      value,
-    });
+    // The value is echoed only in part: an error reply must stay small (see operations.ts in runtime).
+    const shown = value.length > 64 ? `${value.slice(0, 64)}... (${value.length} characters)` : value;
+    throw new ProtocolError(
+      `${what} "${shown}" is not a valid subject token; use letters, digits, "_" and "-" only, at most ${MAX_TOKEN_LENGTH} characters`,
+      { what, value: shown },
+    );
   }
   return value;
 }

@@ -102,8 +102,9 @@ export const KindSchema = z
     replicas: z.number().int().min(1).max(256).default(2),
     /** Place actors of this kind only on these agent-hosts (by host id). @default any host */
     hosts: z
-      .array(z.string().regex(/^[A-Za-z0-9_-]+$/, "host ids are subject tokens"))
+      .array(z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "host ids are subject tokens of 1-200 characters"))
       .min(1)
+      .max(256)
       .optional(),
     behaviour: BehaviourSchema,
     /** JSON Schema of the output. @default {} (anything) */

@@ -1,8 +1,10 @@
 /**
  * Helpers for tests across the workspace (`@cadre/protocol/testing`): catching the typed error
- * a call must throw, and a valid task envelope to vary.
+ * a call must throw, a valid task envelope to vary, and frames a bad client would send.
  */
 
+import { pack } from "msgpackr";
+import { PROTOCOL_VERSION } from "./codec.js";
 import { CadreError } from "./errors.js";
 import { type TaskEnvelope, TaskEnvelopeSchema } from "./messages.js";
 
@@ -49,4 +51,12 @@ export function taskEnvelope(fields: Partial<TaskEnvelope> = {}): TaskEnvelope {
     input: { feature: "login" },
     ...fields,
   });
+}
+
+/**
+ * A frame packed by hand, bypassing `encode`'s checks, as a broken or hostile client would send
+ * it: the envelope `{ v, type, sender, cid, ts, body }` with `body` as given.
+ */
+export function unsafeFrame(type: string, body: unknown, sender = "intruder"): Uint8Array {
+  return pack({ v: PROTOCOL_VERSION, type, sender, cid: "", ts: Date.now(), body });
 }

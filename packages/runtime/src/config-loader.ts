@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 export interface ConfigSources {
   /** A YAML or JSON file. */
   file?: string | undefined;
-  /** CADRE_NATS_URL and CADRE_LOG_LEVEL are read from it. @default process.env */
+  /** CADRE_NATS_URL, CADRE_NATS_CREDS and CADRE_LOG_LEVEL are read from it. @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Values from command-line flags. */
   overrides?: Record<string, unknown>;
@@ -55,7 +55,18 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
     value = merge(value, fromFile as Record<string, unknown>);
   }
-  value = merge(value, { natsUrl: env.CADRE_NATS_URL, logLevel: env.CADRE_LOG_LEVEL });
+  value = merge(value, {
+    natsUrl: env.CADRE_NATS_URL,
+    natsCredentials: env.CADRE_NATS_CREDS || undefined,
+    natsTls: env.CADRE_NATS_TLS_CA
+      ? {
+          caFile: env.CADRE_NATS_TLS_CA,
+          ...(env.CADRE_NATS_TLS_CERT ? { certFile: env.CADRE_NATS_TLS_CERT } : {}),
+          ...(env.CADRE_NATS_TLS_KEY ? { keyFile: env.CADRE_NATS_TLS_KEY } : {}),
+        }
+      : undefined,
+    logLevel: env.CADRE_LOG_LEVEL,
+  });
   value = merge(value, sources.overrides ?? {});
   return parseConfig(value, sources.file ? `configuration (${sources.file})` : "configuration");
 }

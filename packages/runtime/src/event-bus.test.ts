@@ -116,6 +116,81 @@ describe("the event bus, on a real nats-server with the events stream", () => {
   });
 });
 
+describe("events that cannot be published are dropped and counted, not retried", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const statuses: string[] = [];
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectNats(server.url, "bus-unpublishable-test");
+    void (async () => {
+      for await (const s of nc.status()) statuses.push(s.type);
+    })();
+    // The events stream, but taking messages of at most 2 KiB: a bigger one is refused for good.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: STREAMS.events, subjects: ["cadre.v1.evt.>"], max_msg_size: 2048 });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  let buses = 0;
+  // Each bus its own sender: message ids are `<sender>:<seq>`, and a repeated one is de-duplicated.
+  const bus = () =>
+    new EventBus({
+      nc,
+      sender: `bus-bounds-${++buses}`,
+      critical: new Set(["IMPORTANT"]),
+      ratePerSec: 1000,
+      burst: 1000,
+      maxQueue: 100,
+    });
+  const stored = async (subject: string) => {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(STREAMS.events, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  };
+  const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+    const end = Date.now() + 10_000;
+    while (!(await ok())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(statuses)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  it("a critical event with a 5,000-character scope: refused before it is sent, the connection stays up", async () => {
+    const b = bus();
+    b.emit(event("IMPORTANT", "s".repeat(5000)));
+    b.emit(event("NOISE", "s".repeat(5000)));
+    expect(b.stats()).toMatchObject({ unpublishable: 2, queued: 0, inFlight: 0, published: 0 });
+    // The bus goes on: the next critical event is stored, and the connection never dropped.
+    b.emit(event("IMPORTANT", "after-long-scope"));
+    await until("the next event stored", async () => (await stored("cadre.v1.evt.storm.after-long-scope")) === 1);
+    expect(b.stats()).toMatchObject({ unpublishable: 2, published: 1, queued: 0, inFlight: 0 });
+    expect(statuses.filter((s) => s === "disconnect" || s === "reconnect")).toEqual([]);
+    b.stop();
+  });
+
+  it("a critical event whose frame is over the server's max_payload: dropped and counted", () => {
+    const b = bus();
+    const limit = nc.info?.max_payload ?? 0;
+    b.emit({ ...event("IMPORTANT", "too-big"), data: { blob: "x".repeat(limit) } });
+    expect(b.stats()).toMatchObject({ unpublishable: 1, queued: 0, inFlight: 0 });
+    b.stop();
+  });
+
+  it("a critical event JetStream refuses for good (over the stream's max_msg_size): dropped once, never retried", async () => {
+    const b = bus();
+    b.emit({ ...event("IMPORTANT", "over-stream-limit"), data: { blob: "x".repeat(4096) } });
+    await until("the refusal", () => b.stats().inFlight === 0 && b.stats().unpublishable === 1);
+    // Nothing waits to be retried.
+    expect(b.stats()).toMatchObject({ unpublishable: 1, queued: 0, published: 0 });
+    expect(await stored("cadre.v1.evt.storm.over-stream-limit")).toBe(0);
+    b.stop();
+  });
+});
+
 describe("the event bus behind its event_publish breaker", () => {
   it("holds critical events while JetStream does not answer, sheds the others, and sends every critical one after", async () => {
     // A server without Cadre's streams: every acknowledged publish finds no responder.

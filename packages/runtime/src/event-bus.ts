@@ -9,13 +9,19 @@
  *   (throttled) instead, and they are published to JetStream with an acknowledgement and a
  *   message id per event, retried until acknowledged (a retry that the server had already
  *   stored is de-duplicated; a live subscriber can see it twice);
- * - a queue that sends in emission order whatever is due; its depth is in {@link stats}.
+ * - a queue that sends in emission order whatever is due; its depth is in {@link stats};
+ * - an event that cannot be published at all is dropped, counted (`unpublishable`) and logged,
+ *   critical or not: one that breaks its schema (a scope over 200 characters, say), whose frame
+ *   is over the server's `max_payload`, or whose publish fails for good (the server refuses it:
+ *   too big for the stream, a bad subject). Retrying those can never succeed, and a subject
+ *   past the server's control-line limit would make it close the connection at each try. A
+ *   publish that fails for now (no answer, no responders, a reconnect) is retried as before.
  *
  * Every event subject is captured by the events stream either way: non-critical events are
  * core publishes (at most once), critical ones are acknowledged (at least once, stored once).
  */
 
-import { type CadreEvent, type Config, encode, subjects, type TypedEvent } from "@cadre/protocol";
+import { type CadreEvent, type Config, encode, MAX_FRAME_BYTES, subjects, type TypedEvent } from "@cadre/protocol";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { backoffDelay } from "./backoff.js";
 import { type Breaker, CircuitOpenError } from "./breaker.js";
@@ -61,6 +67,11 @@ export interface EventBusStats {
   droppedByType: Record<string, number>;
   /** Critical events delayed because their source was over its rate. */
   throttled: number;
+  /**
+   * Events that could not be published at all, critical or not: they break their schema, their
+   * frame is over the server's max_payload, or the server refused them for good. Dropped.
+   */
+  unpublishable: number;
 }
 
 interface Pending {
@@ -100,6 +111,7 @@ export class EventBus {
     dropped: 0,
     droppedByType: {},
     throttled: 0,
+    unpublishable: 0,
   };
 
   constructor(private readonly o: EventBusOptions) {
@@ -138,10 +150,17 @@ export class EventBus {
       this.counts.throttled++;
     }
     let data: Uint8Array;
+    let subject: string;
     try {
       data = encode("event", event, { sender: this.o.sender });
+      subject = subjects.event(event.category, event.scope);
     } catch (err) {
-      this.o.logger?.warn({ err, event: event.type }, "event not published: it breaks its schema");
+      this.unpublishable(event.type, "it breaks its schema", err);
+      return;
+    }
+    const limit = this.o.nc.info?.max_payload ?? MAX_FRAME_BYTES;
+    if (data.byteLength > limit) {
+      this.unpublishable(event.type, `its frame of ${data.byteLength} bytes is over max_payload (${limit})`);
       return;
     }
     // Load shedding: with maxQueue events held back (critical ones waiting for their turn or
@@ -151,7 +170,7 @@ export class EventBus {
       return;
     }
     this.enqueue({
-      subject: subjects.event(event.category, event.scope),
+      subject,
       data,
       type: event.type,
       critical,
@@ -204,6 +223,15 @@ export class EventBus {
     }
   }
 
+  /** An event that can never be published: dropped, counted and logged (never retried). */
+  private unpublishable(type: string, why: string, err?: unknown): void {
+    this.counts.unpublishable++;
+    this.o.logger?.warn(
+      { ...(err !== undefined ? { err } : {}), event: type, unpublishable: this.counts.unpublishable },
+      `event ${type} dropped, it cannot be published: ${why}`,
+    );
+  }
+
   private drop(type: string): void {
     this.counts.dropped++;
     this.counts.droppedByType[type] = (this.counts.droppedByType[type] ?? 0) + 1;
@@ -249,7 +277,8 @@ export class EventBus {
           this.o.nc.publish(p.subject, p.data);
           this.counts.published++;
         } catch (err) {
-          this.o.logger?.debug({ err, event: p.type }, "event not published");
+          if (isPermanent(err)) this.unpublishable(p.type, "the client refused it", err);
+          else this.o.logger?.debug({ err, event: p.type }, "event not published");
         }
         continue;
       }
@@ -287,7 +316,13 @@ export class EventBus {
           this.pump();
           return;
         }
-        // Never dropped: back in the queue, retried with a growing delay.
+        // Refused for good (too big for the stream, a bad subject): trying again cannot help.
+        if (isPermanent(err)) {
+          this.unpublishable(p.type, "the server refused it", err);
+          this.pump();
+          return;
+        }
+        // Never dropped for a passing failure: back in the queue, retried with a growing delay.
         p.attempt++;
         p.notBefore = this.clock.now() + backoffDelay(p.attempt, { baseMs: 100, maxMs: 5000 });
         this.enqueue(p);
@@ -296,6 +331,25 @@ export class EventBus {
       },
     );
   }
+}
+
+/** Client-side refusals: the publish itself is wrong, not the moment. */
+const PERMANENT = new Set(["InvalidArgumentError", "InvalidSubjectError", "InvalidNameError", "TypeError"]);
+
+/**
+ * Whether a publish failed for good: the client refused it (over max_payload, a bad subject),
+ * or JetStream answered with a client error (4xx: the message is over the stream's
+ * max_msg_size, say). Timeouts, no responders, a closed or reconnecting connection and 5xx
+ * answers (JetStream electing a leader) are passing, and so is anything not recognised.
+ */
+export function isPermanent(err: unknown): boolean {
+  if (err instanceof CircuitOpenError || !(err instanceof Error)) return false;
+  if (PERMANENT.has(err.name)) return true;
+  if (err.name === "JetStreamApiError") {
+    const status = (err as { status?: unknown }).status;
+    return typeof status === "number" && status >= 400 && status < 500;
+  }
+  return false;
 }
 
 /** The bus a service uses, with its configuration's limits. */

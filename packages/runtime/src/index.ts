@@ -40,7 +40,7 @@ export {
   isHookEvent,
 } from "./hooks/index.js";
 export type { Buckets } from "./infrastructure.js";
-export { ensureInfrastructure } from "./infrastructure.js";
+export { ensureInfrastructure, openInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
 export type { Msg, NatsConnection, Subscription } from "./nats.js";
@@ -53,10 +53,23 @@ export type { ServiceProcess, SpawnServiceOptions } from "./process.js";
 export { spawnService } from "./process.js";
 export type { Rolls } from "./random.js";
 export { mulberry32 } from "./random.js";
+export {
+  compileRedactPatterns,
+  configureRedaction,
+  isSecretKey,
+  MAX_REDACT_CHARS,
+  REDACTED,
+  redact,
+  redactDeep,
+  redactPatternProblem,
+  redactProperty,
+} from "./redact.js";
+export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";
+export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf } from "./security.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";
-export { describeExit, parseShellOutput, runShell } from "./shell.js";
+export { describeCommand, describeExit, parseShellOutput, runShell } from "./shell.js";
 export type { CorruptionReport, StateStoreOptions, Versioned } from "./state-store.js";
 export { bucketOf, StateStore } from "./state-store.js";
 export type {

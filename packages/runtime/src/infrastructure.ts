@@ -66,6 +66,38 @@ async function waitForLeader(jsm: JetStreamManager, name: string, timeoutMs = 30
  * NATS is not ready (a JetStream cluster still electing its leaders answers with timeouts and
  * "no responders" for a few seconds after it starts); every step is idempotent.
  */
+/**
+ * Opens what the supervisor created, creating nothing: for identities without JetStream
+ * administration rights (agent-hosts). Waits up to `timeoutMs` for a supervisor starting at the
+ * same time to create it.
+ */
+export async function openInfrastructure(nc: NatsConnection, timeoutMs = 30_000): Promise<Buckets> {
+  const end = Date.now() + timeoutMs;
+  const jsm = await jetstreamManager(nc);
+  const kvm = new Kvm(nc);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      for (const s of Object.values(STREAMS)) await jsm.streams.info(s);
+      return {
+        workflows: await kvm.open(BUCKETS.workflows),
+        tasks: await kvm.open(BUCKETS.tasks),
+        registry: await kvm.open(BUCKETS.registry),
+        state: await kvm.open(BUCKETS.state),
+      };
+    } catch (err) {
+      const missing = /not found/i.test((err as Error).message);
+      if ((!missing && !isTransient(err)) || Date.now() > end) {
+        throw new UnavailableError(
+          `Cadre's streams and buckets are not there (${(err as Error).message}); start the supervisor, which creates them`,
+          {},
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+    }
+  }
+}
+
 export async function ensureInfrastructure(nc: NatsConnection, config: Config): Promise<Buckets> {
   return retry(() => ensureOnce(nc, config), { isRetryable: isTransient, maxAttempts: 12, baseMs: 250, maxMs: 3000 });
 }

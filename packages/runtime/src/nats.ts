@@ -3,21 +3,36 @@
  * request/reply over the operations table is in operations.ts.
  */
 
-import { UnavailableError } from "@cadre/protocol";
+import { CadreError, PermissionDeniedError, UnavailableError } from "@cadre/protocol";
 import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
+import { authenticatorFor, credentialsFromUrls, type NatsAuth } from "./security.js";
 
 export type { Msg, NatsConnection, Subscription };
 export { headers };
 
-/** Connects to NATS, reconnecting forever; fails with UnavailableError if the first connect fails. */
-export async function connectNats(servers: string, name: string, logger?: Logger): Promise<NatsConnection> {
+/**
+ * Connects to NATS, reconnecting forever; fails with UnavailableError if the first connect
+ * fails, and with a non-retryable UNAVAILABLE naming the identity problem when the server
+ * refuses the credentials. `auth.credentials` is a seed or `.creds` file; `user:password@` in
+ * a URL is used too (nats.js would ignore it). Credentials are never logged.
+ */
+export async function connectNats(
+  servers: string,
+  name: string,
+  logger?: Logger,
+  auth: NatsAuth = {},
+): Promise<NatsConnection> {
   let nc: NatsConnection;
+  const parsed = credentialsFromUrls(servers.split(",").map((s) => s.trim()));
   try {
     nc = await connect({
-      servers: servers.split(",").map((s) => s.trim()),
+      servers: parsed.servers,
+      ...(parsed.user !== undefined ? { user: parsed.user, pass: parsed.pass ?? "" } : {}),
+      ...(auth.credentials ? { authenticator: authenticatorFor(auth.credentials) } : {}),
+      ...(auth.tls ? { tls: { ...auth.tls } } : {}),
       name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -27,8 +42,19 @@ export async function connectNats(servers: string, name: string, logger?: Logger
       pingInterval: 2000,
       maxPingOut: 3,
       noAsyncTraces: true,
+      // A server that ends the session after TLS (a missing client certificate under TLS 1.3)
+      // sends nothing; 5 s rather than the default 20 before that is reported.
+      timeout: 5000,
     });
   } catch (err) {
+    if (err instanceof CadreError) throw err;
+    if (causeNames(err).some((n) => n === "AuthorizationError" || n === "UserAuthenticationExpiredError")) {
+      throw new PermissionDeniedError(
+        `NATS at ${redactUrl(servers)} refused this identity (${(err as Error).message}); pass the right --nats-creds (or CADRE_NATS_CREDS), see cadre security init`,
+        { servers: redactUrl(servers) },
+        { cause: err },
+      );
+    }
     throw new UnavailableError(
       `cannot reach NATS at ${redactUrl(servers)} (${(err as Error).message}); start nats-server or pass --nats-url`,
       { servers: redactUrl(servers) },

@@ -14,6 +14,7 @@ import {
   NotFoundError,
   operationSubject,
   operationsOf,
+  PermissionDeniedError,
   ProtocolError,
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
@@ -133,6 +134,21 @@ describe("call and OperationServer: errors", () => {
     expect(e.message).toContain("jetstream is not enabled");
   });
 
+  it("never sends an error reply over the payload limit: the message is trimmed, data that would not fit is dropped", async () => {
+    const limit = nc.info?.max_payload ?? 0;
+    // What a handler might echo: a value bigger than a frame, in its message and in its data.
+    const e = await callFailing(new NotFoundError("workflow", "w".repeat(limit + 10)));
+    expect(e).toBeInstanceOf(NotFoundError);
+    expect(e.code).toBe("NOT_FOUND");
+    expect(e.message.length).toBeLessThanOrEqual(2000);
+    expect(e.message).toMatch(/^workflow "w+$/);
+    // The data (which held the whole id) did not fit and was left out.
+    expect(JSON.stringify(e.data).length).toBeLessThan(100);
+    // A small error keeps its data.
+    const small = await callFailing(new NotFoundError("workflow", "w1"));
+    expect(small.data).toEqual({ what: "workflow", id: "w1" });
+  });
+
   it("answers anything else with INTERNAL, not retryable", async () => {
     const e = await callFailing(new TypeError("x is undefined"));
     expect(e).toBeInstanceOf(InternalError);
@@ -228,6 +244,7 @@ const samples: CadreError[] = [
   new InvalidConfigError("team file", [{ path: "root", message: "unknown kind" }]),
   new NotFoundError("workflow", "w1abc"),
   new UnavailableError("no supervisor answered", { subject: "cadre.v1.sup.submit" }),
+  new PermissionDeniedError("this identity may not call sup.submit", { operation: "sup.submit", roles: ["operator"] }),
   new InternalError("unexpected state", { where: "placement" }),
   new CircuitOpenError("spawn", 250),
   new OutboxFullError("/var/lib/cadre/outbox.log", 1024, 1000, 3),

@@ -24,6 +24,7 @@ import {
   type OpRequestInput,
   operationSubject,
   operations,
+  PermissionDeniedError,
   PROTOCOL_VERSION,
   ProtocolError,
   SUPERVISOR_QUEUE,
@@ -33,11 +34,10 @@ import {
 } from "@cadre/protocol";
 import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
-
-export type { ServiceInfo };
-
 import type { Logger } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
+
+export type { ServiceInfo };
 
 /** Options of {@link call}. */
 export interface CallOptions {
@@ -76,6 +76,14 @@ export async function call<N extends OperationName>(
   } catch (err) {
     // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
     const names = causeNames(err);
+    // The server refused the publish: this identity's role may not call the operation.
+    if (names.includes("PermissionViolationError")) {
+      throw new PermissionDeniedError(
+        `this identity may not call ${name} (the server refused to publish on ${subject}); it needs one of the roles ${operations[name].roles.join(", ")}`,
+        { operation: name, subject, roles: [...operations[name].roles] },
+        { cause: err },
+      );
+    }
     if (names.some((n) => n === "NoRespondersError" || n === "NoResponders")) {
       throw new UnavailableError(
         `nothing answers ${name} on ${subject}; is the service running?`,

@@ -9,6 +9,7 @@ import { type Config, toCadreError } from "@cadre/protocol";
 import { Command } from "commander";
 import { loadConfig } from "./config-loader.js";
 import { createLogger, type Logger } from "./logger.js";
+import { configureRedaction } from "./redact.js";
 
 /** A running service. */
 export interface RunningService {
@@ -36,6 +37,10 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     .description(def.description)
     .option("--nats-url <url>", "NATS server URL(s), comma-separated (env CADRE_NATS_URL)")
     .option("--config <file>", "YAML or JSON configuration file")
+    .option("--nats-creds <file>", "NATS identity: an nkey seed or .creds file (env CADRE_NATS_CREDS)")
+    .option("--nats-tls-ca <file>", "TLS to NATS: the CA to trust (env CADRE_NATS_TLS_CA)")
+    .option("--nats-tls-cert <file>", "TLS client certificate (env CADRE_NATS_TLS_CERT)")
+    .option("--nats-tls-key <file>", "TLS client key (env CADRE_NATS_TLS_KEY)")
     .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (env CADRE_LOG_LEVEL)")
     .option("--health-port <port>", "serve GET /healthz on this port, 0.0.0.0 (env CADRE_HEALTH_PORT; default: off)")
     .showHelpAfterError();
@@ -47,12 +52,21 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
   try {
     config = loadConfig({
       file: opts.config as string | undefined,
-      overrides: { natsUrl: opts.natsUrl, logLevel: opts.logLevel },
+      overrides: {
+        natsUrl: opts.natsUrl,
+        natsCredentials: opts.natsCreds,
+        natsTls: opts.natsTlsCa
+          ? { caFile: opts.natsTlsCa, certFile: opts.natsTlsCert, keyFile: opts.natsTlsKey }
+          : undefined,
+        logLevel: opts.logLevel,
+      },
     });
   } catch (err) {
     process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  // Configured secret patterns join the built-in ones (validated when the configuration was parsed).
+  configureRedaction(config.host.redact?.patterns ?? []);
   const healthPort = parsePort(opts.healthPort ?? process.env.CADRE_HEALTH_PORT);
   if (healthPort === null) {
     process.stderr.write(`${def.name}: --health-port must be a port number (1-65535)\n`);

@@ -4,12 +4,21 @@
  * for the message. A timeout, an abort or a runaway stdout kills the whole group, so a `sleep`
  * the shell forked dies too. It never rejects: it says how the command ended, and each caller
  * turns that into its own typed error.
+ *
+ * What a command says goes into messages, logs and error data that leave the host, so the
+ * stderr tail comes back redacted (./redact.ts) and {@link describeCommand} gives the command
+ * text to show.
  */
 
 import { spawn } from "node:child_process";
 import { type Clock, systemClock } from "./clock.js";
+import { redact } from "./redact.js";
 
-/** How a command ended. */
+/**
+ * How a command ended. `stderrTail` is the end of stderr with secret-looking values redacted;
+ * when stderr was longer than the tail, its first (cut) line is dropped too, so half a secret
+ * that the cut made unrecognisable is not passed on.
+ */
 export type ShellOutcome =
   | { type: "exit"; code: number | null; signal: NodeJS.Signals | null; stdout: string; stderrTail: string }
   | { type: "timeout"; timeoutMs: number }
@@ -50,6 +59,7 @@ export function runShell(run: ShellRun): Promise<ShellOutcome> {
     const stdout: Buffer[] = [];
     let stdoutBytes = 0;
     let stderr = Buffer.alloc(0);
+    let stderrCut = false;
     let settled = false;
 
     const finish = (outcome: ShellOutcome): void => {
@@ -90,7 +100,8 @@ export function runShell(run: ShellRun): Promise<ShellOutcome> {
     });
     child.stderr.on("data", (chunk: Buffer) => {
       const all = Buffer.concat([stderr, chunk]);
-      stderr = all.length > tailBytes ? all.subarray(all.length - tailBytes) : all;
+      if (all.length > tailBytes) stderrCut = true;
+      stderr = stderrCut ? all.subarray(all.length - tailBytes) : all;
     });
     // A command that never reads stdin may exit before we finish writing; EPIPE is not its fault.
     child.stdin.on("error", () => {});
@@ -107,10 +118,27 @@ export function runShell(run: ShellRun): Promise<ShellOutcome> {
         code,
         signal,
         stdout: Buffer.concat(stdout).toString("utf8"),
-        stderrTail: stderr.toString("utf8"),
+        stderrTail: stderrTail(stderr, stderrCut),
       });
     });
   });
+}
+
+/** The kept end of stderr, for messages: redacted, without the line the cut went through. */
+function stderrTail(tail: Buffer, cut: boolean): string {
+  let text = tail.toString("utf8");
+  if (cut) {
+    const nl = text.indexOf("\n");
+    // A tail that is one long line is kept: dropping it would leave nothing to go on.
+    if (nl >= 0 && nl < text.length - 1) text = text.slice(nl + 1);
+  }
+  return redact(text);
+}
+
+/** The command text for messages: secrets redacted, then shortened so a long script does not flood logs. */
+export function describeCommand(command: string, maxChars = 120): string {
+  const text = redact(command);
+  return text.length > maxChars ? `${text.slice(0, maxChars - 3)}...` : text;
 }
 
 /** A command's stdout as a value: JSON when it parses, else `{ stdout }` (trimmed). */

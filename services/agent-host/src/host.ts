@@ -14,6 +14,7 @@ import {
   type Config,
   NotFoundError,
   newIncarnation,
+  PermissionDeniedError,
   ResourceExhaustedError,
   randomId,
   STREAMS,
@@ -28,14 +29,15 @@ import {
   closeBus,
   connectNats,
   type EventBus,
-  ensureInfrastructure,
   eventBusFor,
   type HookEvent,
   HookRunner,
   isTransient,
   type Logger,
   type NatsConnection,
+  natsAuthOf,
   OperationServer,
+  openInfrastructure,
   retry,
   StateStore,
   StateValueSchema,
@@ -43,7 +45,7 @@ import {
   TxStore,
   workflowState,
 } from "@cadre/runtime";
-import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
+import { type Consumer, type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { HostedActor } from "./actor.js";
 import { WorkflowControls } from "./admission.js";
@@ -117,7 +119,7 @@ export class AgentHost {
     // Hooks first: a bad definition fails the start, before anything is connected.
     this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
     for (const hook of this.config.host.hooks) this.hooks.register(hook);
-    this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger);
+    this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger, natsAuthOf(this.config));
     this.breakers = new Breakers(this.config.breakers, {
       clock: this.clock,
       source: this.hostId,
@@ -132,7 +134,8 @@ export class AgentHost {
       this.clock,
       this.breakers.get("event_publish"),
     );
-    const buckets = await ensureInfrastructure(this.nc, this.config);
+    // The supervisor creates Cadre's streams and buckets; a host only opens them.
+    const buckets = await openInfrastructure(this.nc);
     this.js = jetstream(this.nc);
     // Results go out from now on; what a previous run left in the outbox is replayed now.
     this.sink.connect({ nc: this.nc, js: this.js, publishEvent: (e) => this.bus.emit(e) });
@@ -288,33 +291,90 @@ export class AgentHost {
     return a;
   }
 
-  private async spawn(specs: ActorSpec[]): Promise<string[]> {
-    const fresh = specs.filter((s) => !this.actors.has(s.actorId));
-    if (this.actors.size + fresh.length > this.config.host.maxActors) {
-      throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
+  /**
+   * Starts the actors of a spawn request, all or none: a request that cannot be carried out in
+   * full leaves nothing behind. Checked before anything is created: room under `host.maxActors`,
+   * and a task consumer for each (team, kind), which only the supervisor's placement creates (a
+   * request for a team or kind it never placed is NOT_FOUND). Then each actor is built (its
+   * onSpawn hooks run first); if one cannot be, those built are stopped. Only then are they all
+   * added, at once.
+   */
+  /**
+   * The host's own say on shell commands (`host.commands`): none when disabled, else only
+   * those matching an allow-list pattern (none given: any). Checked before anything is built.
+   */
+  private checkCommand(spec: ActorSpec): void {
+    const b = spec.kind.behaviour;
+    if (b.type !== "command") return;
+    const policy = this.config.host.commands;
+    const allowed =
+      policy.enabled && (policy.allow.length === 0 || policy.allow.some((p) => new RegExp(p).test(b.run)));
+    if (!allowed) {
+      throw new PermissionDeniedError(
+        policy.enabled
+          ? `host ${this.hostId} runs only commands matching host.commands.allow; kind "${spec.kindName}" asks for another`
+          : `host ${this.hostId} runs no shell commands (host.commands.enabled is false); kind "${spec.kindName}" has a command behaviour`,
+        { hostId: this.hostId, kind: spec.kindName, teamId: spec.teamId },
+      );
     }
+  }
+
+  private async spawn(specs: ActorSpec[]): Promise<string[]> {
+    const fresh = [...new Map(specs.filter((s) => !this.actors.has(s.actorId)).map((s) => [s.actorId, s])).values()];
+    const room = () => {
+      if (this.actors.size + fresh.length > this.config.host.maxActors) {
+        throw new ResourceExhaustedError(`actors on host ${this.hostId}`, this.config.host.maxActors, this.actors.size);
+      }
+    };
+    room();
+    for (const spec of fresh) this.checkCommand(spec);
+    const consumers = new Map<string, Consumer>();
     for (const spec of fresh) {
-      await this.runHooks("onSpawn", {
-        hostId: this.hostId,
-        actorId: spec.actorId,
-        teamId: spec.teamId,
-        kind: spec.kindName,
-      });
-      const actor = new HostedActor(spec, {
-        clock: this.clock,
-        hostId: this.hostId,
-        attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
-        retry: { attempts: this.config.tasks.maxDeliver, backoffMs: this.config.tasks.retryBackoffMs },
-        state: (workflowId) => workflowState(this.state, this.registry, workflowId),
-        beforeTask: (payload) => this.runHooks("beforeTask", payload),
-        onIdle: (a) => this.release(a),
-      });
+      const k = key(spec.teamId, spec.kindName);
+      if (this.pullers.has(k) || consumers.has(k)) continue;
+      consumers.set(k, await this.consumerOf(spec.teamId, spec.kindName));
+    }
+    const made: HostedActor[] = [];
+    try {
+      for (const spec of fresh) {
+        await this.runHooks("onSpawn", {
+          hostId: this.hostId,
+          actorId: spec.actorId,
+          teamId: spec.teamId,
+          kind: spec.kindName,
+        });
+        made.push(
+          new HostedActor(spec, {
+            clock: this.clock,
+            hostId: this.hostId,
+            attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
+            retry: { attempts: this.config.tasks.maxDeliver, backoffMs: this.config.tasks.retryBackoffMs },
+            state: (workflowId) => workflowState(this.state, this.registry, workflowId),
+            beforeTask: (payload) => this.runHooks("beforeTask", payload),
+            onIdle: (a) => this.release(a),
+          }),
+        );
+      }
+      // Other requests may have added actors meanwhile (the hooks and lookups above wait).
+      room();
+    } catch (err) {
+      for (const a of made) a.ref.stop();
+      this.logger.warn({ err, actors: fresh.length }, "spawn refused; no actor of it was kept");
+      throw err;
+    }
+    for (const actor of made) {
+      const spec = actor.spec;
+      // A concurrent request for the same id got there first: that one is the actor.
+      if (this.actors.has(spec.actorId)) {
+        actor.ref.stop();
+        continue;
+      }
       this.actors.set(spec.actorId, actor);
       const k = key(spec.teamId, spec.kindName);
       const puller = this.pullers.get(k);
       if (puller) puller.wake();
       else {
-        const consumer = await this.js.consumers.get(STREAMS.tasks, taskConsumer(spec.teamId, spec.kindName));
+        const consumer = consumers.get(k) as Consumer;
         const p = new KindPuller(this.dispatcher, spec.teamId, spec.kindName, consumer, this.logger);
         this.pullers.set(k, p);
         p.start();
@@ -325,6 +385,19 @@ export class AgentHost {
       );
     }
     return specs.map((s) => s.actorId);
+  }
+
+  /** The task consumer of a (team, kind): NOT_FOUND when the supervisor never placed the kind. */
+  private async consumerOf(teamId: string, kind: string): Promise<Consumer> {
+    try {
+      return await this.js.consumers.get(STREAMS.tasks, taskConsumer(teamId, kind));
+    } catch (err) {
+      if ((err as Error).name !== "ConsumerNotFoundError") throw err;
+      throw new NotFoundError(
+        `task consumer (kind ${kind} of team ${teamId} was never placed)`,
+        taskConsumer(teamId, kind),
+      );
+    }
   }
 
   /**

@@ -21,6 +21,7 @@ import {
   connectNats,
   type Logger,
   type NatsConnection,
+  natsAuthOf,
   OperationServer,
   type Subscription,
   systemClock,
@@ -84,7 +85,7 @@ export class Monitor {
 
   private async init(): Promise<void> {
     const { config, logger } = this.opts;
-    this.nc = await connectNats(config.natsUrl, this.id, logger);
+    this.nc = await connectNats(config.natsUrl, this.id, logger, natsAuthOf(config));
     this.subs.push(
       this.nc.subscribe(subjects.allHeartbeats(), {
         callback: (_e, m) => {
@@ -116,8 +117,16 @@ export class Monitor {
             logger.warn({ failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
             return;
           }
-          // The line as received (parsing strips fields the table does not know yet).
-          const line = formatEventLine(raw);
+          // The line as received (parsing strips fields the table does not know yet). Guarded: a
+          // throw in a subscription callback ends nats.js's reader and the monitor hears nothing more.
+          let line: string;
+          try {
+            line = formatEventLine(raw);
+          } catch (err) {
+            this.skipped++;
+            logger.warn({ err, skipped: this.skipped }, "unprintable event skipped");
+            return;
+          }
           logger.info({ event: line }, "event");
           this.opts.onEventLine?.(line);
         },

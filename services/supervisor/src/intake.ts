@@ -12,10 +12,13 @@ import {
   checkDelegation,
   childTaskId,
   teamId as computeTeamId,
+  isToken,
+  MAX_TOKEN_LENGTH,
   NotFoundError,
   newWorkflowId,
   type OpReplyInput,
   type OpRequest,
+  ProtocolError,
   rootTaskId,
   type TaskEnvelope,
   type TaskRecord,
@@ -56,7 +59,8 @@ export class Intake {
   async submit(body: OpRequest<"sup.submit">): Promise<OpReplyInput<"sup.submit">> {
     const team = body.team;
     const tid = computeTeamId(team);
-    await this.d.registry.putTeam(tid, team);
+    // The placer records a new team once its placement is known to pass the quotas (and takes
+    // the record back if its first placement fails): a refused submit leaves nothing behind.
     await this.d.placer.ensurePlaced(tid, team);
     const workflowId = newWorkflowId();
     const taskId = rootTaskId(workflowId);
@@ -155,6 +159,14 @@ export class Intake {
       throw e;
     }
     const taskId = childTaskId(parent.taskId, i);
+    // Ids grow with depth: one past the bound would be refused by every reader (checked before
+    // any subtask is created, like the policy).
+    if (!isToken(taskId)) {
+      throw new ProtocolError(
+        `subtask id of ${parent.taskId} would be ${taskId.length} characters, over the limit of ${MAX_TOKEN_LENGTH}; delegate less deep`,
+        { parentTaskId: parent.taskId, length: taskId.length, limit: MAX_TOKEN_LENGTH },
+      );
+    }
     return {
       taskId,
       workflowId: parent.workflowId,

@@ -30,7 +30,7 @@ import {
   type TypedEvent,
   taskConsumer,
 } from "@cadre/protocol";
-import { type Clock, call, type Logger, type NatsConnection } from "@cadre/runtime";
+import { type Clock, call, type Liveness, type Logger, type NatsConnection } from "@cadre/runtime";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Placer } from "./placer.js";
@@ -48,8 +48,8 @@ export interface LifecycleDeps {
   registry: Registry;
   placer: Placer;
   emit: (event: TypedEvent) => void;
-  /** Liveness state of a host from the failure detector. */
-  hostState: (hostId: string) => "alive" | "suspect" | "unreachable" | "unknown";
+  /** Liveness state of a host from the failure detector (undefined: never heard from). */
+  hostState: (hostId: string) => Liveness | undefined;
 }
 
 /** Why an actor is stopped: the event that says so and what it adds to the actor's fields. */
@@ -93,6 +93,11 @@ export class Lifecycle {
   /** The latest heartbeat of each host (for `host list`). */
   heard(hb: Heartbeat): void {
     this.beats.set(hb.hostId, hb);
+  }
+
+  /** The registry forgot the host (registry.ts prune): its last heartbeat goes too. */
+  forget(hostId: string): void {
+    this.beats.delete(hostId);
   }
 
   /** Starts sweeping (the active supervisor). Every kind's idle time counts from now. */
@@ -374,7 +379,7 @@ export class Lifecycle {
     return {
       hostId,
       incarnation: seen?.incarnation ?? rec?.incarnation ?? "unknown",
-      state: seen ? this.d.hostState(hostId) : "unknown",
+      state: seen ? summaryState(this.d.hostState(hostId)) : "unknown",
       lastHeartbeatAt: seen?.lastSeen ?? null,
       actors: hb?.actors ?? seen?.actors ?? 0,
       busy: hb?.busy ?? seen?.busy ?? 0,
@@ -385,4 +390,9 @@ export class Lifecycle {
       circuits: hb?.circuits ?? {},
     };
   }
+}
+
+/** The detector's word for a host's state, in the host summary's terms (`suspected` is `suspect` there). */
+function summaryState(s: Liveness | undefined): OpReply<"sup.host.list">["hosts"][number]["state"] {
+  return s === "suspected" ? "suspect" : (s ?? "unknown");
 }

@@ -22,7 +22,7 @@ import { type Breakers, type Clock, call, type Logger, type NatsConnection } fro
 import { AckPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import { placeReplicas } from "./placement.js";
 import type { Quarantine } from "./quarantine.js";
-import { planSpawn } from "./quota.js";
+import { planSpawn, type QuotaActor } from "./quota.js";
 import type { Registry } from "./registry.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -107,17 +107,59 @@ export class Placer {
     this.placed.clear();
   }
 
+  /**
+   * Places the team's missing actors. Nothing is written before the placement is known to be
+   * possible: hosts are chosen and the quotas checked first (a refusal leaves no consumer and no
+   * team record behind); then, for a team seen for the first time, its record; its consumers
+   * (so the hosts find them when their actors start: host.ts refuses a spawn for a kind that has
+   * none); preemptions; and the spawns. If that fails for a new team before any of its actors
+   * started, its consumers and record are removed again. (A host's spawn is all or none; once
+   * some actors run, the team exists, and the repair sweep or the next submit places the rest.)
+   */
   private async place(tid: string, team: Team, only?: string[]): Promise<void> {
-    for (const [kindName, kind] of Object.entries(team.kinds)) {
-      await this.d.jsm.consumers.add(STREAMS.tasks, {
-        durable_name: taskConsumer(tid, kindName),
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(this.d.config.tasks.ackWaitMs),
-        // A kind's own retry attempts, or the cluster's.
-        max_deliver: kind.retry?.attempts ?? this.d.config.tasks.maxDeliver,
-        filter_subject: subjects.task(tid, kindName),
-      });
+    const known = (await this.d.registry.team(tid)) !== undefined;
+    const plan = await this.plan(tid, team, only);
+    if (!known) await this.d.registry.putTeam(tid, team);
+    const consumers: string[] = [];
+    const spawned: string[] = [];
+    try {
+      for (const [kindName, kind] of Object.entries(team.kinds)) {
+        await this.d.jsm.consumers.add(STREAMS.tasks, {
+          durable_name: taskConsumer(tid, kindName),
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(this.d.config.tasks.ackWaitMs),
+          // A kind's own retry attempts, or the cluster's.
+          max_deliver: kind.retry?.attempts ?? this.d.config.tasks.maxDeliver,
+          filter_subject: subjects.task(tid, kindName),
+        });
+        consumers.push(kindName);
+      }
+      for (const v of plan.victims)
+        await this.d.quarantine().preempt(v.actorId, { teamId: tid, priority: team.priority });
+      const outcomes = await Promise.allSettled(
+        [...plan.byHost].map(async ([hostId, actors]) => {
+          await this.spawnOn(hostId, plan.incarnations.get(hostId), actors, team.priority);
+          spawned.push(...actors.map((a) => a.actorId));
+        }),
+      );
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+      if (failed) throw failed.reason;
+    } catch (err) {
+      if (!known && spawned.length === 0) await this.rollBack(tid, consumers);
+      throw err;
     }
+  }
+
+  /**
+   * Which hosts get the team's missing actors, and whom the quotas preempt for them. Writes
+   * nothing: throws UNAVAILABLE (no host can take them) or RESOURCE_EXHAUSTED (a quota) first.
+   * At the cluster's limit, idle actors of other teams are passivated to make room.
+   */
+  private async plan(
+    tid: string,
+    team: Team,
+    only?: string[],
+  ): Promise<{ byHost: Map<string, ActorSpec[]>; incarnations: Map<string, string>; victims: QuotaActor[] }> {
     const alive = (await this.d.registry.liveHosts()).filter((h) => !this.d.cordoned(h.hostId));
     if (alive.length === 0) {
       throw new UnavailableError(
@@ -167,7 +209,7 @@ export class Placer {
         maxGlobal: limits.max_concurrent_agents,
         reserved: this.d.guarantees(),
       });
-    let victims: ReturnType<typeof plan>;
+    let victims: QuotaActor[];
     try {
       victims = plan();
     } catch (err) {
@@ -181,10 +223,21 @@ export class Placer {
       if ((await this.d.reclaimIdle(need, tid)) === 0) throw err;
       victims = plan();
     }
-    for (const v of victims) await this.d.quarantine().preempt(v.actorId, { teamId: tid, priority: team.priority });
-    await Promise.all(
-      [...byHost].map(([hostId, actors]) => this.spawnOn(hostId, incarnations.get(hostId), actors, team.priority)),
-    );
+    return { byHost, incarnations, victims };
+  }
+
+  /**
+   * The first placement of a new team failed and none of its actors started: its consumers are
+   * deleted and its record removed, so a refused submit leaves nothing behind.
+   */
+  private async rollBack(tid: string, kinds: string[]): Promise<void> {
+    for (const kind of kinds) {
+      await this.d.jsm.consumers.delete(STREAMS.tasks, taskConsumer(tid, kind)).catch(() => false);
+    }
+    await this.d.registry
+      .removeTeam(tid)
+      .catch((err) => this.d.logger.warn({ err, teamId: tid }, "record of a refused team not removed"));
+    this.d.logger.info({ teamId: tid, consumers: kinds.length }, "refused new team rolled back");
   }
 
   /** Asks a host to start actors and records them (with what a replacement inherited). */

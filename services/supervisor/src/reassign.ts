@@ -149,6 +149,13 @@ export class Reassigner {
     this.timers.delete(hostId);
   }
 
+  /** The registry forgot the host (registry.ts prune): so does this. */
+  forget(hostId: string): void {
+    this.holdings_.delete(hostId);
+    this.d.clock.clearTimeout(this.timers.get(hostId));
+    this.timers.delete(hostId);
+  }
+
   /** Every task the hosts' actors hold now, with its holder. */
   holdings(): { hostId: string; taskId: string; epoch: number }[] {
     return [...this.holdings_.entries()].flatMap(([hostId, h]) =>

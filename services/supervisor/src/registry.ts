@@ -1,6 +1,13 @@
 /**
  * The registry: which hosts are alive (from their heartbeats), which actors run where (KV,
  * so a restarted supervisor knows), and the teams actors were spawned for.
+ *
+ * Hosts are remembered from their heartbeats, so anyone who can publish one could fill the
+ * memory with hosts that do not exist: {@link Registry.prune} forgets a host silent for
+ * `heartbeat.hostDeadAfterMs` that never registered (no `host.<id>` record of the incarnation
+ * it beat with), and a registered one silent for {@link deadHostRetentionMs} (long enough for
+ * its actors to be re-placed and its tasks reassigned, by this supervisor or a standby taking
+ * over; `cadre host list` shows it as unreachable until then).
  */
 
 import {
@@ -15,6 +22,9 @@ import {
 } from "@cadre/protocol";
 import { type Clock, HostLiveness, type LivenessEvent, StateStore } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
+
+/** How long a registered host that stopped beating is remembered: 10 dead times, at least a minute. */
+export const deadHostRetentionMs = (config: Config): number => Math.max(60_000, 10 * config.heartbeat.hostDeadAfterMs);
 
 interface HostSeen {
   incarnation: string;
@@ -31,6 +41,8 @@ export class Registry {
   private readonly liveness = new Map<string, HostSeen>();
   private readonly actors = new Map<string, ActorRecord>();
   private readonly teams = new Map<string, Team>();
+  /** The supervisor is cut off from NATS: silence says nothing, nothing is forgotten. */
+  private observerAway = false;
 
   /** Phi-accrual failure detection per host, fed by heartbeats. */
   readonly detector: HostLiveness;
@@ -80,11 +92,13 @@ export class Registry {
 
   /** The supervisor lost its own connection: hosts' silence means nothing until it is back. */
   observerDisconnected(): void {
+    this.observerAway = true;
     this.detector.pause();
   }
 
   /** Back: every host's silence counts from now. */
   observerReconnected(): void {
+    this.observerAway = false;
     const now = this.clock.now();
     for (const l of this.liveness.values()) l.lastSeen = now;
     this.detector.resume(now);
@@ -96,6 +110,36 @@ export class Registry {
       this.clock.now() - l.lastSeen <= this.config.heartbeat.hostDeadAfterMs &&
       this.detector.state(hostId) !== "unreachable"
     );
+  }
+
+  /**
+   * Forgets hosts silent past `heartbeat.hostDeadAfterMs` that never registered (no host record
+   * of the incarnation they beat with: a heartbeat alone, from a process that is not a host),
+   * and registered hosts silent past {@link deadHostRetentionMs}. Returns the ids forgotten, so
+   * the supervisor drops what else it keeps per host. Nothing while the supervisor itself is cut
+   * off from NATS (their silence is its own).
+   */
+  async prune(): Promise<string[]> {
+    if (this.observerAway) return [];
+    const now = this.clock.now();
+    const dead = this.config.heartbeat.hostDeadAfterMs;
+    const gone: string[] = [];
+    for (const [hostId, l] of [...this.liveness]) {
+      const silence = now - l.lastSeen;
+      if (silence <= dead) continue;
+      let forget = silence > deadHostRetentionMs(this.config);
+      if (!forget) {
+        const rec = await this.hosts.get(`host.${hostId}`).catch(() => "unknown" as const);
+        if (rec === "unknown") continue;
+        forget = rec?.value.incarnation !== l.incarnation;
+      }
+      // Heard again while the record was read: it stays.
+      if (!forget || this.liveness.get(hostId) !== l) continue;
+      this.liveness.delete(hostId);
+      this.detector.forget(hostId);
+      gone.push(hostId);
+    }
+    return gone;
   }
 
   /** Hosts the detector has declared unreachable. */

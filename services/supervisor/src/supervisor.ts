@@ -45,6 +45,7 @@ import {
   type LivenessEvent,
   type Logger,
   type NatsConnection,
+  natsAuthOf,
   OperationServer,
   StateStore,
   type Subscription,
@@ -109,7 +110,11 @@ export class Supervisor {
   private lease!: LeaseKeeper;
   /** This supervisor's micro-service registration (see announce). */
   private server?: OperationServer;
+  /** Registrations one at a time: an activation may follow a standby's at once. */
+  private announcing: Promise<unknown> = Promise.resolve();
   private repairTimer?: NodeJS.Timeout;
+  /** Forgets hosts that never registered, or died long ago (every supervisor, standbys too). */
+  private pruneTimer?: NodeJS.Timeout;
   private startedAt = 0;
   /** Followed events skipped: not decoded, or not parsed by the events table (see readEvent). */
   private skipped = 0;
@@ -132,7 +137,7 @@ export class Supervisor {
     this.startedAt = this.clock.now();
     const { config, clock, logger, id: sender } = this;
     const emit = (e: TypedEvent) => this.emit(e);
-    this.nc = await connectNats(config.natsUrl, sender, logger);
+    this.nc = await connectNats(config.natsUrl, sender, logger, natsAuthOf(config));
     const nc = this.nc;
     this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit });
     this.bus = eventBusFor(nc, sender, config, logger, clock, this.breakers.get("event_publish"));
@@ -217,7 +222,7 @@ export class Supervisor {
       registry,
       placer: this.placer,
       emit,
-      hostState: (hostId) => registry.detector.state(hostId) as "alive" | "suspect" | "unreachable" | "unknown",
+      hostState: (hostId) => registry.detector.state(hostId),
     });
     await this.lifecycle.follow();
     this.quarantine = new Quarantine({
@@ -292,6 +297,8 @@ export class Supervisor {
     });
     this.follow();
     void this.followConnection();
+    this.pruneTimer = setInterval(() => void this.pruneHosts(), config.heartbeat.hostDeadAfterMs);
+    this.pruneTimer.unref();
     this.lease = new LeaseKeeper({
       store: new StateStore(buckets.registry, LeaseRecordSchema, "supervisor lease"),
       id: sender,
@@ -304,6 +311,11 @@ export class Supervisor {
     });
     // A lone supervisor is active before it reports ready; a standby has looked once.
     await this.lease.start();
+    // A standby is listed too, with no endpoints (see announce). Not active now means no
+    // activation has registered yet: one that comes later is queued after this one.
+    if (!this.active) {
+      await this.announce("standby").catch((err) => this.logger.warn({ err }, "standby service not registered"));
+    }
   }
 
   /** Heartbeats and task starts: followed by every supervisor, standbys too. */
@@ -395,16 +407,36 @@ export class Supervisor {
    * supervisor operation as an endpoint, a standby with none (so `$SRV.INFO` lists both, and
    * only the active one answers). The previous registration is withdrawn first.
    */
-  private async announce(role: "active" | "standby"): Promise<OperationServer> {
-    await this.server?.stop();
-    this.server = await OperationServer.start(this.nc, {
-      name: "cadre-supervisor",
-      id: this.id,
-      description: "places actors, enforces the delegation policy, applies results",
-      logger: this.logger,
-      metadata: { role },
-    });
-    return this.server;
+  private announce(role: "active" | "standby"): Promise<OperationServer> {
+    const next = this.announcing
+      .catch(() => {})
+      .then(async () => {
+        await this.server?.stop();
+        this.server = await OperationServer.start(this.nc, {
+          name: "cadre-supervisor",
+          id: this.id,
+          description: "places actors, enforces the delegation policy, applies results",
+          logger: this.logger,
+          metadata: { role },
+        });
+        return this.server;
+      });
+    this.announcing = next;
+    return next;
+  }
+
+  /** Hosts the registry forgot (never registered, or dead long ago) are forgotten everywhere. */
+  private async pruneHosts(): Promise<void> {
+    try {
+      const gone = await this.registry.prune();
+      for (const hostId of gone) {
+        this.reassigner.forget(hostId);
+        this.lifecycle.forget(hostId);
+      }
+      if (gone.length > 0) this.logger.info({ hosts: gone.slice(0, 20), count: gone.length }, "silent hosts forgotten");
+    } catch (err) {
+      this.logger.warn({ err }, "forgetting silent hosts failed; will try again");
+    }
   }
 
   /** Pauses host failure detection while this supervisor is itself cut off from NATS. */
@@ -493,6 +525,7 @@ export class Supervisor {
     this.controls?.stop();
     await this.lease?.stop();
     clearInterval(this.repairTimer);
+    clearInterval(this.pruneTimer);
     this.results?.stop();
     this.tally?.stop();
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();

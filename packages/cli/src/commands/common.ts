@@ -5,7 +5,15 @@
  */
 
 import { type CadreError, type Config, toCadreError } from "@cadre/protocol";
-import { connectNats, isTransient, loadConfig, type NatsConnection, retry, SupervisorClient } from "@cadre/runtime";
+import {
+  connectNats,
+  isTransient,
+  loadConfig,
+  type NatsConnection,
+  natsAuthOf,
+  retry,
+  SupervisorClient,
+} from "@cadre/runtime";
 import { type Command, InvalidArgumentError } from "commander";
 
 /** The exit codes, one meaning each. */
@@ -26,6 +34,7 @@ const BY_CODE: Record<string, ExitCode> = {
   RESOURCE_EXHAUSTED: EXIT.refused,
   CONCURRENT_MODIFICATION: EXIT.refused,
   STATE_LIMIT_EXCEEDED: EXIT.refused,
+  PERMISSION_DENIED: EXIT.refused,
 };
 
 /** A refusal because the workflow is in data protection mode (sent as UNAVAILABLE: it waits, nothing is lost). */
@@ -56,7 +65,8 @@ Exit codes:
      (UNAVAILABLE, TIMEOUT, CIRCUIT_OPEN)
   4  refused: a quota or throttle (RESOURCE_EXHAUSTED), a frozen workflow, a state limit
      (STATE_LIMIT_EXCEEDED), a concurrent change still in the way after retries
-     (CONCURRENT_MODIFICATION)
+     (CONCURRENT_MODIFICATION), an identity the server refuses or whose role may not do this
+     (PERMISSION_DENIED)
   5  an internal error (INTERNAL or an unexpected failure): the message says what
 `;
 
@@ -76,10 +86,27 @@ export interface Ctx {
 
 export function contextOf(program: Command): Ctx {
   let cached: Config | undefined;
-  const opts = () => program.opts<{ natsUrl?: string; config?: string }>();
+  const opts = () =>
+    program.opts<{
+      natsUrl?: string;
+      config?: string;
+      natsCreds?: string;
+      natsTlsCa?: string;
+      natsTlsCert?: string;
+      natsTlsKey?: string;
+    }>();
   return {
     config: () => {
-      cached ??= loadConfig({ file: opts().config, overrides: { natsUrl: opts().natsUrl } });
+      cached ??= loadConfig({
+        file: opts().config,
+        overrides: {
+          natsUrl: opts().natsUrl,
+          natsCredentials: opts().natsCreds,
+          natsTls: opts().natsTlsCa
+            ? { caFile: opts().natsTlsCa, certFile: opts().natsTlsCert, keyFile: opts().natsTlsKey }
+            : undefined,
+        },
+      });
       return cached;
     },
     configFile: () => opts().config,
@@ -108,7 +135,7 @@ export async function withSupervisor<T>(
   fn: (client: SupervisorClient, nc: NatsConnection) => Promise<T>,
 ): Promise<T> {
   const cfg = ctx.config();
-  const nc = await connectNats(cfg.natsUrl, "cadre-cli");
+  const nc = await connectNats(cfg.natsUrl, "cadre-cli", undefined, natsAuthOf(cfg));
   try {
     return await fn(new SupervisorClient(nc, { sender: "cadre-cli", timeoutMs: cfg.requestTimeoutMs }), nc);
   } finally {

@@ -4,7 +4,7 @@
  */
 
 import { formatEventLine, InvalidConfigError, subjects } from "@cadre/protocol";
-import { connectNats, readEventLog } from "@cadre/runtime";
+import { connectNats, natsAuthOf, readEventLog } from "@cadre/runtime";
 import { Argument, type Command } from "commander";
 import { action, type Ctx, changing, print, printJson, withSupervisor } from "./common.js";
 
@@ -18,7 +18,8 @@ export function registerOps(program: Command, ctx: Ctx): void {
     .option("--json", "one JSON array instead of event lines")
     .action(
       action(async (o: { host?: string; json?: boolean }) => {
-        const nc = await connectNats(ctx.config().natsUrl, "cadre-cli");
+        const cfg = ctx.config();
+        const nc = await connectNats(cfg.natsUrl, "cadre-cli", undefined, natsAuthOf(cfg));
         try {
           const filter = o.host ? subjects.event("host", o.host) : subjects.eventsOf("host");
           // Parsed by the events table: a stored event that does not parse is skipped and counted.

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
-import { connectNats, readYamlFile } from "@cadre/runtime";
+import { connectNats, type NatsAuth, natsAuthOf, readYamlFile } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { controlText } from "../format.js";
@@ -30,9 +30,9 @@ interface RunOptions {
  * and prints a summary. Returns the exit code: 0 completed (or submitted, detached), 1 failed or
  * cancelled.
  */
-async function runTeam(natsUrl: string, file: string, opts: RunOptions): Promise<number> {
+async function runTeam(natsUrl: string, file: string, opts: RunOptions, auth: NatsAuth = {}): Promise<number> {
   const team = readTeam(file);
-  const nc = await connectNats(natsUrl, "cadre-cli");
+  const nc = await connectNats(natsUrl, "cadre-cli", undefined, auth);
   try {
     const { workflowId } = await submitWorkflow(nc, { team, requestTimeoutMs: opts.requestTimeoutMs });
     if (opts.json) printJson({ workflowId, accepted: true });
@@ -87,32 +87,52 @@ export function registerRun(program: Command, ctx: Ctx): void {
     .option("--hosts <n>", "number of agent-hosts", intAtLeast(0), 2)
     .option("--data-dir <dir>", "JetStream directory of a started nats-server", ".cadre/data")
     .option("--log-dir <dir>", "where each service's log goes", ".cadre/logs")
-    .action(async (o: { hosts: number; dataDir: string; logDir: string }) => {
-      try {
-        const cfg = ctx.config();
-        const configFile = ctx.configFile();
-        const stack = await startStack({
-          natsUrl: cfg.natsUrl,
-          dataDir: resolve(o.dataDir),
-          logDir: resolve(o.logDir),
-          hosts: o.hosts,
-          ...(configFile ? { configFile: resolve(configFile) } : {}),
-        });
-        print(
-          `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
-            `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything`,
-        );
-        const shutdown = async () => {
-          print("stopping...");
-          await stack.stop();
-          process.exit(EXIT.ok);
-        };
-        process.on("SIGINT", () => void shutdown());
-        process.on("SIGTERM", () => void shutdown());
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .option("--security-dir <dir>", "identities and the server's users (made on first start)", ".cadre/security")
+    .option("--insecure", "no identities: anyone who can reach NATS can do anything (see the README's Security)")
+    .option("--tls", "also TLS with client certificates (mutual TLS) between everything and NATS")
+    .action(
+      async (o: {
+        hosts: number;
+        dataDir: string;
+        logDir: string;
+        securityDir: string;
+        insecure?: boolean;
+        tls?: boolean;
+      }) => {
+        try {
+          const cfg = ctx.config();
+          const configFile = ctx.configFile();
+          const stack = await startStack({
+            natsUrl: cfg.natsUrl,
+            dataDir: resolve(o.dataDir),
+            logDir: resolve(o.logDir),
+            hosts: o.hosts,
+            ...(configFile ? { configFile: resolve(configFile) } : {}),
+            ...(o.insecure ? {} : { security: { dir: resolve(o.securityDir), tls: !!o.tls } }),
+          });
+          const operator = stack.security?.credentials("operator");
+          print(
+            `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
+              `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything` +
+              (operator
+                ? `\nauthenticated: connect as the operator with  export CADRE_NATS_CREDS=${operator}  (identities in ${resolve(o.securityDir)})` +
+                  (stack.security?.tls
+                    ? `\nTLS: export CADRE_NATS_TLS_CA=${stack.security.tls("operator").caFile} CADRE_NATS_TLS_CERT=${stack.security.tls("operator").certFile} CADRE_NATS_TLS_KEY=${stack.security.tls("operator").keyFile}`
+                    : "")
+                : "\nINSECURE: anonymous clients may do anything"),
+          );
+          const shutdown = async () => {
+            print("stopping...");
+            await stack.stop();
+            process.exit(EXIT.ok);
+          };
+          process.on("SIGINT", () => void shutdown());
+          process.on("SIGTERM", () => void shutdown());
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
 
   program
     .command("run <team-file>")
@@ -126,12 +146,12 @@ export function registerRun(program: Command, ctx: Ctx): void {
     .action(
       action(async (file: string, o: { json?: boolean; detach?: boolean; timeout: number }) => {
         const cfg = ctx.config();
-        return runTeam(cfg.natsUrl, file, {
-          json: !!o.json,
-          detach: !!o.detach,
-          timeoutMs: o.timeout,
-          requestTimeoutMs: cfg.requestTimeoutMs,
-        });
+        return runTeam(
+          cfg.natsUrl,
+          file,
+          { json: !!o.json, detach: !!o.detach, timeoutMs: o.timeout, requestTimeoutMs: cfg.requestTimeoutMs },
+          natsAuthOf(cfg),
+        );
       }),
     );
 
@@ -146,14 +166,19 @@ export function registerRun(program: Command, ctx: Ctx): void {
         const teamFile = file ?? "examples/software-team.yaml";
         readTeam(teamFile);
         process.stderr.write("starting nats-server, supervisor, 2 agent-hosts and the monitor...\n");
-        const stack = await startStack({ dataDir, logDir: join(dataDir, "logs") });
+        // Authenticated like cadre up: the demo runs as the operator.
+        const stack = await startStack({
+          dataDir,
+          logDir: join(dataDir, "logs"),
+          security: { dir: join(dataDir, "security") },
+        });
         try {
-          code = await runTeam(stack.natsUrl, teamFile, {
-            json: !!o.json,
-            detach: false,
-            timeoutMs: 300_000,
-            requestTimeoutMs: 5000,
-          });
+          code = await runTeam(
+            stack.natsUrl,
+            teamFile,
+            { json: !!o.json, detach: false, timeoutMs: 300_000, requestTimeoutMs: 5000 },
+            { credentials: stack.security?.credentials("operator"), tls: stack.security?.tls?.("operator") },
+          );
         } finally {
           await stack.stop();
         }

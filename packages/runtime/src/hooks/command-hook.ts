@@ -1,7 +1,8 @@
 /**
  * Runs a shell command hook: the payload goes in as JSON on stdin, stdout comes back as the
  * result (JSON when it parses, else `{ stdout }`). It runs through `runShell`, as the agent
- * host's command behaviour does: its own process group, killed whole on a timeout.
+ * host's command behaviour does: its own process group, killed whole on a timeout. The stderr
+ * tail in its error message comes back from `runShell` redacted.
  */
 
 import type { Clock } from "../clock.js";

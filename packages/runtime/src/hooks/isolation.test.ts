@@ -104,6 +104,18 @@ describe("runCommandHook", () => {
     expect(err.message).toBe("exited with code 3: nope");
   });
 
+  it("redacts its stderr tail and drops the line the 2 KiB tail was cut through", async () => {
+    // 38 + 2018 + 20 bytes: the last 2048 start 28 bytes into the first line, inside its token.
+    const command = [
+      "printf 'Authorization: Bearer SECRETTOKEN.abc\\n' >&2",
+      "head -c 2017 /dev/zero | tr '\\0' y >&2",
+      "printf '\\ndb password=hunter2\\n' >&2",
+      "exit 3",
+    ].join("; ");
+    const err = await attemptError(runCommandHook({ ...base, env, command, payload: {} }));
+    expect(err.message).toBe(`exited with code 3: ${"y".repeat(2017)}\ndb password=[REDACTED]`);
+  });
+
   it("kills the whole process group at the timeout", async () => {
     const pidFile = join(dir, "child.pid");
     // The shell forks a long sleep and waits on it: killing only the shell would leave the sleep.

@@ -118,6 +118,33 @@ describe("HookRunner", () => {
     runner.stop();
   });
 
+  it("redacts secrets from what failed hooks say: HOOK_FAILED, outcomes and warnings", async () => {
+    const logger = recordingLogger();
+    const runner = new HookRunner({ logger });
+    runner.register({ name: "module", event: "afterTask", module: fixture("leaks-secret"), critical: false });
+    runner.register({
+      name: "command",
+      event: "afterTask",
+      command: "echo 'vault login failed: password=hunter2' >&2; exit 1",
+      critical: false,
+    });
+    runner.register({ name: "gate", event: "beforeTask", module: fixture("leaks-secret"), critical: true });
+
+    const report = await runner.run("afterTask", {});
+    const err = await rejection(runner.run("beforeTask", {}));
+    expect(err).toBeInstanceOf(HookFailedError);
+    const everything = JSON.stringify([report, err.message, err.data, logger.warnings]);
+    expect(everything).not.toContain("hunter2");
+    expect(everything).not.toContain("abc.def.ghi");
+    expect(report.outcomes.map((o) => o.error)).toEqual([
+      "Error: cannot reach vault with token=[REDACTED] (Authorization: Bearer [REDACTED])",
+      "exited with code 1: vault login failed: password=[REDACTED]",
+    ]);
+    expect(err.data).toMatchObject({ hook: "gate", message: report.outcomes[0]?.error });
+    expect(logger.warnings).toHaveLength(2);
+    runner.stop();
+  });
+
   it("rejects with HOOK_FAILED and reason timeout when a critical hook hangs", async () => {
     const runner = new HookRunner();
     runner.register({ name: "gate", event: "onSpawn", module: fixture("hangs"), critical: true, timeoutMs: 200 });

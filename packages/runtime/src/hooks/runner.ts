@@ -4,6 +4,10 @@
  * crash the host. A failing critical hook stops the action it guards; a failing non-critical
  * hook is logged, counted and skipped. A hook that fails too often is bypassed for a while, then
  * given one trial run: the circuit breaker of `../breaker.ts` with its failure-rate rule.
+ *
+ * What a failed hook says (a module's error message, a command's stderr tail) ends up in logs,
+ * in HOOK_FAILED's message and data, and in the outcomes hosts log: it is redacted here, once
+ * for both kinds of hook (`../redact.ts`).
  */
 
 import { isAbsolute } from "node:path";
@@ -15,6 +19,7 @@ import {
   createBreaker,
 } from "../breaker.js";
 import { type Clock, systemClock } from "../clock.js";
+import { redact } from "../redact.js";
 import { runCommandHook } from "./command-hook.js";
 import { HookAttemptError, HookFailedError, type HookFailureReason } from "./errors.js";
 import { type HookEvent, isHookEvent } from "./events.js";
@@ -57,7 +62,7 @@ export interface HookOutcome {
   status: HookStatus;
   /** The hook's result, when `status` is "ok". */
   result?: unknown;
-  /** What went wrong, otherwise. */
+  /** What went wrong, otherwise (secret-looking values redacted). */
   error?: string;
   durationMs: number;
 }
@@ -222,7 +227,7 @@ export class HookRunner {
         return outcome("bypassed", { error: err.message });
       }
       const reason = err instanceof HookAttemptError ? err.reason : "error";
-      const message = err instanceof Error ? err.message : String(err);
+      const message = redact(err instanceof Error ? err.message : String(err));
       hook.stats.failures++;
       if (reason === "timeout") hook.stats.timeouts++;
       if (!critical) {

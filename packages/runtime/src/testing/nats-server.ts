@@ -17,6 +17,8 @@ export interface NatsServer {
   readonly process: ChildProcess;
   /** Stops the server (SIGTERM) and, if the data directory was temporary, removes it. */
   stop(): Promise<void>;
+  /** Makes the server read its configuration file again (SIGHUP), e.g. after a new identity; resolves once it has. */
+  reload(): Promise<void>;
 }
 
 /** Options of {@link startNatsServer}. */
@@ -29,6 +31,11 @@ export interface NatsServerOptions {
   binary?: string;
   /** Called with each log line. */
   onLine?: (line: string) => void;
+  /**
+   * A configuration file (`-c`), e.g. the one `cadre security init` writes (users,
+   * permissions); it must enable JetStream with `store_dir` = `dataDir`.
+   */
+  configFile?: string;
 }
 
 /** Starts nats-server with JetStream and resolves once it accepts clients. */
@@ -37,10 +44,19 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "cadre-nats-"));
   const child = spawn(
     opts.binary ?? "nats-server",
-    ["-a", "127.0.0.1", "-p", String(opts.port ?? -1), "-js", "-sd", dataDir],
+    [
+      // A configuration file carries JetStream and its store_dir itself (a reload refuses a
+      // store_dir given on the command line).
+      ...(opts.configFile ? ["-c", opts.configFile] : ["-js", "-sd", dataDir]),
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(opts.port ?? -1),
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const lineListeners = new Set<(line: string) => void>();
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("nats-server did not start within 10 s")), 10_000);
     child.once("error", (err) => {
@@ -54,6 +70,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     if (child.stderr) {
       createInterface({ input: child.stderr }).on("line", (line) => {
         opts.onLine?.(line);
+        for (const l of lineListeners) l(line);
         const m = /Listening for client connections on [^:]+:(\d+)/.exec(line);
         if (m?.[1]) {
           clearTimeout(timer);
@@ -67,6 +84,21 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     port,
     dataDir,
     process: child,
+    reload: () =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          lineListeners.delete(listener);
+          reject(new Error("nats-server did not reload its configuration within 10 s"));
+        }, 10_000);
+        const listener = (line: string) => {
+          if (!/Reloaded server configuration/.test(line)) return;
+          clearTimeout(timer);
+          lineListeners.delete(listener);
+          resolve();
+        };
+        lineListeners.add(listener);
+        child.kill("SIGHUP");
+      }),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;

@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BehaviourFailedError, CommandBehaviourSchema, TimeoutError } from "@cadre/protocol";
+import { BehaviourFailedError, CommandBehaviourSchema, TimeoutError, toCadreError } from "@cadre/protocol";
 import { rejection, taskEnvelope } from "@cadre/protocol/testing";
-import { ManualClock } from "@cadre/runtime";
+import { createLogger, ManualClock } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
-import { createCommandBehaviour, MAX_STDOUT_BYTES } from "./index.js";
+import { createCommandBehaviour, MAX_STDOUT_BYTES, STDERR_TAIL_BYTES } from "./index.js";
 import type { BehaviourContext } from "./types.js";
 
 const task = taskEnvelope({
@@ -126,5 +126,44 @@ describe("command behaviour", () => {
     const err = await rejection(command("yes cadre").run(ctx(), []));
     expect(err).toBeInstanceOf(BehaviourFailedError);
     expect(err).toMatchObject({ data: { limitBytes: MAX_STDOUT_BYTES } });
+  });
+
+  it("keeps secrets out of a failed command's result, error data and log lines", async () => {
+    const lines: string[] = [];
+    const logger = createLogger("agent-host", "info", { write: (l: string) => void lines.push(l) });
+    const run = `curl -s "https://db.example/login?user=app&password=hunter2" >/dev/null 2>&1; echo 'request sent with Authorization: Bearer abc.def.ghi' >&2; exit 4`;
+    const b = command(run);
+    const err = await rejection(b.run(ctx(), []));
+    expect(err).toBeInstanceOf(BehaviourFailedError);
+
+    // What the host publishes: the failed result's error, and the logs it writes about it.
+    const result = { status: "failed", error: toCadreError(err).toWire() };
+    logger.warn({ err, taskId: task.taskId, result }, `attempt failed: ${err.message}`);
+    logger.info({ kind: task.kind, command: run }, "the kind's command");
+    const published = JSON.stringify(result);
+    const logged = lines.join("");
+    for (const text of [published, logged, err.message]) {
+      expect(text).not.toContain("hunter2");
+      expect(text).not.toContain("abc.def.ghi");
+    }
+    // Still useful: the key names stay, and so does the rest of the message.
+    expect(result.error).toMatchObject({
+      code: "BEHAVIOUR_FAILED",
+      data: { exitCode: 4, stderr: "request sent with Authorization: Bearer [REDACTED]\n", attempt: 3 },
+    });
+    expect(result.error.data?.command).toContain("password=[REDACTED]");
+    expect(err.message).toContain("exited with code 4");
+    expect(logged).toContain("password=[REDACTED]");
+    expect(logged).toContain("Bearer [REDACTED]");
+  });
+
+  it("drops the line the stderr tail was cut through, so half a secret is not passed on", async () => {
+    // 38 bytes, then a 2038-byte line: the last 2048 bytes start inside the first line.
+    const filler = STDERR_TAIL_BYTES - 10;
+    const b = command(
+      `printf 'Authorization: Bearer SECRETTOKEN.abc\\n' >&2; head -c ${filler - 1} /dev/zero | tr '\\0' y >&2; echo >&2; exit 1`,
+    );
+    const err = await rejection(b.run(ctx(), []));
+    expect(err).toMatchObject({ data: { stderr: `${"y".repeat(filler - 1)}\n` } });
   });
 });

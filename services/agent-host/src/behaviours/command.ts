@@ -2,11 +2,15 @@
  * The command behaviour: runs a shell command per task. The command gets the task input on
  * stdin and in the environment, and its stdout is the output. It runs in its own process group
  * so a timeout or abort can kill everything it started, not just the shell.
+ *
+ * Its errors are published (task results, events) and logged, so what they carry of the
+ * command is redacted: the command text (`describeCommand`), the stderr tail (`runShell`
+ * redacts it) and a spawn error's message.
  */
 
 import type { CommandBehaviour, SubtaskSpec } from "@cadre/protocol";
 import { BehaviourFailedError, TimeoutError } from "@cadre/protocol";
-import { describeExit, parseShellOutput, runShell } from "@cadre/runtime";
+import { describeCommand, describeExit, parseShellOutput, redact, runShell } from "@cadre/runtime";
 import type { Behaviour, BehaviourContext } from "./types.js";
 
 /** Largest stdout kept; beyond it the command is killed, so a runaway cannot exhaust memory. */
@@ -26,14 +30,10 @@ export function createCommandBehaviour(spec: CommandBehaviour): Behaviour {
   };
 }
 
-/** The command text for messages, shortened so a long script does not flood logs. */
-function shown(run: string): string {
-  return run.length > 120 ? `${run.slice(0, 117)}...` : run;
-}
-
 async function runCommand(spec: CommandBehaviour, ctx: BehaviourContext): Promise<unknown> {
   const { task, attempt, signal } = ctx;
-  const base = { command: shown(spec.run), taskId: task.taskId, attempt };
+  const shown = describeCommand(spec.run);
+  const base = { command: shown, taskId: task.taskId, attempt };
   const inputJson = JSON.stringify(task.input);
   // Real time, not the context's clock: a command runs in the real world.
   const r = await runShell({
@@ -53,23 +53,23 @@ async function runCommand(spec: CommandBehaviour, ctx: BehaviourContext): Promis
   switch (r.type) {
     case "exit":
       if (r.code === 0) return parseShellOutput(r.stdout);
-      throw new BehaviourFailedError(`command "${shown(spec.run)}" ${describeExit(r.code, r.signal)}`, {
+      throw new BehaviourFailedError(`command "${shown}" ${describeExit(r.code, r.signal)}`, {
         ...base,
         exitCode: r.code,
         signal: r.signal,
         stderr: r.stderrTail,
       });
     case "timeout":
-      throw new TimeoutError(`command "${shown(spec.run)}"`, spec.timeoutMs);
+      throw new TimeoutError(`command "${shown}"`, spec.timeoutMs);
     case "aborted":
       throw r.reason;
     case "stdout-limit":
-      throw new BehaviourFailedError(`command "${shown(spec.run)}" wrote more than ${r.limitBytes} bytes to stdout`, {
+      throw new BehaviourFailedError(`command "${shown}" wrote more than ${r.limitBytes} bytes to stdout`, {
         ...base,
         limitBytes: r.limitBytes,
       });
     case "spawn-error":
-      throw new BehaviourFailedError(`command "${shown(spec.run)}" could not start: ${r.error.message}`, base, {
+      throw new BehaviourFailedError(`command "${shown}" could not start: ${redact(r.error.message)}`, base, {
         cause: r.error,
       });
   }
