@@ -125,7 +125,7 @@ describe("workflow controls", () => {
   });
 
   it("a cap of N agents is never exceeded, and is reached", async () => {
-    const id = await c.submit(fan("cap-team", 8, 250, 4));
+    const id = await c.submit(fan("cap-team", 8, 600, 4));
     // Paused first, so every worker waits parked and the cap governs every start.
     await sup.call("sup.workflow.pause", { workflowId: id });
     await until("nothing of the workflow running", async () => {

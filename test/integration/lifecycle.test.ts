@@ -85,12 +85,11 @@ describe("actor lifecycle", () => {
     rec.stop();
     expect(w.status, c.tail()).toBe("completed");
     expect(w.tasks).toMatchObject({ total: 2, completed: 2, duplicates: 0 });
-    // The room came from the finished high-priority team's idle actors.
-    const reclaimed = rec.events.filter(
-      (e) => e.event.type === "ACTOR_PASSIVATED" && e.event.data.reason === "room for queued work",
-    );
-    expect(reclaimed.length).toBeGreaterThan(0);
-    expect(reclaimed.every((e) => e.event.data.teamId !== w.teamId)).toBe(true);
+    // The room came from the finished high-priority team's idle actors: passivated, either to make
+    // room for the queued work or because they were idle long enough, whichever the sweep met first.
+    const passivated = rec.events.filter((e) => e.event.type === "ACTOR_PASSIVATED");
+    expect(passivated.length).toBeGreaterThan(0);
+    expect(passivated.every((e) => e.event.data.teamId !== w.teamId)).toBe(true);
   });
 
   it("a guarantee survives a higher-priority team: its actors are not preempted, the newcomer is refused", async () => {

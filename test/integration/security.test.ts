@@ -7,10 +7,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CadreError, parseTeam, type TeamInput } from "@cadre/protocol";
-import { connectNats, initSecurity, type NatsConnection, SupervisorClient } from "@cadre/runtime";
+import { type CadreError, encode, parseTeam, resultMessageId, subjects, type TeamInput } from "@cadre/protocol";
+import { connectNats, initSecurity, type NatsConnection, resultSigner, SupervisorClient } from "@cadre/runtime";
+import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 const team: TeamInput = {
   name: "secure-team",
@@ -97,6 +98,69 @@ describe("security on: identities and permissions per role", () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it("rejects results that do not prove they come from the host they name, and the genuine one still wins", async () => {
+    const rec = recordEvents(c.nc);
+    const slow: TeamInput = {
+      name: "signed-team",
+      root: "worker",
+      kinds: {
+        worker: {
+          role: "agent",
+          replicas: 1,
+          hosts: ["host-1"],
+          behaviour: { type: "script", sleepMs: 1500, output: { by: "genuine" } },
+        },
+      },
+    };
+    const id = await c.submit(slow);
+    const started = await until("the worker started on host-1", () =>
+      rec.events.find((e) => e.event.type === "TASK_STARTED" && e.event.scope === id),
+    );
+    const taskId = String(started.event.data.taskId);
+    // host-2 may publish results (for its own tasks): it forges two for host-1's task, under the
+    // predictable message id the genuine result would have had if unsigned.
+    const nc = await as("host-2");
+    try {
+      const js = jetstream(nc);
+      const forged = {
+        taskId,
+        workflowId: id,
+        epoch: 1,
+        attempt: 1,
+        hostId: "host-1",
+        actorId: "forger",
+        status: "completed" as const,
+        output: { by: "forger" },
+        startedAt: Date.now(),
+        finishedAt: Date.now(),
+      };
+      const signer = resultSigner(c.stack.security?.credentials("host-2"));
+      // Unsigned, under the id an unsigned genuine result would have; then signed with the wrong key.
+      await js.publish(subjects.result(id), encode("result", forged, { sender: "host-1" }), {
+        msgID: resultMessageId(taskId, 1, 1),
+      });
+      const signed = { ...forged, sig: signer?.sign(forged) };
+      await js.publish(subjects.result(id), encode("result", signed, { sender: "host-1" }), {
+        msgID: `${resultMessageId(taskId, 1, 1)}:forged`,
+      });
+    } finally {
+      await nc.close();
+    }
+    const w = await c.wait(id);
+    await until(
+      "both forgeries rejected",
+      () => rec.events.filter((e) => e.event.type === "RESULT_REJECTED").length >= 2,
+    );
+    rec.stop();
+    expect(w.status).toBe("completed");
+    expect(w.output).toEqual({ by: "genuine" });
+    const reasons = rec.events.filter((e) => e.event.type === "RESULT_REJECTED").map((e) => e.event.data.reason);
+    expect(reasons.sort()).toEqual(["bad-signature", "unsigned"]);
+    const [record] = await c.taskRecords(id);
+    expect(record?.applied).toMatchObject({ hostId: "host-1" });
+    expect(record?.applied?.actorId).not.toBe("forger");
   });
 
   it("keeps a host to its own subjects: no heartbeat for another host, no results stream administration", async () => {

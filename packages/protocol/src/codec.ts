@@ -23,6 +23,14 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
  */
 export const MAX_FRAME_DEPTH = 128;
 
+/**
+ * Most array elements and map entries in a frame, all levels together. A schema reports one
+ * issue per bad element: a 1 MiB frame of a million nils in a list of names took every receiver
+ * a second and ~700 MB of memory to refuse (the resident size stayed). 100,000 is ten times the
+ * largest list a Cadre message holds (10,000 held or parked tasks).
+ */
+export const MAX_FRAME_ITEMS = 100_000;
+
 /** A decoded message. */
 export interface Message<T extends MessageType = MessageType> {
   v: number;
@@ -51,10 +59,7 @@ export interface EncodeOptions {
 export function encode<T extends MessageType>(type: T, body: BodyInput<T>, opts: EncodeOptions): Uint8Array {
   const parsed = messages[type].safeParse(body);
   if (!parsed.success) {
-    throw new ProtocolError(`cannot send "${type}": ${issuesText(parsed.error.issues)}`, {
-      type,
-      issues: formatIssues(parsed.error.issues),
-    });
+    throw invalid(`cannot send "${type}"`, type, parsed.error.issues);
   }
   const envelope = {
     v: PROTOCOL_VERSION,
@@ -114,10 +119,7 @@ export function decode(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
   const schema = messages[type as MessageType];
   const parsed = schema.safeParse(env.body);
   if (!parsed.success) {
-    throw new ProtocolError(`"${type}" body is invalid: ${issuesText(parsed.error.issues)}`, {
-      type,
-      issues: formatIssues(parsed.error.issues),
-    });
+    throw invalid(`"${type}" body is invalid`, type, parsed.error.issues);
   }
   return {
     v: PROTOCOL_VERSION,
@@ -149,11 +151,13 @@ export function decodeAs<T extends MessageType>(bytes: Uint8Array, type: T, maxB
 
 /**
  * Why a value is not one JSON can carry, with where (a dotted path), or undefined when it is:
- * a bigint (msgpackr reads every msgpack 64-bit integer as one; JSON.stringify throws on it), or
- * arrays and maps nested deeper than {@link MAX_FRAME_DEPTH}. Iterative: no input can overflow it.
+ * a bigint (msgpackr reads every msgpack 64-bit integer as one; JSON.stringify throws on it),
+ * arrays and maps nested deeper than {@link MAX_FRAME_DEPTH}, or more than
+ * {@link MAX_FRAME_ITEMS} elements in all. Iterative: no input can overflow it.
  */
 function notJson(root: unknown): { reason: string; path: string } | undefined {
   const stack: [value: unknown, depth: number, path: string][] = [[root, 0, "(root)"]];
+  let items = 0;
   for (let top = stack.pop(); top; top = stack.pop()) {
     const [v, depth, path] = top;
     if (typeof v === "bigint") {
@@ -163,7 +167,18 @@ function notJson(root: unknown): { reason: string; path: string } | undefined {
     if (depth >= MAX_FRAME_DEPTH) {
       return { reason: `arrays or maps nested deeper than ${MAX_FRAME_DEPTH} levels`, path: shortPath(path) };
     }
-    for (const [k, x] of Object.entries(v)) stack.push([x, depth + 1, depth === 0 ? k : `${path}.${k}`]);
+    const keys = Array.isArray(v) ? undefined : Object.keys(v);
+    const values = keys ? keys.map((k) => (v as Record<string, unknown>)[k]) : (v as unknown[]);
+    items += values.length;
+    if (items > MAX_FRAME_ITEMS) {
+      return { reason: `more than ${MAX_FRAME_ITEMS} array elements and map entries`, path: shortPath(path) };
+    }
+    values.forEach((x, i) => {
+      if (typeof x === "bigint" || (x !== null && typeof x === "object")) {
+        const k = keys ? keys[i] : i;
+        stack.push([x, depth + 1, depth === 0 ? String(k) : `${path}.${k}`]);
+      }
+    });
   }
   return undefined;
 }
@@ -172,8 +187,25 @@ function notJson(root: unknown): { reason: string; path: string } | undefined {
 const shortPath = (path: string): string =>
   path.length > 120 ? `${path.slice(0, 120)}... (${path.length} characters)` : path;
 
-function issuesText(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
-  return formatIssues(issues)
-    .map((i) => `${i.path || "(root)"}: ${i.message}`)
-    .join("; ");
+/** Issues an error lists at most: zod reports one per bad element, and a 1 MiB frame has a million. */
+const MAX_ISSUES = 20;
+
+/**
+ * The error for a body that breaks its schema, naming its first {@link MAX_ISSUES} issues (and
+ * how many more there are): unbounded, one frame of a million bad elements made a 68 MB message
+ * that every receiver then logged, holding a service for seconds per frame.
+ */
+function invalid(
+  what: string,
+  type: string,
+  all: readonly { path: readonly PropertyKey[]; message: string }[],
+): ProtocolError {
+  const issues = formatIssues(all.slice(0, MAX_ISSUES)).map((i) => ({ ...i, path: shortPath(i.path) }));
+  const more = all.length - issues.length;
+  const text = issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ");
+  return new ProtocolError(`${what}: ${text}${more > 0 ? `; and ${more} more` : ""}`, {
+    type,
+    issues,
+    ...(more > 0 ? { moreIssues: more } : {}),
+  });
 }

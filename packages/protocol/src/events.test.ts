@@ -85,6 +85,10 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   },
   TASK_PARKED: { scope: "w1", data: { taskId: "w1-r.2", epoch: 1, paused: true } },
   TASK_UNPARKED: { scope: "w1", data: { taskId: "w1-r.2", epoch: 2 } },
+  RESULT_REJECTED: {
+    scope: "w1",
+    data: { taskId: "w1-r-0", epoch: 1, attempt: 1, claimedHostId: "h1", sender: "h2", reason: "bad-signature" },
+  },
   RESULT_DUPLICATE: {
     scope: "w1",
     data: { taskId: "w1-r.0", resultId: "w1-r.0:1:2", appliedResultId: "w1-r.0:1:1", hostId: "h2" },

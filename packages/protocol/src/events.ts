@@ -200,6 +200,21 @@ export const events = {
     summary: "a parked task was published again (epoch: the new one)",
     data: z.object({ taskId: ref(), epoch: int() }),
   },
+  RESULT_REJECTED: {
+    category: "task",
+    critical: false,
+    summary: "a result whose signature does not prove it came from the host it names: dropped, never applied",
+    data: z.object({
+      taskId: ref(),
+      epoch: int(),
+      attempt: int(),
+      /** The host the result claims to be from. */
+      claimedHostId: ref(),
+      /** Who published it on NATS, as the message envelope says (not authenticated). */
+      sender: ref(),
+      reason: z.enum(["unsigned", "bad-signature", "unknown-host"]),
+    }),
+  },
   RESULT_DUPLICATE: {
     category: "task",
     critical: false,

@@ -75,6 +75,11 @@ export const TaskResultSchema = z.object({
   finishedAt: Millis,
   /** Sent from the host's outbox after it was cut off from NATS (counted in its reconciliation). */
   offline: z.boolean().optional(),
+  /**
+   * The host's Ed25519 signature (its nkey, base64url) over the result's canonical form (all
+   * fields but `offline` and `sig`): proves which host decided it (runtime security.ts).
+   */
+  sig: z.string().max(200).optional(),
 });
 
 /** What a delegating actor asks for: subtasks of given kinds. */
@@ -244,6 +249,11 @@ export const LeaseRecordSchema = z.object({
 
 export const HostRecordSchema = z.object({
   hostId: Id,
+  /** The host's nkey public key (`U...`), to verify its signed results; absent in an anonymous deployment. */
+  publicKey: z
+    .string()
+    .regex(/^U[A-Z2-7]{55}$/)
+    .optional(),
   incarnation: Id,
   startedAt: Millis,
   maxActors: z.number().int().positive(),

@@ -16,9 +16,10 @@
  */
 
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { authorizationConfig, type Identity, InvalidConfigError, type Role } from "@cadre/protocol";
+import { authorizationConfig, type Identity, InvalidConfigError, type Role, type TaskResult } from "@cadre/protocol";
 import { type Authenticator, credsAuthenticator, nkeyAuthenticator, nkeys } from "@nats-io/nats-core";
 
 /** What {@link initSecurity} wrote. */
@@ -230,4 +231,71 @@ export function credentialsFromUrls(servers: string[]): { servers: string[]; use
 /** How the configuration says to authenticate (identity and TLS). */
 export function natsAuthOf(config: { natsCredentials?: string | undefined; natsTls?: NatsTls | undefined }): NatsAuth {
   return { credentials: config.natsCredentials, tls: config.natsTls };
+}
+
+// --- signed results --------------------------------------------------------------------------
+
+/** JSON with object keys sorted, so a value signs the same whatever order its keys arrive in. */
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== "object") return JSON.stringify(v ?? null);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(",")}}`;
+}
+
+/** The bytes a host signs for a result: every field but `offline` and `sig`, canonically. */
+export function resultDigest(r: TaskResult): Uint8Array {
+  const { offline: _o, sig: _s, ...fields } = r;
+  return createHash("sha256")
+    .update(`cadre-result:v1\n${canonicalJson(fields)}`)
+    .digest();
+}
+
+/** Signs results with an identity's nkey. */
+export interface ResultSigner {
+  readonly publicKey: string;
+  sign(r: TaskResult): string;
+}
+
+/** The seed in a seed file or a `.creds` file. */
+function seedOf(file: string): string | undefined {
+  const text = readFileSync(file, "utf8");
+  const m = /-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]{56})/.exec(text);
+  const seed = m?.[1] ?? text.trim();
+  return /^SU[A-Z2-7]{56}$/.test(seed) ? seed : undefined;
+}
+
+/** A signer from the identity in a credentials file; undefined when there is none (anonymous). */
+export function resultSigner(credentials: string | undefined): ResultSigner | undefined {
+  if (!credentials) return undefined;
+  const seed = seedOf(credentials);
+  if (!seed) return undefined;
+  const kp = nkeys.fromSeed(new TextEncoder().encode(seed));
+  return {
+    publicKey: kp.getPublicKey(),
+    sign: (r) => Buffer.from(kp.sign(resultDigest(r))).toString("base64url"),
+  };
+}
+
+/** Whether `r.sig` is the signature of the key `publicKey` over the result. */
+export function verifyResult(r: TaskResult, publicKey: string): boolean {
+  if (!r.sig) return false;
+  try {
+    return nkeys.fromPublic(publicKey).verify(resultDigest(r), Buffer.from(r.sig, "base64url"));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The JetStream message id of a result. Signed, it ends with part of the signature, which only
+ * the signing host can produce: a forger publishing first under a predictable id can no longer
+ * make JetStream drop the genuine result as its duplicate.
+ */
+export function signedResultMessageId(base: string, r: TaskResult): string {
+  return r.sig ? `${base}:${r.sig.slice(0, 22)}` : base;
 }

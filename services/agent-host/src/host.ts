@@ -38,6 +38,8 @@ import {
   natsAuthOf,
   OperationServer,
   openInfrastructure,
+  type ResultSigner,
+  resultSigner,
   retry,
   StateStore,
   StateValueSchema,
@@ -72,6 +74,8 @@ export class AgentHost {
   readonly hostId: string;
   readonly incarnation = newIncarnation();
   private readonly config: Config;
+  /** Signs results with this host's nkey when it has one (an authenticated deployment). */
+  private readonly signer: ResultSigner | undefined;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private nc!: NatsConnection;
@@ -96,6 +100,7 @@ export class AgentHost {
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.hostId = opts.hostId ?? `host-${randomId(6)}`;
+    this.signer = resultSigner(opts.config.natsCredentials);
   }
 
   /** Connects, registers the host and starts heartbeats and the control endpoint. */
@@ -115,6 +120,7 @@ export class AgentHost {
       requestTimeoutMs: this.config.requestTimeoutMs,
       clock: this.clock,
       logger: this.logger,
+      signer: this.signer,
     });
     // Hooks first: a bad definition fails the start, before anything is connected.
     this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
@@ -191,6 +197,8 @@ export class AgentHost {
     // responders" for a moment.
     const record = JSON.stringify({
       hostId: this.hostId,
+      // The supervisor verifies this host's signed results with it (only this host may write this key).
+      ...(this.signer ? { publicKey: this.signer.publicKey } : {}),
       incarnation: this.incarnation,
       startedAt: this.clock.now(),
       maxActors: this.config.host.maxActors,

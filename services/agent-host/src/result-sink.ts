@@ -16,7 +16,16 @@ import {
   type TypedEvent,
   UnavailableError,
 } from "@cadre/protocol";
-import { type Clock, headers, type Logger, type NatsConnection, Outbox, retry } from "@cadre/runtime";
+import {
+  type Clock,
+  headers,
+  type Logger,
+  type NatsConnection,
+  Outbox,
+  type ResultSigner,
+  retry,
+  signedResultMessageId,
+} from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type Actor, createActor, fromPromise } from "xstate";
 import { connectivityMachine } from "./connectivity.js";
@@ -34,6 +43,8 @@ export interface ResultSinkOptions {
   logger: Logger;
   /** @default true (tests may turn it off for speed) */
   fsync?: boolean;
+  /** Signs each result with the host's nkey (an authenticated deployment); absent: unsigned. */
+  signer?: ResultSigner | undefined;
 }
 
 /** What the sink sends through once connected. */
@@ -122,9 +133,10 @@ export class ResultSink {
    * online, else appended to the outbox (fsync'd) as an `offline` result, sent on reconnect.
    * Rejects only when neither worked (OUTBOX_FULL, say): the task must then be redelivered.
    */
-  async store(result: TaskResult): Promise<Stored> {
+  async store(unsigned: TaskResult): Promise<Stored> {
     const conn = this.need();
-    const msgID = resultMessageId(result.taskId, result.epoch, result.attempt);
+    const result = this.o.signer ? { ...unsigned, sig: this.o.signer.sign(unsigned) } : unsigned;
+    const msgID = signedResultMessageId(resultMessageId(result.taskId, result.epoch, result.attempt), result);
     const subject = subjects.result(result.workflowId);
     const meta = { sender: this.o.hostId, cid: result.workflowId };
     if (this.state() === "online") {

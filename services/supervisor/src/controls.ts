@@ -139,7 +139,8 @@ export class WorkflowControls {
     const out: Holding[] = [];
     for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId)) {
       const rec = (await this.d.tasks.get(h.taskId))?.value;
-      if (rec && c && (await this.d.role(c.teamId, rec.task.kind)) === "agent") out.push(h);
+      // A heartbeat can still list an attempt whose result is in: it holds no slot.
+      if (rec?.status === "queued" && c && (await this.d.role(c.teamId, rec.task.kind)) === "agent") out.push(h);
     }
     return out;
   }

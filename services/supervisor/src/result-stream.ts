@@ -51,6 +51,13 @@ export interface ResultStreamDeps {
   sender: string;
   apply: (result: TaskResult) => Promise<ApplyOutcome>;
   frozen: (workflowId: string) => boolean;
+  /**
+   * Why a result is not authentic (it does not prove it came from the host it names), or null
+   * when it is; a rejected result is dropped, never applied.
+   */
+  authenticate: (result: TaskResult) => Promise<"unsigned" | "bad-signature" | "unknown-host" | null>;
+  /** A result was rejected as not authentic (the message is terminated next). */
+  rejected: (result: TaskResult, sender: string, reason: "unsigned" | "bad-signature" | "unknown-host") => void;
   /** After a result was applied or classified (the message is acked next). */
   applied: (result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined) => void;
 }
@@ -106,8 +113,11 @@ export class ResultStream {
 
   private onResult(m: JsMsg): void {
     let result: TaskResult;
+    let sender: string;
     try {
-      result = decodeAs(m.data, "result").body;
+      const msg = decodeAs(m.data, "result");
+      result = msg.body;
+      sender = msg.sender;
     } catch (err) {
       this.d.logger.error({ err, seq: m.seq }, "undecodable result dropped");
       m.term();
@@ -122,6 +132,12 @@ export class ResultStream {
     const prev = this.perWorkflow.get(wf) ?? Promise.resolve();
     const next = prev.then(async () => {
       try {
+        const rejected = await this.d.authenticate(result);
+        if (rejected) {
+          this.d.rejected(result, sender, rejected);
+          m.term();
+          return;
+        }
         const outcome = await this.d.apply(result);
         this.d.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
         const replay = result.offline ? m.headers?.get(HEADERS.replay) || "unknown" : undefined;
