@@ -9,7 +9,9 @@ import {
   BUCKETS,
   type CadreEvent,
   decodeAs,
+  encode,
   parseTeam,
+  subjects,
   type TaskRecord,
   TaskRecordSchema,
   type TeamInput,
@@ -119,4 +121,28 @@ export function waitForEvent(
       reject(new Error(`no matching event within ${timeoutMs} ms`));
     }, timeoutMs);
   });
+}
+
+/**
+ * A "ghost" agent-host: registered and beating, so placement sees it alive and empty, but
+ * nothing answers its operations. `stop()` ends the heartbeats; `seq()` counts those sent.
+ */
+export async function startGhostHost(
+  nc: NatsConnection,
+  opts: { hostId?: string; maxActors?: number } = {},
+): Promise<{ seq(): number; stop(): void }> {
+  const hostId = opts.hostId ?? "ghost";
+  const registry = await new Kvm(nc).open(BUCKETS.registry);
+  await registry.put(
+    `host.${hostId}`,
+    JSON.stringify({ hostId, incarnation: "g1", startedAt: Date.now(), maxActors: opts.maxActors ?? 100 }),
+  );
+  let seq = 0;
+  const beat = () =>
+    nc.publish(
+      subjects.heartbeat(hostId),
+      encode("heartbeat", { hostId, incarnation: "g1", seq: seq++, actors: 0, busy: 0, load: 0 }, { sender: hostId }),
+    );
+  const timer = setInterval(beat, 100);
+  return { seq: () => seq, stop: () => clearInterval(timer) };
 }

@@ -16,7 +16,7 @@ import { type CadreClient, cadreClient, until } from "./client.js";
 
 const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 
-export { recordEvents, type TimedEvent, until, waitForEvent } from "./client.js";
+export { recordEvents, startGhostHost, type TimedEvent, until, waitForEvent } from "./client.js";
 
 /** A running test cluster. */
 export interface TestCluster extends CadreClient {

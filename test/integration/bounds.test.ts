@@ -34,7 +34,7 @@ import { call, readEventLog } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fastConfig, startCluster, startGhostHost, type TestCluster, until } from "../helpers/cluster.js";
 
 const MAX_ACTORS = 20;
 const caller = { sender: "bounds-test", timeoutMs: 5000 };
@@ -149,23 +149,7 @@ describe("bounded inputs and state", () => {
     }
     // Placement possible, but the only host it may use never answers the spawn: the new team's
     // consumer and record, created just before, are removed again.
-    await registry.put(
-      "host.ghost",
-      JSON.stringify({ hostId: "ghost", incarnation: "g1", startedAt: Date.now(), maxActors: 10 }),
-    );
-    let seq = 0;
-    const beat = () =>
-      c.nc.publish(
-        subjects.heartbeat("ghost"),
-        encode(
-          "heartbeat",
-          { hostId: "ghost", incarnation: "g1", seq: seq++, actors: 0, busy: 0, load: 0 },
-          {
-            sender: "ghost",
-          },
-        ),
-      );
-    const beats = setInterval(beat, 100);
+    const ghost = await startGhostHost(c.nc, { maxActors: 10 });
     try {
       await until("the supervisor sees the ghost", async () =>
         (await call(c.nc, "sup.host.list", {}, caller)).hosts.some((h) => h.hostId === "ghost" && h.state === "alive"),
@@ -179,7 +163,7 @@ describe("bounded inputs and state", () => {
       expect(await consumersOf(tid)).toEqual([]);
       expect(await record(tid)).toBeNull();
     } finally {
-      clearInterval(beats);
+      ghost.stop();
     }
 
     // An accepted one has both.

@@ -7,11 +7,10 @@
  * opens, and the team is placed on the others.
  */
 
-import { BUCKETS, decodeAs, encode, subjects, type TeamInput } from "@cadre/protocol";
+import { decodeAs, type TeamInput } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
-import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fastConfig, recordEvents, startCluster, startGhostHost, type TestCluster, until } from "../helpers/cluster.js";
 
 const team: TeamInput = {
   name: "breakers",
@@ -78,7 +77,7 @@ describe("the delegation breaker of a host whose supervisor is gone", () => {
 
 describe("the spawn breaker of a host that beats but never answers spawn requests", () => {
   let c: TestCluster;
-  let beats: NodeJS.Timeout | undefined;
+  let ghost: { seq(): number; stop(): void } | undefined;
   beforeAll(async () => {
     // Anonymous on purpose: the test's connection plays a ghost host, which an authenticated
     // cluster would refuse (security.test.ts shows that).
@@ -89,35 +88,19 @@ describe("the spawn breaker of a host that beats but never answers spawn request
     });
   }, 60_000);
   afterAll(async () => {
-    clearInterval(beats);
+    ghost?.stop();
     await c?.stop();
   });
 
   it("opens after the configured failures, and placement then uses the other hosts", async () => {
     // A "ghost" host: registered and beating, so placement sees it alive and empty, but nothing
     // answers on its control subject.
-    const registry = await new Kvm(c.nc).open(BUCKETS.registry);
-    await registry.put(
-      "host.ghost",
-      JSON.stringify({ hostId: "ghost", incarnation: "g1", startedAt: Date.now(), maxActors: 100 }),
-    );
-    let seq = 0;
-    const beat = () =>
-      c.nc.publish(
-        subjects.heartbeat("ghost"),
-        encode(
-          "heartbeat",
-          { hostId: "ghost", incarnation: "g1", seq: seq++, actors: 0, busy: 0, load: 0 },
-          {
-            sender: "ghost",
-          },
-        ),
-      );
-    beats = setInterval(beat, 100);
+    const g = await startGhostHost(c.nc);
+    ghost = g;
     const rec = recordEvents(c.nc);
     // Messages from one connection reach the supervisor in order: it has heard the ghost before
     // it reads the submit below.
-    await until("a few ghost heartbeats", () => seq >= 3);
+    await until("a few ghost heartbeats", () => g.seq() >= 3);
     await c.nc.flush();
 
     // Two replicas go to two distinct hosts: one to the ghost, whose spawn fails. The submit is
