@@ -6,13 +6,20 @@
  *
  * The test process reaches NATS through the nodes' published ports on 127.0.0.1; nothing else
  * is ever a target. `stop()` removes every container and the network, pass or fail.
+ *
+ * Authenticated, like a deployment: each cluster gets its own identities (`initSecurity`), every
+ * NATS node includes their `authorization` block (infra/nats/*.conf include
+ * /etc/nats/security/authorization.conf), each service connects with its own seed
+ * (`--nats-creds`: hosts as their host id, supervisors, a standby too, as "supervisor") and signs
+ * its results, and the test's own client connects as the operator.
  */
 
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ConfigInput } from "@cadre/protocol";
-import { connectNats } from "@cadre/runtime";
+import { authorizationConfig, type ConfigInput } from "@cadre/protocol";
+import { connectNats, initSecurity, type SecurityFiles } from "@cadre/runtime";
 import {
   GenericContainer,
   getContainerRuntimeClient,
@@ -113,35 +120,44 @@ export class ChaosCluster {
   private constructor(
     readonly network: StartedNetwork,
     private readonly opts: ChaosClusterOptions,
+    /** This cluster's identities and their seeds (a temporary directory, removed by `stop()`). */
+    readonly security: SecurityFiles,
   ) {}
 
   /** Starts the NATS nodes, then the supervisors and hosts, and connects a client. */
   static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
     loadRuntimeEnv();
+    const security = initSecurity(mkdtempSync(join(tmpdir(), "cadre-chaos-security-")), {
+      hosts: Array.from({ length: opts.hosts }, (_, i) => `host-${i + 1}`),
+    });
     const network = await new Network().start();
-    const c = new ChaosCluster(network, opts);
+    const c = new ChaosCluster(network, opts, security);
     try {
       await c.startNats();
       const config = c.serviceConfig();
       await Promise.all([
         ...Array.from({ length: opts.supervisors ?? 1 }, (_, i) =>
-          c.startService(`supervisor-${i + 1}`, "supervisor", config, ["--id", `supervisor-${i + 1}`]),
+          c.startService(`supervisor-${i + 1}`, "supervisor", "supervisor", config, ["--id", `supervisor-${i + 1}`]),
         ),
         ...Array.from({ length: opts.hosts }, (_, i) =>
-          c.startService(`host-${i + 1}`, "agent-host", config, ["--host-id", `host-${i + 1}`]),
+          c.startService(`host-${i + 1}`, "agent-host", `host-${i + 1}`, config, ["--host-id", `host-${i + 1}`]),
         ),
       ]);
-      const urls = c.natsNames().map((n) => {
-        const m = c.member(n);
-        return `nats://${m.getHost()}:${m.getMappedPort(4222)}`;
-      });
-      c.client = cadreClient(await connectNats(urls.join(","), "cadre-chaos-test"));
+      c.client = cadreClient(await c.connectAsOperator("cadre-chaos-test"));
     } catch (err) {
       const logs = await c.tail().catch(() => "");
       await c.stop();
       throw new Error(`chaos cluster did not start: ${(err as Error).message}\n${logs}`, { cause: err });
     }
     return c;
+  }
+
+  /** A connection of the test process (through the published ports) as the operator. */
+  private connectAsOperator(name: string) {
+    const urls = this.natsNames().map(
+      (n) => `nats://${this.member(n).getHost()}:${this.member(n).getMappedPort(4222)}`,
+    );
+    return connectNats(urls.join(","), name, undefined, { credentials: this.security.credentials("operator") });
   }
 
   natsNames(): string[] {
@@ -162,6 +178,8 @@ export class ChaosCluster {
 
   private async startNats(): Promise<void> {
     const conf = this.opts.natsNodes === 3 ? "/etc/nats/cluster.conf" : "/etc/nats/single.conf";
+    // Only the users: the cluster and JetStream settings are the image's own (infra/nats/*.conf).
+    const authorization = authorizationConfig(this.security.identities);
     await Promise.all(
       this.natsNames().map(async (name) => {
         const ctr = await new GenericContainer(`cadre/nats:${TAG}`)
@@ -170,6 +188,9 @@ export class ChaosCluster {
           .withNetwork(this.network)
           .withNetworkAliases(name)
           .withEnvironment({ NATS_SERVER_NAME: name })
+          .withCopyContentToContainer([
+            { content: authorization, target: "/etc/nats/security/authorization.conf", mode: 0o644 },
+          ])
           .withCommand(["-c", conf])
           .withExposedPorts(4222)
           .withWaitStrategy(Wait.forLogMessage("Server is ready"))
@@ -179,12 +200,7 @@ export class ChaosCluster {
     );
     if (this.opts.natsNodes === 3) {
       // JetStream answers only once the three nodes have elected a meta leader.
-      const probe = await connectNats(
-        this.natsNames()
-          .map((n) => `nats://${this.member(n).getHost()}:${this.member(n).getMappedPort(4222)}`)
-          .join(","),
-        "cadre-chaos-probe",
-      );
+      const probe = await this.connectAsOperator("cadre-chaos-probe");
       try {
         const { jetstreamManager } = await import("@nats-io/jetstream");
         const end = Date.now() + 30_000;
@@ -203,14 +219,24 @@ export class ChaosCluster {
     }
   }
 
-  private async startService(name: string, image: string, config: string, args: string[]): Promise<void> {
+  /** Starts a service connecting as `identity`, whose seed is copied in (a test key, readable by its user). */
+  private async startService(
+    name: string,
+    image: string,
+    identity: string,
+    config: string,
+    args: string[],
+  ): Promise<void> {
     const ctr = await new GenericContainer(`cadre/${image}:${TAG}`)
       .withName(`${this.network.getName()}-${name}`)
       .withLabels({ [LABEL]: this.network.getName() })
       .withNetwork(this.network)
       .withNetworkAliases(name)
-      .withCopyContentToContainer([{ content: config, target: "/tmp/cadre.yaml" }])
-      .withCommand(["--config", "/tmp/cadre.yaml", ...args])
+      .withCopyContentToContainer([
+        { content: config, target: "/tmp/cadre.yaml" },
+        { content: readFileSync(this.security.credentials(identity)), target: "/tmp/identity.nk", mode: 0o644 },
+      ])
+      .withCommand(["--config", "/tmp/cadre.yaml", "--nats-creds", "/tmp/identity.nk", ...args])
       .withWaitStrategy(Wait.forLogMessage(/"msg":"ready"/))
       .withStartupTimeout(60_000)
       .start();
@@ -291,6 +317,7 @@ export class ChaosCluster {
     await this.client?.nc.close().catch(() => {});
     await removeLabelled(this.network.getName());
     await this.network.stop().catch(() => {});
+    rmSync(this.security.dir, { recursive: true, force: true });
   }
 }
 

@@ -87,7 +87,7 @@ export function decode(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
     raw = packr.unpack(bytes);
   } catch (err) {
     throw new ProtocolError(
-      `frame is not valid msgpack (${(err as Error).message})`,
+      `frame is not valid msgpack (${clip((err as Error).message)})`,
       { size: bytes.byteLength },
       { cause: err },
     );
@@ -111,7 +111,9 @@ export function decode(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
   if (env.v !== PROTOCOL_VERSION) throw new ProtocolVersionMismatchError(PROTOCOL_VERSION, env.v);
   const type = env.type;
   if (typeof type !== "string" || !Object.hasOwn(messages, type)) {
-    throw new ProtocolError(`unknown message type ${JSON.stringify(type)}`, { type: String(type) });
+    throw new ProtocolError(`unknown message type ${clip(JSON.stringify(type) ?? String(type))}`, {
+      type: clip(String(type)),
+    });
   }
   if (typeof env.sender !== "string" || typeof env.cid !== "string" || typeof env.ts !== "number") {
     throw new ProtocolError(`"${type}" envelope lacks sender, cid or ts`, { type });
@@ -187,6 +189,13 @@ function notJson(root: unknown): { reason: string; path: string } | undefined {
 const shortPath = (path: string): string =>
   path.length > 120 ? `${path.slice(0, 120)}... (${path.length} characters)` : path;
 
+/**
+ * What an error echoes of its input, at most: msgpackr's messages include what it read so far,
+ * and a type, or a custom issue, can quote a 64 KiB string; every receiver logs the error.
+ */
+const clip = (text: string): string =>
+  text.length > 200 ? `${text.slice(0, 200)}... (${text.length} characters)` : text;
+
 /** Issues an error lists at most: zod reports one per bad element, and a 1 MiB frame has a million. */
 const MAX_ISSUES = 20;
 
@@ -200,7 +209,10 @@ function invalid(
   type: string,
   all: readonly { path: readonly PropertyKey[]; message: string }[],
 ): ProtocolError {
-  const issues = formatIssues(all.slice(0, MAX_ISSUES)).map((i) => ({ ...i, path: shortPath(i.path) }));
+  const issues = formatIssues(all.slice(0, MAX_ISSUES)).map((i) => ({
+    path: shortPath(i.path),
+    message: clip(i.message),
+  }));
   const more = all.length - issues.length;
   const text = issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ");
   return new ProtocolError(`${what}: ${text}${more > 0 ? `; and ${more} more` : ""}`, {
