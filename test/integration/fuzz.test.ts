@@ -757,10 +757,9 @@ const resultModel: Model = {
   },
 };
 /**
- * An error frame sent where a request or a message is expected. The operation server decodes a
- * request with decodeAs, which rebuilds an error frame and throws it, so the service answers the
- * caller's own error (code INTERNAL, this message) and logs it at error level: known (reported
- * with the fuzz), counted apart from internal errors of the services' own making.
+ * An error frame sent where a request or a message is expected. The operation server once
+ * rethrew it and answered the caller's own error (INTERNAL, this message); it is bad input, so
+ * the answer is PROTOCOL_ERROR and never echoes it.
  */
 const FORGED_ERROR = "forged by the fuzzer";
 const errorModel: Model = {
@@ -953,7 +952,7 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
           const code = (msg.body as { error: { code: string; message: string } }).error.code;
           count(replies, `error ${code}`);
           const echoed = (msg.body as { error: { message: string } }).error.message === FORGED_ERROR;
-          if (echoed) count(replies, "echoed the forged error frame sent as the request");
+          if (echoed) internalReplies.push(`${subject}: echoed the forged error frame sent as the request`);
           else if (code === "INTERNAL") {
             internalReplies.push(
               `${subject}: ${(msg.body as { error: { message: string } }).error.message.slice(0, 300)}`,

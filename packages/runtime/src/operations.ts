@@ -13,6 +13,7 @@
 
 import {
   CadreError,
+  decode,
   decodeAs,
   encode,
   endpointName,
@@ -196,7 +197,15 @@ export class OperationServer {
     const sender = this.opts.id;
     let cid = "";
     try {
-      const msg = decodeAs(m.data, name);
+      // decode, not decodeAs: an `error` frame sent as a request is bad input, not an error of ours
+      // to rethrow (and echo) as INTERNAL.
+      const msg = decode(m.data);
+      if (msg.type !== name) {
+        throw new ProtocolError(`expected a "${name}" request, received "${msg.type}"`, {
+          expected: name,
+          received: msg.type,
+        });
+      }
       cid = msg.cid;
       const result = await handler(msg.body as OpRequest<N>, { sender: msg.sender, cid });
       m.respond(encode(`${name}.ok` as const, result as never, { sender, cid }));
