@@ -80,35 +80,25 @@ export async function startCluster(
   const tls = stack.security?.tls?.("operator");
   const nc = await connectNats(stack.natsUrl, "cadre-test", undefined, { credentials: operator, tls });
   await everyHostHeard(nc, opts.hosts ?? 2);
+  const cliEnv = () => ({
+    CADRE_NATS_URL: stack.natsUrl,
+    ...(operator ? { CADRE_NATS_CREDS: operator } : {}),
+    ...(tls
+      ? {
+          CADRE_NATS_TLS_CA: tls.caFile,
+          CADRE_NATS_TLS_CERT: tls.certFile ?? "",
+          CADRE_NATS_TLS_KEY: tls.keyFile ?? "",
+        }
+      : {}),
+  });
   return {
     ...cadreClient(nc),
     stack,
     logs,
-    cliEnv: () => ({
-      CADRE_NATS_URL: stack.natsUrl,
-      ...(operator ? { CADRE_NATS_CREDS: operator } : {}),
-      ...(tls
-        ? {
-            CADRE_NATS_TLS_CA: tls.caFile,
-            CADRE_NATS_TLS_CERT: tls.certFile ?? "",
-            CADRE_NATS_TLS_KEY: tls.keyFile ?? "",
-          }
-        : {}),
-    }),
+    cliEnv,
     cli: (...args) =>
       execFileSync(process.execPath, [cadre, ...args], {
-        env: {
-          ...process.env,
-          CADRE_NATS_URL: stack.natsUrl,
-          ...(operator ? { CADRE_NATS_CREDS: operator } : {}),
-          ...(tls
-            ? {
-                CADRE_NATS_TLS_CA: tls.caFile,
-                CADRE_NATS_TLS_CERT: tls.certFile ?? "",
-                CADRE_NATS_TLS_KEY: tls.keyFile ?? "",
-              }
-            : {}),
-        },
+        env: { ...process.env, ...cliEnv() },
         encoding: "utf8",
       }),
     tail: (n = 30) => [...logs].map(([service, l]) => `--- ${service}\n${l.slice(-n).join("\n")}`).join("\n"),
@@ -153,4 +143,24 @@ export function chainTeam(name: string, depth: number): TeamInput {
         : { role: "agent", replicas: 1, behaviour: { type: "script", output: { level: i } } };
   }
   return { name, root: "k0", kinds };
+}
+
+/** A lead fanning out to `n` workers (`workers` replicas) that each sleep `sleepMs`. */
+export function fanTeam(name: string, n: number, sleepMs: number, workers = 2): TeamInput {
+  return {
+    name,
+    root: "lead",
+    kinds: {
+      lead: {
+        role: "lead",
+        replicas: 1,
+        behaviour: {
+          type: "script",
+          delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }],
+          output: { parts: "{{children}}" },
+        },
+      },
+      worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
+    },
+  };
 }

@@ -6,28 +6,18 @@
  * once. Asserted from the records, the supervisors' own view and their events, never from timing.
  */
 
-import type { OpReply, TeamInput } from "@cadre/protocol";
+import type { OpReply } from "@cadre/protocol";
 import { discoverServices, SupervisorClient } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, recordEvents, startCluster, type TestCluster, until, waitForEvent } from "../helpers/cluster.js";
-
-/** A lead fanning out to `n` workers that each sleep `sleepMs`. */
-const fan = (name: string, n: number, sleepMs: number): TeamInput => ({
-  name,
-  root: "lead",
-  kinds: {
-    lead: {
-      role: "lead",
-      replicas: 1,
-      behaviour: {
-        type: "script",
-        delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }],
-        output: { parts: "{{children}}" },
-      },
-    },
-    worker: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs, output: { ok: true } } },
-  },
-});
+import {
+  fanTeam,
+  fastConfig,
+  recordEvents,
+  startCluster,
+  type TestCluster,
+  until,
+  waitForEvent,
+} from "../helpers/cluster.js";
 
 type Tree = OpReply<"sup.debug.workflow">;
 const STANDBY = "sup-standby";
@@ -63,7 +53,7 @@ describe("workflow controls across a supervisor failover", () => {
     expect(Object.values(before).sort()).toEqual(["active", "standby"]);
 
     const rec = recordEvents(c.nc);
-    const id = await c.submit(fan("failover-team", 6, 800));
+    const id = await c.submit(fanTeam("failover-team", 6, 800));
     // The lead has delegated (it is never parked), then the pause: the workers not started yet park.
     await until("the six workers created", async () => workers(await tree(id)).length === 6);
     await sup.call("sup.workflow.pause", { workflowId: id });

@@ -5,28 +5,10 @@
  * from timing.
  */
 
-import type { OpReply, TeamInput } from "@cadre/protocol";
+import type { OpReply } from "@cadre/protocol";
 import { SupervisorClient } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
-
-/** A lead fanning out to `n` workers that each sleep `sleepMs`. */
-const fan = (name: string, n: number, sleepMs: number, workers = 2): TeamInput => ({
-  name,
-  root: "lead",
-  kinds: {
-    lead: {
-      role: "lead",
-      replicas: 1,
-      behaviour: {
-        type: "script",
-        delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }],
-        output: { parts: "{{children}}" },
-      },
-    },
-    worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
-  },
-});
+import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 type Tree = OpReply<"sup.debug.workflow">;
 
@@ -45,7 +27,7 @@ describe("workflow controls", () => {
   });
 
   it("pause holds every queued task parked; resume runs them and the workflow completes, each task applied once", async () => {
-    const id = await c.submit(fan("pause-team", 6, 300));
+    const id = await c.submit(fanTeam("pause-team", 6, 300));
     const paused = await sup.call("sup.workflow.pause", { workflowId: id });
     expect(paused.control.paused).toBe(true);
     // Attempts already running finish; everything else ends up parked, none started.
@@ -76,7 +58,7 @@ describe("workflow controls", () => {
 
   it("pause --now gives running attempts back; resume re-runs them and nothing is applied twice", async () => {
     const rec = recordEvents(c.nc);
-    const id = await c.submit(fan("pause-now-team", 2, 4000));
+    const id = await c.submit(fanTeam("pause-now-team", 2, 4000));
     await until(
       "both workers running",
       async () => workers(await tree(id)).filter((x) => x.status === "running").length === 2,
@@ -101,7 +83,7 @@ describe("workflow controls", () => {
   });
 
   it("cancel ends every unfinished task cancelled with the reason, stops running attempts, applies no late result", async () => {
-    const id = await c.submit(fan("cancel-team", 6, 3000));
+    const id = await c.submit(fanTeam("cancel-team", 6, 3000));
     await until("workers running", async () => workers(await tree(id)).some((x) => x.status === "running"));
     const reply = await sup.call("sup.workflow.cancel", { workflowId: id, reason: "operator test" });
     expect(reply.cancelled.length).toBeGreaterThan(0);
@@ -125,7 +107,7 @@ describe("workflow controls", () => {
   });
 
   it("a cap of N agents is never exceeded, and is reached", async () => {
-    const id = await c.submit(fan("cap-team", 8, 600, 4));
+    const id = await c.submit(fanTeam("cap-team", 8, 600, 4));
     // Paused first, so every worker waits parked and the cap governs every start.
     await sup.call("sup.workflow.pause", { workflowId: id });
     await until("nothing of the workflow running", async () => {
@@ -151,7 +133,7 @@ describe("workflow controls", () => {
   });
 
   it("drain moves a host's actors elsewhere and loses nothing", async () => {
-    const id = await c.submit(fan("drain-team", 6, 600, 2));
+    const id = await c.submit(fanTeam("drain-team", 6, 600, 2));
     await until("workers running", async () => workers(await tree(id)).some((x) => x.status === "running"));
     const hosts = (await sup.call("sup.host.list", {})).hosts.map((h) => h.hostId).sort();
     const victim = hosts[0] as string;
@@ -165,7 +147,7 @@ describe("workflow controls", () => {
     expect(w.status, c.tail()).toBe("completed");
     expect(w.tasks).toMatchObject({ total: 7, completed: 7, duplicates: 0 });
     // Work that started after the drain ran on the other host.
-    const next = await c.submit(fan("drain-team", 2, 0, 2));
+    const next = await c.submit(fanTeam("drain-team", 2, 0, 2));
     expect((await c.wait(next)).status).toBe("completed");
     for (const r of await c.taskRecords(next)) expect(r.applied?.hostId).not.toBe(victim);
     await sup.call("sup.host.cordon", { hostId: victim, cordoned: false });

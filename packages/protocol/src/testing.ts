@@ -5,7 +5,26 @@
 
 import { pack } from "msgpackr";
 import { PROTOCOL_VERSION } from "./codec.js";
-import { CadreError } from "./errors.js";
+import {
+  BehaviourFailedError,
+  CadreError,
+  CircularDelegationError,
+  ConcurrentModificationError,
+  DeadlockVictimError,
+  DelegationDepthExceededError,
+  HookFailedError,
+  InternalError,
+  InvalidAgentResponseError,
+  InvalidConfigError,
+  NotFoundError,
+  PermissionDeniedError,
+  ProtocolError,
+  ProtocolVersionMismatchError,
+  ResourceExhaustedError,
+  StateLimitError,
+  TimeoutError,
+  UnavailableError,
+} from "./errors.js";
 import { type TaskEnvelope, TaskEnvelopeSchema } from "./messages.js";
 
 function asCadreError(err: unknown): CadreError {
@@ -60,3 +79,24 @@ export function taskEnvelope(fields: Partial<TaskEnvelope> = {}): TaskEnvelope {
 export function unsafeFrame(type: string, body: unknown, sender = "intruder"): Uint8Array {
   return pack({ v: PROTOCOL_VERSION, type, sender, cid: "", ts: Date.now(), body });
 }
+
+/** One instance of every error class of this package, with representative data (round-trip tests). */
+export const errorSamples: readonly CadreError[] = [
+  new ProtocolError("frame is not valid msgpack (Unexpected end of MessagePack data)", { size: 12 }),
+  new ProtocolVersionMismatchError(1, 2),
+  new ConcurrentModificationError("workflow.w1abc", 7),
+  new StateLimitError("cadre_state", "w1abc.summary", "the bucket is full (max_state_size_mb 100)"),
+  new CircularDelegationError(["a", "b", "c", "a"]),
+  new DelegationDepthExceededError(["k0", "k1", "k2", "k3", "k4", "k5", "k6"], 6, 5),
+  new ResourceExhaustedError("agents of orchestrator engineering-director", 10, 10),
+  new InvalidAgentResponseError("backend-engineer", [{ path: "summary", message: "expected string" }]),
+  new BehaviourFailedError("command exited with status 2", { exitCode: 2, stderr: "boom" }),
+  new TimeoutError("task w1abc-r-0", 30_000),
+  new DeadlockVictimError("w1-r-1", ["w1-r-1", "w1-r-0"], "pool-x"),
+  new HookFailedError("audit", "beforeTask", "timeout", "no answer within 5000 ms"),
+  new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
+  new NotFoundError("workflow", "w1abc"),
+  new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
+  new PermissionDeniedError("this identity may not call sup.submit", { operation: "sup.submit", roles: ["operator"] }),
+  new InternalError("unexpected state", { where: "placement" }),
+];

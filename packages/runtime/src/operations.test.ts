@@ -1,30 +1,18 @@
 import {
-  BehaviourFailedError,
   CadreError,
   CircularDelegationError,
-  ConcurrentModificationError,
-  DeadlockVictimError,
-  DelegationDepthExceededError,
   decodeAs,
   endpointName,
-  HookFailedError,
   InternalError,
-  InvalidAgentResponseError,
-  InvalidConfigError,
   NotFoundError,
   operationSubject,
   operationsOf,
-  PermissionDeniedError,
   ProtocolError,
-  ProtocolVersionMismatchError,
-  ResourceExhaustedError,
   randomId,
-  StateLimitError,
   SUPERVISOR_QUEUE,
-  TimeoutError,
   UnavailableError,
 } from "@cadre/protocol";
-import { rejection, taskEnvelope } from "@cadre/protocol/testing";
+import { errorSamples, rejection, taskEnvelope } from "@cadre/protocol/testing";
 import { type ServiceInfo, Svcm } from "@nats-io/services";
 import { pack } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
@@ -229,23 +217,7 @@ describe("call and OperationServer: errors", () => {
 
 /** One instance of every error class in the workspace (protocol's and the runtime's). */
 const samples: CadreError[] = [
-  new ProtocolError("frame is not valid msgpack", { size: 12 }),
-  new ProtocolVersionMismatchError(1, 2),
-  new ConcurrentModificationError("workflow.w1abc", 7),
-  new StateLimitError("cadre_state", "w1abc.summary", "the bucket is full"),
-  new CircularDelegationError(["a", "b", "a"]),
-  new DelegationDepthExceededError(["k0", "k1", "k2"], 2, 1),
-  new ResourceExhaustedError("agents of team t", 2, 2, { retryable: false, fix: "lower the replicas" }),
-  new InvalidAgentResponseError("qa", [{ path: "summary", message: "expected string" }]),
-  new BehaviourFailedError("command exited with status 2", { exitCode: 2 }),
-  new TimeoutError("task w1abc-r-0", 30_000),
-  new DeadlockVictimError("w1-r-1", ["w1-r-1", "w1-r-0"], "pool-x"),
-  new HookFailedError("audit", "beforeTask", "timeout", "no answer within 5000 ms"),
-  new InvalidConfigError("team file", [{ path: "root", message: "unknown kind" }]),
-  new NotFoundError("workflow", "w1abc"),
-  new UnavailableError("no supervisor answered", { subject: "cadre.v1.sup.submit" }),
-  new PermissionDeniedError("this identity may not call sup.submit", { operation: "sup.submit", roles: ["operator"] }),
-  new InternalError("unexpected state", { where: "placement" }),
+  ...errorSamples,
   new CircuitOpenError("spawn", 250),
   new OutboxFullError("/var/lib/cadre/outbox.log", 1024, 1000, 3),
   new OutboxCorruptError("/var/lib/cadre/outbox.log", 4096, "bad checksum"),

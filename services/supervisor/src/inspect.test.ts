@@ -310,7 +310,7 @@ describe("Inspector: workflow lists and status", () => {
     expect(await ids({ status: "completed" })).toEqual(["wl-c"]);
     expect(await ids({ status: "cancelled" })).toEqual(["wl-e"]);
     expect(await ids({ status: "failed" })).toEqual([]);
-    expect(await f.inspector.runningOf(TEAM)).toBe(2);
+    expect((await f.inspector.runningByTeam()).get(TEAM)).toBe(2);
   });
 
   it("status: the record and its control", async () => {

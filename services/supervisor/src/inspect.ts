@@ -79,8 +79,13 @@ export class Inspector {
   }
 
   /** Running workflows of a team. */
-  async runningOf(teamId: string): Promise<number> {
-    return (await this.list({ status: "running", limit: 1000 })).workflows.filter((w) => w.teamId === teamId).length;
+  /** Running workflows per team, from one pass over the workflow records. */
+  async runningByTeam(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const w of (await this.list({ status: "running", limit: 1000 })).workflows) {
+      counts.set(w.teamId, (counts.get(w.teamId) ?? 0) + 1);
+    }
+    return counts;
   }
 
   async debugWorkflow({ workflowId }: OpRequest<"sup.debug.workflow">): Promise<OpReply<"sup.debug.workflow">> {

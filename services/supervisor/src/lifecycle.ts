@@ -254,7 +254,7 @@ export class Lifecycle {
 
   // --- operations ------------------------------------------------------------------------
 
-  async teamList(running: (teamId: string) => Promise<number>): Promise<OpReply<"sup.team.list">> {
+  async teamList(running: ReadonlyMap<string, number>): Promise<OpReply<"sup.team.list">> {
     const teams = [];
     for (const tid of await this.d.registry.teamIds()) {
       const team = await this.d.registry.team(tid);
@@ -267,7 +267,7 @@ export class Lifecycle {
         priority: team.priority,
         kinds,
         actors: this.d.registry.allActors().filter((a) => a.teamId === tid).length,
-        running: await running(tid),
+        running: running.get(tid) ?? 0,
         lastActiveAt: last > 0 ? last : null,
       });
     }

@@ -13,9 +13,17 @@ import {
   STREAMS,
   subjects,
   type TaskResult,
+  type TypedEvent,
   UnavailableError,
 } from "@cadre/protocol";
-import { type Clock, type Logger, type NatsConnection, PULL_OPTIONS, type Subscription } from "@cadre/runtime";
+import {
+  type Clock,
+  type Logger,
+  type NatsConnection,
+  PULL_OPTIONS,
+  type Subscription,
+  verifyResult,
+} from "@cadre/runtime";
 import {
   AckPolicy,
   type ConsumerMessages,
@@ -28,6 +36,8 @@ import { z } from "zod";
 import type { ApplyOutcome } from "./results.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
+
+type RejectReason = "unsigned" | "bad-signature" | "unknown-host";
 
 /** Ack wait of the results consumer: what a dead supervisor fetched comes back after this. */
 const RESULTS_ACK_WAIT_MS = 5000;
@@ -52,18 +62,23 @@ export interface ResultStreamDeps {
   apply: (result: TaskResult) => Promise<ApplyOutcome>;
   frozen: (workflowId: string) => boolean;
   /**
-   * Why a result is not authentic (it does not prove it came from the host it names), or null
-   * when it is; a rejected result is dropped, never applied.
+   * Whether results must be signed by the host they name (an authenticated deployment: this
+   * supervisor has an identity). Anonymous deployments take results as they come.
    */
-  authenticate: (result: TaskResult) => Promise<"unsigned" | "bad-signature" | "unknown-host" | null>;
-  /** A result was rejected as not authentic (the message is terminated next). */
-  rejected: (result: TaskResult, sender: string, reason: "unsigned" | "bad-signature" | "unknown-host") => void;
+  requireSigned: boolean;
+  /** A host's public key, from the record only that host may write. */
+  hostKey: (hostId: string) => Promise<string | undefined>;
+  emit: (event: TypedEvent) => void;
   /** After a result was applied or classified (the message is acked next). */
   applied: (result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined) => void;
 }
 
 /** Consumes results while this supervisor is active. */
 export class ResultStream {
+  /** Results rejected as not authentic since this supervisor started. */
+  rejected = 0;
+  /** Hosts' public keys as their records give them (see forgetHost). */
+  private readonly hostKeys = new Map<string, string>();
   private results?: ConsumerMessages;
   private advisories?: Subscription;
   private readonly perWorkflow = new Map<string, Promise<void>>();
@@ -132,9 +147,9 @@ export class ResultStream {
     const prev = this.perWorkflow.get(wf) ?? Promise.resolve();
     const next = prev.then(async () => {
       try {
-        const rejected = await this.d.authenticate(result);
-        if (rejected) {
-          this.d.rejected(result, sender, rejected);
+        const reason = await this.authenticate(result);
+        if (reason) {
+          this.reject(result, sender, reason);
           m.term();
           return;
         }
@@ -151,6 +166,36 @@ export class ResultStream {
     this.perWorkflow.set(wf, next);
     void next.then(() => {
       if (this.perWorkflow.get(wf) === next) this.perWorkflow.delete(wf);
+    });
+  }
+
+  /** A restarted host may come back with another key (rotated): its record is read again. */
+  forgetHost(hostId: string): void {
+    this.hostKeys.delete(hostId);
+  }
+
+  /** Why a result does not prove it came from the host it names, or null when it does. */
+  private async authenticate(r: TaskResult): Promise<RejectReason | null> {
+    if (!this.d.requireSigned) return null;
+    if (!r.sig) return "unsigned";
+    let key = this.hostKeys.get(r.hostId);
+    if (!key) {
+      key = await this.d.hostKey(r.hostId);
+      if (!key) return "unknown-host";
+      this.hostKeys.set(r.hostId, key);
+    }
+    return verifyResult(r, key) ? null : "bad-signature";
+  }
+
+  /** Counted, logged and announced; never applied. */
+  private reject(r: TaskResult, sender: string, reason: RejectReason): void {
+    this.rejected++;
+    this.d.logger.warn({ taskId: r.taskId, claimedHostId: r.hostId, sender, reason }, "result rejected: not authentic");
+    this.d.emit({
+      type: "RESULT_REJECTED",
+      category: "task",
+      scope: r.workflowId,
+      data: { taskId: r.taskId, epoch: r.epoch, attempt: r.attempt, claimedHostId: r.hostId, sender, reason },
     });
   }
 

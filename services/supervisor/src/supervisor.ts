@@ -28,7 +28,6 @@ import {
   subjects,
   type TaskRecord,
   TaskRecordSchema,
-  type TaskResult,
   type TypedEvent,
   type WorkflowRecord,
   WorkflowRecordSchema,
@@ -51,7 +50,6 @@ import {
   StateStore,
   type Subscription,
   systemClock,
-  verifyResult,
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { WorkflowControls } from "./controls.js";
@@ -263,20 +261,9 @@ export class Supervisor {
       sender,
       apply: (r) => applier.apply(r),
       frozen: (wf) => this.controls.isFrozen(wf),
-      authenticate: (r) => this.authenticate(r),
-      rejected: (r, from, reason) => {
-        this.rejectedResults++;
-        logger.warn(
-          { taskId: r.taskId, claimedHostId: r.hostId, sender: from, reason },
-          "result rejected: not authentic",
-        );
-        emit({
-          type: "RESULT_REJECTED",
-          category: "task",
-          scope: r.workflowId,
-          data: { taskId: r.taskId, epoch: r.epoch, attempt: r.attempt, claimedHostId: r.hostId, sender: from, reason },
-        });
-      },
+      requireSigned: config.natsCredentials !== undefined,
+      hostKey: async (hostId) => (await registry.hostRecord(hostId))?.publicKey,
+      emit,
       applied: (result, outcome, replay) => {
         // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
         if (outcome === "applied") this.resources.release(result.taskId);
@@ -345,7 +332,7 @@ export class Supervisor {
             this.lifecycle.heard(hb);
             const restarted = this.registry.heartbeat(hb);
             // A restarted host may come back with another key (rotated): read its record again.
-            if (restarted) this.hostKeys.delete(hb.hostId);
+            if (restarted) this.results.forgetHost(hb.hostId);
             if (restarted && this.active) {
               this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
             }
@@ -523,28 +510,6 @@ export class Supervisor {
       return undefined;
     }
     return { event, ts: msg.ts };
-  }
-
-  /** Results rejected as not authentic since this supervisor started. */
-  rejectedResults = 0;
-  /** Hosts' public keys as their records give them (dropped when a host restarts). */
-  private readonly hostKeys = new Map<string, string>();
-
-  /**
-   * In an authenticated deployment (this supervisor has an identity) a result counts only when
-   * signed by the host it names, with the key that host registered (only it may write its
-   * record). Anonymous deployments take results as they come.
-   */
-  private async authenticate(r: TaskResult): Promise<"unsigned" | "bad-signature" | "unknown-host" | null> {
-    if (!this.config.natsCredentials) return null;
-    if (!r.sig) return "unsigned";
-    let key = this.hostKeys.get(r.hostId);
-    if (!key) {
-      key = (await this.registry.hostRecord(r.hostId))?.publicKey;
-      if (!key) return "unknown-host";
-      this.hostKeys.set(r.hostId, key);
-    }
-    return verifyResult(r, key) ? null : "bad-signature";
   }
 
   /** Whether this supervisor holds the lease and acts. */
