@@ -92,6 +92,16 @@ else
   log "installed nats-server"
 fi
 
+# --- prometheus (test/helpers/prometheus.ts runs /usr/bin/prometheus itself, on its own port;
+# the package's systemd service, which starts one on 9090 where systemd runs, is not used) ---
+if command -v prometheus >/dev/null 2>&1; then
+  log "$(prometheus --version 2>&1 | head -n 1) at $(command -v prometheus): ok"
+else
+  apt_install prometheus
+  command -v prometheus >/dev/null 2>&1 || die "prometheus did not install"
+  log "installed prometheus"
+fi
+
 # --- pnpm 10 ---
 pnpm_major() {
   local v

@@ -43,6 +43,7 @@ export type { Buckets } from "./infrastructure.js";
 export { ensureInfrastructure, openInfrastructure } from "./infrastructure.js";
 export type { Logger } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
+export * from "./metrics.js";
 export type { Msg, NatsConnection, Subscription } from "./nats.js";
 export { connectNats, headers, isTransient, isTransportFailure, PULL_OPTIONS } from "./nats.js";
 export type { CallOptions, OperationHandler, OperationServerOptions, ServiceInfo } from "./operations.js";

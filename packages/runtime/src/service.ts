@@ -4,11 +4,12 @@
  * line once serving, and a clean stop on SIGINT/SIGTERM.
  */
 
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { type Config, toCadreError } from "@cadre/protocol";
 import { Command } from "commander";
 import { loadConfig } from "./config-loader.js";
 import { createLogger, type Logger } from "./logger.js";
+import { type CadreMetrics, metricsText } from "./metrics.js";
 import { configureRedaction } from "./redact.js";
 
 /** A running service. */
@@ -16,6 +17,8 @@ export interface RunningService {
   stop(): Promise<void>;
   /** Whether it can do its job (connected to NATS); `/healthz` answers 200 or 503 from it. */
   healthy?(): boolean;
+  /** Its metrics (metrics.ts); the health server serves them on `/metrics` (404 without). */
+  metrics?: CadreMetrics;
 }
 
 /** What a service's main provides. */
@@ -42,7 +45,10 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     .option("--nats-tls-cert <file>", "TLS client certificate (env CADRE_NATS_TLS_CERT)")
     .option("--nats-tls-key <file>", "TLS client key (env CADRE_NATS_TLS_KEY)")
     .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (env CADRE_LOG_LEVEL)")
-    .option("--health-port <port>", "serve GET /healthz on this port, 0.0.0.0 (env CADRE_HEALTH_PORT; default: off)")
+    .option(
+      "--health-port <port>",
+      "serve GET /healthz and GET /metrics on this port, 0.0.0.0 (env CADRE_HEALTH_PORT; default: off)",
+    )
     .showHelpAfterError();
   def.options?.(program);
   program.parse(argv);
@@ -121,20 +127,56 @@ function parsePort(v: unknown): number | undefined | null {
 
 /**
  * The health endpoint container runtimes probe: 200 while the service is healthy, 503 when not.
- * Plain HTTP so a probe needs nothing but `node -e fetch(...)` or `wget`.
+ * Plain HTTP so a probe needs nothing but `node -e fetch(...)` or `wget`. It also serves the
+ * service's metrics on `/metrics` for Prometheus to scrape (404 when the service has none).
+ * Services listen on 0.0.0.0; tests pass `127.0.0.1` and port 0 (the bound port is in
+ * `server.address()`).
  */
-function serveHealth(port: number, running: RunningService, logger: Logger): Promise<Server> {
+export function serveHealth(
+  port: number,
+  running: Pick<RunningService, "healthy" | "metrics">,
+  logger: Logger,
+  host = "0.0.0.0",
+): Promise<Server> {
   const server = createServer((req, res) => {
-    const ok = req.url === "/healthz" && (running.healthy?.() ?? true);
-    res.writeHead(req.url === "/healthz" ? (ok ? 200 : 503) : 404, { "content-type": "text/plain" });
-    res.end(ok ? "ok\n" : req.url === "/healthz" ? "unhealthy\n" : "not found\n");
+    const path = req.url?.split("?")[0];
+    if (path === "/metrics") {
+      void serveMetrics(running.metrics, res, logger);
+      return;
+    }
+    const ok = path === "/healthz" && (running.healthy?.() ?? true);
+    res.writeHead(path === "/healthz" ? (ok ? 200 : 503) : 404, { "content-type": "text/plain" });
+    res.end(ok ? "ok\n" : path === "/healthz" ? "unhealthy\n" : "not found\n");
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "0.0.0.0", () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
-      logger.info({ port }, "health endpoint on /healthz");
+      const address = server.address();
+      const bound = address !== null && typeof address === "object" ? address.port : port;
+      logger.info(
+        { port: bound },
+        running.metrics ? "health endpoint on /healthz and /metrics" : "health endpoint on /healthz",
+      );
       resolve(server);
     });
   });
+}
+
+/** Answers `/metrics`: the registry's text (200), 404 without metrics, 500 when collecting fails. */
+async function serveMetrics(metrics: CadreMetrics | undefined, res: ServerResponse, logger: Logger): Promise<void> {
+  if (!metrics) {
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+    return;
+  }
+  try {
+    const text = await metricsText(metrics);
+    res.writeHead(200, { "content-type": metrics.registry.contentType });
+    res.end(text);
+  } catch (err) {
+    logger.warn({ err }, "cannot collect metrics");
+    res.writeHead(500, { "content-type": "text/plain" });
+    res.end("cannot collect metrics\n");
+  }
 }
