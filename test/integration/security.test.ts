@@ -145,19 +145,28 @@ describe("security on: identities and permissions per role", () => {
       await js.publish(subjects.result(id), encode("result", signed, { sender: "host-1" }), {
         msgID: `${resultMessageId(taskId, 1, 1)}:forged`,
       });
+      // Signed by host-2 as itself: authentic, but host-2 never held the task (no token).
+      const own = { ...forged, hostId: "host-2" };
+      await js.publish(
+        subjects.result(id),
+        encode("result", { ...own, sig: signer?.sign(own) }, { sender: "host-2" }),
+        {
+          msgID: `${resultMessageId(taskId, 1, 1)}:own`,
+        },
+      );
     } finally {
       await nc.close();
     }
     const w = await c.wait(id);
     await until(
-      "both forgeries rejected",
-      () => rec.events.filter((e) => e.event.type === "RESULT_REJECTED").length >= 2,
+      "the three forgeries rejected",
+      () => rec.events.filter((e) => e.event.type === "RESULT_REJECTED").length >= 3,
     );
     rec.stop();
     expect(w.status).toBe("completed");
     expect(w.output).toEqual({ by: "genuine" });
     const reasons = rec.events.filter((e) => e.event.type === "RESULT_REJECTED").map((e) => e.event.data.reason);
-    expect(reasons.sort()).toEqual(["bad-signature", "unsigned"]);
+    expect(reasons.sort()).toEqual(["bad-signature", "not-holder", "unsigned"]);
     const [record] = await c.taskRecords(id);
     expect(record?.applied).toMatchObject({ hostId: "host-1" });
     expect(record?.applied?.actorId).not.toBe("forger");

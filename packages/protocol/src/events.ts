@@ -203,7 +203,8 @@ export const events = {
   RESULT_REJECTED: {
     category: "task",
     critical: false,
-    summary: "a result whose signature does not prove it came from the host it names: dropped, never applied",
+    summary:
+      "a result that does not prove it came from the host it names, holding the task at that epoch: dropped, never applied",
     data: z.object({
       taskId: ref(),
       epoch: int(),
@@ -212,7 +213,7 @@ export const events = {
       claimedHostId: ref(),
       /** Who published it on NATS, as the message envelope says (not authenticated). */
       sender: ref(),
-      reason: z.enum(["unsigned", "bad-signature", "unknown-host"]),
+      reason: z.enum(["unsigned", "bad-signature", "unknown-host", "not-holder"]),
     }),
   },
   RESULT_DUPLICATE: {

@@ -26,6 +26,8 @@ export const MAX_REF_LENGTH = 256;
 const Ref = z.string().max(MAX_REF_LENGTH);
 export const Json = z.record(z.string(), z.unknown());
 export const Millis = z.number().int().nonnegative();
+/** A holder's proof (base64url HMAC-SHA256, truncated to 32 characters). */
+const Proof = z.string().regex(/^[A-Za-z0-9_-]{32}$/, "a holder proof is 32 base64url characters");
 
 /** An error as it travels: `{ code, message, data }`. */
 export const WireErrorSchema = z.object({
@@ -80,7 +82,20 @@ export const TaskResultSchema = z.object({
    * fields but `offline` and `sig`): proves which host decided it (runtime security.ts).
    */
   sig: z.string().max(200).optional(),
+  /**
+   * Proof that the host held the task at this epoch: an HMAC of the result's canonical form
+   * keyed with the task token, which only the task's delivery carries (runtime security.ts).
+   */
+  proof: Proof.optional(),
 });
+
+/**
+ * A host's proof that it holds a task at an epoch (runtime authenticity.ts), on every request
+ * it makes about the task (delegate, acquire, release, admit). Required where the deployment
+ * is authenticated.
+ */
+export const HoldingSchema = z.object({ epoch: z.number().int().min(1), hostId: Id, proof: Proof });
+export type Holding = z.infer<typeof HoldingSchema>;
 
 /** What a delegating actor asks for: subtasks of given kinds. */
 export const SubtaskSpecSchema = z.object({
@@ -101,6 +116,7 @@ export const SubmitReplySchema = z.object({ workflowId: Id, rootTaskId: Id, team
 export const DelegateRequestSchema = z.object({
   parent: TaskEnvelopeSchema,
   subtasks: z.array(SubtaskSpecSchema).min(1).max(1000),
+  holding: HoldingSchema.optional(),
 });
 export const DelegateReplySchema = z.object({
   taskIds: z.array(Id),
@@ -211,6 +227,8 @@ export const HeldTaskSchema = z.object({
   epoch: z.number().int().min(1),
   /** The task message's sequence in the tasks stream (deleted when the task is reassigned). */
   seq: z.number().int().positive(),
+  /** Proof of holding (see TaskResultSchema.proof), over the task id, epoch and host id. */
+  proof: Proof.optional(),
 });
 
 export const HeartbeatSchema = z.object({
@@ -304,10 +322,11 @@ export const AcquireRequestSchema = z.object({
   teamId: Id,
   resource: NameSchema,
   priority: z.number().int(),
+  holding: HoldingSchema.optional(),
 });
 export const AcquireReplySchema = z.object({ resource: NameSchema, waitedMs: Millis });
 /** The attempt ended: everything the task holds or waits for is let go. */
-export const ReleaseRequestSchema = z.object({ taskId: Id });
+export const ReleaseRequestSchema = z.object({ taskId: Id, holding: HoldingSchema.optional() });
 export const ReleaseReplySchema = z.object({ released: z.array(NameSchema) });
 
 /** The wait-for graph, for operators: who holds what, who waits for what, and the edges. */

@@ -22,6 +22,7 @@ import {
   DelegateRequestSchema,
   FreezeReplySchema,
   FreezeRequestSchema,
+  HoldingSchema,
   Id,
   Millis,
   QuarantineReplySchema,
@@ -115,6 +116,7 @@ export const AdmitRequestSchema = z.object({
   workflowId: Id,
   epoch: z.number().int().min(1),
   kind: NameSchema,
+  holding: HoldingSchema.optional(),
 });
 export const AdmitReplySchema = z.object({
   /** run: start it; parked: ack it, the supervisor re-publishes it later; cancelled: drop it. */

@@ -46,6 +46,11 @@ export const STREAMS = {
  */
 export const HEADERS = {
   replay: "Cadre-Replay",
+  /**
+   * On a task message: the token of this task at this epoch, which proves holding (runtime
+   * security.ts). Only the delivery carries it; the task record does not.
+   */
+  taskToken: "Cadre-Task-Token",
 } as const;
 
 export const BUCKETS = {

@@ -1,3 +1,15 @@
+export type { ResultSigner } from "./authenticity.js";
+export {
+  heldProof,
+  resultDigest,
+  resultProof,
+  resultSigner,
+  sameProof,
+  signedResultMessageId,
+  taskToken,
+  taskTokenKey,
+  verifyResult,
+} from "./authenticity.js";
 export type { BackoffOptions, RetryOptions } from "./backoff.js";
 export { backoffDelay, isRetryable, retry } from "./backoff.js";
 export type {
@@ -41,10 +53,11 @@ export {
 } from "./hooks/index.js";
 export type { Buckets } from "./infrastructure.js";
 export { ensureInfrastructure, openInfrastructure } from "./infrastructure.js";
-export type { Logger } from "./logger.js";
-export { createLogger, REDACT_PATHS, redactUrl } from "./logger.js";
+
+export type { Logger, ThrottledLog } from "./logger.js";
+export { createLogger, REDACT_PATHS, redactUrl, throttledLog } from "./logger.js";
 export * from "./metrics.js";
-export type { Msg, NatsConnection, Subscription } from "./nats.js";
+export type { Msg, MsgHdrs, NatsConnection, Subscription } from "./nats.js";
 export { connectNats, headers, isTransient, isTransportFailure, PULL_OPTIONS } from "./nats.js";
 export type { CallOptions, OperationHandler, OperationServerOptions, ServiceInfo } from "./operations.js";
 export { call, discoverServices, OperationServer, SupervisorClient } from "./operations.js";
@@ -65,17 +78,8 @@ export {
   redactPatternProblem,
   redactProperty,
 } from "./redact.js";
-export type { InitSecurityOptions, NatsAuth, NatsTls, ResultSigner, SecurityFiles } from "./security.js";
-export {
-  authenticatorFor,
-  credentialsFromUrls,
-  initSecurity,
-  natsAuthOf,
-  resultDigest,
-  resultSigner,
-  signedResultMessageId,
-  verifyResult,
-} from "./security.js";
+export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";
+export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf } from "./security.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";

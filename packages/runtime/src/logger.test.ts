@@ -1,6 +1,6 @@
 import { BehaviourFailedError } from "@cadre/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "./logger.js";
+import { createLogger, throttledLog } from "./logger.js";
 import { configureRedaction } from "./redact.js";
 
 /** A logger whose JSON lines land in an array (a pino destination stream). */
@@ -73,5 +73,21 @@ describe("createLogger", () => {
     logger.info({ ticket: "CORP-123456" }, "ticket CORP-654321 opened");
     expect(text()).not.toMatch(/CORP-[0-9]/);
     expect(text()).toContain('"ticket":"[REDACTED]"');
+  });
+});
+
+describe("throttledLog", () => {
+  it("writes at most perWindow lines of a kind per window, then says how many it held back", () => {
+    const { logger, parsed } = capture();
+    let t = 0;
+    const log = throttledLog(logger, { perWindow: 3, windowMs: 1000, now: () => t });
+    for (let i = 0; i < 100; i++) log("warn", "bad frame", { i }, "bad frame ignored");
+    log("warn", "other", {}, "another kind is not held back by the first");
+    expect(parsed().map((l) => l.i ?? l.msg)).toEqual([0, 1, 2, "another kind is not held back by the first"]);
+    t = 1000;
+    log("warn", "bad frame", { i: 100 }, "bad frame ignored");
+    expect(parsed().at(-1)).toMatchObject({ i: 100, suppressed: 97 });
+    log("warn", "bad frame", { i: 101 }, "bad frame ignored");
+    expect(parsed().at(-1)).not.toHaveProperty("suppressed");
   });
 });

@@ -70,3 +70,44 @@ export function createLogger(service: string, level = "info", destination?: Dest
   } as typeof logger.child;
   return logger;
 }
+
+/** A log call that a flood cannot turn into a flood of lines. */
+export type ThrottledLog = (
+  level: "info" | "warn" | "error",
+  kind: string,
+  fields: Record<string, unknown>,
+  msg: string,
+) => void;
+
+/**
+ * Logs at most `perWindow` lines of each kind (a short label: "bad heartbeat", "refused
+ * request") per window and counts the rest, so bad input sent in a loop cannot fill a
+ * service's log buffer (pino writes asynchronously: lines it has not written yet are memory).
+ * The first line of a kind after some were held back says how many (`suppressed`).
+ */
+export function throttledLog(
+  logger: Logger,
+  {
+    perWindow = 20,
+    windowMs = 10_000,
+    now = Date.now,
+  }: { perWindow?: number; windowMs?: number; now?: () => number } = {},
+): ThrottledLog {
+  const kinds = new Map<string, { since: number; written: number; suppressed: number }>();
+  return (level, kind, fields, msg) => {
+    const t = now();
+    let k = kinds.get(kind);
+    if (!k || t - k.since >= windowMs) {
+      k = { since: t, written: 0, suppressed: k?.suppressed ?? 0 };
+      kinds.set(kind, k);
+    }
+    if (k.written >= perWindow) {
+      k.suppressed++;
+      return;
+    }
+    k.written++;
+    const suppressed = k.suppressed;
+    k.suppressed = 0;
+    logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  };
+}

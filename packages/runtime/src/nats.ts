@@ -4,13 +4,13 @@
  */
 
 import { CadreError, PermissionDeniedError, UnavailableError } from "@cadre/protocol";
-import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
 import { authenticatorFor, credentialsFromUrls, type NatsAuth } from "./security.js";
 
-export type { Msg, NatsConnection, Subscription };
+export type { Msg, MsgHdrs, NatsConnection, Subscription };
 export { headers };
 
 /**
@@ -27,11 +27,12 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   let nc: NatsConnection;
   const parsed = credentialsFromUrls(servers.split(",").map((s) => s.trim()));
+  const identity = auth.credentials ? authenticatorFor(auth.credentials) : undefined;
   try {
     nc = await connect({
       servers: parsed.servers,
       ...(parsed.user !== undefined ? { user: parsed.user, pass: parsed.pass ?? "" } : {}),
-      ...(auth.credentials ? { authenticator: authenticatorFor(auth.credentials) } : {}),
+      ...(identity ? { authenticator: identity.authenticator, inboxPrefix: identity.inboxPrefix } : {}),
       ...(auth.tls ? { tls: { ...auth.tls } } : {}),
       name,
       maxReconnectAttempts: -1,

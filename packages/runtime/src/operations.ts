@@ -35,7 +35,7 @@ import {
 } from "@cadre/protocol";
 import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
-import type { Logger } from "./logger.js";
+import { type Logger, type ThrottledLog, throttledLog } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
 
 export type { ServiceInfo };
@@ -152,11 +152,15 @@ const MAX_ERROR_MESSAGE = 2000;
 
 /** A NATS micro service answering Cadre operations. */
 export class OperationServer {
+  private readonly refusals: ThrottledLog;
+
   private constructor(
     private readonly service: Service,
     private readonly nc: NatsConnection,
     private readonly opts: OperationServerOptions,
-  ) {}
+  ) {
+    this.refusals = throttledLog(opts.logger);
+  }
 
   /** Registers the service (`$SRV.PING|INFO|STATS` answer from now on). */
   static async start(nc: NatsConnection, opts: OperationServerOptions): Promise<OperationServer> {
@@ -216,8 +220,10 @@ export class OperationServer {
         !(err instanceof CadreError) && isTransient(err)
           ? new UnavailableError(`${subject}: NATS is not ready (${(err as Error).message})`, {}, { cause: err })
           : toCadreError(err);
-      const level = e.code === "INTERNAL" ? "error" : "info";
-      this.opts.logger[level]({ err: e, code: e.code, operation: name, cid }, `request refused: ${e.message}`);
+      const fields = { err: e, code: e.code, operation: name, cid };
+      if (e.code === "INTERNAL") this.opts.logger.error(fields, `request refused: ${e.message}`);
+      // Bad input sent in a loop must not become a loop of log lines.
+      else this.refusals("info", `${name} ${e.code}`, fields, `request refused: ${e.message}`);
       const wire = e.toWire();
       const trimmed = { ...wire, message: wire.message.slice(0, MAX_ERROR_MESSAGE) };
       try {

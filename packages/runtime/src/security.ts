@@ -16,10 +16,9 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { authorizationConfig, type Identity, InvalidConfigError, type Role, type TaskResult } from "@cadre/protocol";
+import { authorizationConfig, type Identity, InvalidConfigError, type Role } from "@cadre/protocol";
 import { type Authenticator, credsAuthenticator, nkeyAuthenticator, nkeys } from "@nats-io/nats-core";
 
 /** What {@link initSecurity} wrote. */
@@ -189,9 +188,11 @@ export interface NatsAuth {
 
 /**
  * The authenticator for a credentials file, by its content: a `.creds` file (JWT block) or an
- * nkey user seed. Anything else is INVALID_CONFIG naming the file (never its content).
+ * nkey user seed, and the identity's inbox prefix (`_INBOX.<public key>`: each identity may
+ * subscribe to its own replies only, permissions.ts). Anything else is INVALID_CONFIG naming
+ * the file (never its content).
  */
-export function authenticatorFor(file: string): Authenticator {
+export function authenticatorFor(file: string): { authenticator: Authenticator; inboxPrefix: string } {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -200,13 +201,22 @@ export function authenticatorFor(file: string): Authenticator {
       { path: "natsCredentials", message: `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})` },
     ]);
   }
-  if (text.includes("BEGIN NATS USER JWT")) return credsAuthenticator(new TextEncoder().encode(text));
-  const seed = text.trim();
-  if (/^SU[A-Z2-7]{56}$/.test(seed)) return nkeyAuthenticator(new TextEncoder().encode(seed));
+  const creds = text.includes("BEGIN NATS USER JWT");
+  const seed = creds ? /-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]{56})/.exec(text)?.[1] : text.trim();
+  if (seed && /^SU[A-Z2-7]{56}$/.test(seed)) {
+    const bytes = new TextEncoder().encode(seed);
+    return {
+      authenticator: creds ? credsAuthenticator(new TextEncoder().encode(text)) : nkeyAuthenticator(bytes),
+      inboxPrefix: inboxPrefixOf(nkeys.fromSeed(bytes).getPublicKey()),
+    };
+  }
   throw new InvalidConfigError("natsCredentials", [
     { path: "natsCredentials", message: `${file} is neither an nkey user seed (SU...) nor a .creds file` },
   ]);
 }
+
+/** Where an identity's replies arrive: under its public key, so no other identity may read them. */
+export const inboxPrefixOf = (publicKey: string): string => `_INBOX.${publicKey}`;
 
 /**
  * Splits `user:password@` out of server URLs (nats.js ignores credentials written in a URL):
@@ -234,111 +244,3 @@ export function natsAuthOf(config: { natsCredentials?: string | undefined; natsT
 }
 
 // --- signed results --------------------------------------------------------------------------
-
-/** JSON with object keys sorted, so a value signs the same whatever order its keys arrive in. */
-function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== "object") return JSON.stringify(v ?? null);
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-    .join(",")}}`;
-}
-
-/** The bytes a host signs for a result: every field but `offline` and `sig`, canonically. */
-export function resultDigest(r: TaskResult): Uint8Array {
-  const { offline: _o, sig: _s, ...fields } = r;
-  return createHash("sha256")
-    .update(`cadre-result:v1\n${canonicalJson(fields)}`)
-    .digest();
-}
-
-/** Signs results with an identity's nkey. */
-export interface ResultSigner {
-  readonly publicKey: string;
-  sign(r: TaskResult): string;
-}
-
-/** The seed in a seed file or a `.creds` file. */
-function seedOf(file: string): string | undefined {
-  const text = readFileSync(file, "utf8");
-  const m = /-----BEGIN USER NKEY SEED-----\s*(SU[A-Z2-7]{56})/.exec(text);
-  const seed = m?.[1] ?? text.trim();
-  return /^SU[A-Z2-7]{56}$/.test(seed) ? seed : undefined;
-}
-
-/** RFC 4648 base32 (no padding), as nkeys are written. */
-function base32(text: string): Uint8Array {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  const out: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const ch of text) {
-    const i = alphabet.indexOf(ch);
-    if (i < 0) throw new TypeError("not base32");
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Uint8Array.from(out);
-}
-
-// DER wrappers of a raw Ed25519 key, so Node's own (native) Ed25519 signs and verifies: the
-// nkeys library's pure-JS one took milliseconds per result under load.
-const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
-const SPKI_ED25519 = Buffer.from("302a300506032b6570032100", "hex");
-
-/** An nkey user seed (`SU...`: 2 prefix bytes, the 32-byte Ed25519 seed, a checksum) as a key. */
-function privateKeyOf(seed: string): KeyObject {
-  const raw = base32(seed).subarray(2, 34);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, raw]), format: "der", type: "pkcs8" });
-}
-
-const publicKeys = new Map<string, KeyObject>();
-/** An nkey user public key (`U...`: 1 prefix byte, the 32-byte key, a checksum) as a key. */
-function publicKeyOf(publicKey: string): KeyObject {
-  let k = publicKeys.get(publicKey);
-  if (!k) {
-    const raw = base32(publicKey).subarray(1, 33);
-    k = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: "der", type: "spki" });
-    if (publicKeys.size > 10_000) publicKeys.clear();
-    publicKeys.set(publicKey, k);
-  }
-  return k;
-}
-
-/** A signer from the identity in a credentials file; undefined when there is none (anonymous). */
-export function resultSigner(credentials: string | undefined): ResultSigner | undefined {
-  if (!credentials) return undefined;
-  const seed = seedOf(credentials);
-  if (!seed) return undefined;
-  const key = privateKeyOf(seed);
-  return {
-    publicKey: nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey(),
-    sign: (r) => sign(null, resultDigest(r), key).toString("base64url"),
-  };
-}
-
-/** Whether `r.sig` is the signature of the key `publicKey` over the result. */
-export function verifyResult(r: TaskResult, publicKey: string): boolean {
-  if (!r.sig) return false;
-  try {
-    return verify(null, resultDigest(r), publicKeyOf(publicKey), Buffer.from(r.sig, "base64url"));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The JetStream message id of a result. Signed, it ends with part of the signature, which only
- * the signing host can produce: a forger publishing first under a predictable id can no longer
- * make JetStream drop the genuine result as its duplicate.
- */
-export function signedResultMessageId(base: string, r: TaskResult): string {
-  return r.sig ? `${base}:${r.sig.slice(0, 22)}` : base;
-}

@@ -6,7 +6,7 @@
  * (`sup.task.admit`) whether it may start now.
  */
 
-import { type TaskEnvelope, type WorkflowControl, WorkflowControlSchema } from "@cadre/protocol";
+import { type Holding, type TaskEnvelope, type WorkflowControl, WorkflowControlSchema } from "@cadre/protocol";
 import { call, controlKey, isTransient, type Logger, type NatsConnection, retry } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
 
@@ -62,14 +62,14 @@ export class WorkflowControls {
    * with no request. Otherwise the supervisor's answer; rejects (UNAVAILABLE) when it does not
    * answer, and the caller gives the task back to come again after a backoff.
    */
-  async admit(task: TaskEnvelope): Promise<Admission> {
+  async admit(task: TaskEnvelope, holding: { holding?: Holding } = {}): Promise<Admission> {
     const control = this.controls.get(task.workflowId);
     if (!control) return "run";
     if (control.cancelled) return "cancelled";
     const { decision } = await call(
       this.o.nc,
       "sup.task.admit",
-      { taskId: task.taskId, workflowId: task.workflowId, epoch: task.epoch, kind: task.kind },
+      { taskId: task.taskId, workflowId: task.workflowId, epoch: task.epoch, kind: task.kind, ...holding },
       { sender: this.o.hostId, cid: task.workflowId, timeoutMs: this.o.requestTimeoutMs },
     );
     return decision;

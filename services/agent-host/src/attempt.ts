@@ -9,7 +9,9 @@
 
 import {
   decodeAs,
+  HEADERS,
   type HeldTask,
+  type Holding,
   type Kind,
   type SubtaskSpec,
   subjects,
@@ -25,9 +27,11 @@ import {
   type Clock,
   call,
   type HookEvent,
+  heldProof,
   type Logger,
   type NatsConnection,
   OutboxFullError,
+  resultProof,
   retry,
   type Subscription,
   sleep,
@@ -96,6 +100,7 @@ export class TaskAttempt {
   private childIds?: string[];
   private readonly seenChildren = new Set<string>();
   private closed = false;
+  private readonly token: string | undefined;
 
   constructor(
     private readonly d: AttemptDeps,
@@ -104,6 +109,8 @@ export class TaskAttempt {
     readonly task: TaskEnvelope,
   ) {
     this.attempt = msg.info.deliveryCount;
+    // Proves holding in the result, TASK_STARTED and heartbeats (runtime authenticity.ts).
+    this.token = msg.headers?.get(HEADERS.taskToken) || undefined;
     this.started = d.clock.now();
     this.tick();
   }
@@ -119,7 +126,15 @@ export class TaskAttempt {
 
   /** The attempt as heartbeats list it. */
   held(): HeldTask {
-    return { taskId: this.task.taskId, epoch: this.task.epoch, seq: this.msg.seq };
+    const { taskId, epoch } = this.task;
+    const proof = this.token && heldProof(this.token, taskId, epoch, this.d.hostId);
+    return { taskId, epoch, seq: this.msg.seq, ...(proof ? { proof } : {}) };
+  }
+
+  /** This host's proof of holding the task, for the requests it makes about it (none when anonymous). */
+  holding(): { holding?: Holding } {
+    const { proof } = this.held();
+    return proof ? { holding: { epoch: this.task.epoch, hostId: this.d.hostId, proof } } : {};
   }
 
   /** Admitted: announces TASK_STARTED. False when the task's deadline has passed (then report TIMEOUT). */
@@ -134,11 +149,9 @@ export class TaskAttempt {
       // epoch and seq: what the supervisor needs to reassign it should this host be lost before
       // its next heartbeat lists the task.
       data: {
-        taskId: task.taskId,
+        ...this.held(),
         kind: task.kind,
         attempt: this.attempt,
-        epoch: task.epoch,
-        seq: this.msg.seq,
         hostId: this.d.hostId,
         actorId: this.actor.actorId,
       },
@@ -166,7 +179,7 @@ export class TaskAttempt {
       await call(
         this.d.nc,
         "sup.acquire",
-        { taskId: task.taskId, teamId: task.teamId, resource, priority: task.priority },
+        { taskId: task.taskId, teamId: task.teamId, resource, priority: task.priority, ...this.holding() },
         { sender: this.d.hostId, cid: task.workflowId, timeoutMs: this.d.acquireTimeoutMs },
       );
       // Granted after the attempt was stopped: its release has gone already, so let go again.
@@ -202,7 +215,7 @@ export class TaskAttempt {
           call(
             this.d.nc,
             "sup.delegate",
-            { parent: task, subtasks },
+            { parent: task, subtasks, ...this.holding() },
             { sender: this.d.hostId, cid: task.workflowId, timeoutMs: this.d.requestTimeoutMs },
           ),
         ),
@@ -276,7 +289,7 @@ export class TaskAttempt {
         });
         return;
       }
-      await this.d.store({
+      const result: TaskResult = {
         taskId: task.taskId,
         workflowId: task.workflowId,
         epoch: task.epoch,
@@ -287,7 +300,8 @@ export class TaskAttempt {
         ...(outcome.status === "completed" ? { output: outcome.output } : { error: outcome.error }),
         startedAt: this.startedAt,
         finishedAt: this.d.clock.now(),
-      });
+      };
+      await this.d.store(this.token ? { ...result, proof: resultProof(this.token, result) } : result);
       // The result is stored (in JetStream or the outbox), so the ack need not be confirmed: a
       // lost or late ack only means a redelivery whose result is recorded as a duplicate.
       this.msg.ack();
@@ -405,7 +419,7 @@ export class TaskAttempt {
     call(
       this.d.nc,
       "sup.release",
-      { taskId },
+      { taskId, ...this.holding() },
       { sender: this.d.hostId, cid: workflowId, timeoutMs: this.d.requestTimeoutMs },
     ).catch((err) => this.d.logger.warn({ err, taskId }, "resources not released; the result will"));
   }

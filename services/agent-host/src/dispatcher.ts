@@ -69,7 +69,7 @@ export class Dispatcher implements PullerHost {
     const { task } = attempt;
     let decision: Admission | "unknown";
     try {
-      decision = await this.d.controls.admit(task);
+      decision = await this.d.controls.admit(task, attempt.holding());
     } catch (err) {
       // The supervisor is unreachable: the task comes back after the retry backoff.
       this.d.logger.warn({ err, taskId: task.taskId }, "admission not decided; the task comes back later");

@@ -25,6 +25,8 @@ import {
   OperationServer,
   type Subscription,
   systemClock,
+  type ThrottledLog,
+  throttledLog,
 } from "@cadre/runtime";
 
 /** Options of {@link Monitor.start}. */
@@ -53,9 +55,12 @@ export class Monitor {
   private readonly clock: Clock;
   private readonly id = `monitor-${randomId(6)}`;
   private skipped = 0;
+  /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
+  private readonly noisy: ThrottledLog;
 
   private constructor(private readonly opts: MonitorOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.noisy = throttledLog(opts.logger);
   }
 
   /** Connects and starts listening. */
@@ -97,7 +102,7 @@ export class Monitor {
             }
             this.hosts.set(hb.hostId, { last: hb, lastSeen: this.clock.now(), silent: false });
           } catch (err) {
-            logger.warn({ err }, "bad heartbeat ignored");
+            this.noisy("warn", "bad heartbeat ignored", { err }, "bad heartbeat ignored");
           }
         },
       }),
@@ -108,13 +113,23 @@ export class Monitor {
             raw = decodeAs(m.data, "event").body;
           } catch (err) {
             this.skipped++;
-            logger.warn({ err, skipped: this.skipped }, "undecodable event skipped");
+            this.noisy(
+              "warn",
+              "undecodable event skipped",
+              { err, skipped: this.skipped },
+              "undecodable event skipped",
+            );
             return;
           }
           const event = parseEvent(raw);
           if (isParseFailure(event)) {
             this.skipped++;
-            logger.warn({ failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
+            this.noisy(
+              "warn",
+              "event skipped",
+              { failure: event, skipped: this.skipped },
+              `event skipped: ${event.message}`,
+            );
             return;
           }
           // The line as received (parsing strips fields the table does not know yet). Guarded: a
@@ -124,7 +139,12 @@ export class Monitor {
             line = formatEventLine(raw);
           } catch (err) {
             this.skipped++;
-            logger.warn({ err, skipped: this.skipped }, "unprintable event skipped");
+            this.noisy(
+              "warn",
+              "unprintable event skipped",
+              { err, skipped: this.skipped },
+              "unprintable event skipped",
+            );
             return;
           }
           logger.info({ event: line }, "event");

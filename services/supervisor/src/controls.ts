@@ -49,6 +49,8 @@ export interface ControlsDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
+  /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
+  taskKey?: Buffer | undefined;
   emit: (event: TypedEvent) => void;
   /** What the hosts' actors hold now. */
   holdings: () => Holding[];

@@ -42,6 +42,8 @@ export interface IntakeDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
+  /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
+  taskKey?: Buffer | undefined;
   js: JetStreamClient;
   tasks: StateStore<TaskRecord>;
   workflows: StateStore<WorkflowRecord>;
@@ -207,7 +209,7 @@ export class Intake {
       const existing = await this.d.tasks.get(task.taskId);
       if (existing && existing.value.status !== "queued") return false;
     }
-    await publishTask(this.d.js, this.d.sender, task);
+    await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
     return created;
   }
 }

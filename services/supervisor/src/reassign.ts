@@ -24,6 +24,7 @@
 import {
   type Config,
   encode,
+  HEADERS,
   type Heartbeat,
   type HeldTask,
   STREAMS,
@@ -33,7 +34,16 @@ import {
   type TypedEvent,
   taskMessageId,
 } from "@cadre/protocol";
-import type { Clock, Logger, StateStore } from "@cadre/runtime";
+import {
+  type Clock,
+  headers,
+  heldProof,
+  type Logger,
+  type MsgHdrs,
+  type StateStore,
+  sameProof,
+  taskToken,
+} from "@cadre/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { workflowOf } from "./tree.js";
 
@@ -41,10 +51,31 @@ import { workflowOf } from "./tree.js";
  * Publishes a task (a new epoch of it) on the tasks stream, under a message id per epoch, so
  * publishing the same epoch again (a retried reassignment) sends it once.
  */
-export async function publishTask(js: JetStreamClient, sender: string, task: TaskEnvelope): Promise<void> {
+export async function publishTask(
+  js: JetStreamClient,
+  sender: string,
+  task: TaskEnvelope,
+  taskKey: Buffer | undefined,
+): Promise<void> {
+  let hdrs: MsgHdrs | undefined;
+  if (taskKey) {
+    // The token proves holding (runtime authenticity.ts): only deliveries of this epoch carry it.
+    hdrs = headers();
+    hdrs.set(HEADERS.taskToken, taskToken(taskKey, task.taskId, task.epoch));
+  }
   await js.publish(subjects.task(task.teamId, task.kind), encode("task", task, { sender, cid: task.workflowId }), {
     msgID: taskMessageId(task.idempotencyKey, task.epoch),
+    headers: hdrs,
   });
+}
+
+/**
+ * Whether a host proves it holds a task at an epoch (runtime authenticity.ts): a heartbeat's
+ * held entry or a TASK_STARTED. Always, in an anonymous deployment (no key).
+ */
+export function provesHolding(taskKey: Buffer | undefined, hostId: string, t: HeldTask): boolean {
+  if (!taskKey) return true;
+  return sameProof(t.proof, heldProof(taskToken(taskKey, t.taskId, t.epoch), t.taskId, t.epoch, hostId));
 }
 
 /**
@@ -54,7 +85,7 @@ export async function publishTask(js: JetStreamClient, sender: string, task: Tas
  * is a duplicate, never a record at an epoch no message carries.
  */
 export async function reissue(
-  d: { js: JetStreamClient; tasks: StateStore<TaskRecord>; sender: string },
+  d: { js: JetStreamClient; tasks: StateStore<TaskRecord>; sender: string; taskKey?: Buffer | undefined },
   taskId: string,
   epoch: number,
 ): Promise<TaskEnvelope | undefined> {
@@ -62,7 +93,7 @@ export async function reissue(
   const current = (await d.tasks.get(taskId))?.value;
   if (!open(current)) return undefined;
   const task = { ...current.task, epoch: epoch + 1 };
-  await publishTask(d.js, d.sender, task);
+  await publishTask(d.js, d.sender, task, d.taskKey);
   let raised = false;
   await d.tasks.modify(taskId, (rec) => {
     raised = open(rec);
@@ -80,6 +111,8 @@ export interface ReassignerDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
+  /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
+  taskKey?: Buffer | undefined;
   emit: (event: TypedEvent) => void;
   /** Whether this supervisor acts (standbys follow heartbeats but reassign nothing). */
   active: () => boolean;

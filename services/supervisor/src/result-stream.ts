@@ -21,7 +21,10 @@ import {
   type Logger,
   type NatsConnection,
   PULL_OPTIONS,
+  resultProof,
   type Subscription,
+  sameProof,
+  taskToken,
   verifyResult,
 } from "@cadre/runtime";
 import {
@@ -37,7 +40,7 @@ import type { ApplyOutcome } from "./results.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
-type RejectReason = "unsigned" | "bad-signature" | "unknown-host";
+type RejectReason = "unsigned" | "bad-signature" | "unknown-host" | "not-holder";
 
 /** Ack wait of the results consumer: what a dead supervisor fetched comes back after this. */
 const RESULTS_ACK_WAIT_MS = 5000;
@@ -62,10 +65,11 @@ export interface ResultStreamDeps {
   apply: (result: TaskResult) => Promise<ApplyOutcome>;
   frozen: (workflowId: string) => boolean;
   /**
-   * Whether results must be signed by the host they name (an authenticated deployment: this
-   * supervisor has an identity). Anonymous deployments take results as they come.
+   * Derives task tokens (runtime authenticity.ts). Given (an authenticated deployment: this
+   * supervisor has an identity), a result must be signed by the host it names and prove that
+   * host held the task at its epoch. Anonymous deployments take results as they come.
    */
-  requireSigned: boolean;
+  taskKey: Buffer | undefined;
   /** A host's public key, from the record only that host may write. */
   hostKey: (hostId: string) => Promise<string | undefined>;
   emit: (event: TypedEvent) => void;
@@ -174,9 +178,13 @@ export class ResultStream {
     this.hostKeys.delete(hostId);
   }
 
-  /** Why a result does not prove it came from the host it names, or null when it does. */
+  /**
+   * Why a result does not prove it came from the host it names, holding the task at that
+   * epoch, or null when it does.
+   */
   private async authenticate(r: TaskResult): Promise<RejectReason | null> {
-    if (!this.d.requireSigned) return null;
+    const { taskKey } = this.d;
+    if (!taskKey) return null;
     if (!r.sig) return "unsigned";
     let key = this.hostKeys.get(r.hostId);
     if (!key) {
@@ -184,7 +192,9 @@ export class ResultStream {
       if (!key) return "unknown-host";
       this.hostKeys.set(r.hostId, key);
     }
-    return verifyResult(r, key) ? null : "bad-signature";
+    if (!verifyResult(r, key)) return "bad-signature";
+    // Signed by the host it names; only a host a delivery of this epoch reached has the token.
+    return sameProof(r.proof, resultProof(taskToken(taskKey, r.taskId, r.epoch), r)) ? null : "not-holder";
   }
 
   /** Counted, logged and announced; never applied. */

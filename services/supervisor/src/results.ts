@@ -40,6 +40,8 @@ export interface ResultApplierDeps {
   config: Config;
   logger: Logger;
   sender: string;
+  /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
+  taskKey?: Buffer | undefined;
   emit: (event: TypedEvent) => void;
   /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
@@ -108,7 +110,7 @@ export class ResultApplier {
       invalid = [...rec.invalid, { resultId, actorId: raw.actorId, hostId: raw.hostId, issues }].slice(-20);
       if (invalid.length < this.d.config.quarantine.maxAttempts) {
         const task = { ...rec.task, epoch: rec.task.epoch + 1 };
-        await publishTask(this.d.js, this.d.sender, task);
+        await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
         await this.d.tasks.update(raw.taskId, { ...rec, task, invalid }, current.revision);
         this.d.emit({
           type: "TASK_REASSIGNED",

@@ -3,13 +3,20 @@
  * `satisfies` makes a missing or misspelt one a compile error).
  */
 
-import type { OpReplyInput, OpRequest, SupervisorOperationName } from "@cadre/protocol";
+import {
+  type Holding,
+  type OpReplyInput,
+  type OpRequest,
+  PermissionDeniedError,
+  type SupervisorOperationName,
+} from "@cadre/protocol";
 import type { OperationServer } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
 import type { Inspector } from "./inspect.js";
 import type { Intake } from "./intake.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Quarantine } from "./quarantine.js";
+import { provesHolding } from "./reassign.js";
 import type { ResourceManager } from "./resources.js";
 
 /** The collaborators the routes reach. */
@@ -20,6 +27,8 @@ export interface Routed {
   inspector: Inspector;
   quarantine: Quarantine;
   resources: ResourceManager;
+  /** Derives task tokens: given, a host's request about a task must prove it holds the task. */
+  taskKey: Buffer | undefined;
 }
 
 type Handlers = { [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<unknown> | unknown };
@@ -27,13 +36,32 @@ type Handlers = { [N in SupervisorOperationName]: (body: OpRequest<N>) => Promis
 /** Registers every supervisor operation on the active supervisor's service. */
 export function serveOperations(server: OperationServer, r: Routed): void {
   const { intake, controls, lifecycle, inspector, quarantine, resources } = r;
+  /** A host may act on a task only with proof that it holds it (runtime authenticity.ts). */
+  const holder = (taskId: string, holding: Holding | undefined, epoch = holding?.epoch): void => {
+    if (!r.taskKey) return;
+    if (holding && holding.epoch === epoch && provesHolding(r.taskKey, holding.hostId, { taskId, ...holding, seq: 1 }))
+      return;
+    throw new PermissionDeniedError(
+      `this request about task ${taskId} does not prove its sender holds the task (no or a wrong holding proof); only the host a delivery of the task reached may act on it`,
+      { taskId },
+    );
+  };
   const handlers = {
     "sup.submit": (b) => intake.submit(b),
-    "sup.delegate": (b) => intake.delegate(b),
+    "sup.delegate": (b) => {
+      holder(b.parent.taskId, b.holding, b.parent.epoch);
+      return intake.delegate(b);
+    },
     "sup.status": (b) => inspector.status(b),
     "sup.quarantine": async ({ op, actorId }) => ({ actors: await quarantine.command(op, actorId) }),
-    "sup.acquire": async (req) => ({ resource: req.resource, waitedMs: await resources.acquire(req) }),
-    "sup.release": ({ taskId }) => ({ released: resources.release(taskId) }),
+    "sup.acquire": async (req) => {
+      holder(req.taskId, req.holding);
+      return { resource: req.resource, waitedMs: await resources.acquire(req) };
+    },
+    "sup.release": ({ taskId, holding }) => {
+      holder(taskId, holding);
+      return { released: resources.release(taskId) };
+    },
     "sup.waits": () => resources.view(),
     "sup.freeze": (b) => controls.freeze(b),
     "sup.workflow.list": (b) => inspector.list(b),
@@ -41,7 +69,10 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     "sup.workflow.resume": (b) => controls.resume(b),
     "sup.workflow.cancel": (b) => controls.cancel(b),
     "sup.workflow.limit": (b) => controls.limit(b),
-    "sup.task.admit": (b) => controls.admit(b),
+    "sup.task.admit": (b) => {
+      holder(b.taskId, b.holding, b.epoch);
+      return controls.admit(b);
+    },
     "sup.team.list": async () => lifecycle.teamList(await inspector.runningByTeam()),
     "sup.team.retire": async (b) => lifecycle.teamRetire(b, (await inspector.runningByTeam()).get(b.teamId) ?? 0),
     "sup.actor.list": (b) => lifecycle.actorList(b),

@@ -19,6 +19,7 @@ import {
   type Config,
   decodeAs,
   type EventType,
+  type Heartbeat,
   isParseFailure,
   LeaseRecordSchema,
   type Message,
@@ -50,6 +51,9 @@ import {
   StateStore,
   type Subscription,
   systemClock,
+  type ThrottledLog,
+  taskTokenKey,
+  throttledLog,
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { WorkflowControls } from "./controls.js";
@@ -59,7 +63,7 @@ import { LeaseKeeper } from "./lease.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Placer } from "./placer.js";
 import { Quarantine } from "./quarantine.js";
-import { Reassigner } from "./reassign.js";
+import { provesHolding, Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
 import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
@@ -118,12 +122,17 @@ export class Supervisor {
   private startedAt = 0;
   /** Followed events skipped: not decoded, or not parsed by the events table (see readEvent). */
   private skipped = 0;
+  /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
+  private readonly noisy: ThrottledLog;
+  /** Derives task tokens (runtime authenticity.ts); undefined in an anonymous deployment. */
+  private taskKey?: Buffer;
 
   private constructor(opts: SupervisorOptions) {
     this.config = opts.config;
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.id = opts.id ?? `supervisor-${randomId(6)}`;
+    this.noisy = throttledLog(opts.logger);
   }
 
   /** Connects, creates what is missing in JetStream and starts serving. */
@@ -139,6 +148,9 @@ export class Supervisor {
     const emit = (e: TypedEvent) => this.emit(e);
     this.nc = await connectNats(config.natsUrl, sender, logger, natsAuthOf(config));
     const nc = this.nc;
+    // With an identity, every task carries a token and every result must prove holding it.
+    const taskKey = taskTokenKey(config.natsCredentials);
+    this.taskKey = taskKey;
     this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit });
     this.bus = eventBusFor(nc, sender, config, logger, clock, this.breakers.get("event_publish"));
     const buckets = await ensureInfrastructure(nc, config);
@@ -174,6 +186,7 @@ export class Supervisor {
       clock,
       logger,
       sender,
+      taskKey,
       emit,
       active: () => this.active,
       unreachable: (hostId) => registry.detector.state(hostId) === "unreachable",
@@ -189,6 +202,7 @@ export class Supervisor {
       clock,
       logger,
       sender,
+      taskKey,
       emit,
       holdings: () => this.reassigner.holdings(),
       taskOnHost: (hostId, body) => call(nc, "host.task", body, { sender, hostId, timeoutMs: config.requestTimeoutMs }),
@@ -248,6 +262,7 @@ export class Supervisor {
       config,
       logger,
       sender,
+      taskKey,
       emit,
     });
     this.tally = new ReconciliationTally({ clock, emit });
@@ -261,7 +276,7 @@ export class Supervisor {
       sender,
       apply: (r) => applier.apply(r),
       frozen: (wf) => this.controls.isFrozen(wf),
-      requireSigned: config.natsCredentials !== undefined,
+      taskKey,
       hostKey: async (hostId) => (await registry.hostRecord(hostId))?.publicKey,
       emit,
       applied: (result, outcome, replay) => {
@@ -278,6 +293,7 @@ export class Supervisor {
       clock,
       logger,
       sender,
+      taskKey,
       js,
       tasks,
       workflows,
@@ -321,13 +337,39 @@ export class Supervisor {
     }
   }
 
+  /** A heartbeat with only the held entries its host proves. */
+  private authenticHeld(hb: Heartbeat): Heartbeat {
+    if (!hb.held || !this.taskKey) return hb;
+    const held = hb.held.filter((t) => provesHolding(this.taskKey, hb.hostId, t));
+    if (held.length < hb.held.length) {
+      this.noisy(
+        "warn",
+        "held entries without proof ignored",
+        { hostId: hb.hostId, unproven: hb.held.length - held.length },
+        "held entries without proof ignored",
+      );
+    }
+    return { ...hb, held };
+  }
+
   /** Heartbeats and task starts: followed by every supervisor, standbys too. */
   private follow(): void {
     this.subs.push(
       this.nc.subscribe(subjects.allHeartbeats(), {
         callback: (_err, m) => {
           try {
-            const hb = decodeAs(m.data, "heartbeat").body;
+            const hb = this.authenticHeld(decodeAs(m.data, "heartbeat").body);
+            // Only the host itself may publish on its subject (its permissions): the subject
+            // names the sender, whatever the body claims.
+            if (m.subject !== subjects.heartbeat(hb.hostId)) {
+              this.noisy(
+                "warn",
+                "heartbeat on another host's subject ignored",
+                { subject: m.subject, claimedHostId: hb.hostId },
+                "heartbeat on another host's subject ignored",
+              );
+              return;
+            }
             this.reassigner.heard(hb);
             this.lifecycle.heard(hb);
             const restarted = this.registry.heartbeat(hb);
@@ -337,7 +379,7 @@ export class Supervisor {
               this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
             }
           } catch (err) {
-            this.logger.warn({ err }, "bad heartbeat ignored");
+            this.noisy("warn", "bad heartbeat ignored", { err }, "bad heartbeat ignored");
           }
         },
       }),
@@ -347,6 +389,15 @@ export class Supervisor {
           const r = this.readEvent(m.data, "TASK_STARTED");
           if (r?.event.type !== "TASK_STARTED") return;
           const s = r.event.data;
+          if (!provesHolding(this.taskKey, s.hostId, s)) {
+            this.noisy(
+              "warn",
+              "TASK_STARTED without proof of holding ignored",
+              { taskId: s.taskId, claimedHostId: s.hostId },
+              "TASK_STARTED without proof of holding ignored",
+            );
+            return;
+          }
           this.reassigner.started(s.hostId, { taskId: s.taskId, epoch: s.epoch, seq: s.seq });
           this.inspector.started(s.taskId, {
             hostId: s.hostId,
@@ -367,7 +418,7 @@ export class Supervisor {
     await this.controls.seedRunning();
     const s = await this.announce("active");
     const { intake, controls, lifecycle, inspector, quarantine, resources } = this;
-    serveOperations(s, { intake, controls, lifecycle, inspector, quarantine, resources });
+    serveOperations(s, { intake, controls, lifecycle, inspector, quarantine, resources, taskKey: this.taskKey });
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
@@ -499,14 +550,14 @@ export class Supervisor {
       msg = decodeAs(data, "event");
     } catch (err) {
       this.skipped++;
-      this.logger.warn({ err, skipped: this.skipped }, "undecodable event skipped");
+      this.noisy("warn", "undecodable event skipped", { err, skipped: this.skipped }, "undecodable event skipped");
       return undefined;
     }
     if (msg.body.type !== type) return undefined;
     const event = parseEvent(msg.body);
     if (isParseFailure(event)) {
       this.skipped++;
-      this.logger.warn({ failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
+      this.noisy("warn", "event skipped", { failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
       return undefined;
     }
     return { event, ts: msg.ts };
