@@ -7,6 +7,9 @@
 #   authorization.conf      only the `authorization` block (public keys and permissions, no secret),
 #                           which every NATS node includes from /etc/nats/security/authorization.conf
 #   nats.conf               what `cadre security init` writes for a single local server (unused here)
+#   ca.pem, server.pem/.key with --tls: the CA and the NATS nodes' certificate (nats-1..3), and
+#   identities/<name>.pem/.key  each identity's client certificate; authorization.conf then also
+#                           has the server's `tls` block (see infra/compose.tls.yaml)
 # Needs `pnpm build` first. Run again, it keeps the keys and adds missing ones; with --rotate it
 # replaces them all (then `docker compose -f infra/compose.yaml up -d --force-recreate`). Extra
 # arguments go to `cadre security init` (e.g. --rotate; a longer --hosts list needs compose services too).
@@ -25,15 +28,23 @@ node packages/cli/dist/main.js security init "$DIR" \
 
 # The NATS nodes take their cluster and JetStream settings from infra/nats/cluster.conf and only
 # the users from here: the same block `cadre security init` puts in nats.conf.
+tls=0
+for arg in "$@"; do [ "$arg" = "--tls" ] && tls=1; done
 node --input-type=module -e '
   import { readFileSync, writeFileSync } from "node:fs";
   import { pathToFileURL } from "node:url";
-  const { authorizationConfig } = await import(pathToFileURL(process.argv[1] + "/packages/protocol/dist/index.js").href);
-  const identities = JSON.parse(readFileSync(process.argv[2] + "/identities.json", "utf8"));
-  writeFileSync(process.argv[2] + "/authorization.conf", authorizationConfig(identities), { mode: 0o644 });
-' "$ROOT" "$DIR"
+  const [root, dir, tls] = process.argv.slice(1);
+  const { authorizationConfig } = await import(pathToFileURL(root + "/packages/protocol/dist/index.js").href);
+  const { natsTlsBlock } = await import(pathToFileURL(root + "/packages/runtime/dist/index.js").href);
+  const identities = JSON.parse(readFileSync(dir + "/identities.json", "utf8"));
+  // With TLS: the files as infra/compose.tls.yaml mounts them in each node.
+  const block = tls === "1" ? natsTlsBlock("/etc/nats/security") : "";
+  writeFileSync(dir + "/authorization.conf", authorizationConfig(identities) + block, { mode: 0o644 });
+' "$ROOT" "$DIR" "$tls"
 # Readable by the nats user of the image (uid 1001): it holds public keys and permissions only.
 chmod 0644 "$DIR/authorization.conf"
+# The server's key, read by that user through the bind mount: on a machine of your own only.
+if [ "$tls" = 1 ]; then chmod 0644 "$DIR/server.key"; fi
 chmod 0755 "$DIR"
 echo "[security] wrote $DIR/authorization.conf (included by every NATS node)"
 

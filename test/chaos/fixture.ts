@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authorizationConfig, type ConfigInput } from "@cadre/protocol";
-import { connectNats, initSecurity, type SecurityFiles } from "@cadre/runtime";
+import { connectNats, initSecurity, natsTlsBlock, type SecurityFiles } from "@cadre/runtime";
 import {
   GenericContainer,
   getContainerRuntimeClient,
@@ -98,7 +98,15 @@ export interface ChaosClusterOptions {
   hosts: number;
   /** Cadre configuration for every service (natsUrl and storage.replicas are set here). */
   config?: ConfigInput;
+  /**
+   * Mutual TLS as compose runs it (infra/compose.tls.yaml): the server's certificate names the
+   * NATS nodes, each service and the test present their identity's certificate.
+   */
+  tls?: boolean;
 }
+
+/** Where the TLS files are in the containers (as compose mounts them). */
+const NATS_SECURITY = "/etc/nats/security";
 
 /**
  * Settings that make failures show quickly. The ack wait stays longer than detection plus
@@ -129,6 +137,9 @@ export class ChaosCluster {
     loadRuntimeEnv();
     const security = initSecurity(mkdtempSync(join(tmpdir(), "cadre-chaos-security-")), {
       hosts: Array.from({ length: opts.hosts }, (_, i) => `host-${i + 1}`),
+      ...(opts.tls
+        ? { tls: true, serverNames: Array.from({ length: opts.natsNodes }, (_, i) => `nats-${i + 1}`) }
+        : {}),
     });
     const network = await new Network().start();
     const c = new ChaosCluster(network, opts, security);
@@ -157,7 +168,10 @@ export class ChaosCluster {
     const urls = this.natsNames().map(
       (n) => `nats://${this.member(n).getHost()}:${this.member(n).getMappedPort(4222)}`,
     );
-    return connectNats(urls.join(","), name, undefined, { credentials: this.security.credentials("operator") });
+    return connectNats(urls.join(","), name, undefined, {
+      credentials: this.security.credentials("operator"),
+      tls: this.security.tls?.("operator"),
+    });
   }
 
   natsNames(): string[] {
@@ -178,8 +192,14 @@ export class ChaosCluster {
 
   private async startNats(): Promise<void> {
     const conf = this.opts.natsNodes === 3 ? "/etc/nats/cluster.conf" : "/etc/nats/single.conf";
-    // Only the users: the cluster and JetStream settings are the image's own (infra/nats/*.conf).
-    const authorization = authorizationConfig(this.security.identities);
+    // Only the users (and TLS): the cluster and JetStream settings are the image's own (infra/nats/*.conf).
+    const tls = this.security.tls !== undefined;
+    const authorization = `${authorizationConfig(this.security.identities)}${tls ? natsTlsBlock(NATS_SECURITY) : ""}`;
+    const tlsFiles = ["server.pem", "server.key", "ca.pem"].map((f) => ({
+      content: readFileSync(join(this.security.dir, f)),
+      target: `${NATS_SECURITY}/${f}`,
+      mode: 0o644,
+    }));
     await Promise.all(
       this.natsNames().map(async (name) => {
         const ctr = await new GenericContainer(`cadre/nats:${TAG}`)
@@ -189,7 +209,8 @@ export class ChaosCluster {
           .withNetworkAliases(name)
           .withEnvironment({ NATS_SERVER_NAME: name })
           .withCopyContentToContainer([
-            { content: authorization, target: "/etc/nats/security/authorization.conf", mode: 0o644 },
+            { content: authorization, target: `${NATS_SECURITY}/authorization.conf`, mode: 0o644 },
+            ...(tls ? tlsFiles : []),
           ])
           .withCommand(["-c", conf])
           .withExposedPorts(4222)
@@ -227,6 +248,17 @@ export class ChaosCluster {
     config: string,
     args: string[],
   ): Promise<void> {
+    const tls = this.security.tls?.(identity);
+    const tlsFiles = tls
+      ? [
+          { content: readFileSync(tls.caFile), target: "/tmp/ca.pem" },
+          { content: readFileSync(tls.certFile ?? ""), target: "/tmp/identity.pem" },
+          { content: readFileSync(tls.keyFile ?? ""), target: "/tmp/identity.key", mode: 0o644 },
+        ]
+      : [];
+    const tlsArgs = tls
+      ? ["--nats-tls-ca", "/tmp/ca.pem", "--nats-tls-cert", "/tmp/identity.pem", "--nats-tls-key", "/tmp/identity.key"]
+      : [];
     const ctr = await new GenericContainer(`cadre/${image}:${TAG}`)
       .withName(`${this.network.getName()}-${name}`)
       .withLabels({ [LABEL]: this.network.getName() })
@@ -235,8 +267,9 @@ export class ChaosCluster {
       .withCopyContentToContainer([
         { content: config, target: "/tmp/cadre.yaml" },
         { content: readFileSync(this.security.credentials(identity)), target: "/tmp/identity.nk", mode: 0o644 },
+        ...tlsFiles,
       ])
-      .withCommand(["--config", "/tmp/cadre.yaml", "--nats-creds", "/tmp/identity.nk", ...args])
+      .withCommand(["--config", "/tmp/cadre.yaml", "--nats-creds", "/tmp/identity.nk", ...tlsArgs, ...args])
       .withWaitStrategy(Wait.forLogMessage(/"msg":"ready"/))
       .withStartupTimeout(60_000)
       .start();

@@ -17,7 +17,8 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUCKETS, LeaseRecordSchema, type TeamInput, type WorkflowRecord } from "@cadre/protocol";
+import { BUCKETS, type CadreError, LeaseRecordSchema, type TeamInput, type WorkflowRecord } from "@cadre/protocol";
+import { connectNats } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, type TimedEvent, until } from "../helpers/client.js";
@@ -297,10 +298,20 @@ afterAll(() => {
 });
 
 scenario(
-  "chaos baseline: the same workflow with no fault",
-  { natsNodes: 1, hosts: 3 },
-  "completes every task once (the yardstick for the scenarios' times)",
+  "chaos baseline: the same workflow with no fault, every connection over mutual TLS",
+  { natsNodes: 1, hosts: 3, tls: true },
+  "completes every task once (the yardstick for the scenarios' times), and refuses a client without a certificate",
   async (c) => {
+    // The operator's nkey, but no client certificate: the server ends the TLS handshake.
+    const nats = c.member("nats-1");
+    const noCert = await connectNats(`nats://${nats.getHost()}:${nats.getMappedPort(4222)}`, "no-cert", undefined, {
+      credentials: c.security.credentials("operator"),
+      tls: { caFile: c.security.tls?.("operator").caFile ?? "" },
+    }).then(
+      (nc) => nc.close().then(() => "connected"),
+      (err: CadreError) => err.code,
+    );
+    expect(["UNAVAILABLE", "PERMISSION_DENIED"]).toContain(noCert);
     const rec = recordEvents(c.client.nc);
     const started = Date.now();
     const id = await c.client.submit(team);

@@ -79,7 +79,7 @@ export {
   redactProperty,
 } from "./redact.js";
 export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";
-export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf } from "./security.js";
+export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf, natsTlsBlock } from "./security.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";

@@ -94,9 +94,7 @@ export function initSecurity(dir: string, opts: InitSecurityOptions = {}): Secur
       opts.serverNames ?? [],
       opts.keep ?? true,
     );
-    const f = (n: string) => JSON.stringify(join(dir, n));
-    // verify: a client must present a certificate signed by the CA (mutual TLS), besides its nkey.
-    tlsBlock = `tls {\n  cert_file: ${f("server.pem")}\n  key_file: ${f("server.key")}\n  ca_file: ${f("ca.pem")}\n  verify: true\n  timeout: 5\n}\n`;
+    tlsBlock = natsTlsBlock(dir);
   }
   writeFileSync(serverConfig, `${js}\n${tlsBlock}${authorizationConfig(identities)}`, { mode: 0o600 });
   return {
@@ -135,6 +133,16 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** A CA, the server's certificate and one client certificate per identity (EC P-256). */
+/**
+ * nats-server's `tls` block for the files `initSecurity` made, as they are found in `dir` (on
+ * this machine, or where a container mounts them). `verify`: a client must present a
+ * certificate signed by the CA (mutual TLS), besides its nkey.
+ */
+export function natsTlsBlock(dir: string): string {
+  const f = (n: string) => JSON.stringify(`${dir.replace(/\/$/, "")}/${n}`);
+  return `tls {\n  cert_file: ${f("server.pem")}\n  key_file: ${f("server.key")}\n  ca_file: ${f("ca.pem")}\n  verify: true\n  timeout: 5\n}\n`;
+}
+
 function makeCertificates(dir: string, names: string[], serverNames: string[], keep: boolean): void {
   const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   if (!keep || !existsSync(join(dir, "ca.pem"))) {
