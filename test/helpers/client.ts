@@ -23,8 +23,8 @@ import { Kvm } from "@nats-io/kv";
 /** Reads and drives one Cadre through its NATS connection. */
 export interface CadreClient {
   readonly nc: NatsConnection;
-  /** Submits the team's workflow and returns its id. */
-  submit(team: TeamInput, input?: Record<string, unknown>): Promise<string>;
+  /** Submits the team's workflow (at `priority`, default 0) and returns its id. */
+  submit(team: TeamInput, input?: Record<string, unknown>, priority?: number): Promise<string>;
   /** Waits for a workflow to finish. */
   wait(workflowId: string, timeoutMs?: number): Promise<WorkflowRecord>;
   /** Every task record of a workflow, sorted by task id. */
@@ -37,9 +37,15 @@ export function cadreClient(nc: NatsConnection): CadreClient {
   const kvm = new Kvm(nc);
   return {
     nc,
-    submit: async (team, input) =>
-      (await submitWorkflow(nc, { team: parseTeam(team), ...(input ? { input } : {}), requestTimeoutMs: 10_000 }))
-        .workflowId,
+    submit: async (team, input, priority) =>
+      (
+        await submitWorkflow(nc, {
+          team: parseTeam(team),
+          ...(input ? { input } : {}),
+          ...(priority !== undefined ? { priority } : {}),
+          requestTimeoutMs: 10_000,
+        })
+      ).workflowId,
     wait: (workflowId, timeoutMs = 30_000) => waitForWorkflow(nc, workflowId, { timeoutMs }),
     taskRecords: (workflowId) =>
       settled(async () => {

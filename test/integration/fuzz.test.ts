@@ -693,6 +693,12 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   "host.actor": { op: "retire", actorId: FAKE.actor },
   "host.task": { op: "stop", taskId: FAKE.task, reason: "fuzz" },
   "host.inspect": { actorId: FAKE.actor },
+  "host.cleanup": { reason: "fuzz" },
+  "host.hooks.bypass": { hook: "fuzz-hook", forMs: 1000, failureRate: 0.5 },
+  // forMs 0 lifts: the valid frame throttles nothing (a mutated one may; see the demo below).
+  "sup.admission.throttle": { belowPriority: 1, forMs: 0, reason: "fuzz" },
+  "sup.perf.stages": {},
+  "mon.status": {},
 };
 
 const heartbeatModel: Model = {
@@ -1162,7 +1168,9 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
     expect(unknown?.code, c.tail()).toBe("NOT_FOUND");
 
     // The target is cancelled (its slow child would sleep ten minutes), and the demo runs to the end.
+    // The fuzz may have throttled admission (anyone may, on an anonymous stack): lifted first.
     await call(nc, "sup.workflow.cancel", { workflowId: submitted.workflowId, reason: "fuzz over" }, caller);
+    await call(nc, "sup.admission.throttle", { belowPriority: 0, forMs: 0, reason: "fuzz over" }, caller);
     expect((await c.wait(submitted.workflowId)).status, c.tail()).toBe("cancelled");
     const demoStarted = Date.now();
     const demo = await c.wait(await c.submit(example), 30_000);

@@ -137,7 +137,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const p = spawnService({
       name,
       entry: entry(pkg),
-      args: ["--nats-url", natsUrl, ...config, ...creds, ...args],
+      // /healthz and /metrics on a free loopback port each (logged; ServiceProcess.healthPort).
+      args: ["--nats-url", natsUrl, ...config, ...creds, "--health-port", "0", "--health-host", "127.0.0.1", ...args],
       onLine: (line) => {
         log?.write(`${line}\n`);
         opts.onLine?.(name, line);

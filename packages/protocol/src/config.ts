@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { formatIssues, InvalidConfigError } from "./errors.js";
 import { CRITICAL_EVENTS } from "./events.js";
+import { MonitorThresholdsSchema } from "./monitoring.js";
 
 /** One breaker's settings, defaulting to the seed's threshold and timeout. */
 const breaker = (threshold: number, resetTimeoutMs: number) =>
@@ -214,6 +215,8 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** The monitor: the seed's six cluster metrics, their thresholds and actions (monitoring.ts). */
+    monitor: MonitorThresholdsSchema,
     host: z
       .object({
         /** Actors one agent-host runs at most. @default 500 */

@@ -19,6 +19,7 @@ import {
   ProtocolError,
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
+  ThrottledError,
   TimeoutError,
   toCadreError,
   UnavailableError,
@@ -43,6 +44,7 @@ const retryable = new Set<ErrorClass>([
   TimeoutError,
   DeadlockVictimError,
   HookFailedError,
+  ThrottledError,
   UnavailableError,
 ]);
 

@@ -259,6 +259,21 @@ export class NotFoundError extends CadreError {
   }
 }
 
+/**
+ * The cluster holds back new work below a priority for a while (the monitor's `throttle`
+ * action, or an operator's): retryable, after `untilMs`, or now with a higher priority.
+ */
+export class ThrottledError extends CadreError {
+  static readonly code = "THROTTLED";
+  constructor(belowPriority: number, untilMs: number, reason: string) {
+    super(
+      ThrottledError.code,
+      `the cluster refuses new workflows below priority ${belowPriority} until ${new Date(untilMs).toISOString()} (${reason}); submit again then, or with a priority of at least ${belowPriority}`,
+      { retryable: true, data: { belowPriority, untilMs, reason } },
+    );
+  }
+}
+
 /** No service answered in time, or none is running. */
 export class UnavailableError extends CadreError {
   static readonly code = "UNAVAILABLE";
@@ -328,6 +343,8 @@ const rebuilders: Record<string, Rebuild> = {
   [InvalidConfigError.code]: (w) => new InvalidConfigError(str(w.data?.source), issueList(w.data?.issues)),
   [NotFoundError.code]: (w) => new NotFoundError(str(w.data?.what), str(w.data?.id)),
   [UnavailableError.code]: (w) => new UnavailableError(w.message, w.data),
+  [ThrottledError.code]: (w) =>
+    new ThrottledError(num(w.data?.belowPriority), num(w.data?.untilMs), str(w.data?.reason)),
   [PermissionDeniedError.code]: (w) => new PermissionDeniedError(w.message, w.data),
   [InternalError.code]: (w) => new InternalError(w.message, w.data),
 };
@@ -351,6 +368,7 @@ export const errorClasses = [
   HookFailedError,
   InvalidConfigError,
   NotFoundError,
+  ThrottledError,
   UnavailableError,
   PermissionDeniedError,
   InternalError,

@@ -39,8 +39,24 @@ const CRITICAL_BEFORE = [
   "STATE_ROLLED_BACK",
   "CIRCUIT_OPENED",
   "CIRCUIT_CLOSED",
+  // Added with the monitor's thresholds and actions.
+  "THRESHOLD_CROSSED",
+  "THRESHOLD_CLEARED",
+  "SCALE_REQUESTED",
+  "ADMISSION_THROTTLED",
+  "ADMISSION_RESTORED",
 ];
 
+const threshold = { metric: "m", value: 7, threshold: 5, clear: 4.5 };
+const trend = {
+  series: "task_latency",
+  direction: "increasing" as const,
+  slopePerSecond: 0.002,
+  relativeChange: 0.15,
+  windowMs: 150_000,
+  confidence: 0.99,
+  samples: 30,
+};
 const tasks: TaskCounts = { total: 5, completed: 4, failed: 1, retried: 1, duplicates: 0, conflicts: 0, cancelled: 0 };
 const liveness = { lastHeartbeatAt: 1_700_000_000_000, silenceMs: 850, phi: 8.42 };
 const breaker = { breaker: "agent_spawn:h1", key: "h1", source: "supervisor-1", failures: 10 };
@@ -223,6 +239,30 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   CIRCUIT_OPENED: { scope: "agent_spawn", data: { ...breaker, from: "closed", to: "open", openForMs: 1000 } },
   CIRCUIT_HALF_OPEN: { scope: "agent_spawn", data: { ...breaker, from: "open", to: "halfOpen" } },
   CIRCUIT_CLOSED: { scope: "agent_spawn", data: { ...breaker, failures: 0, from: "halfOpen", to: "closed" } },
+  THRESHOLD_CROSSED: { scope: "state_conflicts_per_minute", data: { ...threshold, action: "alert" } },
+  THRESHOLD_CLEARED: { scope: "state_conflicts_per_minute", data: { ...threshold, value: 3, action: "alert" } },
+  THRESHOLD_WARNING: { scope: "delegation_depth_p99", data: { ...threshold, action: "warn" } },
+  THRESHOLD_WARNING_CLEARED: { scope: "delegation_depth_p99", data: { ...threshold, value: 2, action: "warn" } },
+  SCALE_REQUESTED: {
+    scope: "event_queue_depth",
+    data: {
+      metric: "event_queue_depth",
+      value: 9000,
+      threshold: 8000,
+      deficit: 1000,
+      command: "add-host",
+      exitCode: 0,
+    },
+  },
+  CLEANUP_REPORTED: {
+    scope: "memory_usage_percent",
+    data: { hostId: "h1", heapBeforeBytes: 900, heapAfterBytes: 600, freedBytes: 300, gc: true, released: ["caches"] },
+  },
+  HOOK_BYPASSED: { scope: "hook_failure_rate", data: { hook: "audit", hostId: "h1", forMs: 60_000, failureRate: 0.5 } },
+  ADMISSION_THROTTLED: { scope: "admission", data: { belowPriority: 5, untilMs: 1_700_000_060_000, reason: "x" } },
+  ADMISSION_RESTORED: { scope: "admission", data: { reason: "active_agents_count cleared" } },
+  PERFORMANCE_DEGRADATION_DETECTED: { scope: "trend_analysis", data: trend },
+  MEMORY_TREND: { scope: "trend_analysis", data: { ...trend, service: "host-1", bytesPerMinute: 1_000_000 } },
 };
 
 /** A sample as it arrives: the generic envelope a decoder returns. */

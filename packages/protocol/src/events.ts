@@ -63,6 +63,28 @@ const TaskAppliedData = z.object({
   code: ref().optional(),
 });
 
+/** THRESHOLD_CROSSED and its kin: the metric, its value, the rule and its action. */
+const ThresholdData = z.object({
+  metric: ref(),
+  value: z.number(),
+  threshold: z.number(),
+  clear: z.number(),
+  action: ref(),
+});
+
+/** A significant trend (services/monitor trend.ts). */
+const TrendData = z.object({
+  series: ref(),
+  direction: z.enum(["increasing", "decreasing"]),
+  slopePerSecond: z.number(),
+  /** Change over the window relative to its median. */
+  relativeChange: z.number(),
+  windowMs: ms(),
+  /** 1 - p of the Mann-Kendall test. */
+  confidence: z.number(),
+  samples: int(),
+});
+
 /** WORKFLOW_COMPLETED and WORKFLOW_FAILED. */
 const WorkflowEndedData = z.object({
   tasks: TaskCountsSchema,
@@ -140,6 +162,7 @@ export const events = {
     summary: "an attempt failed retryably; the task is redelivered after retryInMs (agent-host)",
     data: z.object({
       taskId: ref(),
+      kind: ref().optional(),
       attempt: int(),
       code: ref(),
       message: z.string(),
@@ -222,6 +245,7 @@ export const events = {
     summary: "a result arrived for a finished task: recorded, not applied",
     data: z.object({
       taskId: ref(),
+      kind: ref().optional(),
       resultId: ref(),
       appliedResultId: ref().nullable(),
       hostId: ref(),
@@ -233,6 +257,7 @@ export const events = {
     summary: "a result of a superseded epoch (the task was reassigned): recorded beside the current one, never applied",
     data: z.object({
       taskId: ref(),
+      kind: ref().optional(),
       resultId: ref(),
       epoch: int(),
       currentEpoch: int(),
@@ -566,6 +591,93 @@ export const events = {
     critical: true,
     summary: "a circuit breaker closed again",
     data: BreakerData,
+  },
+
+  // monitor: scope is the cluster metric's name (monitoring.ts)
+  THRESHOLD_CROSSED: {
+    category: "monitor",
+    critical: true,
+    summary: "a cluster metric went over its threshold; its action (not warn) is taken (monitor)",
+    data: ThresholdData,
+  },
+  THRESHOLD_CLEARED: {
+    category: "monitor",
+    critical: true,
+    summary: "a cluster metric fell back to its clear level; its action is undone where it holds (monitor)",
+    data: ThresholdData,
+  },
+  THRESHOLD_WARNING: {
+    category: "monitor",
+    critical: false,
+    summary: "a cluster metric whose action is warn went over its threshold (monitor)",
+    data: ThresholdData,
+  },
+  THRESHOLD_WARNING_CLEARED: {
+    category: "monitor",
+    critical: false,
+    summary: "a cluster metric whose action is warn fell back to its clear level (monitor)",
+    data: ThresholdData,
+  },
+  SCALE_REQUESTED: {
+    category: "monitor",
+    critical: true,
+    summary: "the monitor asks for capacity: the deficit, and the scale command it ran (monitor)",
+    data: z.object({
+      metric: ref(),
+      value: z.number(),
+      threshold: z.number(),
+      /** How far over the threshold the metric is. */
+      deficit: z.number(),
+      command: z.string().max(1000).nullable(),
+      exitCode: int().nullable(),
+    }),
+  },
+  CLEANUP_REPORTED: {
+    category: "monitor",
+    critical: false,
+    summary: "a host released what it could on the monitor's cleanup, and what that freed (agent-host)",
+    data: z.object({
+      hostId: ref(),
+      heapBeforeBytes: count(),
+      heapAfterBytes: count(),
+      freedBytes: count(),
+      gc: z.boolean(),
+      released: z.array(ref()).max(20),
+    }),
+  },
+  HOOK_BYPASSED: {
+    category: "monitor",
+    critical: false,
+    summary:
+      "a hook was bypassed on a host for a while: its cluster-wide failure rate passed the threshold (agent-host)",
+    data: z.object({ hook: ref(), hostId: ref(), forMs: ms(), failureRate: z.number() }),
+  },
+  ADMISSION_THROTTLED: {
+    category: "supervisor",
+    critical: true,
+    summary: "the supervisor refuses new workflows below a priority until a time (the monitor's throttle)",
+    data: z.object({ belowPriority: int(), untilMs: int(), reason: z.string().max(1000) }),
+  },
+  ADMISSION_RESTORED: {
+    category: "supervisor",
+    critical: true,
+    summary: "the throttle was lifted (or ran out): workflows of every priority are admitted again",
+    data: z.object({ reason: z.string().max(1000) }),
+  },
+
+  // performance: scope is what was analysed (the seed's lines: trend_analysis)
+  PERFORMANCE_DEGRADATION_DETECTED: {
+    category: "performance",
+    critical: false,
+    summary:
+      "task latency rose, or throughput fell, significantly over the window (monitor, Mann-Kendall and Theil-Sen)",
+    data: TrendData,
+  },
+  MEMORY_TREND: {
+    category: "performance",
+    critical: false,
+    summary: "a service's heap grew significantly over the window (monitor, Mann-Kendall and Theil-Sen)",
+    data: TrendData.extend({ service: ref(), bytesPerMinute: z.number() }),
   },
 } as const satisfies Record<string, EventSpec>;
 

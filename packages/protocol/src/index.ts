@@ -23,6 +23,7 @@ export {
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
   StateLimitError,
+  ThrottledError,
   TimeoutError,
   toCadreError,
   UnavailableError,
@@ -68,6 +69,7 @@ export type {
   InheritedContext,
   LeaseRecord,
   QuarantineReason,
+  ServiceReport,
   SubtaskSpec,
   TaskCounts,
   TaskEnvelope,
@@ -95,6 +97,7 @@ export {
   LeaseRecordSchema,
   QuarantineReplySchema,
   QuarantineRequestSchema,
+  ServiceReportSchema,
   SpawnReplySchema,
   SpawnRequestSchema,
   StatusRequestSchema,
@@ -108,6 +111,14 @@ export {
   WireErrorSchema,
   WorkflowRecordSchema,
 } from "./messages.js";
+export type {
+  ClusterMetricName,
+  MetricAction,
+  MetricThreshold,
+  MonitorThresholds,
+  MonitorThresholdsInput,
+} from "./monitoring.js";
+export { METRIC_ACTIONS, METRIC_NAMES, MonitorThresholdsSchema } from "./monitoring.js";
 export * from "./operations.js";
 export type { Identity, Permissions } from "./permissions.js";
 export { authorizationConfig, permissionsFor } from "./permissions.js";

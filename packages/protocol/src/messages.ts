@@ -231,6 +231,36 @@ export const HeldTaskSchema = z.object({
   proof: Proof.optional(),
 });
 
+const count = () => z.number().int().nonnegative();
+
+/**
+ * What each service tells the monitor every `monitor.intervalMs`, on
+ * `cadre.v1.report.<service>.<id>`: read from its metrics (runtime report.ts). Counters are
+ * cumulative since the process started (the monitor takes differences; a restart shows as a
+ * counter going down and starts a new series); gauges are current.
+ */
+export const ServiceReportSchema = z.object({
+  service: z.enum(["supervisor", "agent-host", "monitor"]),
+  id: Id,
+  /** A new id each start: counters restart from 0 with it. */
+  incarnation: Id,
+  at: Millis,
+  heapUsedBytes: count(),
+  heapLimitBytes: z.number().int().positive(),
+  rssBytes: count(),
+  eventQueueDepth: count(),
+  stateConflicts: count(),
+  actors: count(),
+  busy: count(),
+  /** Each hook's runs and failures (timeouts included), and whether it is bypassed now. */
+  hooks: z.array(z.object({ hook: NameSchema, runs: count(), failures: count(), bypassed: z.boolean() })).max(100),
+  /** Subtasks created at each depth 0..10 (the supervisor's cadre_delegation_depth buckets); the last, deeper. */
+  delegationDepths: z.array(count()).max(12),
+  /** Tasks whose result was applied (the supervisor), and the seconds they spent working. */
+  tasksApplied: count(),
+  workingSeconds: z.number().nonnegative(),
+});
+
 export const HeartbeatSchema = z.object({
   hostId: Id,
   /** Changes every time the host process starts. */
@@ -376,6 +406,7 @@ export const coreMessages = {
   result: TaskResultSchema,
   event: EventSchema,
   heartbeat: HeartbeatSchema,
+  report: ServiceReportSchema,
   "child.done": ChildNoticeSchema,
   error: ErrorReplySchema,
 } as const;
@@ -389,6 +420,7 @@ export type TaskRecord = z.infer<typeof TaskRecordSchema>;
 export type TaskCounts = z.infer<typeof TaskCountsSchema>;
 export type ActorSpec = z.infer<typeof ActorSpecSchema>;
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+export type ServiceReport = z.infer<typeof ServiceReportSchema>;
 export type HeldTask = z.infer<typeof HeldTaskSchema>;
 export type Conflict = z.infer<typeof ConflictSchema>;
 export type HostRecord = z.infer<typeof HostRecordSchema>;

@@ -12,7 +12,15 @@ import type { Kind, Team } from "./team.js";
 describe("message table types", () => {
   it("lists every message type: the core messages and each operation's request and reply", () => {
     expectTypeOf<MessageType>().toEqualTypeOf<
-      "task" | "result" | "event" | "heartbeat" | "child.done" | "error" | OperationName | `${OperationName}.ok`
+      | "task"
+      | "result"
+      | "event"
+      | "heartbeat"
+      | "report"
+      | "child.done"
+      | "error"
+      | OperationName
+      | `${OperationName}.ok`
     >();
     expectTypeOf<"sup.workflow.pause.ok">().toExtend<MessageType>();
     expectTypeOf<"host.task">().toExtend<MessageType>();

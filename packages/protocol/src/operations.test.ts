@@ -50,6 +50,9 @@ describe("operation subjects", () => {
       if (def.service === "supervisor") {
         expect(name.startsWith("sup."), name).toBe(true);
         expect(operationSubject(name)).toBe(`cadre.v1.sup.${path}`);
+      } else if (def.service === "monitor") {
+        expect(name.startsWith("mon."), name).toBe(true);
+        expect(operationSubject(name)).toBe(`cadre.v1.mon.${path}`);
       } else {
         expect(name.startsWith("host."), name).toBe(true);
         expect(operationSubject(name, "h1")).toBe(`cadre.v1.host.h1.${path}`);
@@ -89,12 +92,17 @@ describe("the operations table", () => {
     }
   });
 
-  it("lets only the supervisor call host operations", () => {
-    for (const name of operationsOf("agent-host")) expect(operations[name].roles, name).toEqual(["supervisor"]);
+  it("lets only the supervisor call host operations, but for the monitor's actions (an operator's too)", () => {
+    const actions = ["host.cleanup", "host.hooks.bypass"];
+    for (const name of operationsOf("agent-host")) {
+      expect(operations[name].roles, name).toEqual(actions.includes(name) ? ["monitor", "operator"] : ["supervisor"]);
+    }
   });
 
-  it("splits the operations between the two services", () => {
-    expect([...operationsOf("supervisor"), ...operationsOf("agent-host")].sort()).toEqual([...names].sort());
+  it("splits the operations between the three services", () => {
+    expect(
+      [...operationsOf("supervisor"), ...operationsOf("agent-host"), ...operationsOf("monitor")].sort(),
+    ).toEqual([...names].sort());
   });
 
   it("lists what each role may call", () => {
@@ -114,9 +122,9 @@ describe("the operations table", () => {
   });
 
   it("keeps the core messages beside the operations", () => {
-    for (const core of ["task", "result", "event", "heartbeat", "child.done", "error"]) {
+    for (const core of ["task", "result", "event", "heartbeat", "report", "child.done", "error"]) {
       expect(Object.hasOwn(messages, core), core).toBe(true);
     }
-    expect(Object.keys(messages)).toHaveLength(6 + 2 * names.length);
+    expect(Object.keys(messages)).toHaveLength(7 + 2 * names.length);
   });
 });

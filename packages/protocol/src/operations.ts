@@ -250,7 +250,7 @@ export const TaskControlReplySchema = z.object({
 
 /** One operation. */
 export interface OperationDef<Q extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
-  readonly service: "supervisor" | "agent-host";
+  readonly service: "supervisor" | "agent-host" | "monitor";
   readonly request: Q;
   readonly reply: R;
   readonly roles: readonly Role[];
@@ -267,12 +267,84 @@ const host = <Q extends z.ZodType, R extends z.ZodType>(
   request: Q,
   reply: R,
   summary: string,
+  roles: readonly Role[] = ["supervisor"],
 ): OperationDef<Q, R> & { service: "agent-host" } => ({
   service: "agent-host",
   request,
   reply,
-  roles: ["supervisor"],
+  roles,
   summary,
+});
+const mon = <Q extends z.ZodType, R extends z.ZodType>(
+  request: Q,
+  reply: R,
+  roles: readonly Role[],
+  summary: string,
+): OperationDef<Q, R> & { service: "monitor" } => ({ service: "monitor", request, reply, roles, summary });
+
+/** The monitor's throttle (its `throttle` action), or an operator's: see Intake.submit. */
+export const ThrottleRequestSchema = z.object({
+  /** Workflows submitted with a priority below this are refused. */
+  belowPriority: z.number().int(),
+  /** For how long from now; 0 lifts the throttle. */
+  forMs: z.number().int().min(0).max(86_400_000),
+  reason: z.string().max(1000),
+});
+export const ThrottleReplySchema = z.object({ belowPriority: z.number().int(), untilMs: z.number().int().nullable() });
+
+/** What a host released on the monitor's `cleanup` action. */
+export const CleanupRequestSchema = z.object({ reason: z.string().max(1000).default("") });
+export const CleanupReplySchema = z.object({
+  heapBeforeBytes: z.number().int().nonnegative(),
+  heapAfterBytes: z.number().int().nonnegative(),
+  freedBytes: z.number().int().nonnegative(),
+  /** Whether a full garbage collection ran (only where node runs with --expose-gc). */
+  gc: z.boolean(),
+  /** What was let go (caches, idle actors' snapshots...). */
+  released: z.array(z.string().max(200)).max(20),
+});
+
+/** The monitor's `bypass` action: skip a hook on this host for a while. */
+export const BypassRequestSchema = z.object({
+  hook: NameSchema,
+  forMs: z.number().int().min(1).max(86_400_000),
+  /** The cluster-wide failure rate that made the monitor ask. */
+  failureRate: z.number().min(0).max(1),
+});
+export const BypassReplySchema = z.object({ bypassed: z.boolean() });
+
+/** One cluster metric as the monitor sees it now. */
+export const MetricStateSchema = z.object({
+  metric: z.string().max(100),
+  value: z.number().nullable(),
+  threshold: z.number(),
+  clear: z.number(),
+  action: z.string().max(20),
+  state: z.enum(["ok", "pending", "crossed", "cooling"]),
+  since: z.number().int().nullable(),
+});
+/** Each kind's time per task stage (the supervisor's cadre_task_stage_seconds), for `cadre perf bottlenecks`. */
+export const StageReplySchema = z.object({
+  kinds: z.array(
+    z.object({
+      kind: NameSchema,
+      stages: z.array(
+        z.object({
+          stage: z.enum(["queued", "working", "waiting", "applying"]),
+          count: z.number().int().nonnegative(),
+          sumSeconds: z.number().nonnegative(),
+          /** Upper bounds of the histogram bucket holding the median and the 95th percentile. */
+          p50Seconds: z.number().nullable(),
+          p95Seconds: z.number().nullable(),
+        }),
+      ),
+    }),
+  ),
+});
+export const MonitorStatusReplySchema = z.object({
+  metrics: z.array(MetricStateSchema),
+  /** Services whose reports are current. */
+  sources: z.array(z.object({ service: z.string().max(20), id: Id, at: z.number().int() })),
 });
 
 const Empty = z.object({});
@@ -331,10 +403,31 @@ export const operations = {
   "sup.debug.workflow": sup(WorkflowRef, DebugWorkflowReplySchema, READ, "a workflow's task tree"),
   "sup.debug.task": sup(DebugTaskRequestSchema, DebugTaskReplySchema, READ, "a task record with every result seen"),
   "sup.debug.actor": sup(DebugActorRequestSchema, DebugActorReplySchema, READ, "an actor's record and live state"),
+  "sup.admission.throttle": sup(
+    ThrottleRequestSchema,
+    ThrottleReplySchema,
+    ["monitor", "operator"],
+    "refuse new workflows below a priority for a while",
+  ),
+  "sup.perf.stages": sup(
+    Empty,
+    StageReplySchema,
+    READ,
+    "each kind's time per task stage, since this supervisor started",
+  ),
+  "mon.status": mon(Empty, MonitorStatusReplySchema, READ, "the six cluster metrics with thresholds and state"),
   "host.spawn": host(SpawnRequestSchema, SpawnReplySchema, "start actors"),
   "host.actor": host(ActorControlRequestSchema, ActorControlReplySchema, "quarantine, release or retire an actor"),
   "host.task": host(TaskControlRequestSchema, TaskControlReplySchema, "stop a running attempt or give its task back"),
   "host.inspect": host(DebugActorRequestSchema, ActorInspectReplySchema, "an actor's live state"),
+  "host.cleanup": host(CleanupRequestSchema, CleanupReplySchema, "release what can be released and say what it freed", [
+    "monitor",
+    "operator",
+  ]),
+  "host.hooks.bypass": host(BypassRequestSchema, BypassReplySchema, "skip a hook on this host for a while", [
+    "monitor",
+    "operator",
+  ]),
 } as const satisfies Record<string, OperationDef>;
 
 export type Operations = typeof operations;
@@ -342,7 +435,12 @@ export type OperationName = keyof Operations;
 export type SupervisorOperationName = {
   [K in OperationName]: Operations[K]["service"] extends "supervisor" ? K : never;
 }[OperationName];
-export type HostOperationName = Exclude<OperationName, SupervisorOperationName>;
+export type HostOperationName = {
+  [K in OperationName]: Operations[K]["service"] extends "agent-host" ? K : never;
+}[OperationName];
+export type MonitorOperationName = {
+  [K in OperationName]: Operations[K]["service"] extends "monitor" ? K : never;
+}[OperationName];
 export type OpRequest<N extends OperationName> = z.infer<Operations[N]["request"]>;
 export type OpRequestInput<N extends OperationName> = z.input<Operations[N]["request"]>;
 export type OpReply<N extends OperationName> = z.infer<Operations[N]["reply"]>;
@@ -361,6 +459,7 @@ const pathOf = (name: OperationName): string => name.slice(name.indexOf(".") + 1
 export function operationSubject(name: OperationName, hostId?: string): string {
   const def = operations[name];
   if (def.service === "supervisor") return `${SUBJECT_PREFIX}.sup.${pathOf(name)}`;
+  if (def.service === "monitor") return `${SUBJECT_PREFIX}.mon.${pathOf(name)}`;
   if (hostId === undefined) throw new TypeError(`operation ${name} is answered by one host: give its id`);
   return `${SUBJECT_PREFIX}.host.${hostId === "*" ? "*" : token("host id", hostId)}.${pathOf(name)}`;
 }

@@ -13,7 +13,8 @@
  * - agent-host: its own heartbeat subject and host-operation subjects only; results, events;
  *   pulling and acking tasks; reading Cadre's buckets; writing the workflow-state bucket (not
  *   its checkpoints) and its own host record. No stream or consumer administration;
- * - monitor: heartbeats and events, read-only;
+ * - monitor: heartbeats, events and the services' reports; it publishes its own events (threshold
+ *   crossings) and calls the operations of its actions (throttle, cleanup, bypass);
  * - operator: every operator operation, and JetStream (it reads records and events, and
  *   checkpoints and rolls back workflow state);
  * - viewer: the read-only operations, and reading records and events. No write anywhere.
@@ -64,9 +65,10 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
   if (role === "agent-host" && !hostId) throw new TypeError("an agent-host's permissions are for one host id");
   const names = Object.keys(operations) as OperationName[];
   const calls = names.filter((n) => operations[n].roles.includes(role)).map((n) => subjectOf(n));
-  const serviceOf: Partial<Record<Role, "supervisor" | "agent-host">> = {
+  const serviceOf: Partial<Record<Role, "supervisor" | "agent-host" | "monitor">> = {
     supervisor: "supervisor",
     "agent-host": "agent-host",
+    monitor: "monitor",
   };
   const serves = names.filter((n) => operations[n].service === serviceOf[role]).map((n) => subjectOf(n, hostId));
   const p = `${SUBJECT_PREFIX}`;
@@ -85,6 +87,7 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
             `${p}.task.>`,
             `${p}.child.>`,
             `${p}.evt.>`,
+            `${p}.report.supervisor.*`,
           ],
         },
         subscribe: {
@@ -98,6 +101,7 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
           allow: [
             ...base.publish,
             `${p}.hb.${hostId}`,
+            `${p}.report.agent-host.${hostId}`,
             `${p}.evt.>`,
             `${p}.result.>`,
             ...jetstreamRead(ALL_BUCKETS.map(kvStream)),
@@ -115,8 +119,8 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
       };
     case "monitor":
       return {
-        publish: { allow: [...base.publish, ...jetstreamRead(readStreams)] },
-        subscribe: { allow: [...base.subscribe, "$SRV.>", `${p}.hb.*`, `${p}.evt.>`] },
+        publish: { allow: [...base.publish, ...jetstreamRead(readStreams), `${p}.evt.>`] },
+        subscribe: { allow: [...base.subscribe, ...serves, "$SRV.>", `${p}.hb.*`, `${p}.evt.>`, `${p}.report.>`] },
         allow_responses: true,
       };
     case "operator":

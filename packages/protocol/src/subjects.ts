@@ -103,6 +103,11 @@ export const subjects = {
   heartbeat: (hostId: string) => `${SUBJECT_PREFIX}.hb.${token("host id", hostId)}`,
   /** Filter for every heartbeat. */
   allHeartbeats: () => `${SUBJECT_PREFIX}.hb.*`,
+  /** A service's periodic report to the monitor (messages.ts ServiceReportSchema). */
+  report: (service: string, id: string) =>
+    `${SUBJECT_PREFIX}.report.${token("service", service)}.${token("service id", id)}`,
+  /** Filter for every report. */
+  allReports: () => `${SUBJECT_PREFIX}.report.>`,
   /** Notice to the holder of a parent task that one of its children finished. */
   child: (parentTaskId: string) => `${SUBJECT_PREFIX}.child.${token("task id", parentTaskId)}`,
 } as const;

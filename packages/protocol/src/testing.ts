@@ -22,6 +22,7 @@ import {
   ProtocolVersionMismatchError,
   ResourceExhaustedError,
   StateLimitError,
+  ThrottledError,
   TimeoutError,
   UnavailableError,
 } from "./errors.js";
@@ -96,6 +97,7 @@ export const errorSamples: readonly CadreError[] = [
   new HookFailedError("audit", "beforeTask", "timeout", "no answer within 5000 ms"),
   new InvalidConfigError("team file", [{ path: "root", message: 'root kind "x" is not declared under kinds' }]),
   new NotFoundError("workflow", "w1abc"),
+  new ThrottledError(5, 1_700_000_060_000, "active_agents_count 46 over 45"),
   new UnavailableError("no supervisor answered on cadre.v1.sup.submit", { subject: "cadre.v1.sup.submit" }),
   new PermissionDeniedError("this identity may not call sup.submit", { operation: "sup.submit", roles: ["operator"] }),
   new InternalError("unexpected state", { where: "placement" }),

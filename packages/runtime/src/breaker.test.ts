@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { retry } from "./backoff.js";
 import { type BreakerOptions, Breakers, type BreakerTransition, CircuitOpenError, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
+import { type CadreMetrics, createMetrics } from "./metrics.js";
 
 /** A failure the breaker counts: no answer came (as `request` reports a NATS timeout). */
 const flaky = (): CadreError =>
@@ -30,6 +31,10 @@ function setup(opts: Partial<BreakerOptions> = {}) {
   });
   return { clock, transitions, breaker };
 }
+
+/** `cadre_circuit_state` of one breaker; undefined when it has no series. */
+const circuit = async (m: CadreMetrics, breaker: string) =>
+  (await m.circuitState.get()).values.find((v) => v.labels.breaker === breaker)?.value;
 
 async function failTimes(breaker: { call: (fn: () => Promise<never>) => Promise<unknown> }, n: number) {
   for (let i = 0; i < n; i++) await breaker.call(fail).catch(() => {});
@@ -132,6 +137,22 @@ describe("createBreaker", () => {
     // A clean slate: it takes `threshold` new failures to open again.
     await failTimes(breaker, 2);
     expect(breaker.state).toBe("closed");
+  });
+
+  it("keeps cadre_circuit_state current: 0 from creation, 2 open, 1 half-open, 0 closed again", async () => {
+    const metrics = createMetrics({ service: "breaker-test", defaultMetrics: false });
+    const { breaker, clock } = setup({ metrics });
+    expect(await circuit(metrics, "test")).toBe(0);
+    await failTimes(breaker, 3);
+    expect(await circuit(metrics, "test")).toBe(2);
+    clock.advance(1_000);
+    expect(await circuit(metrics, "test")).toBe(1);
+    await failTimes(breaker, 1); // the trial fails: open again
+    expect(await circuit(metrics, "test")).toBe(2);
+    clock.advance(1_000);
+    await breaker.call(ok(1));
+    expect(await circuit(metrics, "test")).toBe(0);
+    breaker.stop();
   });
 
   it("opens again with a restarted timer when the halfOpen trial fails", async () => {
@@ -336,6 +357,21 @@ describe("Breakers", () => {
       "CIRCUIT_OPENED agent_spawn agent_spawn:host-a host-a sup-1",
       "CIRCUIT_HALF_OPEN agent_spawn agent_spawn:host-a host-a sup-1",
     ]);
+    breakers.stop();
+  });
+
+  it("passes its metrics to every breaker it makes, each labelled with its id", async () => {
+    const metrics = createMetrics({ service: "breaker-test", defaultMetrics: false });
+    const breakers = new Breakers(parseConfig({ breakers: { agent_spawn: { threshold: 2 } } }).breakers, {
+      clock: new ManualClock(0),
+      source: "sup-1",
+      metrics,
+    });
+    expect(await circuit(metrics, "agent_spawn:host-a")).toBeUndefined();
+    await failTimes(breakers.get("agent_spawn", "host-a"), 2);
+    breakers.get("delegation");
+    expect(await circuit(metrics, "agent_spawn:host-a")).toBe(2);
+    expect(await circuit(metrics, "delegation")).toBe(0);
     breakers.stop();
   });
 });

@@ -13,6 +13,7 @@ import { CadreError, type Config, type TypedEvent } from "@cadre/protocol";
 import { assign, createActor, setup } from "xstate";
 import { type Clock, systemClock } from "./clock.js";
 import type { Logger } from "./logger.js";
+import { type CadreMetrics, CIRCUIT_STATE_VALUE } from "./metrics.js";
 import { isTransportFailure } from "./nats.js";
 
 /** Where a breaker stands: calls flow, fail fast, or one trial call is allowed. */
@@ -68,6 +69,12 @@ export interface BreakerOptions {
   isFailure?: (err: unknown) => boolean;
   /** A second trip rule on the failure rate; absent, only consecutive failures count. */
   failureRate?: FailureRateRule;
+  /**
+   * The process's metrics: `cadre_circuit_state{breaker=name}` is set at creation (closed, 0) and
+   * on every state change ({@link CIRCUIT_STATE_VALUE}), so a dashboard sees the breaker before it
+   * first trips. Absent, nothing is recorded.
+   */
+  metrics?: CadreMetrics;
 }
 
 /** A running breaker. */
@@ -238,6 +245,7 @@ export function createBreaker(opts: BreakerOptions): Breaker {
     if (to === state) return;
     const from = state;
     state = to;
+    opts.metrics?.circuitState.set({ breaker: name }, CIRCUIT_STATE_VALUE[to]);
     const t: BreakerTransition = { breaker: name, from, to, at: clock.now(), failures: snap.context.failures };
     if (to === "open") {
       t.openForMs = openFor(snap.context);
@@ -246,6 +254,7 @@ export function createBreaker(opts: BreakerOptions): Breaker {
     opts.onTransition?.(t);
   });
   actor.start();
+  opts.metrics?.circuitState.set({ breaker: name }, CIRCUIT_STATE_VALUE[state]);
 
   const active = (): boolean => actor.getSnapshot().status === "active";
   const send = (event: BreakerEvent): void => {
@@ -302,11 +311,18 @@ export class Breakers {
 
   /**
    * Every change of any of them is logged (warn) and published as an event naming `source`
-   * (see {@link breakerEvent}).
+   * (see {@link breakerEvent}). With `metrics`, each one's state is in `cadre_circuit_state`,
+   * labelled with its id (`agent_spawn:<host>` for a per-host one).
    */
   constructor(
     private readonly settings: Config["breakers"],
-    private readonly opts: { source: string; clock?: Clock; logger?: Logger; emit?: (event: CircuitEvent) => void },
+    private readonly opts: {
+      source: string;
+      clock?: Clock;
+      logger?: Logger;
+      emit?: (event: CircuitEvent) => void;
+      metrics?: CadreMetrics;
+    },
   ) {}
 
   get(name: BreakerName, key = ""): Breaker {
@@ -317,6 +333,7 @@ export class Breakers {
         name: id,
         ...this.settings[name],
         ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+        ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
         onTransition: (t) => {
           this.opts.logger?.warn({ ...t, key }, `circuit ${t.breaker}: ${t.from} -> ${t.to}`);
           this.opts.emit?.(breakerEvent({ ...t, key }, this.opts.source));

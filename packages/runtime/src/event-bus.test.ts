@@ -5,10 +5,16 @@ import { type BreakerTransition, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
 import { EventBus } from "./event-bus.js";
 import { ensureInfrastructure } from "./infrastructure.js";
+import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { connectNats, type NatsConnection } from "./nats.js";
 import { type NatsServer, startNatsServer } from "./testing/index.js";
 
 const event = (type: string, scope: string): CadreEvent => ({ type, category: "storm", scope, data: {} });
+
+type PriorityMetric = "eventsPublished" | "eventsDropped" | "eventQueueDepth";
+/** The value of one of the bus's metrics for a priority (0 when the series does not exist). */
+const busMetric = async (m: CadreMetrics, name: PriorityMetric, priority: "critical" | "normal") =>
+  (await m[name].get()).values.find((v) => v.labels.priority === priority)?.value ?? 0;
 
 describe("the event bus, on a real nats-server with the events stream", () => {
   let server: NatsServer;
@@ -25,7 +31,7 @@ describe("the event bus, on a real nats-server with the events stream", () => {
   });
 
   /** A bus on a driven clock, and what a subscriber receives from its sources (counted by type). */
-  function setup(opts: { ratePerSec: number; burst: number; maxQueue: number }) {
+  function setup(opts: { ratePerSec: number; burst: number; maxQueue: number; metrics?: CadreMetrics }) {
     const clock = new ManualClock(0);
     const run = `r${++n}`;
     const received = new Map<string, number>();
@@ -104,6 +110,47 @@ describe("the event bus, on a real nats-server with the events stream", () => {
     bus.stop();
   });
 
+  it("records published, shed and queued events by priority into the metrics it is given", async () => {
+    const metrics = createMetrics({ service: "bus-test", defaultMetrics: false });
+    const { clock, run, bus, sub, until, got } = setup({ ratePerSec: 100, burst: 100, maxQueue: 50, metrics });
+    // Both depth series exist from the start.
+    expect([
+      await busMetric(metrics, "eventQueueDepth", "critical"),
+      await busMetric(metrics, "eventQueueDepth", "normal"),
+    ]).toEqual([0, 0]);
+    for (let i = 0; i < 3; i++) bus.emit(event("NOISE", `${run}-metrics-noise`));
+    for (let i = 0; i < 150; i++) bus.emit(event("IMPORTANT", `${run}-metrics`));
+    await until("the burst", () => got("IMPORTANT") === 100 && got("NOISE") === 3 && bus.stats().inFlight === 0);
+    // 100 critical sent (the burst), 50 throttled in the queue; the noise went out at once.
+    expect(await busMetric(metrics, "eventsPublished", "critical")).toBe(100);
+    expect(await busMetric(metrics, "eventsPublished", "normal")).toBe(3);
+    expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(50);
+    expect(await busMetric(metrics, "eventQueueDepth", "normal")).toBe(0);
+    // The queue is full of held-back critical events: a non-critical one is shed.
+    bus.emit(event("NOISE", `${run}-metrics-noise`));
+    expect(await busMetric(metrics, "eventsDropped", "normal")).toBe(1);
+    clock.advance(1000);
+    await until("the throttled ones", () => got("IMPORTANT") === 150 && bus.stats().inFlight === 0);
+    expect(await busMetric(metrics, "eventsPublished", "critical")).toBe(150);
+    expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(0);
+    expect(await busMetric(metrics, "eventsDropped", "critical")).toBe(0);
+    expect(bus.stats()).toMatchObject({ published: 153, dropped: 1, queued: 0 });
+    sub.unsubscribe();
+    bus.stop();
+  });
+
+  it("takes a stopped bus's queue out of the depth gauge (given up, not waiting)", async () => {
+    const metrics = createMetrics({ service: "bus-test", defaultMetrics: false });
+    const { run, bus, sub } = setup({ ratePerSec: 1, burst: 1, maxQueue: 50, metrics });
+    // The first goes into flight; the next four are throttled and wait.
+    for (let i = 0; i < 5; i++) bus.emit(event("IMPORTANT", `${run}-stop`));
+    expect(bus.stats().queued).toBe(4);
+    expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(4);
+    bus.stop();
+    expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(0);
+    sub.unsubscribe();
+  });
+
   it("stores each critical event once in the events stream, with its own message id", async () => {
     const { run, bus, until } = setup({ ratePerSec: 1000, burst: 1000, maxQueue: 100 });
     for (let i = 0; i < 20; i++) bus.emit(event("IMPORTANT", `${run}-stored`));
@@ -137,8 +184,9 @@ describe("events that cannot be published are dropped and counted, not retried",
 
   let buses = 0;
   // Each bus its own sender: message ids are `<sender>:<seq>`, and a repeated one is de-duplicated.
-  const bus = () =>
+  const bus = (metrics?: CadreMetrics) =>
     new EventBus({
+      ...(metrics ? { metrics } : {}),
       nc,
       sender: `bus-bounds-${++buses}`,
       critical: new Set(["IMPORTANT"]),
@@ -169,6 +217,21 @@ describe("events that cannot be published are dropped and counted, not retried",
     await until("the next event stored", async () => (await stored("cadre.v1.evt.storm.after-long-scope")) === 1);
     expect(b.stats()).toMatchObject({ unpublishable: 2, published: 1, queued: 0, inFlight: 0 });
     expect(statuses.filter((s) => s === "disconnect" || s === "reconnect")).toEqual([]);
+    b.stop();
+  });
+
+  it("counts unpublishable events as dropped in the metrics, by their priority", async () => {
+    const metrics = createMetrics({ service: "bus-test", defaultMetrics: false });
+    const b = bus(metrics);
+    b.emit(event("IMPORTANT", "s".repeat(5000)));
+    b.emit(event("IMPORTANT", "s".repeat(5000)));
+    b.emit(event("NOISE", "s".repeat(5000)));
+    b.emit({ ...event("IMPORTANT", "metrics-over-stream-limit"), data: { blob: "x".repeat(4096) } });
+    await until("the refusal", () => b.stats().inFlight === 0 && b.stats().unpublishable === 4);
+    expect(await busMetric(metrics, "eventsDropped", "critical")).toBe(3);
+    expect(await busMetric(metrics, "eventsDropped", "normal")).toBe(1);
+    expect(await busMetric(metrics, "eventsPublished", "critical")).toBe(0);
+    expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(0);
     b.stop();
   });
 

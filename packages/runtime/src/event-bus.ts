@@ -27,6 +27,7 @@ import { backoffDelay } from "./backoff.js";
 import { type Breaker, CircuitOpenError } from "./breaker.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Logger } from "./logger.js";
+import type { CadreMetrics } from "./metrics.js";
 import type { NatsConnection } from "./nats.js";
 
 /** Options of {@link EventBus}. */
@@ -51,7 +52,17 @@ export interface EventBusOptions {
    * critical events wait in the queue (not a publish is tried) and non-critical ones are shed.
    */
   breaker?: Breaker;
+  /**
+   * The process's metrics: `cadre_events_published_total`, `cadre_events_dropped_total` (shed and
+   * unpublishable alike) and `cadre_event_queue_depth`, each by {@link EventPriority}. Absent,
+   * nothing is recorded.
+   */
+  metrics?: CadreMetrics;
 }
+
+/** The `priority` label of the bus's metrics: its two classes of event, critical types and the rest. */
+export type EventPriority = "critical" | "normal";
+const priorityOf = (critical: boolean): EventPriority => (critical ? "critical" : "normal");
 
 /** What the bus has done so far. */
 export interface EventBusStats {
@@ -117,6 +128,11 @@ export class EventBus {
   constructor(private readonly o: EventBusOptions) {
     this.clock = o.clock ?? systemClock;
     this.js = jetstream(o.nc);
+    // The depth gauge moves by increments, not `set`: two buses given the same metrics (one
+    // process's) then add up to the process's depth instead of overwriting each other.
+    // Adding 0 makes both series exist from the start, so a scrape sees 0 rather than nothing.
+    o.metrics?.eventQueueDepth.inc({ priority: "critical" }, 0);
+    o.metrics?.eventQueueDepth.inc({ priority: "normal" }, 0);
   }
 
   /**
@@ -155,12 +171,12 @@ export class EventBus {
       data = encode("event", event, { sender: this.o.sender });
       subject = subjects.event(event.category, event.scope);
     } catch (err) {
-      this.unpublishable(event.type, "it breaks its schema", err);
+      this.unpublishable(event.type, critical, "it breaks its schema", err);
       return;
     }
     const limit = this.o.nc.info?.max_payload ?? MAX_FRAME_BYTES;
     if (data.byteLength > limit) {
-      this.unpublishable(event.type, `its frame of ${data.byteLength} bytes is over max_payload (${limit})`);
+      this.unpublishable(event.type, critical, `its frame of ${data.byteLength} bytes is over max_payload (${limit})`);
       return;
     }
     // Load shedding: with maxQueue events held back (critical ones waiting for their turn or
@@ -199,6 +215,11 @@ export class EventBus {
 
   /** Stops sending; what is queued is given up (the caller drains first if it matters). */
   stop(): void {
+    if (!this.stopped && this.o.metrics) {
+      // Given up, so no longer waiting to be published: out of the process's queue depth.
+      this.dequeued(this.ready);
+      this.dequeued(this.delayed);
+    }
     this.stopped = true;
     this.clock.clearTimeout(this.timer);
   }
@@ -224,16 +245,19 @@ export class EventBus {
   }
 
   /** An event that can never be published: dropped, counted and logged (never retried). */
-  private unpublishable(type: string, why: string, err?: unknown): void {
+  private unpublishable(type: string, critical: boolean, why: string, err?: unknown): void {
     this.counts.unpublishable++;
+    this.o.metrics?.eventsDropped.inc({ priority: priorityOf(critical) });
     this.o.logger?.warn(
       { ...(err !== undefined ? { err } : {}), event: type, unpublishable: this.counts.unpublishable },
       `event ${type} dropped, it cannot be published: ${why}`,
     );
   }
 
+  /** Sheds a non-critical event (critical ones are never shed). */
   private drop(type: string): void {
     this.counts.dropped++;
+    this.o.metrics?.eventsDropped.inc({ priority: "normal" });
     this.counts.droppedByType[type] = (this.counts.droppedByType[type] ?? 0) + 1;
   }
 
@@ -241,7 +265,20 @@ export class EventBus {
     return this.ready.length + this.delayed.length;
   }
 
+  /** Takes events that left the queue (sent, shed or given up) out of `cadre_event_queue_depth`. */
+  private dequeued(gone: readonly Pending[]): void {
+    const metrics = this.o.metrics;
+    if (!metrics || gone.length === 0) return;
+    let critical = 0;
+    for (const p of gone) if (p.critical) critical++;
+    if (critical > 0) metrics.eventQueueDepth.dec({ priority: "critical" }, critical);
+    if (gone.length > critical) metrics.eventQueueDepth.dec({ priority: "normal" }, gone.length - critical);
+  }
+
   private enqueue(p: Pending): void {
+    // A stopped bus's queue is given up: an event put back after stop() (its publish failed
+    // meanwhile) is not waiting for anything.
+    if (!this.stopped) this.o.metrics?.eventQueueDepth.inc({ priority: priorityOf(p.critical) });
     if (p.notBefore <= this.clock.now()) {
       this.ready.push(p);
       return;
@@ -276,8 +313,9 @@ export class EventBus {
         try {
           this.o.nc.publish(p.subject, p.data);
           this.counts.published++;
+          this.o.metrics?.eventsPublished.inc({ priority: "normal" });
         } catch (err) {
-          if (isPermanent(err)) this.unpublishable(p.type, "the client refused it", err);
+          if (isPermanent(err)) this.unpublishable(p.type, false, "the client refused it", err);
           else this.o.logger?.debug({ err, event: p.type }, "event not published");
         }
         continue;
@@ -286,7 +324,7 @@ export class EventBus {
       if (this.sending >= limit) break;
       this.sendCritical(p);
     }
-    this.ready.splice(0, sent);
+    this.dequeued(this.ready.splice(0, sent));
     const next = this.delayed[0]?.notBefore;
     if (next !== undefined && next < this.timerAt) {
       this.clock.clearTimeout(this.timer);
@@ -305,6 +343,7 @@ export class EventBus {
       () => {
         this.sending--;
         this.counts.published++;
+        this.o.metrics?.eventsPublished.inc({ priority: "critical" });
         this.pump();
       },
       (err) => {
@@ -318,7 +357,7 @@ export class EventBus {
         }
         // Refused for good (too big for the stream, a bad subject): trying again cannot help.
         if (isPermanent(err)) {
-          this.unpublishable(p.type, "the server refused it", err);
+          this.unpublishable(p.type, true, "the server refused it", err);
           this.pump();
           return;
         }
@@ -352,7 +391,10 @@ export function isPermanent(err: unknown): boolean {
   return false;
 }
 
-/** The bus a service uses, with its configuration's limits. */
+/**
+ * The bus a service uses, with its configuration's limits. `opts.metrics`: the process's metrics
+ * to record into (see {@link EventBusOptions.metrics}).
+ */
 export function eventBusFor(
   nc: NatsConnection,
   sender: string,
@@ -360,9 +402,11 @@ export function eventBusFor(
   logger?: Logger,
   clock?: Clock,
   breaker?: Breaker,
+  opts: { metrics?: CadreMetrics } = {},
 ): EventBus {
   return new EventBus({
     ...(breaker ? { breaker } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     nc,
     sender,
     maxQueue: config.orchestration_limits.max_event_queue_size,

@@ -30,6 +30,7 @@ export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
 export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
 export type { EventBusOptions, EventBusStats } from "./event-bus.js";
 export { closeBus, EventBus, eventBusFor } from "./event-bus.js";
+export { countEvent } from "./event-metrics.js";
 export type { EventLog } from "./events.js";
 export { readEventLog, readEvents } from "./events.js";
 export type {
@@ -53,7 +54,6 @@ export {
 } from "./hooks/index.js";
 export type { Buckets } from "./infrastructure.js";
 export { ensureInfrastructure, openInfrastructure } from "./infrastructure.js";
-
 export type { Logger, ThrottledLog } from "./logger.js";
 export { createLogger, REDACT_PATHS, redactUrl, throttledLog } from "./logger.js";
 export * from "./metrics.js";
@@ -78,6 +78,7 @@ export {
   redactPatternProblem,
   redactProperty,
 } from "./redact.js";
+export { buildReport, Reporter } from "./report.js";
 export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";
 export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf, natsTlsBlock } from "./security.js";
 export type { RunningService, ServiceDefinition } from "./service.js";

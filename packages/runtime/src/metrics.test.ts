@@ -14,10 +14,10 @@ import { serveHealth } from "./service.js";
 
 type AnyMetric = Counter<string> | Gauge<string> | Histogram<string>;
 
-/** Cadre's own metrics (every field but the registry), with the names and labels they were made with. */
+/** Cadre's own metrics (every field but the registry and the service name), with the names and labels they were made with. */
 function ownMetrics(m: CadreMetrics): { field: string; name: string; labelNames: string[]; metric: AnyMetric }[] {
   return Object.entries(m)
-    .filter(([field]) => field !== "registry")
+    .filter(([field]) => field !== "registry" && field !== "service")
     .map(([field, metric]) => {
       const { name, labelNames } = metric as unknown as { name: string; labelNames?: string[] };
       return { field, name, labelNames: labelNames ?? [], metric: metric as AnyMetric };
@@ -127,6 +127,7 @@ describe("createMetrics", () => {
     const a = createMetrics({ service: "a" });
     const b = createMetrics({ service: "b" });
     expect(a.registry).not.toBe(b.registry);
+    expect([a.service, b.service]).toEqual(["a", "b"]);
     a.tasksStarted.inc({ kind: "x" }, 2);
     b.tasksStarted.inc({ kind: "x" }, 5);
     expect(await metricsText(a)).toMatch(/^cadre_tasks_started_total\{kind="x"\} 2$/m);

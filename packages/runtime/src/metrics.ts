@@ -52,6 +52,11 @@ export const HEARTBEAT_GAP_BUCKETS: readonly number[] = [0.05, 0.1, 0.15, 0.2, 0
 export interface CadreMetrics {
   /** The registry these metrics (and the default process metrics, unless turned off) belong to. */
   readonly registry: Registry;
+  /**
+   * The service these metrics belong to (`opts.service`): the `service` label components put on
+   * what they record (`cadre_state_conflicts_total`), so they need not be told it twice.
+   */
+  readonly service: string;
 
   // --- counters ---
   /** `cadre_tasks_started_total{kind}`: tasks that started work on an actor. */
@@ -147,6 +152,7 @@ export function createMetrics(opts: CreateMetricsOptions = { service: "cadre" })
 
   const metrics: CadreMetrics = {
     registry,
+    service: opts.service,
     tasksStarted: counter("tasks_started_total", "Tasks that started work on an actor, by kind.", ["kind"]),
     tasksCompleted: counter(
       "tasks_completed_total",

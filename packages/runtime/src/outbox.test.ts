@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { rejection } from "@cadre/protocol/testing";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.js";
+import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { Outbox, type OutboxRecord } from "./outbox.js";
 
 const dir = () => mkdtempSync(join(tmpdir(), "cadre-outbox-"));
@@ -161,6 +162,41 @@ describe("Outbox", () => {
     await a.close();
     const b = await Outbox.open({ path, maxBytes: 1_000_000 });
     expect((await drain(b)).map(text)).toEqual(["result 2", "result 3", "result 4"]);
+    await b.close();
+  });
+
+  it("keeps cadre_outbox_depth current and counts replayed records into the metrics it is given", async () => {
+    const metrics = createMetrics({ service: "outbox-test", defaultMetrics: false });
+    const depth = async (m: CadreMetrics) => (await m.outboxDepth.get()).values[0]?.value;
+    const replayed = async (m: CadreMetrics) => (await m.outboxReplayed.get()).values[0]?.value;
+    const path = join(dir(), "outbox.log");
+    const a = await Outbox.open({ path, maxBytes: 1_000_000, metrics });
+    expect(await depth(metrics)).toBe(0);
+    for (let i = 0; i < 5; i++) await a.append(entry(i));
+    expect(await depth(metrics)).toBe(5);
+    // A replay stopped by a failed send: the two sent are counted, three still wait.
+    const depthsSeen: (number | undefined)[] = [];
+    await a
+      .replay(
+        async (r) => {
+          depthsSeen.push(await depth(metrics));
+          if (text(r) === "result 2") throw new Error("disconnected");
+        },
+        { ratePerSecond: 1e9 },
+      )
+      .catch(() => {});
+    expect(depthsSeen).toEqual([5, 4, 3]);
+    expect([await depth(metrics), await replayed(metrics)]).toEqual([3, 2]);
+    await a.close();
+
+    // A restart reports what it found waiting; replaying it all empties the gauge.
+    const fresh = createMetrics({ service: "outbox-test", defaultMetrics: false });
+    const b = await Outbox.open({ path, maxBytes: 1_000_000, metrics: fresh });
+    expect(await depth(fresh)).toBe(3);
+    await b.append(entry(5));
+    expect(await depth(fresh)).toBe(4);
+    expect(await drain(b)).toHaveLength(4);
+    expect([await depth(fresh), await replayed(fresh)]).toEqual([0, 4]);
     await b.close();
   });
 });

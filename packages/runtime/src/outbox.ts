@@ -21,6 +21,7 @@ import { crc32 } from "node:zlib";
 import { CadreError, ProtocolError } from "@cadre/protocol";
 import { pack, unpack } from "msgpackr";
 import { type Clock, sleep, systemClock } from "./clock.js";
+import type { CadreMetrics } from "./metrics.js";
 
 const MAGIC = 0xcad0b0c5;
 const HEADER = 12;
@@ -84,7 +85,17 @@ export interface OutboxOptions {
   maxBytes: number;
   /** @default true (tests may turn it off for speed; a crash could then lose accepted records) */
   fsync?: boolean;
+  /**
+   * The process's metrics: `cadre_outbox_depth` is the records waiting (set on open, on each
+   * append and as each replayed record is sent, so a slow replay shows its progress), and
+   * `cadre_outbox_replayed_total` counts each record replay sent, a replay stopped by a failed
+   * send included. Absent, nothing is recorded.
+   */
+  metrics?: CadreMetrics;
 }
+
+/** The options once defaults are applied. */
+type Settings = Required<Omit<OutboxOptions, "metrics">> & Pick<OutboxOptions, "metrics">;
 
 export interface ReplayOptions {
   /** Records sent per second at most. */
@@ -101,7 +112,7 @@ export class Outbox {
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly o: Required<OutboxOptions>,
+    private readonly o: Settings,
     private fh: FileHandle,
     /** What opening found: records kept, bytes of a torn tail cut off. */
     readonly openReport: { records: number; tornBytes: number },
@@ -124,6 +135,8 @@ export class Outbox {
     box.records = records.filter((r) => r.seq > box.sentSeq);
     box.bytes = goodBytes;
     box.nextSeq = (records.at(-1)?.seq ?? box.sentSeq) + 1;
+    // What a restart found still waiting is the depth from the start.
+    box.recordDepth();
     return box;
   }
 
@@ -150,6 +163,7 @@ export class Outbox {
       this.nextSeq++;
       this.bytes += rec.length;
       this.records.push({ ...entry, seq });
+      this.recordDepth();
       return seq;
     });
   }
@@ -175,6 +189,8 @@ export class Outbox {
         await writeSent(`${this.o.path}.sent`, r.seq, this.o.fsync);
         this.records.shift();
         sent++;
+        this.o.metrics?.outboxReplayed.inc();
+        this.recordDepth();
       }
       if (this.bytes > 0) {
         // All sent: start the log afresh.
@@ -189,6 +205,11 @@ export class Outbox {
   async close(): Promise<void> {
     await this.queue.catch(() => {});
     await this.fh.close();
+  }
+
+  /** `cadre_outbox_depth`: the records waiting now. */
+  private recordDepth(): void {
+    this.o.metrics?.outboxDepth.set(this.records.length);
   }
 
   /** Appends and replays run one at a time, in call order. */

@@ -2,7 +2,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { READY_MESSAGE } from "./service.js";
+import { HEALTH_MESSAGE, READY_MESSAGE } from "./service.js";
 
 /** A service running as a child process. */
 export interface ServiceProcess {
@@ -16,6 +16,11 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<void>;
   /** Sends a signal (default SIGKILL) and waits for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * The port of its `/healthz` and `/metrics` server, once ready, when it serves one (started
+   * with `--health-port`; with port 0 the service logs the port it was given).
+   */
+  readonly healthPort: number | undefined;
 }
 
 /** Options of {@link spawnService}. */
@@ -38,6 +43,7 @@ export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let healthPort: number | undefined;
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${opts.name} not ready within ${opts.readyTimeoutMs ?? 20_000} ms`)),
@@ -51,6 +57,10 @@ export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
         opts.onLine?.(line, name);
         last.push(line);
         if (last.length > 10) last.shift();
+        if (line.includes(`"msg":"${HEALTH_MESSAGE}`)) {
+          const port = Number(/"port":(\d+)/.exec(line)?.[1]);
+          if (port > 0) healthPort = port;
+        }
         if (line.includes(`"msg":"${READY_MESSAGE}"`)) {
           clearTimeout(timer);
           resolve();
@@ -76,6 +86,9 @@ export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
     ready,
     exited,
     kill,
+    get healthPort() {
+      return healthPort;
+    },
     stop: async (graceMs = 5000) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");

@@ -33,6 +33,8 @@ export interface ServiceDefinition {
 
 /** The exact log message services print once they serve; process launchers wait for it. */
 export const READY_MESSAGE = "ready";
+/** How the health server's log line begins; it carries the bound `port` (process.ts reads it). */
+export const HEALTH_MESSAGE = "health endpoint on";
 
 /** Parses the command line and runs the service until a signal stops it. */
 export async function runService(def: ServiceDefinition, argv = process.argv): Promise<void> {
@@ -47,7 +49,11 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (env CADRE_LOG_LEVEL)")
     .option(
       "--health-port <port>",
-      "serve GET /healthz and GET /metrics on this port, 0.0.0.0 (env CADRE_HEALTH_PORT; default: off)",
+      "serve GET /healthz and GET /metrics on this port; 0: any free port, logged (env CADRE_HEALTH_PORT; default: off)",
+    )
+    .option(
+      "--health-host <address>",
+      "the address the health server listens on (env CADRE_HEALTH_HOST; default: 0.0.0.0)",
     )
     .showHelpAfterError();
   def.options?.(program);
@@ -75,7 +81,7 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
   configureRedaction(config.host.redact?.patterns ?? []);
   const healthPort = parsePort(opts.healthPort ?? process.env.CADRE_HEALTH_PORT);
   if (healthPort === null) {
-    process.stderr.write(`${def.name}: --health-port must be a port number (1-65535)\n`);
+    process.stderr.write(`${def.name}: --health-port must be a port number (0-65535; 0: any free port)\n`);
     process.exit(2);
   }
   const logger = createLogger(def.name, config.logLevel);
@@ -91,7 +97,8 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
   let health: Server | undefined;
   if (healthPort !== undefined) {
     try {
-      health = await serveHealth(healthPort, running, logger);
+      const host = (opts.healthHost as string | undefined) ?? (process.env.CADRE_HEALTH_HOST || "0.0.0.0");
+      health = await serveHealth(healthPort, running, logger, host);
     } catch (err) {
       process.stderr.write(`${def.name}: cannot serve /healthz on port ${healthPort}: ${(err as Error).message}\n`);
       await running.stop().catch(() => {});
@@ -122,7 +129,7 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
 function parsePort(v: unknown): number | undefined | null {
   if (v === undefined || v === "") return undefined;
   const n = Number(v);
-  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : null;
+  return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : null;
 }
 
 /**
@@ -154,10 +161,7 @@ export function serveHealth(
       server.off("error", reject);
       const address = server.address();
       const bound = address !== null && typeof address === "object" ? address.port : port;
-      logger.info(
-        { port: bound },
-        running.metrics ? "health endpoint on /healthz and /metrics" : "health endpoint on /healthz",
-      );
+      logger.info({ port: bound }, `${HEALTH_MESSAGE} ${running.metrics ? "/healthz and /metrics" : "/healthz"}`);
       resolve(server);
     });
   });

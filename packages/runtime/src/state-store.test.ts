@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
+import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { connectNats, type NatsConnection } from "./nats.js";
 import { type CorruptionReport, StateStore } from "./state-store.js";
 import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
@@ -36,6 +37,48 @@ describe("StateStore over a real JetStream KV bucket", () => {
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('state key "k" changed since revision');
     expect((await s.get("k"))?.value).toEqual({ n: 2 });
+  });
+
+  it("counts every lost compare-and-set in cadre_state_conflicts_total, labelled with the metrics' service", async () => {
+    const metrics = createMetrics({ service: "cadre-test", defaultMetrics: false });
+    const conflicts = async (m: CadreMetrics) =>
+      (await m.stateConflicts.get()).values.find((v) => v.labels.service === "cadre-test")?.value ?? 0;
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    const s = new StateStore(kv, Counter, "counter", { metrics });
+    const rev = await s.create("k", { n: 1 });
+    await s.update("k", { n: 2 }, rev);
+    expect(await conflicts(metrics)).toBe(0);
+    // Two writers at the same revision: the second loses.
+    await expect(s.update("k", { n: 3 }, rev)).rejects.toMatchObject({ code: "CONCURRENT_MODIFICATION" });
+    expect(await conflicts(metrics)).toBe(1);
+    // A create of a key that exists is a lost compare-and-set too (at revision 0).
+    await expect(s.create("k", { n: 9 })).rejects.toMatchObject({ code: "CONCURRENT_MODIFICATION" });
+    expect(await conflicts(metrics)).toBe(2);
+    // modify retries its lost attempt: counted once, and the write still commits. Another
+    // writer gets in between modify's first read and its compare-and-set.
+    const other = new StateStore(kv, Counter, "counter");
+    let interfered = false;
+    const racy = new Proxy(kv, {
+      get: (target, prop, receiver) =>
+        prop === "update" && !interfered
+          ? async (...args: Parameters<typeof kv.update>) => {
+              interfered = true;
+              await other.put("k", { n: 100 });
+              return target.update(...args);
+            }
+          : Reflect.get(target, prop, receiver),
+    });
+    const r = new StateStore(racy, Counter, "counter", { metrics });
+    let calls = 0;
+    const after = await r.modify("k", (v) => {
+      calls++;
+      return { n: (v?.n ?? 0) + 1 };
+    });
+    expect([after?.value.n, calls]).toEqual([101, 2]);
+    expect(await conflicts(metrics)).toBe(3);
+    // Unconditional writes never conflict.
+    await s.put("k", { n: 0 });
+    expect(await conflicts(metrics)).toBe(3);
   });
 
   it("detects a value whose bytes were changed in KV directly, and restores the last good revision", async () => {

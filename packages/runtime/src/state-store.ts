@@ -11,6 +11,7 @@ import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
 import { type RetryOptions, retry } from "./backoff.js";
 import type { Breaker } from "./breaker.js";
+import type { CadreMetrics } from "./metrics.js";
 
 /** The bucket's name (the KV interface does not declare it; every implementation has it). */
 export const bucketOf = (kv: KV): string => (kv as unknown as { bucket: string }).bucket;
@@ -75,6 +76,12 @@ export interface StateStoreOptions {
   onCorruption?: (report: CorruptionReport) => void;
   /** The `state_update` breaker every write goes through (reads do not). */
   breaker?: Breaker;
+  /**
+   * The process's metrics: every compare-and-set (or create) this store loses counts in
+   * `cadre_state_conflicts_total{service}`, `service` being `metrics.service`, whether the
+   * caller retries it (as {@link StateStore.modify} does) or not. Absent, nothing is recorded.
+   */
+  metrics?: CadreMetrics;
 }
 
 export class StateStore<T> {
@@ -161,6 +168,8 @@ export class StateStore<T> {
           expected !== null &&
           (isWrongRevision(err) || (expected === 0 && (err as Error).message?.includes("exists")))
         ) {
+          const metrics = this.opts.metrics;
+          metrics?.stateConflicts.inc({ service: metrics.service });
           throw new ConcurrentModificationError(key, expected, { cause: err });
         }
         throw this.limited(key, err);

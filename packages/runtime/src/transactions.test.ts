@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ManualClock } from "./clock.js";
 import { ensureInfrastructure } from "./infrastructure.js";
+import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { connectNats, type NatsConnection } from "./nats.js";
 import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
 import { type TxnFaultPoint, TxStore, type TxStoreOptions } from "./transactions.js";
@@ -12,6 +13,15 @@ const Value = z.object({ n: z.number().int() });
 
 /** A promise that never settles: a writer stopped there does nothing more, as if killed. */
 const forever = new Promise<void>(() => {});
+
+/** Fresh metrics, and what they hold of aborts and of lost compare-and-sets. */
+const txMetrics = () => {
+  const metrics = createMetrics({ service: "tx-test", defaultMetrics: false });
+  const aborted = async () => (await metrics.transactionsAborted.get()).values[0]?.value ?? 0;
+  const conflicts = async () =>
+    (await metrics.stateConflicts.get()).values.find((v) => v.labels.service === "tx-test")?.value ?? 0;
+  return { metrics, aborted, conflicts };
+};
 
 describe("TxStore: multi-key transactions over a real JetStream KV bucket", () => {
   let server: NatsServer;
@@ -82,7 +92,9 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     const k = fresh();
     let bump: (() => Promise<unknown>) | undefined;
     let bumped = false;
+    const { metrics, aborted, conflicts } = txMetrics();
     const s = await store({
+      metrics,
       fault: async (point) => {
         // Between prepare and commit, another writer changes the key the transaction only read.
         if (point === "prepared" && !bumped) {
@@ -103,14 +115,46 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     // The first attempt read 1 and was aborted; the second read 5.
     expect(seen).toEqual([1, 5]);
     expect([...(await s.read([`${k}w1`, `${k}w2`])).values()]).toEqual([{ n: 5 }, { n: 5 }]);
+    // One abort; a read-only key that moved is no lost compare-and-set (nothing was written to it).
+    expect(await aborted()).toBe(1);
+    expect(await conflicts()).toBe(0);
+  });
+
+  it("records an abort and the compare-and-set that caused it into the metrics it is given", async () => {
+    const k = fresh();
+    const [a, b] = [`${k}a`, `${k}b`];
+    const { metrics, aborted, conflicts } = txMetrics();
+    const other = await store();
+    let bumped = false;
+    const s = await store({
+      metrics,
+      fault: async (point, { key }) => {
+        // Between preparing a and preparing b, another writer changes b: b's compare-and-set is lost.
+        if (point === "prepared" && key === a && !bumped) {
+          bumped = true;
+          await other.transact([b], () => ({ [b]: { n: 7 } }));
+        }
+      },
+    });
+    const done = await s.transact([a, b], (cur) => {
+      const n = (cur.get(b)?.n ?? 0) + 1;
+      return { [a]: { n }, [b]: { n } };
+    });
+    expect(done.keys).toEqual([a, b]);
+    expect([...(await s.read([a, b])).values()]).toEqual([{ n: 8 }, { n: 8 }]);
+    expect(await conflicts()).toBe(1);
+    expect(await aborted()).toBe(1);
+    // A transaction that commits at once adds nothing.
+    await s.transact([a, b], () => ({ [a]: { n: 1 }, [b]: { n: 1 } }));
+    expect([await conflicts(), await aborted()]).toEqual([1, 1]);
   });
 
   describe("a writer that stops midway (its process killed) leaves all keys old or all new", () => {
-    const stopAt = async (point: TxnFaultPoint, afterKeys: number) => {
+    const stopAt = async (point: TxnFaultPoint, afterKeys: number, metrics?: CadreMetrics) => {
       const k = fresh();
       const clock = new ManualClock(1_000_000);
       const keys = [`${k}a`, `${k}b`, `${k}c`];
-      const s = await store({ clock, txnTimeoutMs: 5000 });
+      const s = await store({ clock, txnTimeoutMs: 5000, ...(metrics ? { metrics } : {}) });
       await s.transact(keys, () => Object.fromEntries(keys.map((key) => [key, { n: 1 }])));
       let prepared = 0;
       let stopped!: () => void;
@@ -134,7 +178,8 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     };
 
     it("stopped after preparing 2 of 3 keys: readers see the old values; after its deadline it is aborted", async () => {
-      const { s, keys, clock } = await stopAt("prepared", 2);
+      const { metrics, aborted } = txMetrics();
+      const { s, keys, clock } = await stopAt("prepared", 2, metrics);
       // Still within its deadline: undecided, so every reader sees the committed (old) values.
       expect([...(await s.read(keys)).values()]).toEqual([{ n: 1 }, { n: 1 }, { n: 1 }]);
       const raw = await s.kv.get(keys[0] as string);
@@ -143,8 +188,11 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
       const early = await s.transact(keys, () => ({}), { maxAttempts: 1 }).catch((e) => e);
       expect(early.code).toBe("CONCURRENT_MODIFICATION");
       // Past the deadline the next writer aborts it, removes the intents and goes on.
+      expect(await aborted()).toBe(0);
       clock.advance(5001);
       await s.transact(keys, (cur) => ({ [keys[2] as string]: { n: (cur.get(keys[0] as string)?.n ?? 0) + 10 } }));
+      // The reader that aborted the dead writer's transaction counted it, once for its three keys.
+      expect(await aborted()).toBe(1);
       expect([...(await s.read(keys)).values()]).toEqual([{ n: 1 }, { n: 1 }, { n: 11 }]);
       for (const key of keys) expect(new TextDecoder().decode((await s.kv.get(key))?.value)).not.toContain('"tx":');
     });

@@ -43,6 +43,7 @@ import { z } from "zod";
 import { retry } from "./backoff.js";
 import type { Breaker } from "./breaker.js";
 import { type Clock, systemClock } from "./clock.js";
+import type { CadreMetrics } from "./metrics.js";
 import { bucketOf, type CorruptionReport, StateStore, verifyChecksum } from "./state-store.js";
 
 /** What a data key holds. */
@@ -104,6 +105,16 @@ export interface TxStoreOptions {
   onCorruption?: (report: CorruptionReport) => void;
   /** The `state_update` breaker the writes go through. */
   breaker?: Breaker;
+  /**
+   * The process's metrics. `cadre_transactions_aborted_total` counts each transaction record this
+   * store turns from pending to aborted: its own transaction failing before its commit point (a
+   * key changed, an error), or another writer's found past its deadline. A record is aborted
+   * once, by whoever wins its compare-and-set, so summed over processes each abort counts once.
+   * Every compare-and-set its keys and records lose counts in `cadre_state_conflicts_total` (the
+   * StateStores below record it; this file does no compare-and-set of its own). Absent, nothing
+   * is recorded.
+   */
+  metrics?: CadreMetrics;
   /** Test hook: awaited after each key is prepared and after the commit point. */
   fault?: (point: TxnFaultPoint, detail: { txid: string; key?: string }) => Promise<void>;
 }
@@ -165,6 +176,7 @@ export class TxStore<T> {
     const storeOpts = {
       ...(opts.onCorruption ? { onCorruption: opts.onCorruption } : {}),
       ...(opts.breaker ? { breaker: opts.breaker } : {}),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     };
     this.keys = new StateStore(kv, envelope, name, storeOpts);
     this.records = new StateStore(kv, TxnRecordSchema, "transaction record", storeOpts);
@@ -293,9 +305,16 @@ export class TxStore<T> {
    * record's verdict. Returns the verdict.
    */
   private async abort(txid: string, prepared: Read<T>[]): Promise<TxnRecord["state"]> {
-    const after = await this.records.modify(txnKey(txid), (r) =>
-      r && r.state === "pending" ? { ...r, state: "aborted" } : undefined,
-    );
+    // Whether the attempt that committed was ours: modify may run `fn` several times, and only
+    // its last run wrote (an earlier one lost its compare-and-set).
+    let marked = false;
+    const after = await this.records.modify(txnKey(txid), (r) => {
+      const next: TxnRecord | undefined = r && r.state === "pending" ? { ...r, state: "aborted" } : undefined;
+      marked = next !== undefined;
+      return next;
+    });
+    // Already decided by someone else (a reader past the deadline): theirs to count.
+    if (marked) this.opts.metrics?.transactionsAborted.inc();
     const state = after?.value.state ?? "aborted";
     for (const p of prepared) {
       await this.settle(
@@ -339,6 +358,7 @@ export class TxStore<T> {
         }
         try {
           await this.records.update(txnKey(env.tx.id), { ...rec.value, state: "aborted" }, rec.revision);
+          this.opts.metrics?.transactionsAborted.inc();
         } catch (err) {
           if (!(err instanceof ConcurrentModificationError)) throw err;
         }

@@ -280,6 +280,7 @@ export class TaskAttempt {
           scope: task.workflowId,
           data: {
             taskId: task.taskId,
+            kind: task.kind,
             attempt,
             code: outcome.error.code,
             message: outcome.error.message.slice(0, 300),

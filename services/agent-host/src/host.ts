@@ -8,12 +8,15 @@
  * {@link WorkflowControls} (the controls it follows, and `sup.task.admit`).
  */
 
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   type ActorSpec,
   type Body,
   type Config,
   NotFoundError,
   newIncarnation,
+  type OpReplyInput,
   PermissionDeniedError,
   ResourceExhaustedError,
   randomId,
@@ -25,9 +28,12 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
+  type CadreMetrics,
   type Clock,
   closeBus,
   connectNats,
+  countEvent,
+  createMetrics,
   type EventBus,
   eventBusFor,
   type HookEvent,
@@ -38,6 +44,7 @@ import {
   natsAuthOf,
   OperationServer,
   openInfrastructure,
+  Reporter,
   type ResultSigner,
   resultSigner,
   retry,
@@ -69,10 +76,31 @@ export interface AgentHostOptions {
 
 const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
 
+/** The shortest time between two cleanups (each runs a full garbage collection). */
+const CLEANUP_EVERY_MS = 10_000;
+
+/**
+ * A full garbage collection: V8 exposes `gc` to code compiled after `--expose-gc` is set, which
+ * a new context is. False where that is refused.
+ */
+function fullGc(): boolean {
+  try {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as (() => void) | undefined;
+    if (typeof gc !== "function") return false;
+    gc();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A running agent-host. */
 export class AgentHost {
   readonly hostId: string;
   readonly incarnation = newIncarnation();
+  /** This process's metrics, served on /metrics (runtime metrics.ts). */
+  readonly metrics: CadreMetrics = createMetrics({ service: "cadre-agent-host" });
   private readonly config: Config;
   /** Signs results with this host's nkey when it has one (an authenticated deployment). */
   private readonly signer: ResultSigner | undefined;
@@ -93,6 +121,9 @@ export class AgentHost {
   private dispatcher!: Dispatcher;
   private server?: OperationServer;
   private heartbeat?: Heartbeat;
+  private lastCleanup?: { at: number; reply: OpReplyInput<"host.cleanup"> };
+  /** Tells the monitor what this host's metrics say (runtime report.ts). */
+  private reporter?: Reporter;
   private hooks!: HookRunner;
 
   private constructor(opts: AgentHostOptions) {
@@ -121,9 +152,10 @@ export class AgentHost {
       clock: this.clock,
       logger: this.logger,
       signer: this.signer,
+      metrics: this.metrics,
     });
     // Hooks first: a bad definition fails the start, before anything is connected.
-    this.hooks = new HookRunner({ clock: this.clock, logger: this.logger });
+    this.hooks = new HookRunner({ clock: this.clock, logger: this.logger, metrics: this.metrics });
     for (const hook of this.config.host.hooks) this.hooks.register(hook);
     this.nc = await connectNats(this.config.natsUrl, this.hostId, this.logger, natsAuthOf(this.config));
     this.breakers = new Breakers(this.config.breakers, {
@@ -131,6 +163,7 @@ export class AgentHost {
       source: this.hostId,
       logger: this.logger,
       emit: (e) => this.emit(e),
+      metrics: this.metrics,
     });
     this.bus = eventBusFor(
       this.nc,
@@ -139,6 +172,7 @@ export class AgentHost {
       this.logger,
       this.clock,
       this.breakers.get("event_publish"),
+      { metrics: this.metrics },
     );
     // The supervisor creates Cadre's streams and buckets; a host only opens them.
     const buckets = await openInfrastructure(this.nc);
@@ -147,6 +181,7 @@ export class AgentHost {
     this.sink.connect({ nc: this.nc, js: this.js, publishEvent: (e) => this.bus.emit(e) });
     const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
       breaker: this.breakers.get("state_update"),
+      metrics: this.metrics,
     });
     this.registry = buckets.registry;
     // Deadlines of transactions are compared across processes: wall clock, not the test clock.
@@ -157,6 +192,7 @@ export class AgentHost {
         writer: this.hostId,
         txnTimeoutMs: this.config.storage.txnTimeoutMs,
         breaker: this.breakers.get("state_update"),
+        metrics: this.metrics,
         onCorruption: (r) => {
           this.logger.error(r, `damaged state value ${r.restoredAs === null ? "not restored" : "restored"}`);
           this.emit({ type: "STATE_CORRUPTED", category: "state", scope: "state", data: { ...r } });
@@ -222,6 +258,19 @@ export class AgentHost {
     this.server.serve("host.actor", async (body) => this.actorControl(body));
     this.server.serve("host.task", async (body) => this.taskControl(body));
     this.server.serve("host.inspect", async ({ actorId }) => this.actor(actorId).inspect());
+    this.server.serve("host.cleanup", async () => this.cleanup());
+    this.server.serve("host.hooks.bypass", async ({ hook, forMs, failureRate }) => {
+      const bypassed = this.hooks.bypass(hook, forMs);
+      if (bypassed) {
+        this.emit({
+          type: "HOOK_BYPASSED",
+          category: "monitor",
+          scope: "hook_failure_rate",
+          data: { hook, hostId: this.hostId, forMs, failureRate },
+        });
+      }
+      return { bypassed };
+    });
     this.heartbeat = new Heartbeat({
       nc: this.nc,
       hostId: this.hostId,
@@ -229,14 +278,31 @@ export class AgentHost {
       intervalMs: this.config.heartbeat.intervalMs,
       clock: this.clock,
       logger: this.logger,
-      status: () => ({
-        actors: this.actors.size,
-        held: [...this.actors.values()].flatMap((a) => (a.attempt ? [a.attempt.held()] : [])),
-        eventQueue: this.bus.stats().queued,
-        circuits: this.breakers.notClosed(),
-      }),
+      status: () => {
+        const held = [...this.actors.values()].flatMap((a) => (a.attempt ? [a.attempt.held()] : []));
+        // The actor gauges follow the heartbeat: as fresh as what the supervisor sees.
+        this.metrics.actorsActive.set(this.actors.size);
+        this.metrics.actorsBusy.set(held.length);
+        this.metrics.actorsQuarantined.set([...this.actors.values()].filter((a) => a.quarantined).length);
+        return {
+          actors: this.actors.size,
+          held,
+          eventQueue: this.bus.stats().queued,
+          circuits: this.breakers.notClosed(),
+        };
+      },
     });
     this.heartbeat.start();
+    this.reporter = new Reporter({
+      nc: this.nc,
+      metrics: this.metrics,
+      service: "agent-host",
+      id: this.hostId,
+      incarnation: this.incarnation,
+      intervalMs: this.config.monitor.intervalMs,
+      clock: this.clock,
+      logger: this.logger,
+    }).start();
     this.logger.info({ hostId: this.hostId, incarnation: this.incarnation }, "agent-host registered");
   }
 
@@ -253,6 +319,7 @@ export class AgentHost {
   /** Stops pulling, stops actors and closes the connection. Held tasks go back to the queue at once. */
   async stop(): Promise<void> {
     this.heartbeat?.stop();
+    this.reporter?.stop();
     await this.runHooks("onTerminate", { hostId: this.hostId }).catch((err) =>
       this.logger.warn({ err }, "terminate hooks failed"),
     );
@@ -273,6 +340,7 @@ export class AgentHost {
 
   /** Publishes an event (to the event outbox while the connection is down). */
   private emit(event: TypedEvent): void {
+    countEvent(this.metrics, event);
     if (this.sink?.connected) this.sink.emit(event);
     else this.bus?.emit(event);
   }
@@ -460,6 +528,44 @@ export class AgentHost {
     a.stopWork();
     if (a.attempt === attempt) this.release(a);
     return { taskId, held: true, epoch: attempt.task.epoch };
+  }
+
+  /**
+   * The monitor's `cleanup` (memory over its threshold): stops the pullers of kinds this host
+   * no longer runs an actor of, runs a full garbage collection, and says what that freed. A full
+   * collection stops the host for a moment: at most one per CLEANUP_EVERY_MS; a request sooner
+   * gets the last one's report.
+   */
+  private async cleanup(): Promise<OpReplyInput<"host.cleanup">> {
+    const now = this.clock.now();
+    if (this.lastCleanup && now - this.lastCleanup.at < CLEANUP_EVERY_MS) return this.lastCleanup.reply;
+    const heapBeforeBytes = process.memoryUsage().heapUsed;
+    const released: string[] = [];
+    const running = new Set([...this.actors.values()].map((a) => key(a.spec.teamId, a.spec.kindName)));
+    for (const [k, p] of this.pullers) {
+      if (running.has(k)) continue;
+      this.pullers.delete(k);
+      await p.stop();
+      released.push(`puller ${k}`);
+    }
+    const gc = fullGc();
+    const heapAfterBytes = process.memoryUsage().heapUsed;
+    const reply = {
+      heapBeforeBytes,
+      heapAfterBytes,
+      freedBytes: Math.max(0, heapBeforeBytes - heapAfterBytes),
+      gc,
+      released: released.slice(0, 20),
+    };
+    this.lastCleanup = { at: now, reply };
+    this.emit({
+      type: "CLEANUP_REPORTED",
+      category: "monitor",
+      scope: "memory_usage_percent",
+      data: { hostId: this.hostId, ...reply },
+    });
+    this.logger.info(reply, "cleanup done");
+    return reply;
   }
 
   /** The actor is free again: forget its attempt and let its kind's puller pull more. */

@@ -17,6 +17,7 @@ import {
   UnavailableError,
 } from "@cadre/protocol";
 import {
+  type CadreMetrics,
   type Clock,
   headers,
   type Logger,
@@ -45,6 +46,7 @@ export interface ResultSinkOptions {
   fsync?: boolean;
   /** Signs each result with the host's nkey (an authenticated deployment); absent: unsigned. */
   signer?: ResultSigner | undefined;
+  metrics?: CadreMetrics;
 }
 
 /** What the sink sends through once connected. */
@@ -72,9 +74,15 @@ export class ResultSink {
 
   /** Opens both outboxes (a damaged one fails here, before anything is connected). */
   static async open(o: ResultSinkOptions): Promise<ResultSink> {
-    const open = (name: string) =>
-      Outbox.open({ path: join(o.dir, name), maxBytes: o.maxBytes, ...(o.fsync === false ? { fsync: false } : {}) });
-    const sink = new ResultSink(o, await open(`${o.hostId}.log`), await open(`${o.hostId}.events.log`));
+    const open = (name: string, metrics?: CadreMetrics) =>
+      Outbox.open({
+        path: join(o.dir, name),
+        maxBytes: o.maxBytes,
+        ...(o.fsync === false ? { fsync: false } : {}),
+        ...(metrics ? { metrics } : {}),
+      });
+    // cadre_outbox_depth and _replayed count results, the outbox that matters for reconciliation.
+    const sink = new ResultSink(o, await open(`${o.hostId}.log`, o.metrics), await open(`${o.hostId}.events.log`));
     for (const box of [sink.outbox, sink.eventOutbox]) {
       if (box.openReport.tornBytes > 0) {
         o.logger.warn(box.openReport, "outbox: a torn last record was cut off (a crash mid-write)");

@@ -15,10 +15,17 @@ import {
   parseEvent,
   randomId,
   subjects,
+  type TypedEvent,
 } from "@cadre/protocol";
 import {
+  buildReport,
+  type CadreMetrics,
   type Clock,
+  closeBus,
   connectNats,
+  createMetrics,
+  type EventBus,
+  eventBusFor,
   type Logger,
   type NatsConnection,
   natsAuthOf,
@@ -28,6 +35,8 @@ import {
   type ThrottledLog,
   throttledLog,
 } from "@cadre/runtime";
+import { Actions } from "./actions.js";
+import { Watch } from "./watch.js";
 
 /** Options of {@link Monitor.start}. */
 export interface MonitorOptions {
@@ -35,6 +44,8 @@ export interface MonitorOptions {
   logger: Logger;
   /** @default systemClock */
   clock?: Clock;
+  /** The scale action's command (`--scale-command`), over `monitor.scale.command`. */
+  scaleCommand?: string | undefined;
   /** Called with each event line (besides logging it). */
   onEventLine?: (line: string) => void;
 }
@@ -54,7 +65,13 @@ export class Monitor {
   private timer?: NodeJS.Timeout;
   private readonly clock: Clock;
   private readonly id = `monitor-${randomId(6)}`;
+  /** This process's metrics, served on /metrics (runtime metrics.ts). */
+  readonly metrics: CadreMetrics = createMetrics({ service: "cadre-monitor" });
   private skipped = 0;
+  private bus!: EventBus;
+  private watch!: Watch;
+  private tickTimer: unknown;
+  private stopped = false;
   /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
   private readonly noisy: ThrottledLog;
 
@@ -154,13 +171,70 @@ export class Monitor {
     );
     this.timer = setInterval(() => this.sweep(), config.heartbeat.intervalMs);
     this.timer.unref();
-    // Discoverable like every Cadre service ($SRV.PING|INFO|STATS); it answers no operation yet.
+    this.startWatch();
+    // Discoverable like every Cadre service ($SRV.PING|INFO|STATS).
     this.server = await OperationServer.start(this.nc, {
       name: "cadre-monitor",
       id: this.id,
-      description: "watches heartbeats and events",
+      description: "watches heartbeats, events and the services' reports; acts on thresholds",
       logger,
     });
+    this.server.serve("mon.status", async () => this.watch.status(this.clock.now()));
+  }
+
+  /**
+   * The cluster metrics, thresholds, actions and trends (watch.ts): the services' reports feed
+   * it, and every `monitor.intervalMs` it ticks (one tick at a time; a slow one delays the next).
+   */
+  private startWatch(): void {
+    const { config, logger } = this.opts;
+    this.bus = eventBusFor(this.nc, this.id, config, logger, this.clock, undefined, { metrics: this.metrics });
+    const emit = (e: TypedEvent) => this.bus.emit(e);
+    this.watch = new Watch({
+      config,
+      logger,
+      emit,
+      actions: (view) =>
+        new Actions({
+          nc: this.nc,
+          config,
+          logger,
+          metrics: this.metrics,
+          sender: this.id,
+          emit,
+          hosts: () =>
+            view
+              .sources(this.clock.now())
+              .filter((r) => r.service === "agent-host")
+              .map((r) => r.id),
+          hookRates: () => view.hookRates(this.clock.now()),
+          scaleCommand: this.opts.scaleCommand ?? config.monitor.scale.command,
+        }),
+    });
+    this.subs.push(
+      this.nc.subscribe(subjects.allReports(), {
+        callback: (_e, m) => {
+          try {
+            this.watch.add(decodeAs(m.data, "report").body);
+          } catch (err) {
+            this.noisy("warn", "bad report", { err, subject: m.subject }, "bad report ignored");
+          }
+        },
+      }),
+    );
+    const incarnation = randomId(12);
+    const tick = () => {
+      if (this.stopped) return;
+      void buildReport(this.metrics, { service: "monitor", id: this.id, incarnation, now: this.clock.now() })
+        // The monitor's own process counts too (its heap, its event queue).
+        .then((own) => this.watch.add(own))
+        .then(() => this.watch.tick(this.clock.now()))
+        .catch((err) => logger.error({ err }, "monitor tick failed"))
+        .finally(() => {
+          if (!this.stopped) this.tickTimer = this.clock.setTimeout(tick, config.monitor.intervalMs);
+        });
+    };
+    this.tickTimer = this.clock.setTimeout(tick, config.monitor.intervalMs);
   }
 
   private sweep(): void {
@@ -180,9 +254,12 @@ export class Monitor {
 
   /** Stops listening. */
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.clock.clearTimeout(this.tickTimer);
     clearInterval(this.timer);
     for (const s of this.subs) s.unsubscribe();
     await this.server?.stop();
+    if (this.bus) await closeBus(this.bus);
     await this.nc.drain();
   }
 }

@@ -28,13 +28,14 @@ import {
   UnavailableError,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import type { Clock, Logger, StateStore } from "@cadre/runtime";
+import type { CadreMetrics, Clock, Logger, StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { WorkflowControls } from "./controls.js";
 import type { Placer } from "./placer.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
 import type { ResourceManager } from "./resources.js";
+import type { AdmissionThrottle } from "./throttle.js";
 
 /** Dependencies of {@link Intake}. */
 export interface IntakeDeps {
@@ -44,6 +45,10 @@ export interface IntakeDeps {
   sender: string;
   /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
   taskKey?: Buffer | undefined;
+  /** Records the depth of each subtask created. */
+  metrics?: CadreMetrics;
+  /** Refuses new workflows below a priority while the monitor throttles admission. */
+  throttle?: AdmissionThrottle;
   js: JetStreamClient;
   tasks: StateStore<TaskRecord>;
   workflows: StateStore<WorkflowRecord>;
@@ -59,6 +64,8 @@ export class Intake {
   constructor(private readonly d: IntakeDeps) {}
 
   async submit(body: OpRequest<"sup.submit">): Promise<OpReplyInput<"sup.submit">> {
+    // Before anything is placed: a throttled submit leaves nothing behind.
+    this.d.throttle?.check(body.priority);
     const team = body.team;
     const tid = computeTeamId(team);
     // The placer records a new team once its placement is known to pass the quotas (and takes
@@ -125,6 +132,7 @@ export class Intake {
       parent.taskId,
       children.filter((_, i) => created[i]).map((c) => c.taskId),
     );
+    for (const [i, c] of children.entries()) if (created[i]) this.d.metrics?.delegationDepth.observe(c.depth);
     const added = created.filter(Boolean).length;
     if (added > 0) {
       await this.d.workflows.modify(wf, (w) =>

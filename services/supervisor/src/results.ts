@@ -20,7 +20,7 @@ import {
   validateOutput,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
+import { type CadreMetrics, type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { ResponseStats } from "./anomaly.js";
 import { publishTask } from "./reassign.js";
@@ -42,6 +42,10 @@ export interface ResultApplierDeps {
   sender: string;
   /** Derives task tokens (runtime authenticity.ts); absent in an anonymous deployment. */
   taskKey?: Buffer | undefined;
+  /** Times the stages of each task whose result is applied (cadre_task_stage_seconds). */
+  metrics?: CadreMetrics;
+  /** The supervisor's clock, for the waiting and applying stages. @default Date.now */
+  now?: () => number;
   emit: (event: TypedEvent) => void;
   /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
@@ -67,6 +71,7 @@ export class ResultApplier {
   }
 
   private async applyOnce(raw: TaskResult): Promise<ApplyOutcome> {
+    const began = this.now();
     const resultId = resultMessageId(raw.taskId, raw.epoch, raw.attempt);
     const current = await this.d.tasks.get(raw.taskId);
     if (!current) {
@@ -95,7 +100,13 @@ export class ResultApplier {
           type: "RESULT_DUPLICATE",
           category: "task",
           scope: rec.task.workflowId,
-          data: { taskId: raw.taskId, resultId, appliedResultId: rec.applied?.resultId ?? null, hostId: raw.hostId },
+          data: {
+            taskId: raw.taskId,
+            kind: rec.task.kind,
+            resultId,
+            appliedResultId: rec.applied?.resultId ?? null,
+            hostId: raw.hostId,
+          },
         });
       }
       return "duplicate";
@@ -148,6 +159,7 @@ export class ResultApplier {
       },
     };
     await this.d.tasks.update(raw.taskId, next, current.revision);
+    this.timeStages(rec, result, began);
     // The parent can go on as soon as the task record holds the result; the counts follow.
     this.afterApply(next);
     if (result.status === "completed") this.judge(rec, result, resultId);
@@ -166,6 +178,27 @@ export class ResultApplier {
       },
     });
     return "applied";
+  }
+
+  private now(): number {
+    return this.d.now?.() ?? Date.now();
+  }
+
+  /**
+   * A task's time in each stage: queued (created to its attempt's start, on the host's clock),
+   * working (the attempt), waiting (finished to this supervisor taking its result up) and
+   * applying (taking it up to the record written). Hosts and supervisor on one machine share a
+   * clock; across machines queued and waiting include their skew (clamped at 0).
+   */
+  private timeStages(rec: TaskRecord, result: TaskResult, began: number): void {
+    const m = this.d.metrics;
+    if (!m) return;
+    const kind = rec.task.kind;
+    const s = (ms: number) => Math.max(0, ms) / 1000;
+    m.taskStageSeconds.observe({ kind, stage: "queued" }, s(result.startedAt - rec.createdAt));
+    m.taskStageSeconds.observe({ kind, stage: "working" }, s(result.finishedAt - result.startedAt));
+    m.taskStageSeconds.observe({ kind, stage: "waiting" }, s(began - result.finishedAt));
+    m.taskStageSeconds.observe({ kind, stage: "applying" }, s(this.now() - began));
   }
 
   /** Adds one to a count on the workflow (a recorded duplicate or conflict). */
@@ -224,6 +257,7 @@ export class ResultApplier {
         scope: rec.task.workflowId,
         data: {
           taskId: raw.taskId,
+          kind: rec.task.kind,
           resultId,
           epoch: raw.epoch,
           currentEpoch: rec.task.epoch,

@@ -10,7 +10,7 @@ import {
   PermissionDeniedError,
   type SupervisorOperationName,
 } from "@cadre/protocol";
-import type { OperationServer } from "@cadre/runtime";
+import type { CadreMetrics, OperationServer } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
 import type { Inspector } from "./inspect.js";
 import type { Intake } from "./intake.js";
@@ -18,6 +18,8 @@ import type { Lifecycle } from "./lifecycle.js";
 import type { Quarantine } from "./quarantine.js";
 import { provesHolding } from "./reassign.js";
 import type { ResourceManager } from "./resources.js";
+import { stageTable } from "./stages.js";
+import type { AdmissionThrottle } from "./throttle.js";
 
 /** The collaborators the routes reach. */
 export interface Routed {
@@ -27,6 +29,8 @@ export interface Routed {
   inspector: Inspector;
   quarantine: Quarantine;
   resources: ResourceManager;
+  throttle: AdmissionThrottle;
+  metrics: CadreMetrics;
   /** Derives task tokens: given, a host's request about a task must prove it holds the task. */
   taskKey: Buffer | undefined;
 }
@@ -69,6 +73,8 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     "sup.workflow.resume": (b) => controls.resume(b),
     "sup.workflow.cancel": (b) => controls.cancel(b),
     "sup.workflow.limit": (b) => controls.limit(b),
+    "sup.admission.throttle": (b) => r.throttle.set(b),
+    "sup.perf.stages": () => stageTable(r.metrics),
     "sup.task.admit": (b) => {
       holder(b.taskId, b.holding, b.epoch);
       return controls.admit(b);

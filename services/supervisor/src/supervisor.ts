@@ -35,11 +35,14 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
+  type CadreMetrics,
   type Clock,
   type CorruptionReport,
   call,
   closeBus,
   connectNats,
+  countEvent,
+  createMetrics,
   type EventBus,
   ensureInfrastructure,
   eventBusFor,
@@ -48,6 +51,7 @@ import {
   type NatsConnection,
   natsAuthOf,
   OperationServer,
+  Reporter,
   StateStore,
   type Subscription,
   systemClock,
@@ -70,6 +74,7 @@ import { ResultStream } from "./result-stream.js";
 import { ResultApplier } from "./results.js";
 import { serveOperations } from "./routes.js";
 import { ReconciliationTally } from "./tally.js";
+import { AdmissionThrottle } from "./throttle.js";
 
 /** Options of {@link Supervisor.start}. */
 export interface SupervisorOptions {
@@ -88,6 +93,12 @@ export interface SupervisorOptions {
  */
 export class Supervisor {
   readonly id: string;
+  /** This process's metrics, served on /metrics (runtime metrics.ts). */
+  readonly metrics: CadreMetrics;
+  private reporter?: Reporter;
+  private throttle!: AdmissionThrottle;
+  /** When each host's last heartbeat arrived (cadre_heartbeat_gap_seconds). */
+  private readonly lastBeat = new Map<string, number>();
   private readonly config: Config;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -133,6 +144,7 @@ export class Supervisor {
     this.clock = opts.clock ?? systemClock;
     this.id = opts.id ?? `supervisor-${randomId(6)}`;
     this.noisy = throttledLog(opts.logger);
+    this.metrics = createMetrics({ service: "cadre-supervisor" });
   }
 
   /** Connects, creates what is missing in JetStream and starts serving. */
@@ -151,8 +163,9 @@ export class Supervisor {
     // With an identity, every task carries a token and every result must prove holding it.
     const taskKey = taskTokenKey(config.natsCredentials);
     this.taskKey = taskKey;
-    this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit });
-    this.bus = eventBusFor(nc, sender, config, logger, clock, this.breakers.get("event_publish"));
+    const { metrics } = this;
+    this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit, metrics });
+    this.bus = eventBusFor(nc, sender, config, logger, clock, this.breakers.get("event_publish"), { metrics });
     const buckets = await ensureInfrastructure(nc, config);
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
@@ -165,10 +178,12 @@ export class Supervisor {
     const workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", {
       onCorruption: corrupted("workflows"),
       breaker,
+      metrics,
     });
     const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
       onCorruption: corrupted("tasks"),
       breaker,
+      metrics,
     });
     this.workflows = workflows;
     this.tasks = tasks;
@@ -263,6 +278,8 @@ export class Supervisor {
       logger,
       sender,
       taskKey,
+      metrics: this.metrics,
+      now: () => clock.now(),
       emit,
     });
     this.tally = new ReconciliationTally({ clock, emit });
@@ -288,12 +305,15 @@ export class Supervisor {
         if (replay !== undefined) this.tally.classified(result.hostId, replay, outcome);
       },
     });
+    this.throttle = new AdmissionThrottle({ clock, emit });
     this.intake = new Intake({
+      throttle: this.throttle,
       config,
       clock,
       logger,
       sender,
       taskKey,
+      metrics: this.metrics,
       js,
       tasks,
       workflows,
@@ -315,6 +335,16 @@ export class Supervisor {
       holder: (taskId) => this.reassigner.holdings().find((h) => h.taskId === taskId)?.hostId,
     });
     this.follow();
+    this.reporter = new Reporter({
+      nc: this.nc,
+      metrics: this.metrics,
+      service: "supervisor",
+      id: this.id,
+      incarnation: randomId(12),
+      intervalMs: config.monitor.intervalMs,
+      clock,
+      logger,
+    }).start();
     void this.followConnection();
     this.pruneTimer = setInterval(() => void this.pruneHosts(), config.heartbeat.hostDeadAfterMs);
     this.pruneTimer.unref();
@@ -370,6 +400,10 @@ export class Supervisor {
               );
               return;
             }
+            const now = this.clock.now();
+            const prev = this.lastBeat.get(hb.hostId);
+            if (prev !== undefined) this.metrics.heartbeatGapSeconds.observe({ host: hb.hostId }, (now - prev) / 1000);
+            this.lastBeat.set(hb.hostId, now);
             this.reassigner.heard(hb);
             this.lifecycle.heard(hb);
             const restarted = this.registry.heartbeat(hb);
@@ -417,8 +451,19 @@ export class Supervisor {
     await this.registry.load();
     await this.controls.seedRunning();
     const s = await this.announce("active");
+    await this.seedWorkflowGauge();
     const { intake, controls, lifecycle, inspector, quarantine, resources } = this;
-    serveOperations(s, { intake, controls, lifecycle, inspector, quarantine, resources, taskKey: this.taskKey });
+    serveOperations(s, {
+      intake,
+      controls,
+      lifecycle,
+      inspector,
+      quarantine,
+      resources,
+      throttle: this.throttle,
+      metrics: this.metrics,
+      taskKey: this.taskKey,
+    });
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
@@ -488,6 +533,7 @@ export class Supervisor {
       const gone = await this.registry.prune();
       for (const hostId of gone) {
         this.reassigner.forget(hostId);
+        this.lastBeat.delete(hostId);
         this.lifecycle.forget(hostId);
       }
       if (gone.length > 0) this.logger.info({ hosts: gone.slice(0, 20), count: gone.length }, "silent hosts forgotten");
@@ -575,6 +621,8 @@ export class Supervisor {
 
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
+    this.reporter?.stop();
+    this.throttle?.stop();
     this.registry?.detector.stop();
     this.reassigner?.stop();
     this.resources?.stop();
@@ -593,7 +641,19 @@ export class Supervisor {
     await this.nc.drain();
   }
 
+  /** `cadre_workflows{status="running"}` from the records (the newest 1,000 running), once active. */
+  private async seedWorkflowGauge(): Promise<void> {
+    this.metrics.workflows.reset();
+    try {
+      const { workflows } = await this.inspector.list({ status: "running", limit: 1000 });
+      this.metrics.workflows.set({ status: "running" }, workflows.length);
+    } catch (err) {
+      this.logger.warn({ err }, "running workflows not counted for metrics");
+    }
+  }
+
   private emit(event: TypedEvent): void {
+    countEvent(this.metrics, event);
     this.bus.emit(event);
   }
 }

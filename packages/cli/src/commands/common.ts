@@ -32,6 +32,7 @@ const BY_CODE: Record<string, ExitCode> = {
   TIMEOUT: EXIT.unavailable,
   CIRCUIT_OPEN: EXIT.unavailable,
   RESOURCE_EXHAUSTED: EXIT.refused,
+  THROTTLED: EXIT.refused,
   CONCURRENT_MODIFICATION: EXIT.refused,
   STATE_LIMIT_EXCEEDED: EXIT.refused,
   PERMISSION_DENIED: EXIT.refused,

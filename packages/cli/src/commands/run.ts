@@ -113,7 +113,10 @@ export function registerRun(program: Command, ctx: Ctx): void {
           const operator = stack.security?.credentials("operator");
           print(
             `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
-              `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything` +
+              `logs in ${resolve(o.logDir)}; run a team with: cadre run <team.yaml>; Ctrl-C stops everything\n` +
+              `metrics (Prometheus) and health: ${[...stack.processes.values()]
+                .map((p) => `${p.name} http://127.0.0.1:${p.healthPort}/metrics`)
+                .join(", ")}` +
               (operator
                 ? `\nauthenticated: connect as the operator with  export CADRE_NATS_CREDS=${operator}  (identities in ${resolve(o.securityDir)})` +
                   (stack.security?.tls

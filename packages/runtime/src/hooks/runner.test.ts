@@ -6,6 +6,7 @@ import { rejection } from "@cadre/protocol/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { BreakerTransition } from "../breaker.js";
 import { ManualClock } from "../clock.js";
+import { type CadreMetrics, createMetrics } from "../metrics.js";
 import { HookFailedError, HookRunner } from "./index.js";
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
@@ -22,6 +23,18 @@ async function until(check: () => boolean, deadlineMs: number, what: string): Pr
 function recordingLogger() {
   const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
   return { warnings, warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }) };
+}
+
+/** What the metrics hold for a hook: its runs by outcome, and its bypassed gauge. */
+async function hookMetrics(m: CadreMetrics, hook: string) {
+  const runs = (await m.hookRuns.get()).values.filter((v) => v.labels.hook === hook);
+  const runsOf = (outcome: string) => runs.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  return {
+    ok: runsOf("ok"),
+    failed: runsOf("failed"),
+    timeout: runsOf("timeout"),
+    bypassed: (await m.hookBypassed.get()).values.find((v) => v.labels.hook === hook)?.value,
+  };
 }
 
 let dir: string;
@@ -224,6 +237,36 @@ describe("HookRunner", () => {
       "hook:flaky open>halfOpen",
       "hook:flaky halfOpen>closed",
     ]);
+    runner.stop();
+  });
+
+  it("records runs by outcome and the bypassed gauge into the metrics it is given", async () => {
+    const clock = new ManualClock();
+    const metrics = createMetrics({ service: "hooks-test", defaultMetrics: false });
+    const runner = new HookRunner({ clock, metrics });
+    runner.register({ name: "flaky", event: "beforeTask", module: fixture("flaky"), critical: false });
+    expect(await hookMetrics(metrics, "flaky")).toEqual({ ok: 0, failed: 0, timeout: 0, bypassed: 0 });
+    // Timeouts run on the runner's clock: a real one for the hanging hook.
+    const timing = new HookRunner({ metrics });
+    timing.register({ name: "slow", event: "afterTask", module: fixture("hangs"), critical: false, timeoutMs: 100 });
+    await timing.run("afterTask", {});
+    timing.stop();
+    expect(await hookMetrics(metrics, "slow")).toEqual({ ok: 0, failed: 0, timeout: 1, bypassed: 0 });
+    for (let i = 0; i < 9; i++) await runner.run("beforeTask", { fail: false });
+    await runner.run("beforeTask", { fail: true });
+    expect(await hookMetrics(metrics, "flaky")).toEqual({ ok: 9, failed: 1, timeout: 0, bypassed: 0 });
+    // The second failure passes the rate: bypassed; a bypassed hook is not run, so no run is counted.
+    await runner.run("beforeTask", { fail: true });
+    await runner.run("beforeTask", { fail: false });
+    expect(await hookMetrics(metrics, "flaky")).toEqual({ ok: 9, failed: 2, timeout: 0, bypassed: 1 });
+    // Half-open still bypasses all but the trial; a successful trial restores it.
+    clock.advance(30_000);
+    expect(await hookMetrics(metrics, "flaky")).toMatchObject({ bypassed: 1 });
+    await runner.run("beforeTask", { fail: false });
+    expect(await hookMetrics(metrics, "flaky")).toEqual({ ok: 10, failed: 2, timeout: 0, bypassed: 0 });
+    // Labelled by the hook's configured name, nothing else.
+    const hooks = new Set((await metrics.hookRuns.get()).values.map((v) => v.labels.hook));
+    expect([...hooks].sort()).toEqual(["flaky", "slow"]);
     runner.stop();
   });
 

@@ -19,6 +19,7 @@ import {
   createBreaker,
 } from "../breaker.js";
 import { type Clock, systemClock } from "../clock.js";
+import type { CadreMetrics, HookRunOutcome } from "../metrics.js";
 import { redact } from "../redact.js";
 import { runCommandHook } from "./command-hook.js";
 import { HookAttemptError, HookFailedError, type HookFailureReason } from "./errors.js";
@@ -105,12 +106,22 @@ export interface HookRunnerOptions {
   bypassRetryMs?: number;
   /** Called when a hook is bypassed, tried or restored. Must not throw. */
   onTransition?: (transition: BreakerTransition) => void;
+  /**
+   * The process's metrics: each run in `cadre_hook_runs_total{hook,outcome}` (ok, failed or
+   * timeout; a bypassed hook is not run, so not counted there) and `cadre_hook_bypassed{hook}`,
+   * 0 from registration, 1 from the moment the hook is bypassed until a trial run restores it.
+   * `hook` is the hook's configured name. Absent, nothing is recorded.
+   */
+  metrics?: CadreMetrics;
 }
 
 interface RegisteredHook {
   def: HookDefinition & { timeoutMs: number };
   breaker: Breaker;
   stats: Omit<HookStats, "state">;
+  /** Bypassed until then by {@link HookRunner.bypass} (0: not). */
+  forcedUntil: number;
+  forcedTimer?: unknown;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -157,6 +168,8 @@ export class HookRunner {
         minSamples: HOOK_MIN_SAMPLES,
       },
       onTransition: (t) => {
+        // Half-open is still bypassed: only the one trial run goes through, the others are skipped.
+        this.opts.metrics?.hookBypassed.set({ hook: name }, t.to === "closed" ? 0 : 1);
         if (t.to === "open") {
           this.opts.logger?.warn(
             { hook: name, from: t.from, retryInMs: this.bypassRetryMs },
@@ -170,7 +183,9 @@ export class HookRunner {
       def: { ...def, timeoutMs },
       breaker,
       stats: { runs: 0, failures: 0, timeouts: 0, bypassed: 0 },
+      forcedUntil: 0,
     });
+    this.opts.metrics?.hookBypassed.set({ hook: name }, 0);
   }
 
   /**
@@ -195,6 +210,23 @@ export class HookRunner {
     return report;
   }
 
+  /**
+   * Bypasses a hook for `forMs` whatever its own failure rate says: the monitor's `bypass`
+   * action, when the hook fails too often across the cluster. False for an unknown hook.
+   */
+  bypass(name: string, forMs: number): boolean {
+    const hook = this.hooks.find((h) => h.def.name === name);
+    if (!hook) return false;
+    hook.forcedUntil = this.clock.now() + forMs;
+    this.opts.metrics?.hookBypassed.set({ hook: name }, 1);
+    this.clock.clearTimeout(hook.forcedTimer);
+    hook.forcedTimer = this.clock.setTimeout(() => {
+      hook.forcedUntil = 0;
+      this.opts.metrics?.hookBypassed.set({ hook: name }, hook.breaker.state === "closed" ? 0 : 1);
+    }, forMs);
+    return true;
+  }
+
   /** Counters per hook name. */
   stats(): Record<string, HookStats> {
     return Object.fromEntries(this.hooks.map((h) => [h.def.name, { ...h.stats, state: h.breaker.state }]));
@@ -202,7 +234,10 @@ export class HookRunner {
 
   /** Stops the bypass timers. Runs in flight finish on their own timeouts. */
   stop(): void {
-    for (const h of this.hooks) h.breaker.stop();
+    for (const h of this.hooks) {
+      h.breaker.stop();
+      this.clock.clearTimeout(h.forcedTimer);
+    }
   }
 
   private async runOne(hook: RegisteredHook, event: HookEvent, payload: unknown): Promise<HookOutcome> {
@@ -215,11 +250,16 @@ export class HookRunner {
       ...extra,
       durationMs: this.clock.now() - start,
     });
+    if (this.clock.now() < hook.forcedUntil) {
+      hook.stats.bypassed++;
+      return outcome("bypassed", { error: `hook ${name} is bypassed cluster-wide for now (it fails too often)` });
+    }
     try {
       const result = await hook.breaker.call(() => {
         hook.stats.runs++;
         return this.execute(hook.def, event, payload);
       });
+      this.counted(name, "ok");
       return outcome("ok", { result });
     } catch (err) {
       if (err instanceof CircuitOpenError) {
@@ -230,6 +270,7 @@ export class HookRunner {
       const message = redact(err instanceof Error ? err.message : String(err));
       hook.stats.failures++;
       if (reason === "timeout") hook.stats.timeouts++;
+      this.counted(name, reason === "timeout" ? "timeout" : "failed");
       if (!critical) {
         this.opts.logger?.warn(
           { hook: name, event, reason, err: message },
@@ -238,6 +279,11 @@ export class HookRunner {
       }
       return outcome(reason === "timeout" ? "timeout" : "failed", { error: message });
     }
+  }
+
+  /** One run of a hook in `cadre_hook_runs_total`. */
+  private counted(hook: string, outcome: HookRunOutcome): void {
+    this.opts.metrics?.hookRuns.inc({ hook, outcome });
   }
 
   private execute(def: RegisteredHook["def"], event: HookEvent, payload: unknown): Promise<unknown> {
