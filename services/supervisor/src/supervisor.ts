@@ -17,13 +17,7 @@
 
 import {
   type Config,
-  decodeAs,
-  type EventType,
-  type Heartbeat,
-  isParseFailure,
   LeaseRecordSchema,
-  type Message,
-  parseEvent,
   randomId,
   rootTaskId,
   subjects,
@@ -61,13 +55,14 @@ import {
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { WorkflowControls } from "./controls.js";
+import { Follower } from "./follow.js";
 import { Inspector } from "./inspect.js";
 import { Intake } from "./intake.js";
 import { LeaseKeeper } from "./lease.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Placer } from "./placer.js";
 import { Quarantine } from "./quarantine.js";
-import { provesHolding, Reassigner } from "./reassign.js";
+import { Reassigner } from "./reassign.js";
 import { Registry } from "./registry.js";
 import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
@@ -97,8 +92,6 @@ export class Supervisor {
   readonly metrics: CadreMetrics;
   private reporter?: Reporter;
   private throttle!: AdmissionThrottle;
-  /** When each host's last heartbeat arrived (cadre_heartbeat_gap_seconds). */
-  private readonly lastBeat = new Map<string, number>();
   private readonly config: Config;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -131,8 +124,8 @@ export class Supervisor {
   /** Forgets hosts that never registered, or died long ago (every supervisor, standbys too). */
   private pruneTimer?: NodeJS.Timeout;
   private startedAt = 0;
-  /** Followed events skipped: not decoded, or not parsed by the events table (see readEvent). */
-  private skipped = 0;
+  /** Heartbeats and task starts, followed by every supervisor (follow.ts). */
+  private follower!: Follower;
   /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
   private readonly noisy: ThrottledLog;
   /** Derives task tokens (runtime authenticity.ts); undefined in an anonymous deployment. */
@@ -334,7 +327,21 @@ export class Supervisor {
       control: (wf) => this.controls.get(wf),
       holder: (taskId) => this.reassigner.holdings().find((h) => h.taskId === taskId)?.hostId,
     });
-    this.follow();
+    this.follower = new Follower({
+      nc,
+      clock,
+      metrics: this.metrics,
+      noisy: this.noisy,
+      taskKey,
+      reassigner: this.reassigner,
+      lifecycle: this.lifecycle,
+      registry,
+      results: () => this.results,
+      inspector: this.inspector,
+      active: () => this.active,
+      emit,
+    });
+    this.subs.push(...this.follower.start());
     this.reporter = new Reporter({
       nc: this.nc,
       metrics: this.metrics,
@@ -367,84 +374,6 @@ export class Supervisor {
     }
   }
 
-  /** A heartbeat with only the held entries its host proves. */
-  private authenticHeld(hb: Heartbeat): Heartbeat {
-    if (!hb.held || !this.taskKey) return hb;
-    const held = hb.held.filter((t) => provesHolding(this.taskKey, hb.hostId, t));
-    if (held.length < hb.held.length) {
-      this.noisy(
-        "warn",
-        "held entries without proof ignored",
-        { hostId: hb.hostId, unproven: hb.held.length - held.length },
-        "held entries without proof ignored",
-      );
-    }
-    return { ...hb, held };
-  }
-
-  /** Heartbeats and task starts: followed by every supervisor, standbys too. */
-  private follow(): void {
-    this.subs.push(
-      this.nc.subscribe(subjects.allHeartbeats(), {
-        callback: (_err, m) => {
-          try {
-            const hb = this.authenticHeld(decodeAs(m.data, "heartbeat").body);
-            // Only the host itself may publish on its subject (its permissions): the subject
-            // names the sender, whatever the body claims.
-            if (m.subject !== subjects.heartbeat(hb.hostId)) {
-              this.noisy(
-                "warn",
-                "heartbeat on another host's subject ignored",
-                { subject: m.subject, claimedHostId: hb.hostId },
-                "heartbeat on another host's subject ignored",
-              );
-              return;
-            }
-            const now = this.clock.now();
-            const prev = this.lastBeat.get(hb.hostId);
-            if (prev !== undefined) this.metrics.heartbeatGapSeconds.observe({ host: hb.hostId }, (now - prev) / 1000);
-            this.lastBeat.set(hb.hostId, now);
-            this.reassigner.heard(hb);
-            this.lifecycle.heard(hb);
-            const restarted = this.registry.heartbeat(hb);
-            // A restarted host may come back with another key (rotated): read its record again.
-            if (restarted) this.results.forgetHost(hb.hostId);
-            if (restarted && this.active) {
-              this.emit({ type: "HOST_UP", category: "host", scope: hb.hostId, data: { incarnation: hb.incarnation } });
-            }
-          } catch (err) {
-            this.noisy("warn", "bad heartbeat ignored", { err }, "bad heartbeat ignored");
-          }
-        },
-      }),
-      // Which tasks each host holds, the moment it starts one (see reassign.ts).
-      this.nc.subscribe(subjects.eventsOf("task"), {
-        callback: (_err, m) => {
-          const r = this.readEvent(m.data, "TASK_STARTED");
-          if (r?.event.type !== "TASK_STARTED") return;
-          const s = r.event.data;
-          if (!provesHolding(this.taskKey, s.hostId, s)) {
-            this.noisy(
-              "warn",
-              "TASK_STARTED without proof of holding ignored",
-              { taskId: s.taskId, claimedHostId: s.hostId },
-              "TASK_STARTED without proof of holding ignored",
-            );
-            return;
-          }
-          this.reassigner.started(s.hostId, { taskId: s.taskId, epoch: s.epoch, seq: s.seq });
-          this.inspector.started(s.taskId, {
-            hostId: s.hostId,
-            actorId: s.actorId,
-            attempt: s.attempt,
-            epoch: s.epoch,
-            at: r.ts,
-          });
-        },
-      }),
-    );
-  }
-
   /** Becomes the acting supervisor: serves, applies results, repairs placements. */
   private async activate(term: number, previous: string | undefined): Promise<void> {
     const since = this.clock.now();
@@ -468,7 +397,7 @@ export class Supervisor {
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
-          const e = this.readEvent(m.data, "OUTBOX_REPLAYED")?.event;
+          const e = this.follower.readEvent(m.data, "OUTBOX_REPLAYED")?.event;
           if (e?.type !== "OUTBOX_REPLAYED") return;
           // Only needed when JetStream swallowed some: the rest arrive with their header.
           if (e.data.deduplicated > 0) this.tally.deduplicated(e.scope, e.data.batch, e.data.deduplicated);
@@ -533,7 +462,7 @@ export class Supervisor {
       const gone = await this.registry.prune();
       for (const hostId of gone) {
         this.reassigner.forget(hostId);
-        this.lastBeat.delete(hostId);
+        this.follower.forget(hostId);
         this.lifecycle.forget(hostId);
       }
       if (gone.length > 0) this.logger.info({ hosts: gone.slice(0, 20), count: gone.length }, "silent hosts forgotten");
@@ -582,31 +511,7 @@ export class Supervisor {
 
   /** Events this supervisor followed and skipped: not decodable, or not parsed by the events table. */
   get skippedEvents(): number {
-    return this.skipped;
-  }
-
-  /**
-   * Decodes a followed event and, if its type is `type`, parses it by the events table. Another
-   * type is undefined (not parsed); one that does not decode or parse is counted, logged with
-   * the count so far, and skipped (undefined): never thrown.
-   */
-  private readEvent(data: Uint8Array, type: EventType): { event: TypedEvent; ts: number } | undefined {
-    let msg: Message<"event">;
-    try {
-      msg = decodeAs(data, "event");
-    } catch (err) {
-      this.skipped++;
-      this.noisy("warn", "undecodable event skipped", { err, skipped: this.skipped }, "undecodable event skipped");
-      return undefined;
-    }
-    if (msg.body.type !== type) return undefined;
-    const event = parseEvent(msg.body);
-    if (isParseFailure(event)) {
-      this.skipped++;
-      this.noisy("warn", "event skipped", { failure: event, skipped: this.skipped }, `event skipped: ${event.message}`);
-      return undefined;
-    }
-    return { event, ts: msg.ts };
+    return this.follower.skipped;
   }
 
   /** Whether this supervisor holds the lease and acts. */
