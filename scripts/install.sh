@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what Cadre needs to build and test on Debian 12: nats-server and openssl (apt), pnpm 10 (npm) and
+# Installs what Cadre needs to build and test on Debian 12: nats-server, openssl and prometheus (apt), pnpm 10 (npm) and
 # the workspace's dependencies (pnpm install --frozen-lockfile). Idempotent: a step whose result is
 # already present is skipped, so a second run takes a few seconds. Needs no TTY (CI runs it with
 # no standard input). Node.js >= 20 with npm must already be installed.

@@ -99,6 +99,17 @@ describe("createMetrics", () => {
     expect(text).toMatch(/^cadre_service_info\{service="test",version="[^"]+"\} 1$/m);
   });
 
+  it("turned off, records nothing and costs a no-op call (the benchmark's baseline)", async () => {
+    const m = createMetrics({ service: "off", enabled: false });
+    m.tasksStarted.inc({ kind: "coder" }, 7);
+    m.taskStageSeconds.observe({ kind: "coder", stage: "working" }, 1);
+    m.actorsActive.set(3);
+    expect(m.taskStageSeconds.startTimer()()).toBe(0);
+    expect((await m.tasksStarted.get()).values).toEqual([]);
+    expect(m.service).toBe("off");
+    expect((await metricsText(m)).trim()).toBe("");
+  });
+
   it("shows an incremented counter in the text", async () => {
     const m = createMetrics({ service: "test", defaultMetrics: false });
     m.tasksStarted.inc({ kind: "coder" }, 7);

@@ -129,6 +129,29 @@ export interface CreateMetricsOptions {
   registry?: Registry;
   /** Also collect the process's default metrics (memory, CPU, event loop lag, GC), prefixed `cadre_`; default true. */
   defaultMetrics?: boolean;
+  /**
+   * Off: every metric is a no-op and the registry stays empty (what the benchmark compares
+   * against). Default: off when the environment says `CADRE_METRICS=off`.
+   */
+  enabled?: boolean;
+}
+
+/** A metric that records nothing: every method a no-op, `get()` no values. */
+const NOOP_METRIC: unknown = new Proxy(
+  {},
+  {
+    get: (_t, p) => {
+      if (p === "get") return async () => ({ values: [] });
+      if (p === "startTimer") return () => () => 0;
+      return () => undefined;
+    },
+  },
+);
+
+/** Metrics that cost nothing: an empty registry, every metric {@link NOOP_METRIC}. */
+function disabledMetrics(service: string): CadreMetrics {
+  const own: Record<string | symbol, unknown> = { registry: new Registry(), service };
+  return new Proxy(own, { get: (t, p) => (p in t ? t[p] : NOOP_METRIC) }) as unknown as CadreMetrics;
 }
 
 /**
@@ -137,6 +160,7 @@ export interface CreateMetricsOptions {
  * metrics there too. Call once per registry: registering the same names twice in one registry throws.
  */
 export function createMetrics(opts: CreateMetricsOptions = { service: "cadre" }): CadreMetrics {
+  if (!(opts.enabled ?? process.env.CADRE_METRICS !== "off")) return disabledMetrics(opts.service);
   const registry = opts.registry ?? new Registry();
   const registers = [registry];
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
