@@ -52,6 +52,8 @@ export async function startCluster(
     security?: boolean;
     /** Mutual TLS as well (implies security). */
     tls?: boolean;
+    /** More environment for every service (StackOptions.env). */
+    env?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "cadre-test-"));
@@ -69,6 +71,7 @@ export async function startCluster(
     ...(opts.natsUrl ? { natsUrl: opts.natsUrl } : {}),
     configFile,
     monitor: opts.monitor ?? false,
+    ...(opts.env ? { env: opts.env } : {}),
     onLine: (service, line) => {
       const l = logs.get(service) ?? [];
       l.push(line);

@@ -186,7 +186,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<TestProm
 }
 
 /** A TCP port free on 127.0.0.1 now (bound on port 0, then released). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -1119,7 +1119,7 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
           nc.request(subject, data, { timeout: REQUEST_TIMEOUT_MS }).then(
             (m) => onReply(subject, m.data),
             (err: Error) => {
-              count(replies, `no reply (${err.name})`);
+              count(replies, `no reply (${err.name}) on ${subject.replace(/\.host-\d\./, ".<host>.")}`);
             },
           ),
         );

@@ -4,9 +4,10 @@
  * global options and how commander's own errors exit (2, bad input, like every other one).
  */
 
+import { initTracing } from "@cadre/runtime";
 import { Command } from "commander";
 import { registerCluster } from "./commands/cluster.js";
-import { contextOf, documentExitCodes, EXIT } from "./commands/common.js";
+import { beforeExit, contextOf, documentExitCodes, EXIT } from "./commands/common.js";
 import { registerDebug } from "./commands/debug.js";
 import { registerObserve } from "./commands/observe.js";
 import { registerOps } from "./commands/ops.js";
@@ -14,6 +15,17 @@ import { registerRun } from "./commands/run.js";
 import { registerSecurity } from "./commands/security.js";
 import { registerState } from "./commands/state.js";
 import { registerWorkflow } from "./commands/workflow.js";
+import { endWorkflowSpans } from "./workflow.js";
+
+// Off (nothing registered) unless OTEL_EXPORTER_OTLP_ENDPOINT is set; then `cadre run` begins
+// the workflow's trace (workflow.ts), and the spans are flushed before the command exits.
+const tracing = initTracing("cadre-cli");
+if (tracing.enabled) {
+  beforeExit(async () => {
+    endWorkflowSpans();
+    await tracing.shutdown();
+  });
+}
 
 const program = new Command("cadre")
   .description("Operate a Cadre cluster: bring up a local stack, run team workflows, inspect and control them.")

@@ -37,6 +37,10 @@ export interface StackOptions {
    * server admitting only them. Needs a server this stack starts. @default none (anonymous)
    */
   security?: { dir: string; tls?: boolean };
+  /** More environment for every service (over this process's), e.g. OTEL_EXPORTER_OTLP_ENDPOINT. */
+  env?: NodeJS.ProcessEnv;
+  /** More arguments for the monitor (`cadre up` gives it its scale command). */
+  monitorArgs?: string[];
 }
 
 /** A running stack. */
@@ -139,6 +143,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       entry: entry(pkg),
       // /healthz and /metrics on a free loopback port each (logged; ServiceProcess.healthPort).
       args: ["--nats-url", natsUrl, ...config, ...creds, "--health-port", "0", "--health-host", "127.0.0.1", ...args],
+      ...(opts.env ? { env: opts.env } : {}),
       onLine: (line) => {
         log?.write(`${line}\n`);
         opts.onLine?.(name, line);
@@ -157,7 +162,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   try {
     launch("supervisor", "@cadre/supervisor");
     for (const hostId of hostIds) launch(hostId, "@cadre/agent-host", hostArgs(hostId));
-    if (opts.monitor ?? true) launch("monitor", "@cadre/monitor");
+    if (opts.monitor ?? true) launch("monitor", "@cadre/monitor", opts.monitorArgs ?? []);
     await Promise.all([...processes.values()].map((p) => p.ready));
   } catch (err) {
     await stop();

@@ -1,7 +1,19 @@
 /** Submitting a workflow and following it to its end, for `cadre run` and the tests. */
 
 import { BUCKETS, randomId, type Team, TimeoutError, type WorkflowRecord, WorkflowRecordSchema } from "@cadre/protocol";
-import { backoffDelay, isTransient, type NatsConnection, retry, SupervisorClient } from "@cadre/runtime";
+import {
+  backoffDelay,
+  endSpan,
+  isTransient,
+  type NatsConnection,
+  retry,
+  SPAN_ATTR,
+  type Span,
+  SpanStatusCode,
+  SupervisorClient,
+  startSpan,
+  withContext,
+} from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Options of {@link submitWorkflow}. */
@@ -14,23 +26,65 @@ export interface SubmitOptions {
 }
 
 /**
+ * The root spans (`cadre.workflow`) of the workflows this process submitted, by id, until
+ * {@link waitForWorkflow} sees them end (or {@link endWorkflowSpans}). Only with tracing on.
+ */
+const workflowSpans = new Map<string, Span>();
+
+/**
  * Submits a workflow and returns its id. Retries while no supervisor or host answers yet
- * (a stack that is still starting), up to about 20 s.
+ * (a stack that is still starting), up to about 20 s. With tracing on (runtime tracing.ts) the
+ * workflow's trace begins here: a `cadre.workflow` span (a child of the active one, if any)
+ * that the submit request carries, ended when {@link waitForWorkflow} sees the workflow end.
  */
 export async function submitWorkflow(
   nc: NatsConnection,
   opts: SubmitOptions,
 ): Promise<{ workflowId: string; teamId: string }> {
   const sup = new SupervisorClient(nc, { sender: `cli-${randomId(6)}`, timeoutMs: opts.requestTimeoutMs ?? 5000 });
-  return retry(
-    () =>
-      sup.call("sup.submit", {
-        team: opts.team,
-        ...(opts.input ? { input: opts.input } : {}),
-        priority: opts.priority ?? 0,
-      }),
-    { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
-  );
+  const { span, ctx } = startSpan("cadre.workflow", { "cadre.team": opts.team.name });
+  try {
+    const submitted = await withContext(ctx, () =>
+      retry(
+        () =>
+          sup.call("sup.submit", {
+            team: opts.team,
+            ...(opts.input ? { input: opts.input } : {}),
+            priority: opts.priority ?? 0,
+          }),
+        { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
+      ),
+    );
+    if (span.isRecording()) {
+      span.setAttributes({ [SPAN_ATTR.workflowId]: submitted.workflowId, "cadre.team.id": submitted.teamId });
+      workflowSpans.set(submitted.workflowId, span);
+    }
+    return submitted;
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+}
+
+/** Ends the root spans of workflows submitted but not followed to their end (a detached run). */
+export function endWorkflowSpans(): void {
+  for (const span of workflowSpans.values()) endSpan(span);
+  workflowSpans.clear();
+}
+
+/** Ends a workflow's root span, if this process opened one: with its outcome, or what stopped the wait. */
+function endWorkflowSpan(workflowId: string, outcome: { record: WorkflowRecord } | { err: unknown }): void {
+  const span = workflowSpans.get(workflowId);
+  if (!span) return;
+  workflowSpans.delete(workflowId);
+  if ("err" in outcome) {
+    endSpan(span, outcome.err);
+    return;
+  }
+  const w = outcome.record;
+  span.setAttribute("cadre.workflow.status", w.status);
+  if (w.status !== "completed") span.setStatus({ code: SpanStatusCode.ERROR, message: `workflow ${w.status}` });
+  endSpan(span);
 }
 
 /**
@@ -40,6 +94,21 @@ export async function submitWorkflow(
  * Throws TimeoutError after `timeoutMs`.
  */
 export async function waitForWorkflow(
+  nc: NatsConnection,
+  workflowId: string,
+  opts: { timeoutMs: number; onProgress?: (w: WorkflowRecord) => void },
+): Promise<WorkflowRecord> {
+  try {
+    const record = await followWorkflow(nc, workflowId, opts);
+    endWorkflowSpan(workflowId, { record });
+    return record;
+  } catch (err) {
+    endWorkflowSpan(workflowId, { err });
+    throw err;
+  }
+}
+
+async function followWorkflow(
   nc: NatsConnection,
   workflowId: string,
   opts: { timeoutMs: number; onProgress?: (w: WorkflowRecord) => void },

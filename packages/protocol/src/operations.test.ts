@@ -100,9 +100,9 @@ describe("the operations table", () => {
   });
 
   it("splits the operations between the three services", () => {
-    expect(
-      [...operationsOf("supervisor"), ...operationsOf("agent-host"), ...operationsOf("monitor")].sort(),
-    ).toEqual([...names].sort());
+    expect([...operationsOf("supervisor"), ...operationsOf("agent-host"), ...operationsOf("monitor")].sort()).toEqual(
+      [...names].sort(),
+    );
   });
 
   it("lists what each role may call", () => {

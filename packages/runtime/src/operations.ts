@@ -37,6 +37,15 @@ import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
 import { type Logger, type ThrottledLog, throttledLog } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
+import {
+  extractContext,
+  injectContext,
+  recordSpanError,
+  SPAN_ATTR,
+  SpanKind,
+  setSpanAttributes,
+  withSpan,
+} from "./tracing.js";
 
 export type { ServiceInfo };
 
@@ -73,7 +82,9 @@ export async function call<N extends OperationName>(
   }
   let reply: Msg;
   try {
-    reply = await nc.request(subject, data, { timeout: opts.timeoutMs });
+    // The caller's trace context (W3C traceparent) travels in the request's headers (tracing.ts).
+    const hdrs = injectContext();
+    reply = await nc.request(subject, data, { timeout: opts.timeoutMs, ...(hdrs ? { headers: hdrs } : {}) });
   } catch (err) {
     // nats.js wraps the reason (a RequestError whose cause is NoRespondersError): look down the chain.
     const names = causeNames(err);
@@ -187,7 +198,20 @@ export class OperationServer {
           this.opts.logger.error({ err }, `endpoint ${name} failed`);
           return;
         }
-        void this.handle(name, subject, m, handler);
+        // A SERVER span per request, child of the caller's (its traceparent header): what the
+        // handler calls or publishes is part of the caller's trace.
+        void withSpan(
+          `cadre.op ${name}`,
+          {
+            [SPAN_ATTR.messagingSystem]: "nats",
+            [SPAN_ATTR.destination]: subject,
+            [SPAN_ATTR.operationType]: "process",
+            "cadre.operation": name,
+            ...(this.opts.hostId ? { [SPAN_ATTR.hostId]: this.opts.hostId } : {}),
+          },
+          () => this.handle(name, subject, m, handler),
+          { parent: extractContext(m.headers as never), kind: SpanKind.SERVER },
+        );
       },
     });
   }
@@ -211,6 +235,8 @@ export class OperationServer {
         });
       }
       cid = msg.cid;
+      // Cadre's callers send the workflow id as the correlation id.
+      if (cid) setSpanAttributes({ [SPAN_ATTR.workflowId]: cid });
       const result = await handler(msg.body as OpRequest<N>, { sender: msg.sender, cid });
       m.respond(encode(`${name}.ok` as const, result as never, { sender, cid }));
     } catch (err) {
@@ -220,6 +246,7 @@ export class OperationServer {
         !(err instanceof CadreError) && isTransient(err)
           ? new UnavailableError(`${subject}: NATS is not ready (${(err as Error).message})`, {}, { cause: err })
           : toCadreError(err);
+      recordSpanError(e);
       const fields = { err: e, code: e.code, operation: name, cid };
       if (e.code === "INTERNAL") this.opts.logger.error(fields, `request refused: ${e.message}`);
       // Bad input sent in a loop must not become a loop of log lines.

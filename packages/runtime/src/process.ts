@@ -38,7 +38,8 @@ export interface SpawnServiceOptions {
 
 /** Spawns `node entry args...` and tracks readiness and exit. */
 export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
-  const child = spawn(process.execPath, [opts.entry, ...(opts.args ?? [])], {
+  // --expose-gc: the monitor's cleanup action asks hosts for a full collection (host.cleanup).
+  const child = spawn(process.execPath, ["--expose-gc", opts.entry, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -11,6 +11,7 @@ import { loadConfig } from "./config-loader.js";
 import { createLogger, type Logger } from "./logger.js";
 import { type CadreMetrics, metricsText } from "./metrics.js";
 import { configureRedaction } from "./redact.js";
+import { initTracing } from "./tracing.js";
 
 /** A running service. */
 export interface RunningService {
@@ -85,6 +86,10 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     process.exit(2);
   }
   const logger = createLogger(def.name, config.logLevel);
+  // Off (nothing registered) unless OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.ts).
+  const instanceId = [opts.hostId, opts.id].find((v): v is string => typeof v === "string" && v !== "");
+  const tracing = initTracing(def.name, instanceId ? { instanceId } : {});
+  if (tracing.enabled) logger.info("tracing: spans exported over OTLP/HTTP");
   let running: RunningService;
   try {
     running = await def.start({ config, logger, options: opts });
@@ -118,6 +123,8 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     } catch (err) {
       logger.error({ err }, "error while stopping");
     }
+    // The spans of the last moments (bounded wait).
+    await tracing.shutdown();
     logger.flush?.();
     process.exit(0);
   };

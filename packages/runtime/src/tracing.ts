@@ -101,8 +101,11 @@ export function initTracing(service: string, opts: TracingOptions = {}): Tracing
   const existing = g[STATE];
   if (existing) return existing;
   const env = opts.env ?? process.env;
-  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!endpoint || env.OTEL_SDK_DISABLED === "true") {
+  // As the exporter reads them: the traces endpoint as it is, the base endpoint + /v1/traces.
+  const url =
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ||
+    (env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces` : "");
+  if (!url || env.OTEL_SDK_DISABLED === "true") {
     const off = noopTracing(service);
     g[STATE] = off;
     return off;
@@ -112,9 +115,8 @@ export function initTracing(service: string, opts: TracingOptions = {}): Tracing
       [ATTR_SERVICE_NAME]: service,
       ...(opts.instanceId ? { "service.instance.id": opts.instanceId } : {}),
     }),
-    // The exporter reads the endpoint (appending /v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT),
-    // headers and timeout from the standard environment variables.
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter(), { scheduledDelayMillis: EXPORT_DELAY_MS })],
+    // OTLP/HTTP with JSON bodies; headers and timeout from the standard environment variables.
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }), { scheduledDelayMillis: EXPORT_DELAY_MS })],
   });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   let stopped: Promise<void> | undefined;
@@ -162,7 +164,7 @@ const getter: TextMapGetter<MsgHdrs | undefined> = {
 export function injectContext(hdrs?: MsgHdrs, ctx: Context = context.active()): MsgHdrs | undefined {
   if (!tracingEnabled()) return hdrs;
   const span = trace.getSpan(ctx);
-  if (!span || !span.spanContext().traceId || !trace.isSpanContextValid(span.spanContext())) return hdrs;
+  if (!span || !trace.isSpanContextValid(span.spanContext())) return hdrs;
   const out = hdrs ?? headers();
   propagation.inject(ctx, out, setter);
   return out;
@@ -213,12 +215,26 @@ export function endSpan(span: Span, err?: unknown): void {
   span.end();
 }
 
+/** Sets attributes on the active span (nothing when tracing is off or none is active). */
+export function setSpanAttributes(attrs: Attributes): void {
+  if (tracingEnabled()) trace.getActiveSpan()?.setAttributes(attrs);
+}
+
+/** Marks the active span failed with `err` (for work that answers an error rather than throwing it). */
+export function recordSpanError(err: unknown): void {
+  if (!tracingEnabled()) return;
+  const span = trace.getActiveSpan();
+  if (span?.isRecording()) failSpan(span, err);
+}
+
+/** Records `err` (an Error, or a Cadre wire error `{ code, message }`) on the span and marks it failed. */
 function failSpan(span: Span, err: unknown): void {
-  const e = err instanceof Error ? err : new Error(String(err));
-  span.recordException(e);
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string") span.setAttribute("cadre.error.code", code);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: e.message.slice(0, 300) });
+  const fields = typeof err === "object" && err !== null ? (err as { code?: unknown; message?: unknown }) : {};
+  const message = typeof fields.message === "string" ? fields.message : String(err);
+  const code = typeof fields.code === "string" ? fields.code : undefined;
+  span.recordException(err instanceof Error ? err : { name: code ?? "Error", message });
+  if (code) span.setAttribute("cadre.error.code", code);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: message.slice(0, 300) });
 }
 
 /**

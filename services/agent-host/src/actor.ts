@@ -161,6 +161,12 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
     return { task, attempt, clock: this.d.clock, signal, state: this.d.state(task.workflowId) };
   }
 
+  /** A step of the behaviour, in a span under the held attempt's (attempt.ts), when it holds the task. */
+  private step<T>(task: TaskEnvelope, step: string, fn: () => Promise<T>): Promise<T> {
+    const a = this.attempt;
+    return a && a.task.taskId === task.taskId ? a.inBehaviour(step, fn) : fn();
+  }
+
   /** beforeTask hooks, then the kind's resources: what every attempt does before it plans or works. */
   private async prepare(task: TaskEnvelope, attempt: number, signal: AbortSignal): Promise<TaskAttempt> {
     const a = this.current(task);
@@ -194,8 +200,9 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
       const machine = agentMachine.provide({
         actors: {
           work: fromPromise<unknown, Active>(async ({ input, signal }) => {
-            await this.prepare(input.task, input.attempt, signal);
-            return this.behaviour.run(this.context(input.task, input.attempt, signal), []);
+            const a = await this.prepare(input.task, input.attempt, signal);
+            // In a span under the attempt's (attempt.ts): what the behaviour does is part of the task's trace.
+            return a.inBehaviour("run", () => this.behaviour.run(this.context(input.task, input.attempt, signal), []));
           }),
           report,
         },
@@ -205,14 +212,16 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
     const machine = directorMachine.provide({
       actors: {
         plan: fromPromise<SubtaskSpec[], Active>(async ({ input, signal }) => {
-          await this.prepare(input.task, input.attempt, signal);
-          return this.behaviour.plan(this.context(input.task, input.attempt, signal));
+          const a = await this.prepare(input.task, input.attempt, signal);
+          return a.inBehaviour("plan", () => this.behaviour.plan(this.context(input.task, input.attempt, signal)));
         }),
         delegate: fromPromise<string[], Active & { subtasks: SubtaskSpec[] }>(({ input }) =>
           this.current(input.task).delegate(input.subtasks),
         ),
         aggregate: fromPromise<unknown, Active & { children: ChildOutcome[] }>(({ input, signal }) =>
-          this.behaviour.run(this.context(input.task, input.attempt, signal), input.children),
+          this.step(input.task, "aggregate", () =>
+            this.behaviour.run(this.context(input.task, input.attempt, signal), input.children),
+          ),
         ),
         report,
       },

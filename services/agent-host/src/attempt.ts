@@ -25,7 +25,10 @@ import {
 import {
   type Breaker,
   type Clock,
+  type Context,
   call,
+  endSpan,
+  extractContext,
   type HookEvent,
   heldProof,
   type Logger,
@@ -33,8 +36,14 @@ import {
   OutboxFullError,
   resultProof,
   retry,
+  SPAN_ATTR,
+  type Span,
+  SpanKind,
   type Subscription,
   sleep,
+  startSpan,
+  withContext,
+  withSpan,
 } from "@cadre/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { ChildOutcome } from "./behaviours/index.js";
@@ -101,6 +110,16 @@ export class TaskAttempt {
   private readonly seenChildren = new Set<string>();
   private closed = false;
   private readonly token: string | undefined;
+  /**
+   * The attempt's CONSUMER span (`cadre.task <kind>`), child of the span that published the task
+   * message (its traceparent header), and the context it is active in: what the attempt calls
+   * (resources, delegation, the result) runs in it, so the supervisor's spans of those requests
+   * and the result's are its children. Ends when the attempt is settled (runtime tracing.ts).
+   */
+  private readonly span: Span;
+  private readonly ctx: Context;
+  /** What failed the attempt, for its span's status. */
+  private spanError: unknown;
 
   constructor(
     private readonly d: AttemptDeps,
@@ -112,7 +131,47 @@ export class TaskAttempt {
     // Proves holding in the result, TASK_STARTED and heartbeats (runtime authenticity.ts).
     this.token = msg.headers?.get(HEADERS.taskToken) || undefined;
     this.started = d.clock.now();
+    const traced = startSpan(
+      `cadre.task ${task.kind}`,
+      {
+        [SPAN_ATTR.messagingSystem]: "nats",
+        [SPAN_ATTR.destination]: msg.subject,
+        [SPAN_ATTR.operationType]: "process",
+        [SPAN_ATTR.workflowId]: task.workflowId,
+        [SPAN_ATTR.taskId]: task.taskId,
+        [SPAN_ATTR.kind]: task.kind,
+        [SPAN_ATTR.epoch]: task.epoch,
+        [SPAN_ATTR.attempt]: this.attempt,
+        [SPAN_ATTR.hostId]: d.hostId,
+        [SPAN_ATTR.actorId]: actor.actorId,
+      },
+      { parent: extractContext(msg.headers), kind: SpanKind.CONSUMER },
+    );
+    this.span = traced.span;
+    this.ctx = traced.ctx;
     this.tick();
+  }
+
+  /** Runs `fn` in the attempt's trace context. */
+  inTrace<T>(fn: () => T): T {
+    return withContext(this.ctx, fn);
+  }
+
+  /** Runs a step of the kind's behaviour (`plan`, `run`, `aggregate`) in a span under the attempt's. */
+  inBehaviour<T>(step: string, fn: () => T | Promise<T>): Promise<T> {
+    const { behaviour } = this.actor.kind;
+    return this.inTrace(() =>
+      withSpan(
+        `cadre.behaviour ${behaviour.type}`,
+        {
+          "cadre.behaviour.type": behaviour.type,
+          "cadre.behaviour.step": step,
+          [SPAN_ATTR.taskId]: this.task.taskId,
+          [SPAN_ATTR.actorId]: this.actor.actorId,
+        },
+        async () => fn(),
+      ),
+    );
   }
 
   /** When it was handed to its actor (when it was dispatched, while admission is pending). */
@@ -170,7 +229,11 @@ export class TaskAttempt {
    * request is answered when granted, or refused (TIMEOUT, DEADLOCK_VICTIM: both retryable, so
    * the attempt fails and is redelivered after a backoff). Held until the attempt is reported.
    */
-  async acquire(signal: AbortSignal): Promise<void> {
+  acquire(signal: AbortSignal): Promise<void> {
+    return this.inTrace(() => this.acquireAll(signal));
+  }
+
+  private async acquireAll(signal: AbortSignal): Promise<void> {
     const { kind } = this.actor;
     const gap = kind.behaviour.type === "script" ? kind.behaviour.acquireGapMs : 0;
     const { task } = this;
@@ -190,7 +253,11 @@ export class TaskAttempt {
   }
 
   /** Asks the supervisor to delegate; child notices start flowing to the actor before the call. */
-  async delegate(subtasks: SubtaskSpec[]): Promise<string[]> {
+  delegate(subtasks: SubtaskSpec[]): Promise<string[]> {
+    return this.inTrace(() => this.delegateIn(subtasks));
+  }
+
+  private async delegateIn(subtasks: SubtaskSpec[]): Promise<string[]> {
     const { task } = this;
     await this.d.runHooks("onDelegation", { hostId: this.d.hostId, taskId: task.taskId, subtasks });
     if (!this.closed && !this.childSub) {
@@ -254,10 +321,19 @@ export class TaskAttempt {
    * error is retryable; otherwise its failure is stored as the task's result and acked, so it
    * is never redelivered. Does nothing once the attempt was stopped or yielded.
    */
-  async report(outcome: Outcome): Promise<void> {
+  report(outcome: Outcome): Promise<void> {
+    return this.inTrace(() => this.reportIn(outcome));
+  }
+
+  private async reportIn(outcome: Outcome): Promise<void> {
     if (this.current === "reporting" || this.current === "settled") return;
     this.current = "reporting";
     const { task, attempt } = this;
+    this.span.setAttribute("cadre.task.outcome", outcome.status);
+    if (outcome.status === "failed") {
+      this.span.setAttribute("cadre.error.code", outcome.error.code);
+      this.spanError = outcome.error;
+    }
     this.releaseResources();
     // After the fact: nothing left to guard, so even a critical hook's failure is only logged.
     this.d
@@ -274,6 +350,7 @@ export class TaskAttempt {
       if (outcome.status === "failed" && isRetryableError(outcome.error) && attempt < this.actor.retry.attempts) {
         const delay = this.retryDelay();
         this.msg.nak(delay);
+        this.span.setAttribute("cadre.task.retry_in_ms", delay);
         this.d.emit({
           type: "TASK_ATTEMPT_FAILED",
           category: "task",
@@ -308,6 +385,7 @@ export class TaskAttempt {
       this.msg.ack();
     } catch (err) {
       // Not acked: JetStream redelivers the task after its ack wait.
+      this.spanError = err;
       this.d.logger.error(
         { err, taskId: task.taskId },
         err instanceof OutboxFullError
@@ -329,6 +407,7 @@ export class TaskAttempt {
   abort(op: "stop" | "yield", reason = ""): boolean {
     if (this.current === "reporting" || this.current === "settled") return false;
     this.current = "settled";
+    this.span.setAttribute("cadre.task.stopped", op);
     // No reason on the TERM: nats-server 2.9 does not read one and ignores the whole ack.
     if (op === "stop") this.msg.term();
     else this.msg.ack();
@@ -365,6 +444,7 @@ export class TaskAttempt {
       return;
     }
     this.current = "settled";
+    this.span.setAttribute("cadre.task.settled", how);
     if (how === "ack") this.msg.ack();
     else if (how === "term") this.msg.term();
     else if (how === "nak") this.msg.nak();
@@ -373,12 +453,13 @@ export class TaskAttempt {
     this.close();
   }
 
-  /** Stops the ticker and the child subscription. Idempotent. */
+  /** Stops the ticker and the child subscription, and ends the attempt's span. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.d.clock.clearTimeout(this.ticker);
     this.childSub?.unsubscribe();
+    endSpan(this.span, this.spanError);
   }
 
   /** The redelivery delay after this attempt: the backoff doubled per attempt before it. */
@@ -417,11 +498,13 @@ export class TaskAttempt {
   private releaseResources(): void {
     if (this.actor.kind.acquire.length === 0) return;
     const { taskId, workflowId } = this.task;
-    call(
-      this.d.nc,
-      "sup.release",
-      { taskId, ...this.holding() },
-      { sender: this.d.hostId, cid: workflowId, timeoutMs: this.d.requestTimeoutMs },
+    this.inTrace(() =>
+      call(
+        this.d.nc,
+        "sup.release",
+        { taskId, ...this.holding() },
+        { sender: this.d.hostId, cid: workflowId, timeoutMs: this.d.requestTimeoutMs },
+      ),
     ).catch((err) => this.d.logger.warn({ err, taskId }, "resources not released; the result will"));
   }
 }

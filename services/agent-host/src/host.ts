@@ -8,8 +8,7 @@
  * {@link WorkflowControls} (the controls it follows, and `sup.task.admit`).
  */
 
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { getHeapStatistics } from "node:v8";
 import {
   type ActorSpec,
   type Body,
@@ -80,19 +79,14 @@ const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
 const CLEANUP_EVERY_MS = 10_000;
 
 /**
- * A full garbage collection: V8 exposes `gc` to code compiled after `--expose-gc` is set, which
- * a new context is. False where that is refused.
+ * A full garbage collection, where node exposes one (`--expose-gc`: `cadre up` and the images
+ * start the services with it). False where it does not.
  */
 function fullGc(): boolean {
-  try {
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as (() => void) | undefined;
-    if (typeof gc !== "function") return false;
-    gc();
-    return true;
-  } catch {
-    return false;
-  }
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== "function") return false;
+  gc();
+  return true;
 }
 
 /** A running agent-host. */
@@ -532,9 +526,9 @@ export class AgentHost {
 
   /**
    * The monitor's `cleanup` (memory over its threshold): stops the pullers of kinds this host
-   * no longer runs an actor of, runs a full garbage collection, and says what that freed. A full
-   * collection stops the host for a moment: at most one per CLEANUP_EVERY_MS; a request sooner
-   * gets the last one's report.
+   * no longer runs an actor of, runs a full garbage collection if its own heap is over the
+   * memory rule's clear level, and says what that freed. A full collection stops the host for a
+   * moment: at most one per CLEANUP_EVERY_MS; a request sooner gets the last one's report.
    */
   private async cleanup(): Promise<OpReplyInput<"host.cleanup">> {
     const now = this.clock.now();
@@ -545,10 +539,13 @@ export class AgentHost {
     for (const [k, p] of this.pullers) {
       if (running.has(k)) continue;
       this.pullers.delete(k);
-      await p.stop();
+      // Not awaited: a pull in flight ends on its own; the reply must not wait for it.
+      void p.stop();
       released.push(`puller ${k}`);
     }
-    const gc = fullGc();
+    // A full collection pauses the host: only when its own heap is over the memory rule's clear level.
+    const percent = (100 * heapBeforeBytes) / getHeapStatistics().heap_size_limit;
+    const gc = percent > this.config.monitor.metrics.memory_usage_percent.clear && fullGc();
     const heapAfterBytes = process.memoryUsage().heapUsed;
     const reply = {
       heapBeforeBytes,

@@ -20,6 +20,7 @@ import {
   type CadreMetrics,
   type Clock,
   headers,
+  injectContext,
   type Logger,
   type NatsConnection,
   Outbox,
@@ -148,9 +149,13 @@ export class ResultSink {
     const subject = subjects.result(result.workflowId);
     const meta = { sender: this.o.hostId, cid: result.workflowId };
     if (this.state() === "online") {
+      const traced = injectContext();
       try {
         await this.whileOnline(
-          retry(() => conn.js.publish(subject, encode("result", result, meta), { msgID }), {
+          // The attempt's trace context (the caller runs this in its span; runtime tracing.ts) goes
+          // with the result, so applying it is part of the task's trace. The outbox keeps data
+          // only: a result replayed after a partition is applied in a trace of its own.
+          retry(() => conn.js.publish(subject, encode("result", result, meta), { msgID, headers: traced }), {
             maxAttempts: 3,
             baseMs: 50,
             maxMs: 500,

@@ -43,7 +43,16 @@ describe("ClusterView", () => {
     v.add(report({ service: "agent-host", id: "h1", at: 0, stateConflicts: 100 }));
     v.add(report({ service: "agent-host", id: "h1", at: 30_000, stateConflicts: 110, actors: 7, eventQueueDepth: 3 }));
     v.add(report({ service: "supervisor", id: "s1", at: 0, stateConflicts: 0 }));
-    v.add(report({ service: "supervisor", id: "s1", at: 30_000, stateConflicts: 5, eventQueueDepth: 4, heapUsedBytes: 90 * MiB }));
+    v.add(
+      report({
+        service: "supervisor",
+        id: "s1",
+        at: 30_000,
+        stateConflicts: 5,
+        eventQueueDepth: 4,
+        heapUsedBytes: 90 * MiB,
+      }),
+    );
     const m = v.metrics(30_000);
     expect(m.state_conflicts_per_minute).toBeCloseTo(30);
     expect(m.active_agents_count).toBe(7);
@@ -67,7 +76,12 @@ describe("ClusterView", () => {
     // 98 subtasks at depth 1, 1 at depth 2, 1 at depth 4 since.
     v.add(report({ service: "supervisor", id: "s1", at: 10_000, delegationDepths: [0, 148, 1, 0, 1] }));
     v.add(
-      report({ service: "agent-host", id: "h1", at: 0, hooks: [{ hook: "audit", runs: 10, failures: 0, bypassed: false }] }),
+      report({
+        service: "agent-host",
+        id: "h1",
+        at: 0,
+        hooks: [{ hook: "audit", runs: 10, failures: 0, bypassed: false }],
+      }),
     );
     v.add(
       report({

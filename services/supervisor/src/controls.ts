@@ -175,7 +175,9 @@ export class WorkflowControls {
 
   /** Pauses: tasks are parked instead of started; with `now`, running attempts give theirs back. */
   pause({ workflowId, now }: OpRequest<"sup.workflow.pause">): Promise<OpReply<"sup.workflow.pause">> {
-    return this.serial(workflowId, async () => {
+    // Refused at once when not running (nothing waits behind other changes for that answer);
+    // checked again in turn.
+    return this.serialIfRunning(workflowId, "paused", async () => {
       const w = await this.running_(workflowId, "paused");
       let control = await this.modify(w, (c) => ({ ...c, paused: true }));
       const yielded: { taskId: string; epoch: number }[] = [];
@@ -210,7 +212,9 @@ export class WorkflowControls {
   }
 
   resume({ workflowId }: OpRequest<"sup.workflow.resume">): Promise<OpReply<"sup.workflow.resume">> {
-    return this.serial(workflowId, async () => {
+    // Refused at once when not running (nothing waits behind other changes for that answer);
+    // checked again in turn.
+    return this.serialIfRunning(workflowId, "resumed", async () => {
       const w = await this.running_(workflowId, "resumed");
       await this.modify(w, (c) => ({ ...c, paused: false }));
       const released = await this.unpark(workflowId);
@@ -220,7 +224,9 @@ export class WorkflowControls {
   }
 
   limit({ workflowId, agents, guarantee }: OpRequest<"sup.workflow.limit">): Promise<OpReply<"sup.workflow.limit">> {
-    return this.serial(workflowId, async () => {
+    // Refused at once when not running (nothing waits behind other changes for that answer);
+    // checked again in turn.
+    return this.serialIfRunning(workflowId, "limited", async () => {
       const w = await this.running_(workflowId, "limited");
       const control = await this.modify(w, (c) => ({
         ...c,
@@ -242,7 +248,9 @@ export class WorkflowControls {
 
   /** Ends every unfinished task `cancelled`, stops the running attempts, ends the workflow. */
   cancel({ workflowId, reason }: OpRequest<"sup.workflow.cancel">): Promise<OpReply<"sup.workflow.cancel">> {
-    return this.serial(workflowId, async () => {
+    // Refused at once when not running (nothing waits behind other changes for that answer);
+    // checked again in turn.
+    return this.serialIfRunning(workflowId, "cancelled", async () => {
       const w = await this.running_(workflowId, "cancelled");
       const at = this.d.clock.now();
       // First the control: hosts drop the workflow's queued messages from now on.
@@ -293,6 +301,8 @@ export class WorkflowControls {
 
   /** A host asks whether a task of a controlled workflow may start now. */
   admit({ taskId, workflowId, epoch, kind }: OpRequest<"sup.task.admit">): Promise<OpReply<"sup.task.admit">> {
+    // No control: run, at once (no need to wait behind this workflow's changes).
+    if (!this.controls.has(workflowId)) return Promise.resolve({ decision: "run" as const });
     return this.serial(workflowId, async () => {
       const c = this.controls.get(workflowId);
       if (!c) return { decision: "run" as const };
@@ -384,6 +394,12 @@ export class WorkflowControls {
       this.running.set(workflowId, s);
     }
     return s;
+  }
+
+  /** {@link serial}, after a first check (outside the queue) that the workflow runs. */
+  private async serialIfRunning<T>(workflowId: string, what: string, fn: () => Promise<T>): Promise<T> {
+    await this.running_(workflowId, what);
+    return this.serial(workflowId, fn);
   }
 
   private serial<T>(workflowId: string, fn: () => Promise<T>): Promise<T> {

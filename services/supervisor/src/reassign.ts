@@ -35,14 +35,21 @@ import {
   taskMessageId,
 } from "@cadre/protocol";
 import {
+  activeContext,
   type Clock,
+  type Context,
+  extractContext,
   headers,
   heldProof,
+  injectContext,
   type Logger,
   type MsgHdrs,
+  SPAN_ATTR,
   type StateStore,
   sameProof,
   taskToken,
+  tracingEnabled,
+  withSpan,
 } from "@cadre/runtime";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { workflowOf } from "./tree.js";
@@ -63,6 +70,9 @@ export async function publishTask(
     hdrs = headers();
     hdrs.set(HEADERS.taskToken, taskToken(taskKey, task.taskId, task.epoch));
   }
+  // The trace context of the span publishing it (the submit or delegate request's; a
+  // reassignment's when it is one): the attempt's span is its child (runtime tracing.ts).
+  hdrs = injectContext(hdrs);
   await js.publish(subjects.task(task.teamId, task.kind), encode("task", task, { sender, cid: task.workflowId }), {
     msgID: taskMessageId(task.idempotencyKey, task.epoch),
     headers: hdrs,
@@ -229,12 +239,36 @@ export class Reassigner {
     this.d.logger.info({ hostId, reason, held: held.length, reassigned: moved }, "tasks of a lost host reassigned");
   }
 
+  /** The trace context of a task message still in the stream (the active one when tracing is off, or it is gone). */
+  private async traceOf(seq: number): Promise<Context> {
+    if (!tracingEnabled()) return activeContext();
+    try {
+      const sm = await this.d.jsm.streams.getMessage(STREAMS.tasks, { seq });
+      return extractContext(sm?.header);
+    } catch {
+      return activeContext();
+    }
+  }
+
   /** Reassigns one task; false when there was nothing to do (finished, or already reassigned). */
   private async reassignOne(hostId: string, held: HeldTask, reason: string): Promise<boolean> {
     // Still waiting for a result, at the epoch the lost host was given.
     try {
       if (this.d.frozen(workflowOf(held.taskId))) return false;
-      const task = await reissue(this.d, held.taskId, held.epoch);
+      // The new epoch stays in the task's trace: a span under the old message's traceparent
+      // publishes it (only read when tracing is on).
+      const task = await withSpan(
+        "cadre.task.reassign",
+        {
+          [SPAN_ATTR.taskId]: held.taskId,
+          [SPAN_ATTR.workflowId]: workflowOf(held.taskId),
+          [SPAN_ATTR.epoch]: held.epoch + 1,
+          "cadre.reassign.from_host": hostId,
+          "cadre.reassign.reason": reason,
+        },
+        () => reissue(this.d, held.taskId, held.epoch),
+        { parent: await this.traceOf(held.seq) },
+      );
       if (!task) return false;
       try {
         await this.d.jsm.streams.deleteMessage(STREAMS.tasks, held.seq);

@@ -18,14 +18,18 @@ import {
 } from "@cadre/protocol";
 import {
   type Clock,
+  extractContext,
   type Logger,
   type NatsConnection,
   PULL_OPTIONS,
   resultProof,
+  SPAN_ATTR,
+  SpanKind,
   type Subscription,
   sameProof,
   taskToken,
   verifyResult,
+  withSpan,
 } from "@cadre/runtime";
 import {
   AckPolicy,
@@ -157,7 +161,27 @@ export class ResultStream {
           m.term();
           return;
         }
-        const outcome = await this.d.apply(result);
+        // In the task's trace: the result carries its attempt's traceparent (runtime tracing.ts).
+        const outcome = await withSpan(
+          "cadre.result.apply",
+          {
+            [SPAN_ATTR.messagingSystem]: "nats",
+            [SPAN_ATTR.destination]: m.subject,
+            [SPAN_ATTR.operationType]: "process",
+            [SPAN_ATTR.workflowId]: result.workflowId,
+            [SPAN_ATTR.taskId]: result.taskId,
+            [SPAN_ATTR.epoch]: result.epoch,
+            [SPAN_ATTR.attempt]: result.attempt,
+            [SPAN_ATTR.hostId]: result.hostId,
+            "cadre.task.status": result.status,
+          },
+          async (span) => {
+            const o = await this.d.apply(result);
+            span.setAttribute("cadre.result.outcome", o);
+            return o;
+          },
+          { parent: extractContext(m.headers), kind: SpanKind.CONSUMER },
+        );
         this.d.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
         const replay = result.offline ? m.headers?.get(HEADERS.replay) || "unknown" : undefined;
         this.d.applied(result, outcome, replay);

@@ -114,6 +114,18 @@ export function contextOf(program: Command): Ctx {
   };
 }
 
+/** What must run before an {@link action} exits (flushing the trace's spans); registered by main.ts. */
+const exitHooks: (() => Promise<void>)[] = [];
+
+/** Registers a hook that {@link action} awaits before it exits. */
+export function beforeExit(hook: () => Promise<void>): void {
+  exitHooks.push(hook);
+}
+
+async function runExitHooks(): Promise<void> {
+  await Promise.allSettled(exitHooks.splice(0).map((hook) => hook()));
+}
+
 /**
  * An action that prints an error and exits with its code, and exits with the code it returns
  * (a finished action that returns nothing exits 0).
@@ -124,8 +136,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<unknown>
     try {
       code = await fn(...args);
     } catch (err) {
+      await runExitHooks();
       fail(err);
     }
+    await runExitHooks();
     process.exit(typeof code === "number" ? code : EXIT.ok);
   };
 }

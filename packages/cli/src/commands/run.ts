@@ -102,14 +102,35 @@ export function registerRun(program: Command, ctx: Ctx): void {
         try {
           const cfg = ctx.config();
           const configFile = ctx.configFile();
-          const stack = await startStack({
+          // The monitor's scale action asks this process for one more agent-host (SIGUSR2, its
+          // scale command below). Handled from before the monitor starts: SIGUSR2's default kills.
+          let starting: ReturnType<typeof startStack> | undefined;
+          let hosts = o.hosts;
+          let adding = Promise.resolve();
+          process.on("SIGUSR2", () => {
+            adding = adding.then(async () => {
+              // Asked while starting: once started.
+              const s = await starting?.catch(() => undefined);
+              if (!s) return;
+              const hostId = `host-${++hosts}`;
+              try {
+                await s.startHost(hostId);
+                print(`scaled: started ${hostId} (the monitor's scale action)`);
+              } catch (err) {
+                print(`scale: ${hostId} did not start: ${(err as Error).message}`);
+              }
+            });
+          });
+          starting = startStack({
             natsUrl: cfg.natsUrl,
             dataDir: resolve(o.dataDir),
             logDir: resolve(o.logDir),
             hosts: o.hosts,
             ...(configFile ? { configFile: resolve(configFile) } : {}),
             ...(o.insecure ? {} : { security: { dir: resolve(o.securityDir), tls: !!o.tls } }),
+            monitorArgs: ["--scale-command", `kill -USR2 ${process.pid}`],
           });
+          const stack = await starting;
           const operator = stack.security?.credentials("operator");
           print(
             `cadre is up: NATS ${stack.natsUrl}${stack.nats ? " (started here)" : ""}; ${[...stack.processes.keys()].join(", ")}\n` +
