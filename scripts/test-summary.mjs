@@ -6,7 +6,12 @@ import { readFileSync } from "node:fs";
 try {
   const r = JSON.parse(readFileSync(new URL("../test/results/vitest.json", import.meta.url), "utf8"));
   const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  // A suite whose setup failed skips its tests: say so, or its failure reads as "skipped".
+  const suites = r.numFailedTestSuites ?? 0;
+  console.log(
+    `${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped` +
+      (suites > 0 ? `, ${suites} suite(s) failed to run` : ""),
+  );
 } catch (err) {
   console.log(`no test report (${err.message})`);
 }

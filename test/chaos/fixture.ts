@@ -195,11 +195,13 @@ export class ChaosCluster {
     // Only the users (and TLS): the cluster and JetStream settings are the image's own (infra/nats/*.conf).
     const tls = this.security.tls !== undefined;
     const authorization = `${authorizationConfig(this.security.identities)}${tls ? natsTlsBlock(NATS_SECURITY) : ""}`;
-    const tlsFiles = ["server.pem", "server.key", "ca.pem"].map((f) => ({
-      content: readFileSync(join(this.security.dir, f)),
-      target: `${NATS_SECURITY}/${f}`,
-      mode: 0o644,
-    }));
+    const tlsFiles = tls
+      ? ["server.pem", "server.key", "ca.pem"].map((f) => ({
+          content: readFileSync(join(this.security.dir, f)),
+          target: `${NATS_SECURITY}/${f}`,
+          mode: 0o644,
+        }))
+      : [];
     await Promise.all(
       this.natsNames().map(async (name) => {
         const ctr = await new GenericContainer(`cadre/nats:${TAG}`)
@@ -210,7 +212,7 @@ export class ChaosCluster {
           .withEnvironment({ NATS_SERVER_NAME: name })
           .withCopyContentToContainer([
             { content: authorization, target: `${NATS_SECURITY}/authorization.conf`, mode: 0o644 },
-            ...(tls ? tlsFiles : []),
+            ...tlsFiles,
           ])
           .withCommand(["-c", conf])
           .withExposedPorts(4222)

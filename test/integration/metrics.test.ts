@@ -106,4 +106,36 @@ describe("metrics of every service", () => {
     expect(completed).toBe(w.tasks.completed);
     expect(await p.query("sum(cadre_tasks_started_total)")).toBe(total);
   });
+
+  it("name each kind's bottleneck stage (cadre perf bottlenecks) and show the monitor's six (cadre monitor)", async () => {
+    const { kinds } = JSON.parse(c.cli("perf", "bottlenecks", "--json")) as {
+      kinds: { kind: string; bottleneck: string; tasks: number; stages: { stage: string; share: number }[] }[];
+    };
+    expect(kinds.map((k) => k.kind)).toEqual(["lead", "worker"]);
+    for (const k of kinds) {
+      expect(k.stages.map((s) => s.stage).sort()).toEqual(["applying", "queued", "waiting", "working"]);
+      expect(k.stages.reduce((a, s) => a + s.share, 0)).toBeCloseTo(1, 5);
+      // The named stage holds the largest share.
+      expect(k.bottleneck).toBe([...k.stages].sort((a, b) => b.share - a.share)[0]?.stage);
+    }
+    expect(kinds.find((k) => k.kind === "worker")?.tasks).toBe(12);
+    // The lead waits for its twelve children: its working stage holds most of its time.
+    expect(kinds.find((k) => k.kind === "lead")?.bottleneck).toBe("working");
+    const text = c.cli("perf", "bottlenecks");
+    expect(text).toMatch(/^worker\s+\w+\s+\d+%\s+12\s/m);
+
+    const monitor = await until("the monitor has metrics", () => {
+      const m = JSON.parse(c.cli("monitor", "--json")) as { metrics: { metric: string; value: number | null }[] };
+      return m.metrics.every((x) => x.value !== null) ? m : undefined;
+    });
+    expect(monitor.metrics.map((m) => m.metric)).toEqual([
+      "state_conflicts_per_minute",
+      "delegation_depth_p99",
+      "active_agents_count",
+      "event_queue_depth",
+      "memory_usage_percent",
+      "hook_failure_rate",
+    ]);
+    expect(c.cli("monitor")).toMatch(/^active_agents_count\s+\d+\s+45\s+40\.5\s+throttle\s+ok/m);
+  });
 });

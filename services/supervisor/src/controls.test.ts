@@ -66,9 +66,12 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Resolves when `probe` returns something other than undefined or false; fails after the deadline. */
+/**
+ * Resolves when `probe` returns something other than undefined or false; fails after the
+ * deadline (20 s: CI runs these beside the image build, and a KV watch can lag seconds there).
+ */
 async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false) {
-  const end = Date.now() + 5000;
+  const end = Date.now() + 20_000;
   for (;;) {
     const v = await probe();
     if (v !== undefined && v !== false) return v;
