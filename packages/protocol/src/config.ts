@@ -217,6 +217,39 @@ export const ConfigSchema = z
       .prefault({}),
     /** The monitor: the seed's six cluster metrics, their thresholds and actions (monitoring.ts). */
     monitor: MonitorThresholdsSchema,
+    /**
+     * Model providers for `llm` behaviours: OpenAI-compatible Chat Completions endpoints
+     * (OpenAI, Ollama, vLLM, llama.cpp's server, LM Studio) by name. The API key comes from an
+     * environment variable or a file of the host, never from a team file, and is redacted from
+     * every log line. @default {} (no provider: kinds of type llm are refused at spawn)
+     */
+    llm: z
+      .object({
+        providers: z
+          .record(
+            z.string().regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'provider names: lower-case letters, digits and "-"'),
+            z
+              .object({
+                /** e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama). */
+                baseURL: z.string().url(),
+                /** The environment variable holding the API key. */
+                apiKeyEnv: z
+                  .string()
+                  .regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name")
+                  .optional(),
+                /** A file holding the API key (its first line). */
+                apiKeyFile: z.string().min(1).optional(),
+                /** Send the kind's output schema as `response_format: json_schema`. @default true */
+                jsonSchema: z.boolean().default(true),
+                /** Retries of a 429, 5xx or lost connection (honouring Retry-After). @default 2 */
+                maxRetries: z.number().int().min(0).max(10).default(2),
+              })
+              .strict(),
+          )
+          .default({}),
+      })
+      .strict()
+      .prefault({}),
     host: z
       .object({
         /** Actors one agent-host runs at most. @default 500 */

@@ -185,8 +185,9 @@ export class InvalidAgentResponseError extends CadreError {
 /** A behaviour (script, command) failed while working on a task. */
 export class BehaviourFailedError extends CadreError {
   static readonly code = "BEHAVIOUR_FAILED";
-  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions) {
-    super(BehaviourFailedError.code, message, { retryable: true, data, ...options });
+  /** Retryable unless `options.retryable` is false (trying again cannot help: a refused API key). */
+  constructor(message: string, data: Record<string, unknown> = {}, options?: ErrorOptions & { retryable?: boolean }) {
+    super(BehaviourFailedError.code, message, { data, ...options, retryable: options?.retryable ?? true });
   }
 }
 
@@ -327,7 +328,7 @@ const rebuilders: Record<string, Rebuild> = {
       retryable: w.data?.retryable !== false,
     }),
   [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
-  [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data),
+  [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data, { retryable: w.retryable !== false }),
   [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),
   [HookFailedError.code]: (w) => {
     const reason = str(w.data?.reason);

@@ -135,7 +135,7 @@ export {
   taskConsumer,
   token,
 } from "./subjects.js";
-export type { Behaviour, CommandBehaviour, Kind, ScriptBehaviour, Team, TeamInput } from "./team.js";
+export type { Behaviour, CommandBehaviour, Kind, LlmBehaviour, ScriptBehaviour, Team, TeamInput } from "./team.js";
 export {
   BehaviourSchema,
   CommandBehaviourSchema,

@@ -159,7 +159,7 @@ describe("parseTeam", () => {
 
   it("rejects an unknown behaviour type, naming the field", () => {
     const team = softwareTeam();
-    const engineer = { role: "agent", behaviour: { type: "llm", model: "gpt" } };
+    const engineer = { role: "agent", behaviour: { type: "agi", model: "gpt" } };
     const err = invalid({ ...team, kinds: { ...team.kinds, "backend-engineer": engineer } });
     expect(err.code).toBe("INVALID_CONFIG");
     expect(err.message).toContain("kinds.backend-engineer.behaviour.type: ");
@@ -355,5 +355,14 @@ describe("validateOutput", () => {
   it("compiles each schema object once", () => {
     const schema = { type: "object" };
     expect(compileOutputSchema(schema)).toBe(compileOutputSchema(schema));
+  });
+
+  it("takes an llm agent with its prompt, and refuses an llm kind that would delegate", () => {
+    const llm = { type: "llm", provider: "local", model: "m", prompt: "Summarise {{input.topic}}" } as const;
+    const team = parseTeam({ name: "t", root: "a", kinds: { a: { role: "agent", behaviour: llm } } });
+    expect(team.kinds.a?.behaviour).toMatchObject({ type: "llm", maxTokens: 1024, system: "", timeoutMs: 60_000 });
+    const e = thrown(() => parseTeam({ name: "t", root: "a", kinds: { a: { role: "lead", behaviour: llm } } }));
+    expect(e).toBeInstanceOf(InvalidConfigError);
+    expect(e.message).toContain("kinds.a.role");
   });
 });

@@ -89,7 +89,36 @@ export const CommandBehaviourSchema = z
   })
   .strict();
 
-export const BehaviourSchema = z.discriminatedUnion("type", [ScriptBehaviourSchema, CommandBehaviourSchema]);
+/**
+ * Asks a model (an OpenAI-compatible Chat Completions endpoint, declared in the configuration
+ * under `llm.providers`: the API key never comes from the team file). The answer is the output:
+ * parsed as JSON when it is JSON, else `{ text }`; the kind's output schema is sent as
+ * `response_format: json_schema` where the provider supports it, and always checked by the
+ * supervisor, so a model that breaks it is quarantined like any agent. Agents only, for now.
+ */
+export const LlmBehaviourSchema = z
+  .object({
+    type: z.literal("llm"),
+    /** A provider of the configuration's `llm.providers`. */
+    provider: NameSchema,
+    model: z.string().min(1).max(200),
+    /** The system message. @default none */
+    system: z.string().max(100_000).default(""),
+    /** The user message: a template over the task (`{{input.x}}`, `{{task.id}}`, `{{input}}`). */
+    prompt: z.string().min(1).max(100_000),
+    /** @default 1024 */
+    maxTokens: z.number().int().min(1).max(1_000_000).default(1024),
+    temperature: z.number().min(0).max(2).optional(),
+    /** One call's time limit (the provider's answer, retries included). @default 60000 */
+    timeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
+  })
+  .strict();
+
+export const BehaviourSchema = z.discriminatedUnion("type", [
+  ScriptBehaviourSchema,
+  CommandBehaviourSchema,
+  LlmBehaviourSchema,
+]);
 
 /** A JSON Schema object (checked by compiling it, see {@link compileOutputSchema}). */
 const JsonSchemaObject = z.record(z.string(), z.unknown());
@@ -168,6 +197,23 @@ export const TeamSchema = z
           });
         }
       });
+      try {
+        compileOutputSchema(kind.output);
+      } catch (err) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["kinds", name, "output"],
+          message: `not a usable JSON Schema: ${(err as Error).message}`,
+        });
+      }
+      if (kind.behaviour.type === "llm" && kind.role !== "agent") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["kinds", name, "role"],
+          message:
+            'an llm kind is an agent for now (delegation through tool calls is not built yet); give it role "agent"',
+        });
+      }
       if (kind.behaviour.type !== "script") continue;
       kind.behaviour.delegate.forEach((d, i) => {
         if (!(d.kind in team.kinds)) {
@@ -185,15 +231,6 @@ export const TeamSchema = z
           message: 'an agent cannot delegate; give the kind role "lead" or "director"',
         });
       }
-      try {
-        compileOutputSchema(kind.output);
-      } catch (err) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["kinds", name, "output"],
-          message: `not a usable JSON Schema: ${(err as Error).message}`,
-        });
-      }
     }
   });
 
@@ -203,6 +240,7 @@ export type Kind = z.infer<typeof KindSchema>;
 export type Behaviour = z.infer<typeof BehaviourSchema>;
 export type ScriptBehaviour = z.infer<typeof ScriptBehaviourSchema>;
 export type CommandBehaviour = z.infer<typeof CommandBehaviourSchema>;
+export type LlmBehaviour = z.infer<typeof LlmBehaviourSchema>;
 
 /** Parses a team (from YAML or the wire); throws InvalidConfigError naming each bad field. */
 export function parseTeam(value: unknown, source = "team file"): Team {

@@ -77,6 +77,7 @@ export {
   redactDeep,
   redactPatternProblem,
   redactProperty,
+  redactSecret,
 } from "./redact.js";
 export { buildReport, Reporter } from "./report.js";
 export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";

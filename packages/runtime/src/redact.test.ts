@@ -1,7 +1,15 @@
 import { InvalidConfigError, parseConfig } from "@cadre/protocol";
 import { rejection } from "@cadre/protocol/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { compileRedactPatterns, configureRedaction, MAX_REDACT_CHARS, REDACTED, redact, redactDeep } from "./redact.js";
+import {
+  compileRedactPatterns,
+  configureRedaction,
+  MAX_REDACT_CHARS,
+  REDACTED,
+  redact,
+  redactDeep,
+  redactSecret,
+} from "./redact.js";
 
 // Real-shaped secrets (generated for these tests, used nowhere).
 const SEED = "SUAJAATTHHNT53MIM46ZTP5DYG5VIUEGFC4FWIRFLZOAJWH6WCVIAUGNTA";
@@ -280,5 +288,16 @@ describe("redactDeep", () => {
     });
     // The input is not touched.
     expect(value.command).toBe("run --password=hunter2");
+  });
+});
+
+describe("redactSecret", () => {
+  it("redacts a held secret value wherever it appears, whatever it looks like, but not short ones", () => {
+    const key = "plainlooking.value$42";
+    expect(redact(`calling with ${key} now`)).toContain(key);
+    redactSecret(key);
+    expect(redact(`calling with ${key} now`)).toBe(`calling with ${REDACTED} now`);
+    redactSecret("short");
+    expect(redact("a short word")).toBe("a short word");
   });
 });

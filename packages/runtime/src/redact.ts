@@ -171,6 +171,19 @@ export function compileRedactPatterns(patterns: readonly string[], field = REDAC
 }
 
 let configured: RegExp[] = [];
+/** Secret values this process holds (API keys), redacted wherever they appear. */
+let literals: RegExp[] = [];
+
+/**
+ * Redacts this value from every later {@link redact} (the logger's included), whatever it looks
+ * like: an API key read from the environment or a file. Values under 8 characters are not taken
+ * (they would redact ordinary words).
+ */
+export function redactSecret(secret: string): void {
+  if (secret.length < 8) return;
+  const re = new RegExp(`(${secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})`, "gd");
+  if (!literals.some((l) => l.source === re.source)) literals = [...literals, re];
+}
 
 /**
  * Sets the extra patterns of this process (the configuration's `host.redact.patterns`); they
@@ -208,6 +221,7 @@ export function redact(text: string, extra: readonly RegExp[] = configured): str
     cut = `...[${s.length - MAX_REDACT_CHARS} more characters not shown]`;
     s = s.slice(0, MAX_REDACT_CHARS);
   }
+  for (const re of literals) s = applyExtra(re, s);
   for (const re of extra) s = applyExtra(re, s);
   for (const rule of BUILT_IN_RULES) {
     if ("apply" in rule) s = rule.apply(s);

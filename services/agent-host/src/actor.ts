@@ -10,7 +10,13 @@ import type { ActorSpec, InheritedContext, SubtaskSpec, TaskEnvelope } from "@ca
 import type { Clock } from "@cadre/runtime";
 import { type AnyActorRef, createActor, fromPromise } from "xstate";
 import type { AttemptActor, Outcome, RetryPolicy, TaskAttempt } from "./attempt.js";
-import { type Behaviour, type BehaviourContext, type ChildOutcome, createBehaviour } from "./behaviours/index.js";
+import {
+  type Behaviour,
+  type BehaviourContext,
+  type ChildOutcome,
+  createBehaviour,
+  type LlmProvider,
+} from "./behaviours/index.js";
 import { agentMachine, directorMachine } from "./machines/index.js";
 
 /** What the actors of a host share. */
@@ -21,6 +27,8 @@ export interface ActorDeps {
   attemptTimeoutMs: number;
   /** The configuration's retry settings, for kinds that set none. */
   retry: RetryPolicy;
+  /** Model providers for llm behaviours (the configuration's `llm.providers`). */
+  providers?: Record<string, LlmProvider>;
   /** The workflow's shared state, as behaviours see it. */
   state(workflowId: string): BehaviourContext["state"];
   /** Runs the `beforeTask` hooks (a critical one's failure rejects and fails the attempt). */
@@ -59,7 +67,7 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
     readonly spec: ActorSpec,
     private readonly d: ActorDeps,
   ) {
-    this.behaviour = createBehaviour(spec.kind, { replacement: spec.inherit !== undefined });
+    this.behaviour = createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }, d.providers);
     this.retry = {
       attempts: spec.kind.retry?.attempts ?? d.retry.attempts,
       backoffMs: spec.kind.retry?.backoffMs ?? d.retry.backoffMs,

@@ -419,6 +419,7 @@ export class AgentHost {
             hostId: this.hostId,
             attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
             retry: { attempts: this.config.tasks.maxDeliver, backoffMs: this.config.tasks.retryBackoffMs },
+            providers: this.config.llm.providers,
             state: (workflowId) => workflowState(this.state, this.registry, workflowId),
             beforeTask: (payload) => this.runHooks("beforeTask", payload),
             onIdle: (a) => this.release(a),

@@ -1,22 +1,33 @@
 /** Behaviours: what an actor does with a task, chosen by its kind's `behaviour.type`. */
 
-import type { Kind } from "@cadre/protocol";
+import { type Kind, NotFoundError } from "@cadre/protocol";
 import { createCommandBehaviour } from "./command.js";
+import { createLlmBehaviour, type LlmProvider } from "./llm.js";
 import { createScriptBehaviour } from "./script.js";
 import type { Behaviour } from "./types.js";
 
 /** Builds the behaviour of a kind (parsed, defaults applied). */
-export function createBehaviour(kind: Kind, actor: { replacement: boolean } = { replacement: false }): Behaviour {
+export function createBehaviour(
+  kind: Kind,
+  actor: { replacement: boolean } = { replacement: false },
+  providers: Record<string, LlmProvider> = {},
+): Behaviour {
   const b = kind.behaviour;
   switch (b.type) {
     case "script":
       return createScriptBehaviour(b, actor);
     case "command":
       return createCommandBehaviour(b);
+    case "llm": {
+      const config = providers[b.provider];
+      if (!config) throw new NotFoundError("llm provider (llm.providers in this host's configuration)", b.provider);
+      return createLlmBehaviour(b, kind, { name: b.provider, config });
+    }
   }
 }
 
 export { createCommandBehaviour, MAX_STDOUT_BYTES, STDERR_TAIL_BYTES } from "./command.js";
+export { apiKeyOf, createLlmBehaviour, type LlmProvider } from "./llm.js";
 export type { Rolls } from "./random.js";
 export { hashString, mulberry32, rollsFor } from "./random.js";
 export { createScriptBehaviour, INVALID_OUTPUT } from "./script.js";

@@ -1,0 +1,137 @@
+/**
+ * llm agents on a real stack, against a stand-in for a model provider (test/helpers/llm-standin.ts:
+ * the OpenAI Chat Completions protocol over real HTTP, scripted per test; no provider is
+ * reachable from these machines). The hosts read the API key from their environment; it is sent
+ * to the provider and appears in no log line.
+ */
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TeamInput } from "@cadre/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { type LlmStandin, startLlmStandin } from "../helpers/llm-standin.js";
+
+const KEY = "sk-standin-0123456789abcdef";
+const WRONG_KEY = "sk-wrong-9876543210fedcba";
+
+const team = (name: string, provider = "standin"): TeamInput => ({
+  name,
+  root: "writer",
+  input: { topic: "queues" },
+  kinds: {
+    writer: {
+      role: "agent",
+      replicas: 2,
+      behaviour: {
+        type: "llm",
+        provider,
+        model: "standin-model",
+        system: "You write one-line summaries.",
+        prompt: "Summarise {{input.topic}} for task {{task.id}}.",
+        maxTokens: 64,
+      },
+      output: { type: "object", required: ["summary"], properties: { summary: { type: "string" } } },
+    },
+  },
+});
+
+describe("llm agents against a stand-in provider", () => {
+  let llm: LlmStandin;
+  let c: TestCluster;
+
+  beforeAll(async () => {
+    llm = await startLlmStandin({ apiKey: KEY });
+    c = await startCluster({
+      hosts: 2,
+      env: { CADRE_TEST_LLM_KEY: KEY, CADRE_TEST_LLM_WRONG_KEY: WRONG_KEY },
+      config: {
+        ...fastConfig,
+        llm: {
+          providers: {
+            standin: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY" },
+            "wrong-key": { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_WRONG_KEY" },
+            // The provider examples/llm-team.yaml names.
+            local: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY" },
+          },
+        },
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+    await llm?.stop();
+  });
+
+  it("answers a task through the model: prompt rendered, output schema sent, answer validated", async () => {
+    llm.script({ answer: { summary: "Queues decouple producers from consumers." } });
+    const before = llm.requests.length;
+    const w = await c.wait(await c.submit(team("summary")));
+    expect(w.status, c.tail()).toBe("completed");
+    expect(w.output).toEqual({ summary: "Queues decouple producers from consumers." });
+    const [req] = llm.requests.slice(before);
+    expect(req?.path).toBe("/v1/chat/completions");
+    const body = req?.body as { model: string; max_tokens: number; messages: { role: string; content: string }[] };
+    expect(body.model).toBe("standin-model");
+    expect(body.max_tokens).toBe(64);
+    expect(body.messages[0]).toEqual({ role: "system", content: "You write one-line summaries." });
+    expect(body.messages[1]?.content).toMatch(/^Summarise queues for task \S+\.$/);
+    expect(req?.body).toMatchObject({
+      response_format: { type: "json_schema", json_schema: { schema: { required: ["summary"] } } },
+    });
+    expect(req?.headers.authorization).toBe(`Bearer ${KEY}`);
+  });
+
+  it("quarantines an agent whose model breaks the output schema; the task is retried and completes", async () => {
+    const rec = recordEvents(c.nc);
+    llm.script({ answer: "not JSON at all" }, { answer: { summary: "second try" } });
+    const w = await c.wait(await c.submit(team("liar")));
+    expect(w.status, c.tail()).toBe("completed");
+    expect(w.output).toEqual({ summary: "second try" });
+    await until("the quarantine", () => rec.events.find((e) => e.event.type === "AGENT_QUARANTINED"));
+    rec.stop();
+  });
+
+  it("retries a 429 after its Retry-After, and fails at once, typed and not retried, on a refused key", async () => {
+    const before = llm.requests.length;
+    llm.script(
+      { status: 429, error: { message: "slow down" }, retryAfterSeconds: 1 },
+      { answer: { summary: "later" } },
+    );
+    const w = await c.wait(await c.submit(team("patient")));
+    expect(w.status, c.tail()).toBe("completed");
+    const [first, second] = llm.requests.slice(before);
+    expect(Number(second?.at) - Number(first?.at)).toBeGreaterThanOrEqual(900);
+
+    const sent = llm.requests.length;
+    const refused = await c.wait(await c.submit(team("refused", "wrong-key")));
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toMatchObject({ code: "BEHAVIOUR_FAILED", retryable: false });
+    expect(refused.error?.message).toContain("401");
+    expect(refused.error?.message).toContain("apiKeyEnv");
+    // One request: a 401 is retried neither by the client nor by the task.
+    expect(llm.requests.length - sent).toBe(1);
+  });
+
+  it("runs examples/llm-team.yaml: a scripted director and two model-backed agents", async () => {
+    const example = parse(readFileSync(join(import.meta.dirname, "..", "..", "examples", "llm-team.yaml"), "utf8"));
+    // One answer that satisfies both agents' schemas (they run in parallel, in any order).
+    llm.setFallback({ answer: { paragraph: "Queues keep the work.", risks: ["lag", "cost"] } });
+    const before = llm.requests.length;
+    const w = await c.wait(await c.submit(example as TeamInput));
+    expect(w.status, c.tail()).toBe("completed");
+    expect(w.tasks).toMatchObject({ total: 3, completed: 3 });
+    const models = llm.requests.slice(before).map((r) => (r.body as { model: string }).model);
+    expect(models).toEqual(["llama3.2", "llama3.2"]);
+  });
+
+  it("never writes the API key in a log line", () => {
+    for (const [service, lines] of c.logs) {
+      for (const line of lines) {
+        expect(line.includes(KEY), `${service} logged the key`).toBe(false);
+        expect(line.includes(WRONG_KEY), `${service} logged the wrong key`).toBe(false);
+      }
+    }
+  });
+});
