@@ -6,11 +6,12 @@ import { readFileSync } from "node:fs";
 try {
   const r = JSON.parse(readFileSync(new URL("../test/results/vitest.json", import.meta.url), "utf8"));
   const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // A suite whose setup failed skips its tests: say so, or its failure reads as "skipped".
+  // Suites (files and describe blocks) that failed: a setup failure skips its tests, which would
+  // otherwise read as merely "skipped".
   const suites = r.numFailedTestSuites ?? 0;
   console.log(
     `${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped` +
-      (suites > 0 ? `, ${suites} suite(s) failed to run` : ""),
+      (suites > 0 ? `, ${suites} suite(s) failed` : ""),
   );
 } catch (err) {
   console.log(`no test report (${err.message})`);

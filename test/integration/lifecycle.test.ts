@@ -57,12 +57,20 @@ describe("actor lifecycle", () => {
     const team = agentTeam("idle-team", 2, 0, 0);
     expect((await c.wait(await c.submit(team))).status).toBe("completed");
     await noActors();
-    const passivated = rec.events.filter((e) => e.event.type === "ACTOR_PASSIVATED");
+    // The records go before their events arrive here: wait for both announcements.
+    const passivated = await until("both passivations announced", () => {
+      const p = rec.events.filter((e) => e.event.type === "ACTOR_PASSIVATED");
+      return p.length >= 2 ? p : undefined;
+    });
     expect(passivated).toHaveLength(2);
     expect(Number(passivated[0]?.event.data.idleMs)).toBeGreaterThanOrEqual(1500);
     // The team is still known; its next workflow gets actors again.
     expect((await sup.call("sup.team.list", {})).teams.map((t) => t.name)).toContain("idle-team");
     expect((await c.wait(await c.submit(team))).status).toBe("completed");
+    await until(
+      "the four spawns announced",
+      () => rec.events.filter((e) => e.event.type === "ACTOR_SPAWNED").length >= 4,
+    );
     rec.stop();
     expect(rec.events.filter((e) => e.event.type === "ACTOR_SPAWNED")).toHaveLength(4);
   });
