@@ -27,6 +27,8 @@ export interface TestCluster extends CadreClient {
   tail(lines?: number): string;
   /** Runs the `cadre` command against this cluster and returns its standard output. */
   cli(...args: string[]): string;
+  /** A connection of this process as one of the cluster's identities (`viewer`, `host-2`...). */
+  connectAs(name: string): Promise<NatsConnection>;
   /** The environment a `cadre` command needs to reach this cluster (as the operator when authenticated). */
   cliEnv(): Record<string, string>;
   stop(): Promise<void>;
@@ -99,6 +101,11 @@ export async function startCluster(
     stack,
     logs,
     cliEnv,
+    connectAs: (name) =>
+      connectNats(stack.natsUrl, `test-${name}`, undefined, {
+        credentials: stack.security?.credentials(name) ?? "",
+        tls: stack.security?.tls?.(name),
+      }),
     cli: (...args) =>
       execFileSync(process.execPath, [cadre, ...args], {
         env: { ...process.env, ...cliEnv() },

@@ -6,8 +6,9 @@
  * changes nothing; the workflow finishes with its genuine output.
  */
 
-import { BUCKETS, type CadreError, type TeamInput } from "@cadre/protocol";
-import { call, connectNats, heldProof, type NatsConnection, SupervisorClient, taskToken } from "@cadre/runtime";
+import { BUCKETS, type TeamInput } from "@cadre/protocol";
+import { rejection } from "@cadre/protocol/testing";
+import { call, heldProof, SupervisorClient, taskToken } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
@@ -27,19 +28,8 @@ const team: TeamInput = {
   },
 };
 
-async function refusal(p: Promise<unknown>): Promise<CadreError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CadreError;
-  }
-  throw new Error("expected a refusal");
-}
-
 describe("forged actions on an authenticated stack", () => {
   let c: TestCluster;
-  const as = (name: string): Promise<NatsConnection> =>
-    connectNats(c.stack.natsUrl, `test-${name}`, undefined, { credentials: c.stack.security?.credentials(name) ?? "" });
 
   beforeAll(async () => {
     c = await startCluster({ hosts: 2, security: true });
@@ -66,7 +56,7 @@ describe("forged actions on an authenticated stack", () => {
       hostId: "host-2",
       proof: heldProof(taskToken(Buffer.from("guess"), taskId, 1), taskId, 1, "host-2"),
     };
-    const nc = await as("host-2");
+    const nc = await c.connectAs("host-2");
     try {
       for (const holding of [undefined, guessed]) {
         const h = holding ? { holding } : {};
@@ -78,7 +68,7 @@ describe("forged actions on an authenticated stack", () => {
             call(nc, "sup.task.admit", { taskId, workflowId: id, epoch: parent.epoch, kind: parent.kind, ...h }, opts),
         ];
         for (const attempt of attempts) {
-          const e = await refusal(attempt());
+          const e = await rejection(attempt());
           expect(e.code).toBe("PERMISSION_DENIED");
           expect(e.message).toContain("does not prove its sender holds the task");
         }
@@ -110,10 +100,14 @@ describe("forged actions on an authenticated stack", () => {
       ["viewer", BUCKETS.state, "wf-x.key"],
     ];
     for (const [who, bucket, key] of attempts) {
-      const nc = await as(who);
+      const nc = await c.connectAs(who);
       try {
         const kv = await new Kvm(nc).open(bucket);
-        const e = await refusal(kv.put(key, JSON.stringify({ holder: who, forged: true })));
+        // nats.js's own error (the server's permissions violation), not a Cadre one.
+        const e = await kv.put(key, JSON.stringify({ holder: who, forged: true })).then(
+          () => new Error(`${who} wrote ${bucket}/${key}`),
+          (err: Error) => err,
+        );
         expect(`${e.name}: ${e.message}`, `${who} writing ${bucket}/${key}`).toMatch(/permission/i);
       } finally {
         await nc.close();

@@ -5,6 +5,7 @@
  * scraping the stack returns the same completed-task count through its query API.
  */
 
+import { METRIC_NAMES } from "@cadre/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fanTeam, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 import { startPrometheus, type TestPrometheus } from "../helpers/prometheus.js";
@@ -128,14 +129,7 @@ describe("metrics of every service", () => {
       const m = JSON.parse(c.cli("monitor", "--json")) as { metrics: { metric: string; value: number | null }[] };
       return m.metrics.every((x) => x.value !== null) ? m : undefined;
     });
-    expect(monitor.metrics.map((m) => m.metric)).toEqual([
-      "state_conflicts_per_minute",
-      "delegation_depth_p99",
-      "active_agents_count",
-      "event_queue_depth",
-      "memory_usage_percent",
-      "hook_failure_rate",
-    ]);
+    expect(monitor.metrics.map((m) => m.metric)).toEqual([...METRIC_NAMES]);
     expect(c.cli("monitor")).toMatch(/^active_agents_count\s+\d+\s+45\s+40\.5\s+throttle\s+ok/m);
   });
 });

@@ -7,7 +7,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CadreError, encode, parseTeam, resultMessageId, subjects, type TeamInput } from "@cadre/protocol";
+import { encode, parseTeam, resultMessageId, subjects, type TeamInput } from "@cadre/protocol";
+import { rejection } from "@cadre/protocol/testing";
 import { connectNats, initSecurity, type NatsConnection, resultSigner, SupervisorClient } from "@cadre/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,15 +27,6 @@ const team: TeamInput = {
   },
 };
 
-async function refusal(p: Promise<unknown>): Promise<CadreError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CadreError;
-  }
-  throw new Error("expected a refusal");
-}
-
 /** Collects the permission violations the server reports to a connection. */
 function violations(nc: NatsConnection): string[] {
   const seen: string[] = [];
@@ -49,8 +41,6 @@ function violations(nc: NatsConnection): string[] {
 
 describe("security on: identities and permissions per role", () => {
   let c: TestCluster;
-  const as = (name: string) =>
-    connectNats(c.stack.natsUrl, `test-${name}`, undefined, { credentials: c.stack.security?.credentials(name) ?? "" });
 
   beforeAll(async () => {
     c = await startCluster({ hosts: 2, security: true });
@@ -66,13 +56,13 @@ describe("security on: identities and permissions per role", () => {
   });
 
   it("refuses a client without credentials, and one with a wrong key", async () => {
-    const anonymous = await refusal(connectNats(c.stack.natsUrl, "anonymous"));
+    const anonymous = await rejection(connectNats(c.stack.natsUrl, "anonymous"));
     expect(anonymous.code).toBe("PERMISSION_DENIED");
     expect(anonymous.message).toContain("refused this identity");
     // A well-formed key the server was never told about.
     const dir = mkdtempSync(join(tmpdir(), "cadre-stranger-"));
     const stranger = initSecurity(dir).credentials("operator");
-    const wrong = await refusal(connectNats(c.stack.natsUrl, "stranger", undefined, { credentials: stranger }));
+    const wrong = await rejection(connectNats(c.stack.natsUrl, "stranger", undefined, { credentials: stranger }));
     expect(wrong.code).toBe("PERMISSION_DENIED");
     rmSync(dir, { recursive: true, force: true });
   });
@@ -80,7 +70,7 @@ describe("security on: identities and permissions per role", () => {
   it("lets the viewer read and refuses its writes with a typed error, changing nothing", async () => {
     const id = await c.submit(team);
     await c.wait(id);
-    const nc = await as("viewer");
+    const nc = await c.connectAs("viewer");
     try {
       const viewer = new SupervisorClient(nc, { sender: "viewer", timeoutMs: 5000 });
       expect((await viewer.call("sup.status", { workflowId: id })).workflow.status).toBe("completed");
@@ -90,7 +80,7 @@ describe("security on: identities and permissions per role", () => {
         () => viewer.call("sup.freeze", { workflowId: id, frozen: true }),
         () => viewer.call("sup.quarantine", { op: "list" }),
       ]) {
-        const e = await refusal(attempt());
+        const e = await rejection(attempt());
         expect(e.code).toBe("PERMISSION_DENIED");
         expect(e.retryable).toBe(false);
       }
@@ -121,7 +111,7 @@ describe("security on: identities and permissions per role", () => {
     const taskId = String(started.event.data.taskId);
     // host-2 may publish results (for its own tasks): it forges two for host-1's task, under the
     // predictable message id the genuine result would have had if unsigned.
-    const nc = await as("host-2");
+    const nc = await c.connectAs("host-2");
     try {
       const js = jetstream(nc);
       const forged = {
@@ -173,7 +163,7 @@ describe("security on: identities and permissions per role", () => {
   });
 
   it("keeps a host to its own subjects: no heartbeat for another host, no results stream administration", async () => {
-    const nc = await as("host-1");
+    const nc = await c.connectAs("host-1");
     const seen = violations(nc);
     try {
       nc.publish("cadre.v1.hb.host-2", new Uint8Array([1]));
@@ -205,14 +195,14 @@ describe("security with mutual TLS", () => {
     const operator = files?.credentials("operator") ?? "";
     const tls = files?.tls?.("operator");
     // The right nkey, but no client certificate: the server ends the TLS handshake.
-    const noCert = await refusal(
+    const noCert = await rejection(
       connectNats(c.stack.natsUrl, "no-cert", undefined, { credentials: operator, tls: { caFile: tls?.caFile ?? "" } }),
     );
     expect(["UNAVAILABLE", "PERMISSION_DENIED"]).toContain(noCert.code);
     // A certificate signed by another CA.
     const dir = mkdtempSync(join(tmpdir(), "cadre-other-ca-"));
     const other = initSecurity(dir, { hosts: [], tls: true }).tls?.("operator");
-    const wrongCa = await refusal(
+    const wrongCa = await rejection(
       connectNats(c.stack.natsUrl, "wrong-ca", undefined, {
         credentials: operator,
         tls: { caFile: tls?.caFile ?? "", certFile: other?.certFile, keyFile: other?.keyFile },
@@ -221,7 +211,7 @@ describe("security with mutual TLS", () => {
     expect(["UNAVAILABLE", "PERMISSION_DENIED"]).toContain(wrongCa.code);
     rmSync(dir, { recursive: true, force: true });
     // And nothing in clear text.
-    const plain = await refusal(connectNats(c.stack.natsUrl, "plain", undefined, { credentials: operator }));
+    const plain = await rejection(connectNats(c.stack.natsUrl, "plain", undefined, { credentials: operator }));
     expect(["UNAVAILABLE", "PERMISSION_DENIED"]).toContain(plain.code);
   });
 });
@@ -244,7 +234,7 @@ describe("a host's say on shell commands", () => {
   it("runs an allowed command and refuses any other at spawn, with the setting named", async () => {
     const ok = await c.wait(await c.submit(commandTeam("allowed-cmd", `echo '{"ok":true}'`)));
     expect(ok.status, c.tail()).toBe("completed");
-    const refused = await refusal(c.submit(commandTeam("refused-cmd", "cat /etc/hostname")));
+    const refused = await rejection(c.submit(commandTeam("refused-cmd", "cat /etc/hostname")));
     expect(refused.code).toBe("PERMISSION_DENIED");
     expect(refused.message).toContain("host.commands.allow");
   });

@@ -1,17 +1,6 @@
+import { mulberry32 } from "@cadre/runtime";
 import { describe, expect, it } from "vitest";
 import { erf, mannKendall, median, TrendDetector, type TrendFinding, theilSen } from "./trend.js";
-
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1), so the noisy series are the same every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Multiplicative noise uniform in ±5%. */
 const noise5 = (rand: () => number) => 1 + 0.1 * (rand() - 0.5);

@@ -27,9 +27,10 @@ export async function stageTable(metrics: CadreMetrics): Promise<Reply> {
   const kinds = new Map<string, Stage[]>();
   for (const [k, e] of byKey) {
     const [kind = "", stage = ""] = k.split("\u0000");
+    e.buckets.sort((x, y) => x[0] - y[0]);
     const at = (q: number): number | null => {
       const rank = q * e.count;
-      const b = e.buckets.sort((x, y) => x[0] - y[0]).find(([, n]) => n >= rank && n > 0);
+      const b = e.buckets.find(([, n]) => n >= rank && n > 0);
       return b && Number.isFinite(b[0]) ? b[0] : null;
     };
     const list = kinds.get(kind) ?? [];
