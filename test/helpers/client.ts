@@ -50,9 +50,11 @@ export function cadreClient(nc: NatsConnection): CadreClient {
     taskRecords: (workflowId) =>
       settled(async () => {
         const kv = await kvm.open(BUCKETS.tasks);
+        // A key written while the listing runs can be listed twice: one record per key.
+        const keys = new Set<string>();
+        for await (const key of await kv.keys()) if (key.startsWith(`${workflowId}-`)) keys.add(key);
         const out: TaskRecord[] = [];
-        for await (const key of await kv.keys()) {
-          if (!key.startsWith(`${workflowId}-`)) continue;
+        for (const key of keys) {
           const e = await kv.get(key);
           if (e?.operation === "PUT") out.push(TaskRecordSchema.parse(e.json()));
         }

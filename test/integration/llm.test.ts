@@ -14,6 +14,8 @@ import { fastConfig, recordEvents, startCluster, type TestCluster, until } from 
 import { type LlmStandin, startLlmStandin } from "../helpers/llm-standin.js";
 
 const KEY = "sk-standin-0123456789abcdef";
+const examples = join(import.meta.dirname, "..", "..", "examples");
+const exampleConfig = parse(readFileSync(join(examples, "llm-config.yaml"), "utf8"));
 const WRONG_KEY = "sk-wrong-9876543210fedcba";
 
 const team = (name: string, provider = "standin"): TeamInput => ({
@@ -45,15 +47,21 @@ describe("llm agents against a stand-in provider", () => {
     llm = await startLlmStandin({ apiKey: KEY });
     c = await startCluster({
       hosts: 2,
-      env: { CADRE_TEST_LLM_KEY: KEY, CADRE_TEST_LLM_WRONG_KEY: WRONG_KEY },
+      env: {
+        CADRE_TEST_LLM_KEY: KEY,
+        CADRE_TEST_LLM_WRONG_KEY: WRONG_KEY,
+        CADRE_LLM_BASE_URL: llm.baseURL,
+        CADRE_LLM_API_KEY: KEY,
+      },
       config: {
         ...fastConfig,
         llm: {
           providers: {
             standin: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY" },
             "wrong-key": { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_WRONG_KEY" },
-            // The provider examples/llm-team.yaml names.
-            local: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY" },
+            // The provider examples/llm-team.yaml names, as examples/llm-config.yaml declares it:
+            // reached through the two environment variables it reads.
+            local: exampleConfig.llm.providers.local,
           },
         },
       },
@@ -114,16 +122,27 @@ describe("llm agents against a stand-in provider", () => {
     expect(llm.requests.length - sent).toBe(1);
   });
 
-  it("runs examples/llm-team.yaml: a scripted director and two model-backed agents", async () => {
-    const example = parse(readFileSync(join(import.meta.dirname, "..", "..", "examples", "llm-team.yaml"), "utf8"));
-    // One answer that satisfies both agents' schemas (they run in parallel, in any order).
-    llm.setFallback({ answer: { paragraph: "Queues keep the work.", risks: ["lag", "cost"] } });
+  it("runs examples/llm-team.yaml from its two environment variables: an llm editor delegates to two llm agents", async () => {
+    const example = parse(readFileSync(join(examples, "llm-team.yaml"), "utf8"));
+    const topic = example.input.topic;
+    llm.script({
+      toolCalls: [
+        { name: "writer", arguments: { topic } },
+        { name: "reviewer", arguments: { topic } },
+      ],
+    });
+    // What the writer, the reviewer and then the editor answer: one object that fits all three.
+    llm.setFallback({ answer: { paragraph: "Queues keep the work.", risks: ["lag", "cost"], summary: "Kept." } });
     const before = llm.requests.length;
     const w = await c.wait(await c.submit(example as TeamInput));
+    llm.setFallback({ answer: { ok: true } });
     expect(w.status, c.tail()).toBe("completed");
     expect(w.tasks).toMatchObject({ total: 3, completed: 3 });
-    const models = llm.requests.slice(before).map((r) => (r.body as { model: string }).model);
-    expect(models).toEqual(["llama3.2", "llama3.2"]);
+    expect(w.budget).toEqual({ requests: 20, tokens: 60_000 });
+    expect(w.usage?.requests).toBe(4);
+    const sent = llm.requests.slice(before);
+    expect(sent.map((r) => (r.body as { model: string }).model)).toEqual(Array(4).fill("llama3.2"));
+    expect(sent.every((r) => r.headers.authorization === `Bearer ${KEY}`)).toBe(true);
   });
 
   it("never writes the API key in a log line", () => {

@@ -1,6 +1,14 @@
 /** Submitting a workflow and following it to its end, for `cadre run` and the tests. */
 
-import { BUCKETS, randomId, type Team, TimeoutError, type WorkflowRecord, WorkflowRecordSchema } from "@cadre/protocol";
+import {
+  BUCKETS,
+  type Budget,
+  randomId,
+  type Team,
+  TimeoutError,
+  type WorkflowRecord,
+  WorkflowRecordSchema,
+} from "@cadre/protocol";
 import {
   backoffDelay,
   endSpan,
@@ -21,6 +29,8 @@ export interface SubmitOptions {
   team: Team;
   input?: Record<string, unknown>;
   priority?: number;
+  /** What the workflow's model calls may spend, in place of the team's. */
+  budget?: Budget;
   /** @default 5000 */
   requestTimeoutMs?: number;
 }
@@ -51,6 +61,7 @@ export async function submitWorkflow(
             team: opts.team,
             ...(opts.input ? { input: opts.input } : {}),
             priority: opts.priority ?? 0,
+            ...(opts.budget ? { budget: opts.budget } : {}),
           }),
         { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
       ),

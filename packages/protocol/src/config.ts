@@ -196,6 +196,8 @@ export const ConfigSchema = z
         event_publish: breaker(100, 10_000),
         /** Host → supervisor delegation requests, per host. */
         delegation: breaker(5, 120_000),
+        /** Host → a model provider (5xx, timeouts, lost connections), per host and provider. */
+        llm_provider: breaker(5, 60_000),
       })
       .strict()
       .prefault({}),
@@ -232,6 +234,11 @@ export const ConfigSchema = z
               .object({
                 /** e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama). */
                 baseURL: z.string().url(),
+                /** An environment variable of the host that, when set, is the base URL instead. */
+                baseURLEnv: z
+                  .string()
+                  .regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name")
+                  .optional(),
                 /** The environment variable holding the API key. */
                 apiKeyEnv: z
                   .string()
@@ -243,6 +250,37 @@ export const ConfigSchema = z
                 jsonSchema: z.boolean().default(true),
                 /** Retries of a 429, 5xx or lost connection (honouring Retry-After). @default 2 */
                 maxRetries: z.number().int().min(0).max(10).default(2),
+                /**
+                 * Ask for the answer as server-sent events: the partial text is progress for
+                 * hooks and the monitor. Usage is asked for with `stream_options`. @default true
+                 */
+                stream: z.boolean().default(true),
+                /** Prices per million tokens, by model, for costs and `costUsd` budgets. @default {} (free) */
+                models: z
+                  .record(
+                    z.string().min(1).max(200),
+                    z
+                      .object({
+                        inputUsdPerMTok: z.number().nonnegative().default(0),
+                        outputUsdPerMTok: z.number().nonnegative().default(0),
+                      })
+                      .strict(),
+                  )
+                  .default({}),
+                /**
+                 * The provider's limits, shared by every host of the cluster (one bucket in
+                 * NATS): calls wait for their share. @default none
+                 */
+                limits: z
+                  .object({
+                    requestsPerMinute: z.number().int().positive().optional(),
+                    /** Counted at each call's worst case (prompt size plus maxTokens), then settled. */
+                    tokensPerMinute: z.number().int().positive().optional(),
+                    /** The share of a minute that may go at once. @default 1 (a minute's worth) */
+                    burst: z.number().positive().max(1).default(1),
+                  })
+                  .strict()
+                  .optional(),
               })
               .strict(),
           )

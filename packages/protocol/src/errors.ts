@@ -191,6 +191,37 @@ export class BehaviourFailedError extends CadreError {
   }
 }
 
+/**
+ * A model call was not made because it could exceed a budget (a workflow's or a kind's): the
+ * call's worst case (its prompt's size plus its `maxTokens`, and the cost of those at the
+ * provider's prices), on top of what was spent and what calls in flight have reserved, would
+ * pass the limit. Not retryable: the budget does not grow by waiting.
+ */
+export class BudgetExceededError extends CadreError {
+  static readonly code = "BUDGET_EXCEEDED";
+  /** The same as `data`, typed. */
+  readonly details: {
+    /** `workflow <id>` or `kind <name> of workflow <id>`. */
+    budget: string;
+    /** What ran out first: `tokens`, `costUsd` or `requests`. */
+    dimension: string;
+    limit: number;
+    spent: number;
+    /** Held by calls in flight. */
+    reserved: number;
+    /** The refused call's worst case. */
+    requested: number;
+  };
+  constructor(data: BudgetExceededError["details"]) {
+    super(
+      BudgetExceededError.code,
+      `the ${data.budget} budget allows ${data.limit} ${data.dimension}; ${data.spent} spent and ${data.reserved} held by calls in flight leave less than the ${data.requested} this call may use; raise the budget (team file or submit) or lower the kind's maxTokens`,
+      { retryable: false, data },
+    );
+    this.details = data;
+  }
+}
+
 /** Work did not finish within its time limit. */
 export class TimeoutError extends CadreError {
   static readonly code = "TIMEOUT";
@@ -330,6 +361,15 @@ const rebuilders: Record<string, Rebuild> = {
   [InvalidAgentResponseError.code]: (w) => new InvalidAgentResponseError(str(w.data?.kind), issueList(w.data?.issues)),
   [BehaviourFailedError.code]: (w) => new BehaviourFailedError(w.message, w.data, { retryable: w.retryable !== false }),
   [TimeoutError.code]: (w) => new TimeoutError(str(w.data?.what), num(w.data?.timeoutMs)),
+  [BudgetExceededError.code]: (w) =>
+    new BudgetExceededError({
+      budget: str(w.data?.budget),
+      dimension: str(w.data?.dimension),
+      limit: num(w.data?.limit),
+      spent: num(w.data?.spent),
+      reserved: num(w.data?.reserved),
+      requested: num(w.data?.requested),
+    }),
   [HookFailedError.code]: (w) => {
     const reason = str(w.data?.reason);
     return new HookFailedError(
@@ -364,6 +404,7 @@ export const errorClasses = [
   ResourceExhaustedError,
   InvalidAgentResponseError,
   BehaviourFailedError,
+  BudgetExceededError,
   TimeoutError,
   DeadlockVictimError,
   HookFailedError,

@@ -45,6 +45,9 @@ const CRITICAL_BEFORE = [
   "SCALE_REQUESTED",
   "ADMISSION_THROTTLED",
   "ADMISSION_RESTORED",
+  // Added with the llm behaviours: what budgets do is never dropped.
+  "BUDGET_THRESHOLD_REACHED",
+  "BUDGET_EXCEEDED",
 ];
 
 const threshold = { metric: "m", value: 7, threshold: 5, clear: 4.5 };
@@ -261,6 +264,24 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   HOOK_BYPASSED: { scope: "hook_failure_rate", data: { hook: "audit", hostId: "h1", forMs: 60_000, failureRate: 0.5 } },
   ADMISSION_THROTTLED: { scope: "admission", data: { belowPriority: 5, untilMs: 1_700_000_060_000, reason: "x" } },
   ADMISSION_RESTORED: { scope: "admission", data: { reason: "active_agents_count cleared" } },
+  BUDGET_THRESHOLD_REACHED: {
+    scope: "w1",
+    data: { budget: "workflow w1", percent: 80, dimension: "requests", limit: 10, spent: 8 },
+  },
+  BUDGET_EXCEEDED: {
+    scope: "w1",
+    data: {
+      taskId: "w1-r-3",
+      budget: "workflow w1",
+      dimension: "requests",
+      limit: 6,
+      spent: 5,
+      reserved: 1,
+      requested: 1,
+    },
+  },
+  LLM_CALL_REPLAYED: { scope: "w1", data: { taskId: "w1-r", turn: 1, paidBy: "h1", attempt: 2 } },
+  LLM_PROGRESS: { scope: "w1", data: { taskId: "w1-r", turn: 0, chars: 120, tail: "...queues", hostId: "h1" } },
   PERFORMANCE_DEGRADATION_DETECTED: { scope: "trend_analysis", data: trend },
   MEMORY_TREND: { scope: "trend_analysis", data: { ...trend, service: "host-1", bytesPerMinute: 1_000_000 } },
 };

@@ -665,6 +665,53 @@ export const events = {
     data: z.object({ reason: z.string().max(1000) }),
   },
 
+  // llm: model calls of llm behaviours (agent-host); scope is the workflow
+  BUDGET_THRESHOLD_REACHED: {
+    category: "llm",
+    critical: true,
+    summary: "a budget's spending passed 50, 80 or 100% of its limit (announced once each, agent-host)",
+    data: z.object({
+      budget: ref(),
+      percent: int(),
+      /** The dimension nearest its limit. */
+      dimension: ref(),
+      limit: z.number(),
+      spent: z.number(),
+    }),
+  },
+  BUDGET_EXCEEDED: {
+    category: "llm",
+    critical: true,
+    summary: "a model call was not made: its worst case would pass a budget (the task fails BUDGET_EXCEEDED)",
+    data: z.object({
+      taskId: ref(),
+      budget: ref(),
+      dimension: ref(),
+      limit: z.number(),
+      spent: z.number(),
+      reserved: z.number(),
+      requested: z.number(),
+    }),
+  },
+  LLM_CALL_REPLAYED: {
+    category: "llm",
+    critical: false,
+    summary: "a redelivered task took a model call's answer from the journal instead of calling again",
+    data: z.object({ taskId: ref(), turn: count(), paidBy: ref(), attempt: int() }),
+  },
+  LLM_PROGRESS: {
+    category: "llm",
+    critical: false,
+    summary: "a streamed model answer is arriving (at most one a second per task): its length so far and its tail",
+    data: z.object({
+      taskId: ref(),
+      turn: count(),
+      chars: count(),
+      tail: z.string().max(200),
+      hostId: ref(),
+    }),
+  },
+
   // performance: scope is what was analysed (the seed's lines: trend_analysis)
   PERFORMANCE_DEGRADATION_DETECTED: {
     category: "performance",

@@ -5,6 +5,7 @@ export { ConfigSchema, OrchestrationLimitsSchema, parseConfig } from "./config.j
 export type { WireError } from "./errors.js";
 export {
   BehaviourFailedError,
+  BudgetExceededError,
   CadreError,
   CircularDelegationError,
   ConcurrentModificationError,
@@ -56,6 +57,19 @@ export {
   rootTaskId,
   taskMessageId,
 } from "./ids.js";
+export type { Amount, Budget, JournalEntry, Ledger, RateBucket, ToolCall, Usage } from "./llm.js";
+export {
+  AmountSchema,
+  addUsage,
+  BudgetSchema,
+  JournalEntrySchema,
+  LedgerSchema,
+  llmKeys,
+  RateBucketSchema,
+  ToolCallSchema,
+  UsageSchema,
+  ZERO_USAGE,
+} from "./llm.js";
 export type {
   ActorRecord,
   ActorSpec,

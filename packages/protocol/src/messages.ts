@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import { BudgetSchema, UsageSchema } from "./llm.js";
 import { MAX_TOKEN_LENGTH } from "./subjects.js";
 import { KindSchema, NameSchema, TeamSchema } from "./team.js";
 
@@ -87,6 +88,8 @@ export const TaskResultSchema = z.object({
    * keyed with the task token, which only the task's delivery carries (runtime security.ts).
    */
   proof: Proof.optional(),
+  /** What the attempt's model calls used, replayed calls included (llm behaviours only). */
+  usage: UsageSchema.optional(),
 });
 
 /**
@@ -110,12 +113,20 @@ export const SubmitRequestSchema = z.object({
   /** Overrides the team's root input. */
   input: Json.optional(),
   priority: z.number().int().default(0),
+  /** What the workflow's model calls may spend, in place of the team's `budget`. */
+  budget: BudgetSchema.optional(),
 });
 export const SubmitReplySchema = z.object({ workflowId: Id, rootTaskId: Id, teamId: Id });
 
 export const DelegateRequestSchema = z.object({
   parent: TaskEnvelopeSchema,
   subtasks: z.array(SubtaskSpecSchema).min(1).max(1000),
+  /**
+   * The first subtask's index among the parent's children (ids `<parent>-<offset + i>`): a
+   * director that delegates more than once (a model's tool calls, turn after turn) numbers its
+   * children on, and a replay numbers them the same. @default 0
+   */
+  offset: z.number().int().min(0).max(100_000).default(0),
   holding: HoldingSchema.optional(),
 });
 export const DelegateReplySchema = z.object({
@@ -152,6 +163,10 @@ export const WorkflowRecordSchema = z.object({
   tasks: TaskCountsSchema,
   output: z.unknown().optional(),
   error: WireErrorSchema.optional(),
+  /** What the applied results' model calls used, added up. */
+  usage: UsageSchema.optional(),
+  /** What the workflow's model calls may spend (the submit's or the team's). */
+  budget: BudgetSchema.optional(),
 });
 
 /** The result that was applied to a task. */
@@ -197,6 +212,8 @@ export const TaskRecordSchema = z.object({
     .array(z.object({ resultId: Ref, actorId: Id, hostId: Id, issues: z.array(z.unknown()) }))
     .max(20)
     .default([]),
+  /** What the applied result's model calls used. */
+  usage: UsageSchema.optional(),
 });
 
 /** An actor to start on a host. */

@@ -110,6 +110,8 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
             `$JS.ACK.${STREAMS.tasks}.>`,
             `$KV.${BUCKETS.state}.>`,
             `$KV.${BUCKETS.registry}.host.${hostId}`,
+            // Budgets' ledgers, providers' limits and the call journal (llm.ts), shared by hosts.
+            `$KV.${BUCKETS.llm}.>`,
           ],
           // Agents write workflow state in transactions; checkpoints are the operator's.
           deny: [`$KV.${BUCKETS.state}.*._ckpt.>`],

@@ -59,6 +59,8 @@ export const BUCKETS = {
   registry: "cadre_registry",
   /** Workflow state that agents share: keys `<workflowId>.<name>`, written in transactions. */
   state: "cadre_state",
+  /** Model calls: budgets' ledgers, providers' shared limits, the call journal (llm.ts). */
+  llm: "cadre_llm",
 } as const;
 
 /** The longest subject token (an id, a name, a scope): see "Bounds" above. */

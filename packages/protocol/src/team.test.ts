@@ -357,12 +357,38 @@ describe("validateOutput", () => {
     expect(compileOutputSchema(schema)).toBe(compileOutputSchema(schema));
   });
 
-  it("takes an llm agent with its prompt, and refuses an llm kind that would delegate", () => {
+  it("takes an llm agent with its prompt, and an llm lead that delegates to declared kinds only", () => {
     const llm = { type: "llm", provider: "local", model: "m", prompt: "Summarise {{input.topic}}" } as const;
     const team = parseTeam({ name: "t", root: "a", kinds: { a: { role: "agent", behaviour: llm } } });
     expect(team.kinds.a?.behaviour).toMatchObject({ type: "llm", maxTokens: 1024, system: "", timeoutMs: 60_000 });
-    const e = thrown(() => parseTeam({ name: "t", root: "a", kinds: { a: { role: "lead", behaviour: llm } } }));
-    expect(e).toBeInstanceOf(InvalidConfigError);
-    expect(e.message).toContain("kinds.a.role");
+    expect(team.kinds.a?.behaviour).toMatchObject({ delegates: [], maxTurns: 8 });
+    const lead = parseTeam({
+      name: "t",
+      root: "a",
+      budget: { requests: 5 },
+      kinds: {
+        a: { role: "lead", behaviour: { ...llm, delegates: ["b"] } },
+        b: { role: "agent", input: { type: "object" }, budget: { tokens: 100 }, behaviour: llm },
+      },
+    });
+    expect(lead.kinds.b).toMatchObject({ input: { type: "object" }, budget: { tokens: 100 } });
+    expect(lead.budget).toEqual({ requests: 5 });
+    const unknown = thrown(() =>
+      parseTeam({ name: "t", root: "a", kinds: { a: { role: "lead", behaviour: { ...llm, delegates: ["x"] } } } }),
+    );
+    expect(unknown).toBeInstanceOf(InvalidConfigError);
+    expect(unknown.message).toContain("kinds.a.behaviour.delegates.0");
+    const agent = thrown(() =>
+      parseTeam({
+        name: "t",
+        root: "a",
+        kinds: { a: { role: "agent", behaviour: { ...llm, delegates: ["a"] } } },
+      }),
+    );
+    expect(agent.message).toContain("an agent cannot delegate");
+    const budget = thrown(() =>
+      parseTeam({ name: "t", root: "a", budget: { dollars: 1 }, kinds: { a: { role: "agent", behaviour: llm } } }),
+    );
+    expect(budget.message).toContain("dollars");
   });
 });

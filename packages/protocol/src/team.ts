@@ -20,6 +20,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { formatIssues, InvalidConfigError } from "./errors.js";
+import { BudgetSchema } from "./llm.js";
 
 /** A kind or team name: lower case, digits and "-", usable as a subject token. */
 export const NameSchema = z
@@ -94,7 +95,12 @@ export const CommandBehaviourSchema = z
  * under `llm.providers`: the API key never comes from the team file). The answer is the output:
  * parsed as JSON when it is JSON, else `{ text }`; the kind's output schema is sent as
  * `response_format: json_schema` where the provider supports it, and always checked by the
- * supervisor, so a model that breaks it is quarantined like any agent. Agents only, for now.
+ * supervisor, so a model that breaks it is quarantined like any agent.
+ *
+ * A director or lead offers each kind of `delegates` to the model as a tool (the kind's name,
+ * description and input schema). Its tool calls become subtasks, delegated through the
+ * supervisor's policy; their outputs (or the typed refusal) go back to the model as tool
+ * messages until it answers, for at most `maxTurns` model calls.
  */
 export const LlmBehaviourSchema = z
   .object({
@@ -111,6 +117,10 @@ export const LlmBehaviourSchema = z
     temperature: z.number().min(0).max(2).optional(),
     /** One call's time limit (the provider's answer, retries included). @default 60000 */
     timeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
+    /** Kinds the model may delegate to, as tools (directors and leads). @default [] */
+    delegates: z.array(NameSchema).max(128).default([]),
+    /** Model calls of one task at most (a director's conversation). @default 8 */
+    maxTurns: z.number().int().min(1).max(100).default(8),
   })
   .strict();
 
@@ -138,6 +148,13 @@ export const KindSchema = z
     behaviour: BehaviourSchema,
     /** JSON Schema of the output. @default {} (anything) */
     output: JsonSchemaObject.default({}),
+    /**
+     * JSON Schema of the input: what a model delegating to this kind is told to pass (the
+     * tool's parameters), and what its tool call is checked against. @default {} (anything)
+     */
+    input: JsonSchemaObject.default({}),
+    /** What the model calls of all tasks of this kind in one workflow may spend. @default none */
+    budget: BudgetSchema.optional(),
     /**
      * Resources (declared under the team's `resources`) each attempt acquires, in this order,
      * before it plans or works; held until the attempt ends. @default []
@@ -180,6 +197,8 @@ export const TeamSchema = z
     priority: z.number().int().default(0),
     /** Resources the kinds acquire (see KindSchema.acquire). @default {} */
     resources: z.record(NameSchema, ResourceSchema).default({}),
+    /** What each workflow's model calls may spend (a submit may give its own). @default none */
+    budget: BudgetSchema.optional(),
     kinds: z.record(NameSchema, KindSchema),
   })
   .strict()
@@ -197,37 +216,34 @@ export const TeamSchema = z
           });
         }
       });
-      try {
-        compileOutputSchema(kind.output);
-      } catch (err) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["kinds", name, "output"],
-          message: `not a usable JSON Schema: ${(err as Error).message}`,
-        });
-      }
-      if (kind.behaviour.type === "llm" && kind.role !== "agent") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["kinds", name, "role"],
-          message:
-            'an llm kind is an agent for now (delegation through tool calls is not built yet); give it role "agent"',
-        });
-      }
-      if (kind.behaviour.type !== "script") continue;
-      kind.behaviour.delegate.forEach((d, i) => {
-        if (!(d.kind in team.kinds)) {
+      for (const field of ["output", "input"] as const) {
+        try {
+          compileOutputSchema(kind[field]);
+        } catch (err) {
           ctx.addIssue({
             code: "custom",
-            path: ["kinds", name, "behaviour", "delegate", i, "kind"],
-            message: `kind "${d.kind}" is not declared under kinds`,
+            path: ["kinds", name, field],
+            message: `not a usable JSON Schema: ${(err as Error).message}`,
+          });
+        }
+      }
+      const b = kind.behaviour;
+      if (b.type === "command") continue;
+      const delegated = b.type === "script" ? b.delegate.map((d) => d.kind) : b.delegates;
+      const field = b.type === "script" ? "delegate" : "delegates";
+      delegated.forEach((k, i) => {
+        if (!(k in team.kinds)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["kinds", name, "behaviour", field, ...(b.type === "script" ? [i, "kind"] : [i])],
+            message: `kind "${k}" is not declared under kinds`,
           });
         }
       });
-      if (kind.role === "agent" && kind.behaviour.delegate.length > 0) {
+      if (kind.role === "agent" && delegated.length > 0) {
         ctx.addIssue({
           code: "custom",
-          path: ["kinds", name, "behaviour", "delegate"],
+          path: ["kinds", name, "behaviour", field],
           message: 'an agent cannot delegate; give the kind role "lead" or "director"',
         });
       }

@@ -7,6 +7,7 @@ import { pack } from "msgpackr";
 import { PROTOCOL_VERSION } from "./codec.js";
 import {
   BehaviourFailedError,
+  BudgetExceededError,
   CadreError,
   CircularDelegationError,
   ConcurrentModificationError,
@@ -92,6 +93,14 @@ export const errorSamples: readonly CadreError[] = [
   new ResourceExhaustedError("agents of orchestrator engineering-director", 10, 10),
   new InvalidAgentResponseError("backend-engineer", [{ path: "summary", message: "expected string" }]),
   new BehaviourFailedError("command exited with status 2", { exitCode: 2, stderr: "boom" }),
+  new BudgetExceededError({
+    budget: "workflow w1abc",
+    dimension: "requests",
+    limit: 6,
+    spent: 5,
+    reserved: 1,
+    requested: 1,
+  }),
   new TimeoutError("task w1abc-r-0", 30_000),
   new DeadlockVictimError("w1-r-1", ["w1-r-1", "w1-r-0"], "pool-x"),
   new HookFailedError("audit", "beforeTask", "timeout", "no answer within 5000 ms"),

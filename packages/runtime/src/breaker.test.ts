@@ -265,6 +265,7 @@ describe("createBreaker", () => {
       state_update: { threshold: 5, resetTimeoutMs: 30_000, firstResetMs: 1000 },
       event_publish: { threshold: 100, resetTimeoutMs: 10_000, firstResetMs: 1000 },
       delegation: { threshold: 5, resetTimeoutMs: 120_000, firstResetMs: 1000 },
+      llm_provider: { threshold: 5, resetTimeoutMs: 60_000, firstResetMs: 1000 },
     });
   });
 

@@ -127,7 +127,7 @@ export function isDependencyFailure(err: unknown): boolean {
 }
 
 /** The names of the breakers Cadre's services use. */
-export type BreakerName = "agent_spawn" | "state_update" | "event_publish" | "delegation";
+export type BreakerName = "agent_spawn" | "state_update" | "event_publish" | "delegation" | "llm_provider";
 
 interface BreakerConfig {
   threshold: number;
@@ -325,13 +325,15 @@ export class Breakers {
     },
   ) {}
 
-  get(name: BreakerName, key = ""): Breaker {
+  /** The breaker of `name` (and `key`), made on first use; `isFailure` applies when it is made. */
+  get(name: BreakerName, key = "", isFailure?: (err: unknown) => boolean): Breaker {
     const id = key ? `${name}:${key}` : name;
     let b = this.made.get(id);
     if (!b) {
       b = createBreaker({
         name: id,
         ...this.settings[name],
+        ...(isFailure ? { isFailure } : {}),
         ...(this.opts.clock ? { clock: this.opts.clock } : {}),
         ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
         onTransition: (t) => {

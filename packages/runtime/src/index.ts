@@ -22,6 +22,8 @@ export type {
   FailureRateRule,
 } from "./breaker.js";
 export { Breakers, CircuitOpenError, createBreaker, isDependencyFailure } from "./breaker.js";
+export { BUDGET_MARKS, type BudgetScope, Budgets, type Reservation } from "./budgets.js";
+export { CallJournal } from "./call-journal.js";
 export type { Clock } from "./clock.js";
 export { ManualClock, sleep, systemClock } from "./clock.js";
 export type { ConfigSources } from "./config-loader.js";

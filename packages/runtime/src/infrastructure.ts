@@ -19,6 +19,8 @@ export interface Buckets {
   registry: KV;
   /** Workflow state shared by agents, written in transactions (transactions.ts). */
   state: KV;
+  /** Model calls: budgets, providers' shared limits, the call journal (protocol llm.ts). */
+  llm: KV;
 }
 
 type StreamSettings = Omit<Parameters<JetStreamManager["streams"]["add"]>[0], "name">;
@@ -83,6 +85,7 @@ export async function openInfrastructure(nc: NatsConnection, timeoutMs = 30_000)
         tasks: await kvm.open(BUCKETS.tasks),
         registry: await kvm.open(BUCKETS.registry),
         state: await kvm.open(BUCKETS.state),
+        llm: await kvm.open(BUCKETS.llm),
       };
     } catch (err) {
       const missing = /not found/i.test((err as Error).message);
@@ -155,6 +158,7 @@ async function ensureOnce(nc: NatsConnection, config: Config): Promise<Buckets> 
     tasks: await open(BUCKETS.tasks, 5, false),
     registry: await open(BUCKETS.registry, 1, false),
     state: await open(BUCKETS.state, 5, true),
+    llm: await open(BUCKETS.llm, 1, false),
   };
   // Every write to the state bucket: the transaction log that rollback and replay read. A
   // mirror is written by the server, so no committed write can miss it. Kept for the session,

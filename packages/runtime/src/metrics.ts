@@ -46,6 +46,8 @@ export const STAGE_BUCKETS: readonly number[] = [
 /** Buckets of `cadre_delegation_depth`: every integer depth 0 to 10. */
 export const DEPTH_BUCKETS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 /** Buckets of `cadre_heartbeat_gap_seconds`: around the 100 ms heartbeat up to a dead host (seconds). */
+/** Buckets of `cadre_llm_request_seconds`: a local model's first token to a long answer. */
+export const LLM_REQUEST_BUCKETS: readonly number[] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 export const HEARTBEAT_GAP_BUCKETS: readonly number[] = [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 30];
 
 /** Every metric of one Cadre process, each a named field, and the registry holding them. */
@@ -89,6 +91,12 @@ export interface CadreMetrics {
   readonly reconciliation: Counter<"classification">;
   /** `cadre_threshold_actions_total{metric,action}`: actions taken because a watched metric crossed its threshold. */
   readonly thresholdActions: Counter<"metric" | "action">;
+  /** `cadre_llm_tokens_total{direction,model}`: tokens of completed model calls, direction input or output. */
+  readonly llmTokens: Counter<"direction" | "model">;
+  /** `cadre_llm_cost_usd_total{model}`: cost of completed model calls at the provider's prices. */
+  readonly llmCostUsd: Counter<"model">;
+  /** `cadre_llm_calls_total{model,outcome}`: model calls, outcome ok, failed, refused (budget) or replayed (journal). */
+  readonly llmCalls: Counter<"model" | "outcome">;
 
   // --- histograms ---
   /** `cadre_task_stage_seconds{kind,stage}`: time a task spent in a stage (queued, working, waiting, applying). */
@@ -97,6 +105,8 @@ export interface CadreMetrics {
   readonly delegationDepth: Histogram;
   /** `cadre_heartbeat_gap_seconds{host}`: time between two consecutive heartbeats received from a host. */
   readonly heartbeatGapSeconds: Histogram<"host">;
+  /** `cadre_llm_request_seconds{model,outcome}`: time of one model call (the provider's answer, retries included). */
+  readonly llmRequestSeconds: Histogram<"model" | "outcome">;
 
   // --- gauges ---
   /** `cadre_workflows{status}`: workflows currently in each status. */
@@ -231,6 +241,21 @@ export function createMetrics(opts: CreateMetricsOptions = { service: "cadre" })
       "Actions taken because a watched metric crossed its threshold, by metric and action.",
       ["metric", "action"],
     ),
+    llmTokens: counter(
+      "llm_tokens_total",
+      "Tokens of completed model calls, by direction (input or output) and model.",
+      ["direction", "model"],
+    ),
+    llmCostUsd: counter(
+      "llm_cost_usd_total",
+      "Cost in USD of completed model calls at the provider's prices, by model.",
+      ["model"],
+    ),
+    llmCalls: counter(
+      "llm_calls_total",
+      "Model calls, by model and outcome (ok, failed, refused by a budget, replayed from the journal).",
+      ["model", "outcome"],
+    ),
 
     taskStageSeconds: histogram(
       "task_stage_seconds",
@@ -248,6 +273,12 @@ export function createMetrics(opts: CreateMetricsOptions = { service: "cadre" })
       "Seconds between two consecutive heartbeats received from a host, by host.",
       HEARTBEAT_GAP_BUCKETS,
       ["host"],
+    ),
+    llmRequestSeconds: histogram(
+      "llm_request_seconds",
+      "Seconds of one model call (the provider's answer, the client's retries included), by model and outcome.",
+      LLM_REQUEST_BUCKETS,
+      ["model", "outcome"],
     ),
 
     workflows: gauge("workflows", "Workflows currently in each status.", ["status"]),

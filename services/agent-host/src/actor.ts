@@ -6,7 +6,7 @@
  * still in `reporting`, which ignores it, and that task would be held for ever).
  */
 
-import type { ActorSpec, InheritedContext, SubtaskSpec, TaskEnvelope } from "@cadre/protocol";
+import type { ActorSpec, InheritedContext, SubtaskSpec, TaskEnvelope, Usage } from "@cadre/protocol";
 import type { Clock } from "@cadre/runtime";
 import { type AnyActorRef, createActor, fromPromise } from "xstate";
 import type { AttemptActor, Outcome, RetryPolicy, TaskAttempt } from "./attempt.js";
@@ -15,7 +15,7 @@ import {
   type BehaviourContext,
   type ChildOutcome,
   createBehaviour,
-  type LlmProvider,
+  type LlmDeps,
 } from "./behaviours/index.js";
 import { agentMachine, directorMachine } from "./machines/index.js";
 
@@ -27,8 +27,8 @@ export interface ActorDeps {
   attemptTimeoutMs: number;
   /** The configuration's retry settings, for kinds that set none. */
   retry: RetryPolicy;
-  /** Model providers for llm behaviours (the configuration's `llm.providers`). */
-  providers?: Record<string, LlmProvider>;
+  /** What llm behaviours call models through (absent: kinds of type llm are refused). */
+  llm?: LlmDeps;
   /** The workflow's shared state, as behaviours see it. */
   state(workflowId: string): BehaviourContext["state"];
   /** Runs the `beforeTask` hooks (a critical one's failure rejects and fails the attempt). */
@@ -67,7 +67,7 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
     readonly spec: ActorSpec,
     private readonly d: ActorDeps,
   ) {
-    this.behaviour = createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }, d.providers);
+    this.behaviour = createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }, d.llm);
     this.retry = {
       attempts: spec.kind.retry?.attempts ?? d.retry.attempts,
       backoffMs: spec.kind.retry?.backoffMs ?? d.retry.backoffMs,
@@ -166,7 +166,20 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
   }
 
   private context(task: TaskEnvelope, attempt: number, signal: AbortSignal): BehaviourContext {
-    return { task, attempt, clock: this.d.clock, signal, state: this.d.state(task.workflowId) };
+    const a = this.attempt?.task.taskId === task.taskId ? this.attempt : undefined;
+    return {
+      task,
+      attempt,
+      clock: this.d.clock,
+      signal,
+      state: this.d.state(task.workflowId),
+      ...(a
+        ? {
+            delegate: (sub: SubtaskSpec, index: number) => a.delegateOne(sub, index, signal),
+            addUsage: (u: Usage) => a.addUsage(u),
+          }
+        : {}),
+    };
   }
 
   /** A step of the behaviour, in a span under the held attempt's (attempt.ts), when it holds the task. */
@@ -204,7 +217,8 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
       if (a && a.task.taskId === input.task.taskId) await a.report(input.outcome);
     });
     const options = { input, clock: this.d.clock };
-    if (this.spec.kind.role === "agent") {
+    // A behaviour without a plan delegates while it runs (an llm director): one `work` per task.
+    if (this.spec.kind.role === "agent" || !this.behaviour.plan) {
       const machine = agentMachine.provide({
         actors: {
           work: fromPromise<unknown, Active>(async ({ input, signal }) => {
@@ -221,7 +235,10 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
       actors: {
         plan: fromPromise<SubtaskSpec[], Active>(async ({ input, signal }) => {
           const a = await this.prepare(input.task, input.attempt, signal);
-          return a.inBehaviour("plan", () => this.behaviour.plan(this.context(input.task, input.attempt, signal)));
+          return a.inBehaviour(
+            "plan",
+            () => this.behaviour.plan?.(this.context(input.task, input.attempt, signal)) ?? [],
+          );
         }),
         delegate: fromPromise<string[], Active & { subtasks: SubtaskSpec[] }>(({ input }) =>
           this.current(input.task).delegate(input.subtasks),

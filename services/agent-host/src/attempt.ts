@@ -8,19 +8,20 @@
  */
 
 import {
-  decodeAs,
+  addUsage,
   HEADERS,
   type HeldTask,
   type Holding,
   type Kind,
   type SubtaskSpec,
-  subjects,
   type TaskEnvelope,
   type TaskRecord,
   type TaskResult,
   TimeoutError,
   type TypedEvent,
+  type Usage,
   type WireErrorBody,
+  ZERO_USAGE,
 } from "@cadre/protocol";
 import {
   type Breaker,
@@ -39,7 +40,6 @@ import {
   SPAN_ATTR,
   type Span,
   SpanKind,
-  type Subscription,
   sleep,
   startSpan,
   withContext,
@@ -47,6 +47,7 @@ import {
 } from "@cadre/runtime";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { ChildOutcome } from "./behaviours/index.js";
+import { ChildWatch } from "./children.js";
 import { isRetryableError } from "./machines/index.js";
 import type { Stored } from "./result-sink.js";
 
@@ -96,19 +97,16 @@ export interface AttemptActor {
   onChild(child: ChildOutcome): void;
 }
 
-/** KV reads in flight at once when a director re-reads its children. */
-const RECHECK_CONCURRENCY = 16;
-
 /** One attempt at one task. */
 export class TaskAttempt {
   readonly attempt: number;
   private started: number;
   private current: AttemptPhase = "admitting";
   private ticker: unknown;
-  private childSub?: Subscription;
-  private childIds?: string[];
-  private readonly seenChildren = new Set<string>();
+  private readonly children: ChildWatch;
   private closed = false;
+  /** What the attempt's model calls used, replayed ones included (llm behaviours). */
+  private used: Usage = ZERO_USAGE;
   private readonly token: string | undefined;
   /**
    * The attempt's CONSUMER span (`cadre.task <kind>`), child of the span that published the task
@@ -131,6 +129,13 @@ export class TaskAttempt {
     // Proves holding in the result, TASK_STARTED and heartbeats (runtime authenticity.ts).
     this.token = msg.headers?.get(HEADERS.taskToken) || undefined;
     this.started = d.clock.now();
+    this.children = new ChildWatch({
+      nc: d.nc,
+      logger: d.logger,
+      parentTaskId: task.taskId,
+      readTask: d.readTask,
+      onChild: (c) => actor.onChild(c),
+    });
     const traced = startSpan(
       `cadre.task ${task.kind}`,
       {
@@ -253,27 +258,29 @@ export class TaskAttempt {
   }
 
   /** Asks the supervisor to delegate; child notices start flowing to the actor before the call. */
-  delegate(subtasks: SubtaskSpec[]): Promise<string[]> {
-    return this.inTrace(() => this.delegateIn(subtasks));
+  delegate(subtasks: SubtaskSpec[], offset = 0): Promise<string[]> {
+    return this.inTrace(() => this.delegateIn(subtasks, offset));
   }
 
-  private async delegateIn(subtasks: SubtaskSpec[]): Promise<string[]> {
+  /**
+   * Delegates one subtask, as child number `index` of the task, and waits for its outcome (an
+   * llm director's tool call). Rejects with the supervisor's refusal (CIRCULAR_DELEGATION...).
+   */
+  async delegateOne(subtask: SubtaskSpec, index: number, signal: AbortSignal): Promise<ChildOutcome> {
+    const [taskId] = await this.delegate([subtask], index);
+    if (!taskId) throw new Error("the supervisor created no subtask");
+    return this.children.outcome(taskId, signal);
+  }
+
+  /** Adds what a model call used to the attempt's usage (reported with its result). */
+  addUsage(u: Usage): void {
+    this.used = addUsage(this.used, u);
+  }
+
+  private async delegateIn(subtasks: SubtaskSpec[], offset: number): Promise<string[]> {
     const { task } = this;
     await this.d.runHooks("onDelegation", { hostId: this.d.hostId, taskId: task.taskId, subtasks });
-    if (!this.closed && !this.childSub) {
-      this.childSub = this.d.nc.subscribe(subjects.child(task.taskId), {
-        callback: (_err, m) => {
-          let record: TaskRecord;
-          try {
-            record = decodeAs(m.data, "child.done").body.record;
-          } catch (err) {
-            this.d.logger.warn({ err }, "bad child notice ignored");
-            return;
-          }
-          this.child(record);
-        },
-      });
-    }
+    this.children.listen();
     // Through the delegation breaker: while the supervisor keeps failing, directors wait for
     // its trial instead of each sending requests into the void (retry waits for the trial).
     const reply = await retry(
@@ -282,13 +289,13 @@ export class TaskAttempt {
           call(
             this.d.nc,
             "sup.delegate",
-            { parent: task, subtasks, ...this.holding() },
+            { parent: task, subtasks, offset, ...this.holding() },
             { sender: this.d.hostId, cid: task.workflowId, timeoutMs: this.d.requestTimeoutMs },
           ),
         ),
       { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.d.clock },
     );
-    this.childIds = reply.taskIds;
+    this.children.add(reply.taskIds);
     // Children created by an earlier attempt may have finished before we subscribed.
     if (reply.existing.length > 0) await this.recheckChildren();
     return reply.taskIds;
@@ -296,23 +303,7 @@ export class TaskAttempt {
 
   /** Reads children that finished but whose notice this host missed (restart, reconnect). */
   async recheckChildren(): Promise<void> {
-    const ids = this.childIds;
-    if (!ids || this.closed) return;
-    const missing = ids.filter((id) => !this.seenChildren.has(id));
-    // A few reads at a time: a director of 1,000 children must not fire 1,000 requests at once
-    // at a server that has just come back.
-    for (let i = 0; i < missing.length && !this.closed; i += RECHECK_CONCURRENCY) {
-      await Promise.all(
-        missing.slice(i, i + RECHECK_CONCURRENCY).map(async (id) => {
-          try {
-            const rec = await this.d.readTask(id);
-            if (rec) this.child(rec);
-          } catch (err) {
-            this.d.logger.debug({ err, taskId: id }, "child not read");
-          }
-        }),
-      );
-    }
+    if (!this.closed) await this.children.recheck();
   }
 
   /**
@@ -376,6 +367,7 @@ export class TaskAttempt {
         actorId: this.actor.actorId,
         status: outcome.status,
         ...(outcome.status === "completed" ? { output: outcome.output } : { error: outcome.error }),
+        ...(this.used.requests > 0 ? { usage: this.used } : {}),
         startedAt: this.startedAt,
         finishedAt: this.d.clock.now(),
       };
@@ -458,7 +450,7 @@ export class TaskAttempt {
     if (this.closed) return;
     this.closed = true;
     this.d.clock.clearTimeout(this.ticker);
-    this.childSub?.unsubscribe();
+    this.children.close();
     endSpan(this.span, this.spanError);
   }
 
@@ -478,20 +470,6 @@ export class TaskAttempt {
       },
       Math.max(50, Math.floor(this.d.ackWaitMs / 3)),
     );
-  }
-
-  private child(rec: TaskRecord): void {
-    if (this.closed || rec.status === "queued" || rec.task.parentTaskId !== this.task.taskId) return;
-    if (this.seenChildren.has(rec.task.taskId)) return;
-    this.seenChildren.add(rec.task.taskId);
-    this.actor.onChild({
-      taskId: rec.task.taskId,
-      kind: rec.task.kind,
-      // A cancelled child: its workflow is ending, and its director is being stopped too.
-      status: rec.status === "completed" ? "completed" : "failed",
-      ...(rec.output !== undefined ? { output: rec.output } : {}),
-      ...(rec.error ? { error: rec.error } : {}),
-    });
   }
 
   /** Lets go of what the attempt acquired (best effort: the supervisor also releases on the result). */

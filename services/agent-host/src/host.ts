@@ -58,8 +58,10 @@ import type { KV } from "@nats-io/kv";
 import { HostedActor } from "./actor.js";
 import { WorkflowControls } from "./admission.js";
 import type { AttemptDeps } from "./attempt.js";
+import type { LlmDeps } from "./behaviours/index.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Heartbeat } from "./heartbeat.js";
+import { createLlmDeps } from "./llm/index.js";
 import { KindPuller } from "./puller.js";
 import { ResultSink } from "./result-sink.js";
 
@@ -119,6 +121,8 @@ export class AgentHost {
   /** Tells the monitor what this host's metrics say (runtime report.ts). */
   private reporter?: Reporter;
   private hooks!: HookRunner;
+  /** What llm behaviours call models through (llm/index.ts). */
+  private llm!: LlmDeps;
 
   private constructor(opts: AgentHostOptions) {
     this.config = opts.config;
@@ -208,6 +212,20 @@ export class AgentHost {
       delegation: this.breakers.get("delegation"),
       runHooks: (event, payload) => this.runHooks(event, payload),
     };
+    this.llm = createLlmDeps({
+      config: this.config,
+      llm: buckets.llm,
+      registry: this.registry,
+      hostId: this.hostId,
+      clock: this.clock,
+      logger: this.logger,
+      breakers: this.breakers,
+      metrics: this.metrics,
+      emit: (e) => this.emit(e),
+      progress: (payload) => {
+        this.runHooks("onProgress", payload).catch((err) => this.logger.debug({ err }, "progress hooks failed"));
+      },
+    });
     // Before any task is pulled: a task of a workflow controlled now must not slip through.
     this.controls = await WorkflowControls.start({
       nc: this.nc,
@@ -419,7 +437,7 @@ export class AgentHost {
             hostId: this.hostId,
             attemptTimeoutMs: this.config.tasks.attemptTimeoutMs,
             retry: { attempts: this.config.tasks.maxDeliver, backoffMs: this.config.tasks.retryBackoffMs },
-            providers: this.config.llm.providers,
+            llm: this.llm,
             state: (workflowId) => workflowState(this.state, this.registry, workflowId),
             beforeTask: (payload) => this.runHooks("beforeTask", payload),
             onIdle: (a) => this.release(a),

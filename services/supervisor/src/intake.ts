@@ -28,7 +28,7 @@ import {
   UnavailableError,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import type { CadreMetrics, Clock, Logger, StateStore } from "@cadre/runtime";
+import type { Budgets, CadreMetrics, Clock, Logger, StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { WorkflowControls } from "./controls.js";
 import type { Placer } from "./placer.js";
@@ -56,6 +56,8 @@ export interface IntakeDeps {
   placer: Placer;
   controls: WorkflowControls;
   resources: ResourceManager;
+  /** The ledgers of workflows' budgets (a submit with a budget opens its ledger). */
+  budgets: Budgets;
   emit: (event: TypedEvent) => void;
 }
 
@@ -88,6 +90,9 @@ export class Intake {
       epoch: 1,
       input: body.input ?? team.input,
     };
+    const budget = body.budget ?? team.budget;
+    // Before the root task exists: no model call of the workflow can go uncounted.
+    if (budget) await this.d.budgets.open(workflowId, budget);
     await this.d.workflows.create(workflowId, {
       workflowId,
       teamId: tid,
@@ -97,6 +102,7 @@ export class Intake {
       submittedAt: now,
       finishedAt: null,
       tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 },
+      ...(budget ? { budget } : {}),
     });
     await this.enqueue(task, now);
     this.d.emit({
@@ -125,7 +131,7 @@ export class Intake {
     const team = await this.d.registry.team(parent.teamId);
     if (!team) throw new NotFoundError("team", parent.teamId);
     const now = this.d.clock.now();
-    const children = body.subtasks.map((sub, i) => this.child(team, parent, sub, i));
+    const children = body.subtasks.map((sub, i) => this.child(team, parent, sub, body.offset + i));
     const created = await Promise.all(children.map((c) => this.enqueue(c, now)));
     // The director now waits for its new subtasks (wait-for graph, see resources.ts).
     this.d.resources.waitsOn(

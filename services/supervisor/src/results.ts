@@ -7,6 +7,7 @@
  */
 
 import {
+  addUsage,
   ConcurrentModificationError,
   type Config,
   encode,
@@ -19,8 +20,16 @@ import {
   type TypedEvent,
   validateOutput,
   type WorkflowRecord,
+  ZERO_USAGE,
 } from "@cadre/protocol";
-import { type CadreMetrics, type Logger, type NatsConnection, retry, type StateStore } from "@cadre/runtime";
+import {
+  type CadreMetrics,
+  type CallJournal,
+  type Logger,
+  type NatsConnection,
+  retry,
+  type StateStore,
+} from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { ResponseStats } from "./anomaly.js";
 import { publishTask } from "./reassign.js";
@@ -49,6 +58,8 @@ export interface ResultApplierDeps {
   emit: (event: TypedEvent) => void;
   /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
+  /** Model calls' journal: forgotten for a task retried for a broken answer, so the retry asks anew. */
+  journal?: CallJournal;
 }
 
 /** Applies task results to task records, parents and workflows. */
@@ -121,6 +132,8 @@ export class ResultApplier {
       invalid = [...rec.invalid, { resultId, actorId: raw.actorId, hostId: raw.hostId, issues }].slice(-20);
       if (invalid.length < this.d.config.quarantine.maxAttempts) {
         const task = { ...rec.task, epoch: rec.task.epoch + 1 };
+        // A model's journaled answer would only be replayed: the retry must call it again.
+        await this.d.journal?.forget(raw.taskId);
         await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
         await this.d.tasks.update(raw.taskId, { ...rec, task, invalid }, current.revision);
         this.d.emit({
@@ -149,6 +162,7 @@ export class ResultApplier {
       status: result.status,
       finishedAt: result.finishedAt,
       ...(result.status === "completed" ? { output: result.output } : { error: result.error }),
+      ...(raw.usage ? { usage: raw.usage } : {}),
       applied: {
         resultId,
         epoch: result.epoch,
@@ -374,11 +388,13 @@ export class ResultApplier {
             failed: w.tasks.failed + (rec.status === "failed" ? 1 : 0),
             retried: w.tasks.retried + retried,
           };
-      if (!isRoot || w.status !== "running") return { ...w, tasks };
+      const usage = count && rec.usage ? { usage: addUsage(w.usage ?? ZERO_USAGE, rec.usage) } : {};
+      if (!isRoot || w.status !== "running") return { ...w, tasks, ...usage };
       finished = true;
       return {
         ...w,
         tasks,
+        ...usage,
         status: rec.status === "completed" ? "completed" : "failed",
         finishedAt: rec.finishedAt,
         ...(rec.status === "completed" ? { output: rec.output } : { error: rec.error }),

@@ -29,7 +29,9 @@ import {
 } from "@cadre/protocol";
 import {
   Breakers,
+  Budgets,
   type CadreMetrics,
+  CallJournal,
   type Clock,
   type CorruptionReport,
   call,
@@ -274,6 +276,7 @@ export class Supervisor {
       metrics: this.metrics,
       now: () => clock.now(),
       emit,
+      journal: new CallJournal(buckets.llm),
     });
     this.tally = new ReconciliationTally({ clock, emit });
     this.results = new ResultStream({
@@ -314,6 +317,7 @@ export class Supervisor {
       placer: this.placer,
       controls: this.controls,
       resources: this.resources,
+      budgets: new Budgets(buckets.llm, { now: () => Date.now(), emit }),
       emit,
     });
     this.inspector = new Inspector({

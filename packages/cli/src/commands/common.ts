@@ -4,7 +4,7 @@
  * option parsers that turn a bad value into exit code 2.
  */
 
-import { type CadreError, type Config, toCadreError } from "@cadre/protocol";
+import { type Budget, BudgetSchema, type CadreError, type Config, formatIssues, toCadreError } from "@cadre/protocol";
 import {
   connectNats,
   isTransient,
@@ -190,6 +190,22 @@ export const intAtLeast =
     }
     return n;
   };
+
+/** Option parser: a budget as JSON (`{"requests":6,"tokens":20000,"costUsd":0.5}`), fields checked. */
+export const budgetArg = (value: string): Budget => {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a JSON object like '{"requests":6,"costUsd":0.5}', got "${value}"`);
+  }
+  const r = BudgetSchema.safeParse(raw);
+  if (!r.success) {
+    const issues = formatIssues(r.error.issues).map((i) => `${i.path || "budget"}: ${i.message}`);
+    throw new InvalidArgumentError(`${issues.join("; ")} (fields: tokens, costUsd, requests)`);
+  }
+  return r.data;
+};
 
 /** Option parser: a positive number of seconds, as milliseconds. */
 export const seconds = (value: string): number => {

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
+import { type Budget, parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
 import { connectNats, type NatsAuth, natsAuthOf, readYamlFile } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
@@ -11,7 +11,18 @@ import { controlText } from "../format.js";
 import { startStack } from "../stack.js";
 import { summaryJson, summaryText } from "../summary.js";
 import { submitWorkflow, waitForWorkflow } from "../workflow.js";
-import { action, type Ctx, EXIT, fail, intAtLeast, print, printJson, seconds, withSupervisor } from "./common.js";
+import {
+  action,
+  budgetArg,
+  type Ctx,
+  EXIT,
+  fail,
+  intAtLeast,
+  print,
+  printJson,
+  seconds,
+  withSupervisor,
+} from "./common.js";
 
 function readTeam(file: string): Team {
   return parseTeam(readYamlFile(file, "team file"), `team file ${file}`);
@@ -19,6 +30,7 @@ function readTeam(file: string): Team {
 
 /** How {@link runTeam} reports. */
 interface RunOptions {
+  budget?: Budget | undefined;
   json: boolean;
   detach: boolean;
   timeoutMs: number;
@@ -34,7 +46,11 @@ async function runTeam(natsUrl: string, file: string, opts: RunOptions, auth: Na
   const team = readTeam(file);
   const nc = await connectNats(natsUrl, "cadre-cli", undefined, auth);
   try {
-    const { workflowId } = await submitWorkflow(nc, { team, requestTimeoutMs: opts.requestTimeoutMs });
+    const { workflowId } = await submitWorkflow(nc, {
+      team,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      ...(opts.budget ? { budget: opts.budget } : {}),
+    });
     if (opts.json) printJson({ workflowId, accepted: true });
     else if (opts.detach) print(workflowId);
     if (opts.detach) return EXIT.ok;
@@ -166,14 +182,25 @@ export function registerRun(program: Command, ctx: Ctx): void {
     .option("--json", "JSON lines: the workflow id once accepted, the summary at the end (see Output)")
     .option("--detach", "print the workflow id once it is accepted and exit 0, without following it")
     .option("--timeout <seconds>", "give up following it after this long (exit 3)", seconds, 600_000)
+    .option(
+      "--budget <json>",
+      `what its model calls may spend, in place of the team's: '{"requests":20,"costUsd":0.5}'`,
+      budgetArg,
+    )
     .addHelpText("after", RUN_HELP)
     .action(
-      action(async (file: string, o: { json?: boolean; detach?: boolean; timeout: number }) => {
+      action(async (file: string, o: { json?: boolean; detach?: boolean; timeout: number; budget?: Budget }) => {
         const cfg = ctx.config();
         return runTeam(
           cfg.natsUrl,
           file,
-          { json: !!o.json, detach: !!o.detach, timeoutMs: o.timeout, requestTimeoutMs: cfg.requestTimeoutMs },
+          {
+            json: !!o.json,
+            detach: !!o.detach,
+            timeoutMs: o.timeout,
+            requestTimeoutMs: cfg.requestTimeoutMs,
+            budget: o.budget,
+          },
           natsAuthOf(cfg),
         );
       }),

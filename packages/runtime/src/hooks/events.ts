@@ -5,6 +5,7 @@ export const HOOK_EVENTS = [
   "onSpawn",
   "beforeTask",
   "onDelegation",
+  "onProgress",
   "afterTask",
   "onTaskFailed",
   "onTerminate",

@@ -2,7 +2,7 @@
 
 import { type Kind, NotFoundError } from "@cadre/protocol";
 import { createCommandBehaviour } from "./command.js";
-import { createLlmBehaviour, type LlmProvider } from "./llm.js";
+import { createLlmBehaviour, type LlmDeps } from "./llm.js";
 import { createScriptBehaviour } from "./script.js";
 import type { Behaviour } from "./types.js";
 
@@ -10,7 +10,7 @@ import type { Behaviour } from "./types.js";
 export function createBehaviour(
   kind: Kind,
   actor: { replacement: boolean } = { replacement: false },
-  providers: Record<string, LlmProvider> = {},
+  llm?: LlmDeps,
 ): Behaviour {
   const b = kind.behaviour;
   switch (b.type) {
@@ -19,15 +19,16 @@ export function createBehaviour(
     case "command":
       return createCommandBehaviour(b);
     case "llm": {
-      const config = providers[b.provider];
-      if (!config) throw new NotFoundError("llm provider (llm.providers in this host's configuration)", b.provider);
-      return createLlmBehaviour(b, kind, { name: b.provider, config });
+      if (!llm?.calls.has(b.provider)) {
+        throw new NotFoundError("llm provider (llm.providers in this host's configuration)", b.provider);
+      }
+      return createLlmBehaviour(b, kind, llm);
     }
   }
 }
 
 export { createCommandBehaviour, MAX_STDOUT_BYTES, STDERR_TAIL_BYTES } from "./command.js";
-export { apiKeyOf, createLlmBehaviour, type LlmProvider } from "./llm.js";
+export { createLlmBehaviour, type LlmDeps } from "./llm.js";
 export type { Rolls } from "./random.js";
 export { hashString, mulberry32, rollsFor } from "./random.js";
 export { createScriptBehaviour, INVALID_OUTPUT } from "./script.js";

@@ -1,148 +1,168 @@
 /**
- * The llm behaviour: one Chat Completions call per task through the official `openai` client,
- * to any OpenAI-compatible endpoint (`llm.providers` of the configuration). The system message
- * and the user prompt (a template over the task) go in; the answer is the output: its JSON when
- * it parses, else `{ text }`. Where the provider supports it, the kind's output schema is sent as
- * `response_format: json_schema`; either way the supervisor checks the output against it, so a
- * model that breaks the schema is quarantined like any agent.
+ * The llm behaviour: a conversation with a model through the provider's client (llm/provider.ts).
+ * The system message and the user prompt (a template over the task) go in. An agent's first
+ * answer is its output: its JSON when it parses, else `{ text }`. A director's or lead's model is
+ * offered each kind it `delegates` to as a tool; each tool call becomes a subtask, delegated
+ * through the supervisor's policy (the calls of one turn in parallel), and its output, or the
+ * typed refusal (`CIRCULAR_DELEGATION`, an input that breaks the kind's input schema), goes back
+ * as the tool's message until the model answers, for at most `maxTurns` calls.
  *
- * Failures are typed for the task's retry: the client itself retries 429, 5xx and lost
- * connections (`maxRetries`, honouring Retry-After); what is left of those, and timeouts, fail
- * the attempt retryably (the task comes back after its backoff); a 4xx no retry can fix (a bad
- * key, an unknown model, a malformed request) fails it for good, saying what to fix. The API key
- * is read once from the host's environment or a file and redacted from everything logged.
+ * Around every call (llm/calls.ts): the journal is read first (a turn an earlier attempt
+ * completed is replayed, not paid again); the call's worst case is reserved against the
+ * workflow's and the kind's budgets and taken from the provider's shared limits; the answer is
+ * journaled before anything is done with it.
  */
 
-import { readFileSync } from "node:fs";
 import {
   BehaviourFailedError,
-  InvalidConfigError,
+  compileOutputSchema,
+  formatIssues,
   type Kind,
   type LlmBehaviour,
   type SubtaskSpec,
-  TimeoutError,
+  type Team,
+  toCadreError,
 } from "@cadre/protocol";
-import { redact, redactSecret } from "@cadre/runtime";
-import OpenAI from "openai";
+import type { LlmCalls } from "../llm/calls.js";
+import type { ChatMessage, ChatTool } from "../llm/provider.js";
 import { renderTemplate, templateScope } from "./template.js";
-import type { Behaviour, BehaviourContext } from "./types.js";
+import type { Behaviour, BehaviourContext, ChildOutcome } from "./types.js";
 
-/** A provider as the configuration declares it (`llm.providers.<name>`). */
-export interface LlmProvider {
-  baseURL: string;
-  apiKeyEnv?: string | undefined;
-  apiKeyFile?: string | undefined;
-  jsonSchema: boolean;
-  maxRetries: number;
+/** What an llm behaviour needs of its host. */
+export interface LlmDeps {
+  calls: LlmCalls;
+  /** The team of the actor (for the tools: the delegated kinds' descriptions and input schemas). */
+  team(teamId: string): Promise<Team>;
 }
 
-/** The API key of a provider, from its environment variable or file (redacted from now on). */
-export function apiKeyOf(name: string, p: LlmProvider, env: NodeJS.ProcessEnv = process.env): string {
-  let key: string | undefined;
-  if (p.apiKeyEnv) key = env[p.apiKeyEnv];
-  if (!key && p.apiKeyFile) {
-    try {
-      key = readFileSync(p.apiKeyFile, "utf8").split("\n")[0]?.trim();
-    } catch (err) {
-      throw new InvalidConfigError(`llm.providers.${name}`, [
-        { path: "apiKeyFile", message: `cannot read ${p.apiKeyFile} (${(err as NodeJS.ErrnoException).code})` },
-      ]);
-    }
-  }
-  // Local servers (Ollama, llama.cpp) take any key; the client needs one.
-  if (!key) return "none";
-  redactSecret(key);
-  return key;
-}
-
-/** Builds the llm behaviour of a kind, with its provider's client. */
-export function createLlmBehaviour(
-  spec: LlmBehaviour,
-  kind: Kind,
-  provider: { name: string; config: LlmProvider },
-): Behaviour {
-  const client = new OpenAI({
-    baseURL: provider.config.baseURL,
-    apiKey: apiKeyOf(provider.name, provider.config),
-    maxRetries: provider.config.maxRetries,
-    timeout: spec.timeoutMs,
-  });
-  const schema = Object.keys(kind.output).length > 0 && provider.config.jsonSchema ? kind.output : undefined;
+/** Builds the llm behaviour of a kind. */
+export function createLlmBehaviour(spec: LlmBehaviour, kind: Kind, deps: LlmDeps): Behaviour {
+  const schema = Object.keys(kind.output).length > 0 ? kind.output : undefined;
   return {
-    plan(): SubtaskSpec[] {
-      return [];
-    },
-    run(ctx: BehaviourContext): Promise<unknown> {
-      return ask(client, spec, schema, provider.name, ctx);
-    },
+    // No plan: a director's delegations are the model's tool calls, made while it runs.
+    ...(kind.role === "agent" ? { plan: () => [] } : {}),
+    run: (ctx) => converse(spec, kind, schema, deps, ctx),
   };
 }
 
-async function ask(
-  client: OpenAI,
+/** The tools of a director: one per kind it may delegate to. */
+async function toolsOf(spec: LlmBehaviour, deps: LlmDeps, teamId: string): Promise<ChatTool[]> {
+  if (spec.delegates.length === 0) return [];
+  const team = await deps.team(teamId);
+  return spec.delegates.map((name) => {
+    const k = team.kinds[name];
+    const parameters = k && Object.keys(k.input).length > 0 ? k.input : { type: "object", additionalProperties: true };
+    return {
+      type: "function",
+      function: {
+        name,
+        description: (k?.description ?? `delegate a task to a ${name}`).slice(0, 1000),
+        parameters,
+      },
+    };
+  });
+}
+
+async function converse(
   spec: LlmBehaviour,
+  kind: Kind,
   schema: Record<string, unknown> | undefined,
-  provider: string,
+  deps: LlmDeps,
   ctx: BehaviourContext,
 ): Promise<unknown> {
-  const { task, attempt, signal } = ctx;
+  const { task, attempt } = ctx;
   const rendered = renderTemplate(spec.prompt, templateScope(task, attempt));
   const prompt = typeof rendered === "string" ? rendered : JSON.stringify(rendered);
-  const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+  const messages: ChatMessage[] = [
     ...(spec.system ? [{ role: "system" as const, content: spec.system }] : []),
     { role: "user", content: prompt },
   ];
-  const base = { provider, model: spec.model, taskId: task.taskId, attempt };
-  let completion: OpenAI.Chat.ChatCompletion;
-  try {
-    completion = await client.chat.completions.create(
-      {
-        model: spec.model,
-        messages,
-        max_tokens: spec.maxTokens,
-        ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
-        ...(schema
-          ? { response_format: { type: "json_schema", json_schema: { name: task.kind.replace(/-/g, "_"), schema } } }
-          : {}),
-      },
-      { signal },
+  const tools = await toolsOf(spec, deps, task.teamId);
+  const team = tools.length > 0 ? await deps.team(task.teamId) : undefined;
+  // Children are numbered on across turns, so a replay delegates the same ids.
+  let index = 0;
+  for (let turn = 0; turn < spec.maxTurns; turn++) {
+    const answer = await deps.calls.call(ctx, turn, {
+      spec,
+      kind,
+      messages,
+      tools,
+      schema: schema && { name: task.kind.replace(/-/g, "_"), schema },
+    });
+    if (answer.toolCalls.length === 0) return output(answer.content ?? "");
+    messages.push({ role: "assistant", content: answer.content, tool_calls: answer.toolCalls });
+    const first = index;
+    index += answer.toolCalls.length;
+    const replies = await Promise.all(
+      answer.toolCalls.map(async (call, i) => ({
+        role: "tool" as const,
+        tool_call_id: call.id,
+        content: JSON.stringify(await runTool(ctx, team, spec, call.function, first + i)),
+      })),
     );
-  } catch (err) {
-    throw failure(err, base, spec.timeoutMs);
+    messages.push(...replies);
   }
-  const content = completion.choices[0]?.message?.content ?? "";
+  throw new BehaviourFailedError(
+    `the model did not answer within maxTurns (${spec.maxTurns}) calls: it kept calling tools; raise the kind's behaviour.maxTurns or tell it to answer`,
+    { taskId: task.taskId, maxTurns: spec.maxTurns },
+    { retryable: false },
+  );
+}
+
+/** The answer as output: its JSON when it parses (the supervisor checks it), else `{ text }`. */
+function output(content: string): unknown {
   try {
     return JSON.parse(content);
   } catch {
-    // Not JSON: the text is the output (a kind with an output schema then fails its check).
     return { text: content };
   }
 }
 
-/** The typed error of a failed call: retryable unless retrying cannot help. */
-function failure(err: unknown, base: Record<string, unknown>, timeoutMs: number): Error {
-  if (err instanceof OpenAI.APIConnectionTimeoutError) return new TimeoutError(`model call (${base.model})`, timeoutMs);
-  if (err instanceof OpenAI.APIUserAbortError) return err;
-  if (err instanceof OpenAI.APIError && err.status !== undefined) {
-    const status = err.status;
-    const said = redact(err.message).slice(0, 500);
-    // 408, 409, 429 and 5xx pass with time (the client already retried them); other 4xx do not.
-    const passes = status === 408 || status === 409 || status === 429 || status >= 500;
-    const fix =
-      status === 401 || status === 403
-        ? `the provider refused the API key: check llm.providers.${base.provider}'s apiKeyEnv or apiKeyFile`
-        : status === 404
-          ? `the provider does not know model "${base.model}" (or the baseURL is wrong)`
-          : passes
-            ? "the provider is overloaded or failing; the task is tried again after its backoff"
-            : "the provider refused the request";
-    return new BehaviourFailedError(
-      `model call failed with ${status}: ${said}; ${fix}`,
-      { ...base, status },
-      { retryable: passes },
-    );
+/**
+ * One tool call: a subtask of the named kind with the call's arguments as input, checked against
+ * the kind's input schema first. What goes back to the model: the child's output, or an error
+ * with a code and a message it can act on. A refusal that waiting could fix (the supervisor not
+ * answering) fails the attempt instead: the retry replays the journal and delegates again.
+ */
+async function runTool(
+  ctx: BehaviourContext,
+  team: Team | undefined,
+  spec: LlmBehaviour,
+  fn: { name: string; arguments: string },
+  index: number,
+): Promise<unknown> {
+  const target = team?.kinds[fn.name];
+  if (!target || !spec.delegates.includes(fn.name)) {
+    return {
+      error: { code: "NOT_FOUND", message: `no tool "${fn.name}"; the tools are ${spec.delegates.join(", ")}` },
+    };
   }
-  // Connection refused, DNS, a body that is not JSON: try again later.
-  const said = redact(err instanceof Error ? err.message : String(err)).slice(0, 500);
-  return new BehaviourFailedError(`model call failed: ${said}`, base);
+  let input: unknown;
+  try {
+    input = fn.arguments.trim() === "" ? {} : JSON.parse(fn.arguments);
+  } catch {
+    return { error: { code: "INVALID_INPUT", message: "the arguments are not JSON" } };
+  }
+  const checked = compileOutputSchema(target.input).safeParse(input);
+  if (!checked.success) {
+    return {
+      error: {
+        code: "INVALID_INPUT",
+        message: "the arguments break the tool's schema",
+        issues: formatIssues(checked.error.issues),
+      },
+    };
+  }
+  if (!ctx.delegate) throw new TypeError("an llm director runs with delegate() in its context");
+  let child: ChildOutcome;
+  try {
+    child = await ctx.delegate({ kind: fn.name, input: input as SubtaskSpec["input"] }, index);
+  } catch (err) {
+    const e = toCadreError(err);
+    if (e.retryable) throw e;
+    return { error: { code: e.code, message: e.message } };
+  }
+  return child.status === "completed"
+    ? { output: child.output ?? null }
+    : { error: { code: child.error?.code ?? "FAILED", message: child.error?.message ?? "the subtask failed" } };
 }

@@ -69,7 +69,7 @@ describe("script behaviour", () => {
         { kind: "qa-engineer", input: { check: "{{task.id}}" } },
       ],
     });
-    expect(b.plan(ctx())).toEqual([
+    expect(b.plan?.(ctx())).toEqual([
       { kind: "backend-engineer", input: { part: "login-0" } },
       { kind: "backend-engineer", input: { part: "login-1" } },
       { kind: "qa-engineer", input: { check: "w1-r-0" } },
