@@ -2,16 +2,20 @@
  * llm agents on a real stack, against a stand-in for a model provider (test/helpers/llm-standin.ts:
  * the OpenAI Chat Completions protocol over real HTTP, scripted per test; no provider is
  * reachable from these machines). The hosts read the API key from their environment; it is sent
- * to the provider and appears in no log line.
+ * to the provider and appears in no log line. Calls stream (progress to events and hooks), go
+ * through a breaker per provider, and are spans and metrics named as OpenTelemetry's GenAI
+ * conventions say.
  */
 
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TeamInput } from "@cadre/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 import { type LlmStandin, startLlmStandin } from "../helpers/llm-standin.js";
+import { OTLP_KIND, type OtlpReceiver, startOtlpReceiver } from "../helpers/otlp.js";
 
 const KEY = "sk-standin-0123456789abcdef";
 const examples = join(import.meta.dirname, "..", "..", "examples");
@@ -42,12 +46,18 @@ const team = (name: string, provider = "standin"): TeamInput => ({
 describe("llm agents against a stand-in provider", () => {
   let llm: LlmStandin;
   let c: TestCluster;
+  let otlp: OtlpReceiver;
+  const dir = mkdtempSync(join(tmpdir(), "cadre-llm-"));
+  /** Where the onProgress hook appends what it is given. */
+  const progressFile = join(dir, "progress.jsonl");
 
   beforeAll(async () => {
     llm = await startLlmStandin({ apiKey: KEY });
+    otlp = await startOtlpReceiver();
     c = await startCluster({
       hosts: 2,
       env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
         CADRE_TEST_LLM_KEY: KEY,
         CADRE_TEST_LLM_WRONG_KEY: WRONG_KEY,
         CADRE_LLM_BASE_URL: llm.baseURL,
@@ -55,9 +65,17 @@ describe("llm agents against a stand-in provider", () => {
       },
       config: {
         ...fastConfig,
+        // One failed call opens a host's circuit to the provider (for 1 s).
+        breakers: { llm_provider: { threshold: 1, resetTimeoutMs: 1000 } },
+        host: {
+          hooks: [
+            { name: "progress", event: "onProgress", command: `cat >> ${progressFile}; echo >> ${progressFile}` },
+          ],
+        },
         llm: {
           providers: {
             standin: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY" },
+            flaky: { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_KEY", maxRetries: 0 },
             "wrong-key": { baseURL: llm.baseURL, apiKeyEnv: "CADRE_TEST_LLM_WRONG_KEY" },
             // The provider examples/llm-team.yaml names, as examples/llm-config.yaml declares it:
             // reached through the two environment variables it reads.
@@ -70,6 +88,8 @@ describe("llm agents against a stand-in provider", () => {
   afterAll(async () => {
     await c?.stop();
     await llm?.stop();
+    await otlp?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("answers a task through the model: prompt rendered, output schema sent, answer validated", async () => {
@@ -143,6 +163,91 @@ describe("llm agents against a stand-in provider", () => {
     const sent = llm.requests.slice(before);
     expect(sent.map((r) => (r.body as { model: string }).model)).toEqual(Array(4).fill("llama3.2"));
     expect(sent.every((r) => r.headers.authorization === `Bearer ${KEY}`)).toBe(true);
+  });
+
+  it("streams the answer: its progress reaches the events and the onProgress hooks", async () => {
+    const rec = recordEvents(c.nc);
+    llm.script({ answer: { summary: "Streamed, chunk by chunk, to the end." } });
+    const workflowId = await c.submit(team("streamed"));
+    const w = await c.wait(workflowId);
+    expect(w.status, c.tail()).toBe("completed");
+    const root = `${workflowId}-r`;
+    const progress = await until("an LLM_PROGRESS event", () =>
+      rec.events.find((e) => e.event.type === "LLM_PROGRESS" && e.event.data.taskId === root),
+    );
+    expect(progress.event.data).toMatchObject({ turn: 0 });
+    expect(Number(progress.event.data.chars)).toBeGreaterThan(0);
+    const hooked = await until("the hook's payload", () => {
+      let text = "";
+      try {
+        text = readFileSync(progressFile, "utf8");
+      } catch {
+        return undefined;
+      }
+      // Two hosts append: a line another host's write cut in two is skipped.
+      const lines = text.split("\n").flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { taskId: string; text: string; workflowId: string }];
+        } catch {
+          return [];
+        }
+      });
+      return lines.find((p) => p.taskId === root);
+    });
+    expect(hooked.workflowId).toBe(workflowId);
+    // The text so far: a beginning of the answer the stand-in streamed.
+    expect(hooked.text.length).toBeGreaterThan(0);
+    expect(JSON.stringify({ summary: "Streamed, chunk by chunk, to the end." }).startsWith(hooked.text)).toBe(true);
+    rec.stop();
+  });
+
+  it("opens the host's circuit to a failing provider; the retry after it closes completes, and no call is made while it is open", async () => {
+    const rec = recordEvents(c.nc);
+    llm.script({ status: 500, error: { message: "the model server fell over" } }, { answer: { summary: "back" } });
+    const before = llm.requests.length;
+    const w = await c.wait(await c.submit(team("flaky", "flaky")));
+    expect(w.status, c.tail()).toBe("completed");
+    const opened = rec.events.find(
+      (e) => e.event.type === "CIRCUIT_OPENED" && e.event.data.breaker === "llm_provider:flaky",
+    );
+    expect(opened, "CIRCUIT_OPENED for llm_provider:flaky").toBeDefined();
+    // The failed call and the one that answered: attempts that met the open circuit sent nothing.
+    expect(llm.requests.length - before).toBe(2);
+    rec.stop();
+  });
+
+  it("exports each call as a GenAI span and counts its tokens in cadre_llm_tokens_total", async () => {
+    llm.script({ answer: { summary: "Counted." }, usage: { prompt_tokens: 21, completion_tokens: 5 } });
+    const workflowId = await c.submit(team("observed"));
+    const w = await c.wait(workflowId);
+    expect(w.status, c.tail()).toBe("completed");
+    const span = await until("the chat span", () =>
+      otlp.spans.find((s) => s.name === "chat standin-model" && s.attributes["gen_ai.usage.input_tokens"] === 21),
+    );
+    expect(span.kind).toBe(OTLP_KIND.client);
+    expect(span.attributes).toMatchObject({
+      "gen_ai.operation.name": "chat",
+      "gen_ai.request.model": "standin-model",
+      "gen_ai.request.max_tokens": 64,
+      "gen_ai.usage.output_tokens": 5,
+      "server.address": "127.0.0.1",
+    });
+    // Under the task's behaviour span, in the workflow's trace.
+    const parent = otlp.spans.find((s) => s.spanId === span.parentSpanId);
+    expect(parent?.name).toBe("cadre.behaviour llm");
+    const applied = (await c.taskRecords(workflowId))[0]?.applied?.hostId ?? "";
+    const port = c.stack.processes.get(applied)?.healthPort;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const tokens = (direction: string) =>
+      Number(
+        text.match(
+          new RegExp(`^cadre_llm_tokens_total\\{direction="${direction}",model="standin-model"\\} (\\d+)`, "m"),
+        )?.[1],
+      );
+    expect(tokens("input")).toBeGreaterThanOrEqual(21);
+    expect(tokens("output")).toBeGreaterThanOrEqual(5);
+    expect(text).toMatch(/^cadre_llm_calls_total\{model="standin-model",outcome="ok"\} \d+/m);
+    expect(text).toMatch(/^cadre_llm_request_seconds_count\{model="standin-model",outcome="ok"\} \d+/m);
   });
 
   it("never writes the API key in a log line", () => {

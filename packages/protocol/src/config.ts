@@ -10,6 +10,20 @@ import { CRITICAL_EVENTS } from "./events.js";
 import { MonitorThresholdsSchema } from "./monitoring.js";
 
 /** One breaker's settings, defaulting to the seed's threshold and timeout. */
+/**
+ * The moments a hook can be registered for, in the order they occur in a task's life
+ * (`onProgress`: a streamed model answer is arriving, at most once a second per task).
+ */
+export const HOOK_EVENTS = [
+  "onSpawn",
+  "beforeTask",
+  "onDelegation",
+  "onProgress",
+  "afterTask",
+  "onTaskFailed",
+  "onTerminate",
+] as const;
+
 const breaker = (threshold: number, resetTimeoutMs: number) =>
   z
     .object({
@@ -301,7 +315,7 @@ export const ConfigSchema = z
             z
               .object({
                 name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "hook names use letters, digits, '_' and '-'"),
-                event: z.enum(["onSpawn", "beforeTask", "onDelegation", "afterTask", "onTaskFailed", "onTerminate"]),
+                event: z.enum(HOOK_EVENTS),
                 /** Absolute path of an ES module: `export default async (payload) => result`. */
                 module: z.string().startsWith("/", "a hook module is an absolute path").optional(),
                 /** A shell command: the payload as JSON on stdin. */

@@ -1,7 +1,7 @@
 export type { EncodeOptions, Message } from "./codec.js";
 export { decode, decodeAs, encode, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./codec.js";
 export type { Config, ConfigInput, OrchestrationLimits } from "./config.js";
-export { ConfigSchema, OrchestrationLimitsSchema, parseConfig } from "./config.js";
+export { ConfigSchema, HOOK_EVENTS, OrchestrationLimitsSchema, parseConfig } from "./config.js";
 export type { WireError } from "./errors.js";
 export {
   BehaviourFailedError,

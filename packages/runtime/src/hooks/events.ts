@@ -1,15 +1,8 @@
-/** The moments a hook can be registered for. */
+/** The moments a hook can be registered for (the list is the configuration's, protocol config.ts). */
 
-/** Every hook event, in the order they occur in a task's life. */
-export const HOOK_EVENTS = [
-  "onSpawn",
-  "beforeTask",
-  "onDelegation",
-  "onProgress",
-  "afterTask",
-  "onTaskFailed",
-  "onTerminate",
-] as const;
+import { HOOK_EVENTS } from "@cadre/protocol";
+
+export { HOOK_EVENTS };
 
 /** A moment a hook can be registered for. */
 export type HookEvent = (typeof HOOK_EVENTS)[number];
