@@ -146,19 +146,16 @@ export class Budgets {
         after.announced = Math.max(l.announced, reached(after));
         return after;
       });
-      if (before && after && after.announced > before.announced && after.limit) {
-        const { dimension, share } = nearest(after);
+      if (!before || !after?.limit || after.announced <= before.announced) continue;
+      // Every mark passed, in order (one settle can pass several).
+      const { dimension, share } = nearest(after);
+      const limit = after.limit[dimension] ?? 0;
+      for (const percent of BUDGET_MARKS.filter((m) => m > (before?.announced ?? 0) && m <= (after?.announced ?? 0))) {
         this.d.emit({
           type: "BUDGET_THRESHOLD_REACHED",
           category: "llm",
           scope: r.workflowId,
-          data: {
-            budget: scope.label,
-            percent: after.announced,
-            dimension,
-            limit: after.limit[dimension] ?? 0,
-            spent: Math.round(share * (after.limit[dimension] ?? 0) * 1e6) / 1e6,
-          },
+          data: { budget: scope.label, percent, dimension, limit, spent: Math.round(share * limit * 1e6) / 1e6 },
         });
       }
     }

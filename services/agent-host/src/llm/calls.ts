@@ -103,7 +103,9 @@ export class LlmCalls {
           temperature: spec.temperature,
           schema: c.schema,
           timeoutMs: spec.timeoutMs,
-          signal,
+          // A signal per call: the client adds an abort listener per request and keeps it, and a
+          // long conversation on the attempt's one signal would pass Node's listener warning.
+          signal: AbortSignal.any([signal]),
           onText: this.progressOf(task.workflowId, task.taskId, turn),
         },
         { taskId: task.taskId, attempt, turn },

@@ -16,9 +16,9 @@ import { LlmCalls } from "./calls.js";
 import { SharedLimiter } from "./limiter.js";
 import { isProviderFailure, ModelProvider } from "./provider.js";
 
-export { LlmCalls } from "./calls.js";
+export { type CallAnswer, type CallSpec, LlmCalls } from "./calls.js";
 export { SharedLimiter } from "./limiter.js";
-export { apiKeyOf, type LlmProvider, ModelProvider, promptBound } from "./provider.js";
+export { apiKeyOf, isProviderFailure, type LlmProvider, ModelProvider, promptBound } from "./provider.js";
 
 /** Builds the providers of the configuration (one client, breaker and limiter each) and what calls share. */
 export function createLlmDeps(d: {
