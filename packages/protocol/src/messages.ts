@@ -246,6 +246,8 @@ export const HeldTaskSchema = z.object({
   seq: z.number().int().positive(),
   /** Proof of holding (see TaskResultSchema.proof), over the task id, epoch and host id. */
   proof: Proof.optional(),
+  /** Held, but waiting for the supervisor's admission (a controlled workflow): not running yet. */
+  admitting: z.boolean().optional(),
 });
 
 const count = () => z.number().int().nonnegative();

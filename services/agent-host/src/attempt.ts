@@ -192,7 +192,13 @@ export class TaskAttempt {
   held(): HeldTask {
     const { taskId, epoch } = this.task;
     const proof = this.token && heldProof(this.token, taskId, epoch, this.d.hostId);
-    return { taskId, epoch, seq: this.msg.seq, ...(proof ? { proof } : {}) };
+    return {
+      taskId,
+      epoch,
+      seq: this.msg.seq,
+      ...(proof ? { proof } : {}),
+      ...(this.current === "admitting" ? { admitting: true } : {}),
+    };
   }
 
   /** This host's proof of holding the task, for the requests it makes about it (none when anonymous). */

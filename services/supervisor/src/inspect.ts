@@ -39,7 +39,7 @@ export interface InspectorDeps {
   workflows: StateStore<WorkflowRecord>;
   registry: Registry;
   control: (workflowId: string) => WorkflowControl | undefined;
-  /** Which host holds a task now, if any. */
+  /** Which host runs a task now (holds it, admitted), if any. */
   holder: (taskId: string) => string | undefined;
 }
 

@@ -200,9 +200,9 @@ export class Reassigner {
   }
 
   /** Every task the hosts' actors hold now, with its holder. */
-  holdings(): { hostId: string; taskId: string; epoch: number }[] {
+  holdings(): { hostId: string; taskId: string; epoch: number; admitting: boolean }[] {
     return [...this.holdings_.entries()].flatMap(([hostId, h]) =>
-      h.held.map((t) => ({ hostId, taskId: t.taskId, epoch: t.epoch })),
+      h.held.map((t) => ({ hostId, taskId: t.taskId, epoch: t.epoch, admitting: t.admitting === true })),
     );
   }
 

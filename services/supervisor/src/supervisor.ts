@@ -329,7 +329,8 @@ export class Supervisor {
       workflows,
       registry,
       control: (wf) => this.controls.get(wf),
-      holder: (taskId) => this.reassigner.holdings().find((h) => h.taskId === taskId)?.hostId,
+      // Held and admitted: a task a host holds while it waits for admission is not running.
+      holder: (taskId) => this.reassigner.holdings().find((h) => h.taskId === taskId && !h.admitting)?.hostId,
     });
     this.follower = new Follower({
       nc,
