@@ -17,7 +17,7 @@ import {
   type TeamInput,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { isTransient, type NatsConnection, readEvents, retry } from "@cadre/runtime";
+import { isTransient, listKeys, type NatsConnection, readEvents, retry } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 
 /** Reads and drives one Cadre through its NATS connection. */
@@ -50,11 +50,9 @@ export function cadreClient(nc: NatsConnection): CadreClient {
     taskRecords: (workflowId) =>
       settled(async () => {
         const kv = await kvm.open(BUCKETS.tasks);
-        // A key written while the listing runs can be listed twice: one record per key.
-        const keys = new Set<string>();
-        for await (const key of await kv.keys()) if (key.startsWith(`${workflowId}-`)) keys.add(key);
         const out: TaskRecord[] = [];
-        for (const key of keys) {
+        for (const key of await listKeys(kv)) {
+          if (!key.startsWith(`${workflowId}-`)) continue;
           const e = await kv.get(key);
           if (e?.operation === "PUT") out.push(TaskRecordSchema.parse(e.json()));
         }

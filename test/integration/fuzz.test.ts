@@ -471,7 +471,8 @@ function getAt(v: unknown, path: (string | number)[]): unknown {
 /** Sets the field at `path`; nothing when an earlier change replaced what held it. */
 function setAt(v: unknown, path: (string | number)[], value: unknown): void {
   const holder = getAt(v, path.slice(0, -1));
-  if (holder === null || typeof holder !== "object") return;
+  // Bytes (a Uint8Array field) take numbers only: their elements are no fields to retype.
+  if (holder === null || typeof holder !== "object" || ArrayBuffer.isView(holder)) return;
   (holder as Record<string | number, unknown>)[path[path.length - 1] as string | number] = value;
 }
 
@@ -699,6 +700,17 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   "sup.admission.throttle": { belowPriority: 1, forMs: 0, reason: "fuzz" },
   "sup.perf.stages": {},
   "mon.status": {},
+  "mon.resource-manager.emergency-analysis": { trigger: "fuzz" },
+  "mon.resource-manager.analyze-utilization": {},
+  "mon.resource-manager.agent-pool-assessment": {},
+  "mon.resource-manager.emergency-reallocation": {
+    actions: [{ action: "reduce_resource_allocation", affected: [FAKE.wf], reduction: { agents: 1 } }],
+  },
+  "mon.workflow-recovery.gradual-resumption": {
+    healthy_for_ms: 0,
+    stage_timeout_ms: 1,
+    stages: [{ stage: 1, action: "resume_paused_workflow", workflow: FAKE.wf }],
+  },
 };
 
 const heartbeatModel: Model = {

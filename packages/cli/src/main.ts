@@ -12,6 +12,7 @@ import { registerDebug } from "./commands/debug.js";
 import { registerObserve } from "./commands/observe.js";
 import { registerOps } from "./commands/ops.js";
 import { registerRun } from "./commands/run.js";
+import { registerRunbook } from "./commands/runbook.js";
 import { registerSecurity } from "./commands/security.js";
 import { registerState } from "./commands/state.js";
 import { registerWorkflow } from "./commands/workflow.js";
@@ -50,6 +51,7 @@ registerDebug(program, ctx);
 registerObserve(program, ctx);
 registerOps(program, ctx);
 registerState(program, ctx);
+registerRunbook(program, ctx);
 registerSecurity(program);
 documentExitCodes(program);
 

@@ -48,6 +48,12 @@ const CRITICAL_BEFORE = [
   // Added with the llm behaviours: what budgets do is never dropped.
   "BUDGET_THRESHOLD_REACHED",
   "BUDGET_EXCEEDED",
+  // And with the runbook's commands.
+  "RESOURCE_EXHAUSTION",
+  "EMERGENCY_RESPONSE_ACTIVATED",
+  "EMERGENCY_RESPONSE_COMPLETED",
+  "RECOVERY_STAGE_COMPLETED",
+  "GRADUAL_RESUMPTION_COMPLETED",
 ];
 
 const threshold = { metric: "m", value: 7, threshold: 5, clear: 4.5 };
@@ -282,6 +288,36 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   },
   LLM_CALL_REPLAYED: { scope: "w1", data: { taskId: "w1-r", turn: 1, paidBy: "h1", attempt: 2 } },
   LLM_PROGRESS: { scope: "w1", data: { taskId: "w1-r", turn: 0, chars: 120, tail: "...queues", hostId: "h1" } },
+  RESOURCE_EXHAUSTION: {
+    scope: "global",
+    data: {
+      error_type: "agent_pool",
+      severity: "critical",
+      affected_workflows: ["w1", "w2", "w3"],
+      system_utilization: { cpu: 98.7, memory: 96.2, agents: "19/20" },
+    },
+  },
+  EMERGENCY_RESPONSE_ACTIVATED: {
+    scope: "resource_management",
+    data: {
+      response_level: "critical",
+      strategy: "intelligent_triage",
+      actions: ["pause_low_priority_workflows"],
+      affected_workflows: 3,
+    },
+  },
+  EMERGENCY_RESPONSE_COMPLETED: {
+    scope: "resource_management",
+    data: { recovery_time_ms: 120, agents_freed: 5, workflows_affected: 3 },
+  },
+  RECOVERY_STAGE_COMPLETED: {
+    scope: "gradual_resumption",
+    data: { stage: 1, workflowId: "w3", action: "resume_paused_workflow", outcome: "done", cap: 1, ms: 900 },
+  },
+  GRADUAL_RESUMPTION_COMPLETED: {
+    scope: "gradual_resumption",
+    data: { recovery_time_ms: 2000, stages: 2, workflows_recovered: 2, paused_again: 0 },
+  },
   PERFORMANCE_DEGRADATION_DETECTED: { scope: "trend_analysis", data: trend },
   MEMORY_TREND: { scope: "trend_analysis", data: { ...trend, service: "host-1", bytesPerMinute: 1_000_000 } },
 };

@@ -712,6 +712,56 @@ export const events = {
     }),
   },
 
+  // The runbook's commands (seed 003; the monitor, runbook/): fields in the seed's snake_case
+  RESOURCE_EXHAUSTION: {
+    category: "system",
+    critical: true,
+    summary: "emergency-analysis found the agent pool, memory or CPU past its limit",
+    data: z.object({
+      error_type: ref(),
+      severity: z.enum(["critical", "high"]),
+      affected_workflows: z.array(ref()).max(1000),
+      system_utilization: z.object({ cpu: z.number(), memory: z.number(), agents: ref() }),
+    }),
+  },
+  EMERGENCY_RESPONSE_ACTIVATED: {
+    category: "system",
+    critical: true,
+    summary: "emergency-reallocation began: its actions and how many workflows they name",
+    data: z.object({
+      response_level: ref(),
+      strategy: ref(),
+      actions: z.array(ref()).max(20),
+      affected_workflows: count(),
+    }),
+  },
+  EMERGENCY_RESPONSE_COMPLETED: {
+    category: "system",
+    critical: true,
+    summary: "emergency-reallocation finished: its time, the agents it freed, the workflows it changed",
+    data: z.object({ recovery_time_ms: ms(), agents_freed: count(), workflows_affected: count() }),
+  },
+  RECOVERY_STAGE_COMPLETED: {
+    category: "workflow",
+    critical: true,
+    summary: "a stage of gradual-resumption ended: done, paused again (a metric crossed) or not healthy in time",
+    data: z.object({
+      stage: int(),
+      workflowId: ref(),
+      action: ref(),
+      outcome: ref(),
+      cap: count().nullable(),
+      ms: ms(),
+      metric: ref().optional(),
+    }),
+  },
+  GRADUAL_RESUMPTION_COMPLETED: {
+    category: "workflow",
+    critical: true,
+    summary: "gradual-resumption ended: its time, the workflows its stages recovered, those paused again",
+    data: z.object({ recovery_time_ms: ms(), stages: count(), workflows_recovered: count(), paused_again: count() }),
+  },
+
   // performance: scope is what was analysed (the seed's lines: trend_analysis)
   PERFORMANCE_DEGRADATION_DETECTED: {
     category: "performance",

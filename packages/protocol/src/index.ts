@@ -137,6 +137,7 @@ export * from "./operations.js";
 export type { Identity, Permissions } from "./permissions.js";
 export { authorizationConfig, permissionsFor } from "./permissions.js";
 export { checkDelegation } from "./policy.js";
+export * from "./runbook.js";
 export {
   BUCKETS,
   HEADERS,

@@ -39,6 +39,16 @@ import {
   WaitsRequestSchema,
   WorkflowRecordSchema,
 } from "./messages.js";
+import {
+  AgentPoolReplySchema,
+  AgentPoolRequestSchema,
+  ReallocationReplySchema,
+  ReallocationRequestSchema,
+  ResumptionReplySchema,
+  ResumptionRequestSchema,
+  UtilizationReplySchema,
+  UtilizationRequestSchema,
+} from "./runbook.js";
 import { SUBJECT_PREFIX, token } from "./subjects.js";
 import { NameSchema } from "./team.js";
 
@@ -50,6 +60,8 @@ export type Role = (typeof ROLES)[number];
 const OPERATOR: readonly Role[] = ["operator"];
 /** What people and the monitor may read. */
 const READ: readonly Role[] = ["operator", "viewer", "monitor"];
+/** Controls the monitor also takes, for the runbook commands an operator asks of it (runbook.ts). */
+const RUNBOOK: readonly Role[] = ["operator", "monitor"];
 
 // --- workflow controls ---------------------------------------------------------------------
 
@@ -368,13 +380,13 @@ export const operations = {
   "sup.waits": sup(WaitsRequestSchema, WaitsReplySchema, READ, "the wait-for graph"),
   "sup.freeze": sup(FreezeRequestSchema, FreezeReplySchema, OPERATOR, "data protection mode on or off"),
   "sup.workflow.list": sup(WorkflowListRequestSchema, WorkflowListReplySchema, READ, "workflows, newest first"),
-  "sup.workflow.pause": sup(PauseRequestSchema, ControlReply, OPERATOR, "stop handing a workflow's tasks to actors"),
-  "sup.workflow.resume": sup(WorkflowRef, ControlReply, OPERATOR, "hand a paused workflow's tasks out again"),
+  "sup.workflow.pause": sup(PauseRequestSchema, ControlReply, RUNBOOK, "stop handing a workflow's tasks to actors"),
+  "sup.workflow.resume": sup(WorkflowRef, ControlReply, RUNBOOK, "hand a paused workflow's tasks out again"),
   "sup.workflow.cancel": sup(CancelRequestSchema, CancelReplySchema, OPERATOR, "end every unfinished task cancelled"),
   "sup.workflow.limit": sup(
     LimitRequestSchema,
     ControlReply,
-    OPERATOR,
+    RUNBOOK,
     "cap a workflow's agents or reserve actors for it",
   ),
   "sup.task.admit": sup(
@@ -416,6 +428,37 @@ export const operations = {
     "each kind's time per task stage, since this supervisor started",
   ),
   "mon.status": mon(Empty, MonitorStatusReplySchema, READ, "the six cluster metrics with thresholds and state"),
+  // Seed 003's runbook (runbook.ts): the monitor measures, and acts through the supervisor.
+  "mon.resource-manager.emergency-analysis": mon(
+    UtilizationRequestSchema,
+    UtilizationReplySchema,
+    OPERATOR,
+    "utilization per host and workflow, what is exhausted, the bottlenecks, what could yield (RESOURCE_EXHAUSTION)",
+  ),
+  "mon.resource-manager.analyze-utilization": mon(
+    UtilizationRequestSchema,
+    UtilizationReplySchema,
+    READ,
+    "utilization per host and workflow, the bottlenecks, what could yield (no event)",
+  ),
+  "mon.resource-manager.agent-pool-assessment": mon(
+    AgentPoolRequestSchema,
+    AgentPoolReplySchema,
+    READ,
+    "agents per kind (busy, available, quarantined) and where replacements could go",
+  ),
+  "mon.resource-manager.emergency-reallocation": mon(
+    ReallocationRequestSchema,
+    ReallocationReplySchema,
+    OPERATOR,
+    "pause low-priority workflows, cap others keeping their critical path, guarantee the high one",
+  ),
+  "mon.workflow-recovery.gradual-resumption": mon(
+    ResumptionRequestSchema,
+    ResumptionReplySchema,
+    OPERATOR,
+    "resume workflows stage by stage, each after the cluster stayed healthy; a stage that breaks a threshold is paused again",
+  ),
   "host.spawn": host(SpawnRequestSchema, SpawnReplySchema, "start actors"),
   "host.actor": host(ActorControlRequestSchema, ActorControlReplySchema, "quarantine, release or retire an actor"),
   "host.task": host(TaskControlRequestSchema, TaskControlReplySchema, "stop a running attempt or give its task back"),

@@ -35,6 +35,17 @@ function isWrongRevision(err: unknown): boolean {
   );
 }
 
+/**
+ * The keys of a bucket (matching `filter`), each once. nats.js lists keys with an ordered
+ * consumer that delivers the last message per subject, and a key written while the listing
+ * runs is delivered again: iterating `kv.keys()` directly can see a key twice.
+ */
+export async function listKeys(kv: KV, filter?: string): Promise<string[]> {
+  const keys = new Set<string>();
+  for await (const k of await kv.keys(filter)) keys.add(k);
+  return [...keys];
+}
+
 /** A value that failed its checksum (or its schema) and what was done about it. */
 export interface CorruptionReport {
   key: string;

@@ -44,7 +44,7 @@ import { retry } from "./backoff.js";
 import type { Breaker } from "./breaker.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { CadreMetrics } from "./metrics.js";
-import { bucketOf, type CorruptionReport, StateStore, verifyChecksum } from "./state-store.js";
+import { bucketOf, type CorruptionReport, listKeys, StateStore, verifyChecksum } from "./state-store.js";
 
 /** What a data key holds. */
 export interface Envelope<T> {
@@ -415,7 +415,7 @@ export class TxStore<T> {
   /** The checkpoints kept under `prefix`, oldest first. */
   async checkpointsOf(prefix: string): Promise<number[]> {
     const out: number[] = [];
-    for await (const k of await this.kv.keys(`${prefix}_ckpt.>`)) out.push(Number(k.slice(`${prefix}_ckpt.`.length)));
+    for (const k of await listKeys(this.kv, `${prefix}_ckpt.>`)) out.push(Number(k.slice(`${prefix}_ckpt.`.length)));
     return out.sort((a, b) => a - b);
   }
 

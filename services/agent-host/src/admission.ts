@@ -7,7 +7,7 @@
  */
 
 import { type Holding, type TaskEnvelope, type WorkflowControl, WorkflowControlSchema } from "@cadre/protocol";
-import { call, controlKey, isTransient, type Logger, type NatsConnection, retry } from "@cadre/runtime";
+import { call, controlKey, isTransient, type Logger, listKeys, type NatsConnection, retry } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
 
 /**
@@ -105,9 +105,7 @@ export class WorkflowControls {
   }
 
   private async load(): Promise<void> {
-    const keys: string[] = [];
-    for await (const k of await this.o.registry.keys(controlKey(">"))) keys.push(k);
-    for (const k of keys) {
+    for (const k of await listKeys(this.o.registry, controlKey(">"))) {
       const e = await this.o.registry.get(k);
       if (e) this.apply(e.key, e.operation, () => e.json());
     }

@@ -6,6 +6,7 @@
  */
 
 import {
+  BUCKETS,
   type CadreEvent,
   type Config,
   decodeAs,
@@ -15,6 +16,7 @@ import {
   parseEvent,
   randomId,
   subjects,
+  TeamSchema,
   type TypedEvent,
 } from "@cadre/protocol";
 import {
@@ -30,12 +32,15 @@ import {
   type NatsConnection,
   natsAuthOf,
   OperationServer,
+  StateStore,
   type Subscription,
   systemClock,
   type ThrottledLog,
   throttledLog,
 } from "@cadre/runtime";
+import { Kvm } from "@nats-io/kv";
 import { Actions } from "./actions.js";
+import { serveRunbook } from "./runbook/index.js";
 import { Watch } from "./watch.js";
 
 /** Options of {@link Monitor.start}. */
@@ -180,6 +185,18 @@ export class Monitor {
       logger,
     });
     this.server.serve("mon.status", async () => this.watch.status(this.clock.now()));
+    // Seed 003's runbook commands: the monitor measures, and acts through the supervisor.
+    const teams = new StateStore(await new Kvm(this.nc).open(BUCKETS.registry), TeamSchema, "team");
+    serveRunbook(this.server, {
+      nc: this.nc,
+      sender: this.id,
+      config,
+      clock: this.clock,
+      emit: (e) => this.bus.emit(e),
+      status: () => this.watch.status(this.clock.now()),
+      reports: () => this.watch.reports(this.clock.now()),
+      team: async (teamId) => (await teams.get(`team.${teamId}`))?.value,
+    });
   }
 
   /**

@@ -68,6 +68,11 @@ export class Watch {
   }
 
   /** What `cadre monitor` shows (mon.status). */
+  /** The services' current reports. */
+  reports(now: number): ServiceReport[] {
+    return this.view.sources(now);
+  }
+
   status(now: number): OpReplyInput<"mon.status"> {
     return {
       metrics: this.tracker.state(now).map((s) => ({

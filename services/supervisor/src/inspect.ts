@@ -16,7 +16,7 @@ import {
   type WorkflowControl,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { type Clock, call, type NatsConnection, type StateStore } from "@cadre/runtime";
+import { type Clock, call, listKeys, type NatsConnection, type StateStore } from "@cadre/runtime";
 import type { Registry } from "./registry.js";
 import { childrenOf, taskTree } from "./tree.js";
 
@@ -66,7 +66,7 @@ export class Inspector {
   /** Workflows, newest first; `paused` is a running workflow with a pause in force. */
   async list({ status, limit }: OpRequest<"sup.workflow.list">): Promise<OpReply<"sup.workflow.list">> {
     const out: OpReply<"sup.workflow.list">["workflows"] = [];
-    for await (const key of await this.d.workflows.kv.keys()) {
+    for (const key of await listKeys(this.d.workflows.kv)) {
       const w = (await this.d.workflows.get(key))?.value;
       if (!w) continue;
       const control = this.d.control(w.workflowId) ?? null;

@@ -20,7 +20,7 @@ import {
   type Team,
   TeamSchema,
 } from "@cadre/protocol";
-import { type Clock, HostLiveness, type LivenessEvent, StateStore } from "@cadre/runtime";
+import { type Clock, HostLiveness, type LivenessEvent, listKeys, StateStore } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
 
 /** How long a registered host that stopped beating is remembered: 10 dead times, at least a minute. */
@@ -70,8 +70,7 @@ export class Registry {
 
   /** Loads actor records written by an earlier supervisor. */
   async load(): Promise<void> {
-    const keys = await this.kv.keys("actor.*");
-    for await (const key of keys) {
+    for (const key of await listKeys(this.kv, "actor.*")) {
       const rec = await this.actorStore.get(key);
       if (rec) this.actors.set(rec.value.actorId, rec.value);
     }
@@ -211,7 +210,7 @@ export class Registry {
   /** Ids of every team on record. */
   async teamIds(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const k of await this.kv.keys("team.*")) ids.push(k.slice("team.".length));
+    for (const k of await listKeys(this.kv, "team.*")) ids.push(k.slice("team.".length));
     return ids;
   }
 

@@ -1,36 +1,12 @@
 /** `cadre monitor` and `cadre perf bottlenecks`: what the monitor sees, and where tasks spend their time. */
 
-import type { OpReply } from "@cadre/protocol";
+import { bottlenecks } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import type { Command } from "commander";
 import { ago, table } from "../format.js";
 import { action, type Ctx, print, printJson, withSupervisor } from "./common.js";
 
-type Stages = OpReply<"sup.perf.stages">;
-
 const num = (v: number | null): string => (v === null ? "-" : String(Math.round(v * 1000) / 1000));
-
-/** Per kind: the stage holding the largest share of the time, with every stage's share and figures. */
-export function bottlenecks(reply: Stages) {
-  return reply.kinds
-    .map(({ kind, stages }) => {
-      const total = stages.reduce((a, s) => a + s.sumSeconds, 0);
-      const ranked = stages
-        .map((s) => ({
-          ...s,
-          share: total > 0 ? s.sumSeconds / total : 0,
-          meanSeconds: s.count > 0 ? s.sumSeconds / s.count : 0,
-        }))
-        .sort((a, b) => b.share - a.share);
-      return {
-        kind,
-        bottleneck: ranked[0]?.stage ?? null,
-        tasks: Math.max(0, ...stages.map((s) => s.count)),
-        stages: ranked,
-      };
-    })
-    .sort((a, b) => a.kind.localeCompare(b.kind));
-}
 
 export function registerObserve(program: Command, ctx: Ctx): void {
   program

@@ -1,0 +1,259 @@
+/**
+ * Seed 003's runbook on a real stack: its first incident, resource exhaustion, from the
+ * analysis to the staged recovery, with the commands an operator types (`cadre resource-manager
+ * ...`, `cadre workflow-recovery ...`, `cadre subagents ...`) and the events they announce.
+ */
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { OpReply } from "@cadre/protocol";
+import { call } from "@cadre/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+
+type Analysis = OpReply<"mon.resource-manager.emergency-analysis">;
+type Reallocation = OpReply<"mon.resource-manager.emergency-reallocation">;
+type Resumption = OpReply<"mon.workflow-recovery.gradual-resumption">;
+
+/** Three teams of a lead and two workers each: nine agents, the cluster's whole pool. */
+const POOL = 9;
+
+describe("the runbook: resource exhaustion, from analysis to staged recovery", () => {
+  let c: TestCluster;
+
+  beforeAll(async () => {
+    c = await startCluster({
+      hosts: 2,
+      monitor: true,
+      config: {
+        ...fastConfig,
+        orchestration_limits: { max_concurrent_agents: POOL },
+        monitor: { intervalMs: 250, windowMs: 5000 },
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  /** Where the commands' real output is kept (the README's Runbook section quotes it). */
+  const results = join(import.meta.dirname, "..", "results", "runbook");
+  mkdirSync(results, { recursive: true });
+  const json = <T>(...args: string[]): T => {
+    const out = c.cli(...args, "--json");
+    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
+    return JSON.parse(out) as T;
+  };
+  const analysis = () =>
+    call(c.nc, "mon.resource-manager.analyze-utilization", {}, { sender: "test", timeoutMs: 10_000 });
+
+  it("three workflows exhaust the agents; analysis names them; reallocation pauses, caps and guarantees; staged resumption completes the rest", async () => {
+    const rec = recordEvents(c.nc);
+    // Long enough (about 5 s for the high one alone) to be analysed and reallocated while it runs.
+    const low = await c.submit(fanTeam("rb-low", 12, 500), undefined, 1);
+    // Capped at one agent from about 1 s in, the medium one outlasts the high one.
+    const medium = await c.submit(fanTeam("rb-medium", 24, 500), undefined, 5);
+    const high = await c.submit(fanTeam("rb-high", 20, 500), undefined, 10);
+
+    // Every agent placed and at work: the three leads and their six workers.
+    await until(
+      "the agent pool placed and busy",
+      async () => {
+        const { agents } = (await analysis()).utilization;
+        return agents.placed === POOL && agents.busy >= POOL - 1;
+      },
+      20_000,
+    );
+    const a = json<Analysis>(
+      "resource-manager",
+      "emergency-analysis",
+      JSON.stringify({
+        trigger: "critical_resource_exhaustion",
+        analysis_depth: "comprehensive",
+        affected_systems: ["agent_pool"],
+      }),
+    );
+    expect(a.exhausted).toContain("agent_pool");
+    expect(a.utilization.agents).toMatchObject({ placed: POOL, capacity: POOL, percent: 100 });
+    expect(
+      a.workflows.map((w) => [w.workflowId, w.priority]),
+      JSON.stringify(a.workflows),
+    ).toEqual([
+      [high, 10],
+      [medium, 5],
+      [low, 1],
+    ]);
+    // Workers at work under their lead (how many at this instant moves: one between two tasks,
+    // three while a finished task's result is on its way and the next has started).
+    for (const w of a.workflows) {
+      expect(w.runningCoordinators).toBe(1);
+      expect(w.runningAgents).toBeGreaterThanOrEqual(1);
+    }
+    // What could yield, lowest priority first; never the highest.
+    expect(a.reallocation.map((x) => [x.workflowId, x.priority])).toEqual([
+      [low, 1],
+      [medium, 5],
+    ]);
+    expect(a.hosts).toHaveLength(2);
+    await until("RESOURCE_EXHAUSTION", () =>
+      rec.events.find((e) => e.event.type === "RESOURCE_EXHAUSTION" && e.event.scope === "global"),
+    );
+
+    const r = json<Reallocation>(
+      "resource-manager",
+      "emergency-reallocation",
+      JSON.stringify({
+        strategy: "intelligent_triage",
+        actions: [
+          { action: "pause_low_priority_workflows", affected: [low], resource_recovery: { agents: 2 } },
+          {
+            action: "reduce_resource_allocation",
+            affected: [medium],
+            reduction: { agents: 1, memory_gb: 4 },
+            maintain_critical_path: true,
+          },
+          {
+            action: "optimize_high_priority_workflow",
+            affected: [high],
+            optimization: "emergency_efficiency_mode",
+            resource_guarantee: { agents: 2, cpu: 4, memory_gb: 8 },
+          },
+        ],
+      }),
+    );
+    const [paused, reduced, optimized] = r.actions;
+    // Freed by the pause: the agent tasks it parked (its workers running then).
+    expect(paused?.workflows[0]).toMatchObject({ workflowId: low, done: "paused" });
+    expect(paused?.workflows[0]?.agents).toBeGreaterThanOrEqual(1);
+    expect(reduced?.workflows[0]).toMatchObject({ workflowId: medium, cap: 1 });
+    // The critical path: the lead and one unfinished worker under it.
+    expect(reduced?.workflows[0]?.criticalPath?.[0]).toBe(`${medium}-r`);
+    expect(reduced?.ignored).toEqual(["reduction.memory_gb (memory is not metered per workflow)"]);
+    expect(optimized?.workflows).toEqual([{ workflowId: high, done: "guaranteed 2 agents", agents: 0, guarantee: 2 }]);
+    expect(optimized?.ignored).toHaveLength(3);
+    expect(r.freed.agents).toBe(r.actions.flatMap((x) => x.workflows).reduce((n, w) => n + w.agents, 0));
+    const activated = await until("EMERGENCY_RESPONSE_ACTIVATED", () =>
+      rec.events.find((e) => e.event.type === "EMERGENCY_RESPONSE_ACTIVATED"),
+    );
+    expect(activated.event.data).toMatchObject({ affected_workflows: 3 });
+    const completed = await until("EMERGENCY_RESPONSE_COMPLETED", () =>
+      rec.events.find((e) => e.event.type === "EMERGENCY_RESPONSE_COMPLETED"),
+    );
+    expect(completed.event.data).toMatchObject({ agents_freed: r.freed.agents, workflows_affected: 3 });
+
+    // The high one completes; the low one does not move while it is paused (once the results
+    // its yielded attempts were already reporting have landed; its lead keeps waiting).
+    const lowTreeOf = () => call(c.nc, "sup.debug.workflow", { workflowId: low }, { sender: "test", timeoutMs: 5000 });
+    await until("no worker of the low one running", async () =>
+      (await lowTreeOf()).tasks.every((t) => t.kind !== "worker" || t.status !== "running"),
+    );
+    const lowDoneAtPause = (await lowTreeOf()).tasks.filter((t) => t.status === "completed").length;
+    const hi = await c.wait(high, 30_000);
+    expect(hi.status, c.tail()).toBe("completed");
+    const lowTree = await lowTreeOf();
+    expect(lowTree.control?.paused).toBe(true);
+    expect(lowTree.tasks.filter((t) => t.status === "completed").length).toBe(lowDoneAtPause);
+    expect(lowTree.tasks.some((t) => t.status === "running" && t.kind === "worker")).toBe(false);
+
+    const g = json<Resumption>(
+      "workflow-recovery",
+      "gradual-resumption",
+      JSON.stringify({
+        resumption_strategy: "staged_recovery",
+        healthy_for_ms: 500,
+        stage_timeout_ms: 20_000,
+        stages: [
+          { stage: 1, action: "resume_paused_workflow", workflow: low, resource_limit: "conservative" },
+          { stage: 2, action: "restore_full_allocation", workflow: medium, gradual_scaling: true },
+        ],
+      }),
+      "--timeout",
+      "60",
+    );
+    expect(g.stages.map((s) => [s.stage, s.workflowId, s.outcome, s.cap])).toEqual([
+      [1, low, "done", 1],
+      [2, medium, "done", null],
+    ]);
+    for (const s of g.stages) expect(s.ms).toBeGreaterThanOrEqual(500);
+    expect(g.resumed).toEqual([low, medium]);
+
+    // Nothing lost, nothing applied twice.
+    for (const [id, n] of [
+      [low, 13],
+      [medium, 25],
+      [high, 21],
+    ] as const) {
+      const w = await c.wait(id, 60_000);
+      expect(w.status, c.tail()).toBe("completed");
+      expect(w.tasks).toMatchObject({ total: n, completed: n, failed: 0, duplicates: 0 });
+    }
+    const done = await until("GRADUAL_RESUMPTION_COMPLETED", () =>
+      rec.events.find((e) => e.event.type === "GRADUAL_RESUMPTION_COMPLETED"),
+    );
+    expect(done.event.data).toMatchObject({ stages: 2, workflows_recovered: 2, paused_again: 0 });
+    expect(rec.events.filter((e) => e.event.type === "RECOVERY_STAGE_COMPLETED")).toHaveLength(2);
+    rec.stop();
+  }, 120_000);
+
+  it("subagents runs three commands at once and reports each; a bad one fails alone", () => {
+    const out = c.cli(
+      "subagents",
+      JSON.stringify({ phase: "emergency_analysis", priority: "critical", coordination: "emergency_parallel" }),
+      JSON.stringify([
+        { command: "/debug", scope: "system_resource_exhaustion", focus: ["agent_deadlocks"] },
+        { command: "/resource-manager", operation: "analyze-utilization", scope: "emergency_triage" },
+        { command: "/resource-manager", operation: "agent-pool-assessment", focus: ["available_agents"] },
+      ]),
+      "--emergency",
+    );
+    const report = JSON.parse(out) as {
+      priority: string;
+      emergency: boolean;
+      ms: number;
+      slowestMs: number;
+      sumMs: number;
+      commands: { command: string; status: string; result?: Record<string, unknown> }[];
+    };
+    expect(report).toMatchObject({ priority: "critical", emergency: true });
+    // At once: the fan-out takes about the slowest command's time, not the sum.
+    expect(report.ms).toBeGreaterThanOrEqual(report.slowestMs);
+    expect(report.ms).toBeLessThan(report.sumMs);
+    expect(report.commands.map((x) => [x.command, x.status])).toEqual([
+      ["/debug", "ok"],
+      ["/resource-manager", "ok"],
+      ["/resource-manager", "ok"],
+    ]);
+    expect(report.commands[0]?.result).toHaveProperty("hosts");
+    expect(report.commands[2]?.result).toHaveProperty("spare");
+
+    // An unknown field is refused by name; the others still run.
+    let failed: { stdout: string; status: number } | undefined;
+    try {
+      c.cli(
+        "subagents",
+        "{}",
+        JSON.stringify([
+          { command: "/resource-manager", operation: "analyze-utilization", bogus: 1 },
+          { command: "/resource-manager", operation: "agent-pool-assessment" },
+        ]),
+      );
+    } catch (err) {
+      failed = err as { stdout: string; status: number };
+    }
+    expect(failed?.status).toBe(1);
+    const bad = JSON.parse(failed?.stdout ?? "{}") as { commands: { status: string; error?: { message: string } }[] };
+    expect(bad.commands.map((x) => x.status)).toEqual(["failed", "ok"]);
+    expect(bad.commands[0]?.error?.message).toContain("bogus");
+  });
+
+  it("refuses a runbook command's unknown field by name, exit 2", () => {
+    let err: { status: number; stderr: string } | undefined;
+    try {
+      c.cli("resource-manager", "emergency-reallocation", JSON.stringify({ actions: [{ action: "evict_everyone" }] }));
+    } catch (e) {
+      err = e as { status: number; stderr: string };
+    }
+    expect(err?.status).toBe(2);
+    expect(String(err?.stderr)).toContain("actions.0.action");
+  });
+});
