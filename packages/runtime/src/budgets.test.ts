@@ -7,11 +7,10 @@ import {
   type Usage,
   ZERO_USAGE,
 } from "@cadre/protocol";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Budgets, type Reservation } from "./budgets.js";
-import { connectNats, type NatsConnection } from "./nats.js";
-import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
+import { startTwoHosts, type TwoHosts } from "./testing/two-hosts.js";
 
 const usage = (u: Partial<Usage>): Usage => ({ ...ZERO_USAGE, ...u });
 const amount = (a: Partial<Amount>): Amount => ({ tokens: 0, costUsd: 0, requests: 0, ...a });
@@ -24,29 +23,16 @@ const recorder = () => {
 const ofType = (events: TypedEvent[], type: string) => events.filter((e) => e.type === type);
 
 describe("Budgets: ledgers in a real JetStream KV bucket, changed by compare-and-set", () => {
-  let server: NatsServer;
   /** Two connections: two hosts charging the same ledgers. */
-  let nc1: NatsConnection;
-  let nc2: NatsConnection;
-  let n = 0;
-  /** A fresh bucket, as each host's connection sees it. */
-  const buckets = async (): Promise<[KV, KV]> => {
-    const name = `${BUCKETS.llm}_t${++n}`;
-    const kv1 = await new Kvm(nc1).create(name, { history: 1 });
-    const kv2 = await new Kvm(nc2).open(name);
-    return [kv1, kv2];
-  };
+  let hosts: TwoHosts;
+  const buckets = (): Promise<[KV, KV]> => hosts.bucket(BUCKETS.llm);
   const call = (id: string, workflowId: string) => ({ id, taskId: `task-${id}`, workflowId });
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc1 = await connectNats(server.url, "budgets-test-1");
-    nc2 = await connectNats(server.url, "budgets-test-2");
+    hosts = await startTwoHosts("budgets-test");
   });
   afterAll(async () => {
-    await nc1?.close();
-    await nc2?.close();
-    await server?.stop();
+    await hosts?.stop();
   });
 
   it("lets exactly the limit's worth of 20 concurrent reservations from two hosts through, and settles them into spent", async () => {

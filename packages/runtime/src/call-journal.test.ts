@@ -1,9 +1,8 @@
 import { BUCKETS, type JournalEntry, llmKeys } from "@cadre/protocol";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallJournal } from "./call-journal.js";
-import { connectNats, type NatsConnection } from "./nats.js";
-import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
+import { startTwoHosts, type TwoHosts } from "./testing/two-hosts.js";
 
 /** A completed call of `turn`, as attempt `attempt` of `hostId` made it. */
 const entry = (turn: number, content: string, hostId = "host-a", attempt = 1): JournalEntry => ({
@@ -18,26 +17,15 @@ const entry = (turn: number, content: string, hostId = "host-a", attempt = 1): J
 });
 
 describe("CallJournal over a real JetStream KV bucket", () => {
-  let server: NatsServer;
   /** Two connections: two attempts of a task on two hosts. */
-  let nc1: NatsConnection;
-  let nc2: NatsConnection;
-  let n = 0;
-  const buckets = async (): Promise<[KV, KV]> => {
-    const name = `${BUCKETS.llm}_t${++n}`;
-    const kv1 = await new Kvm(nc1).create(name, { history: 1 });
-    return [kv1, await new Kvm(nc2).open(name)];
-  };
+  let hosts: TwoHosts;
+  const buckets = (): Promise<[KV, KV]> => hosts.bucket(BUCKETS.llm);
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc1 = await connectNats(server.url, "call-journal-test-1");
-    nc2 = await connectNats(server.url, "call-journal-test-2");
+    hosts = await startTwoHosts("call-journal-test");
   });
   afterAll(async () => {
-    await nc1?.close();
-    await nc2?.close();
-    await server?.stop();
+    await hosts?.stop();
   });
 
   it("returns a recorded call by task and turn, and nothing for a turn no attempt completed", async () => {

@@ -1,7 +1,7 @@
 import { BUCKETS } from "@cadre/protocol";
-import { connectNats, ManualClock, type NatsConnection } from "@cadre/runtime";
-import { type NatsServer, startNatsServer } from "@cadre/runtime/testing";
-import { type KV, Kvm } from "@nats-io/kv";
+import { ManualClock } from "@cadre/runtime";
+import { startTwoHosts, type TwoHosts } from "@cadre/runtime/testing";
+import type { KV } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../testing.js";
 import { type ProviderLimits, SharedLimiter } from "./limiter.js";
@@ -45,16 +45,9 @@ async function waits(clock: ManualClock, p: Promise<void>) {
 }
 
 describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket, on a driven clock", () => {
-  let server: NatsServer;
   /** Two connections: two hosts calling the same provider. */
-  let nc1: NatsConnection;
-  let nc2: NatsConnection;
-  let n = 0;
-  const buckets = async (): Promise<[KV, KV]> => {
-    const name = `${BUCKETS.llm}_t${++n}`;
-    const kv1 = await new Kvm(nc1).create(name, { history: 1 });
-    return [kv1, await new Kvm(nc2).open(name)];
-  };
+  let hosts: TwoHosts;
+  const buckets = (): Promise<[KV, KV]> => hosts.bucket(BUCKETS.llm);
   /** A limiter whose wall clock is the driven clock: advancing it moves both its sleeps and `now`. */
   const limiter = (kv: KV, clock: ManualClock, limits: ProviderLimits, provider = "openai") =>
     new SharedLimiter(kv, provider, limits, { clock, now: () => clock.now() });
@@ -64,14 +57,10 @@ describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket
   const HUNDRED_TOKENS: ProviderLimits = { tokensPerMinute: 6_000, burst: 1 / 60 };
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    nc1 = await connectNats(server.url, "limiter-test-1");
-    nc2 = await connectNats(server.url, "limiter-test-2");
+    hosts = await startTwoHosts("limiter-test");
   });
   afterAll(async () => {
-    await nc1?.close();
-    await nc2?.close();
-    await server?.stop();
+    await hosts?.stop();
   });
 
   it("lets the first request go at once and makes the next wait 100 ms of driven time for the refill", async () => {
@@ -81,7 +70,7 @@ describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket
     await goesAtOnce(clock, l.take(0));
     const second = await waits(clock, l.take(0));
     clock.advance(99);
-    await nc1.flush();
+    await hosts.nc1.flush();
     expect(second.done).toBe(false);
     clock.advance(1);
     await finishes(second);
@@ -104,7 +93,7 @@ describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket
     const elsewhere = new ManualClock(5_000);
     await goesAtOnce(elsewhere, limiter(kv2, elsewhere, ONE_PER_100MS, "anthropic").take(0));
     clock.advance(99);
-    await nc2.flush();
+    await hosts.nc2.flush();
     expect(second.done).toBe(false);
     clock.advance(1);
     await finishes(second);
@@ -122,7 +111,7 @@ describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket
     // 20 left; 50 wanted: 30 missing, refilled in 300 ms.
     const t = await waits(clock, l.take(50));
     clock.advance(299);
-    await nc1.flush();
+    await hosts.nc1.flush();
     expect(t.done).toBe(false);
     clock.advance(1);
     await finishes(t);
@@ -152,7 +141,7 @@ describe("SharedLimiter: a provider's token bucket in a real JetStream KV bucket
     await goesAtOnce(clock, l.take(100));
     const t = await waits(clock, l.take(1));
     clock.advance(9);
-    await nc1.flush();
+    await hosts.nc1.flush();
     expect(t.done).toBe(false);
     clock.advance(1);
     await finishes(t);
