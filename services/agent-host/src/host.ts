@@ -8,7 +8,6 @@
  * {@link WorkflowControls} (the controls it follows, and `sup.task.admit`).
  */
 
-import { getHeapStatistics } from "node:v8";
 import {
   type ActorSpec,
   type Body,
@@ -59,6 +58,7 @@ import { HostedActor } from "./actor.js";
 import { WorkflowControls } from "./admission.js";
 import type { AttemptDeps } from "./attempt.js";
 import type { LlmDeps } from "./behaviours/index.js";
+import { HostCleanup } from "./cleanup.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Heartbeat } from "./heartbeat.js";
 import { createLlmDeps } from "./llm/index.js";
@@ -76,20 +76,6 @@ export interface AgentHostOptions {
 }
 
 const key = (teamId: string, kind: string) => `${teamId}/${kind}`;
-
-/** The shortest time between two cleanups (each runs a full garbage collection). */
-const CLEANUP_EVERY_MS = 10_000;
-
-/**
- * A full garbage collection, where node exposes one (`--expose-gc`: `cadre up` and the images
- * start the services with it). False where it does not.
- */
-function fullGc(): boolean {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc !== "function") return false;
-  gc();
-  return true;
-}
 
 /** A running agent-host. */
 export class AgentHost {
@@ -117,7 +103,6 @@ export class AgentHost {
   private dispatcher!: Dispatcher;
   private server?: OperationServer;
   private heartbeat?: Heartbeat;
-  private lastCleanup?: { at: number; reply: OpReplyInput<"host.cleanup"> };
   /** Tells the monitor what this host's metrics say (runtime report.ts). */
   private reporter?: Reporter;
   private hooks!: HookRunner;
@@ -270,7 +255,15 @@ export class AgentHost {
     this.server.serve("host.actor", async (body) => this.actorControl(body));
     this.server.serve("host.task", async (body) => this.taskControl(body));
     this.server.serve("host.inspect", async ({ actorId }) => this.actor(actorId).inspect());
-    this.server.serve("host.cleanup", async () => this.cleanup());
+    const cleanup = new HostCleanup({
+      hostId: this.hostId,
+      clock: this.clock,
+      logger: this.logger,
+      emit: (e) => this.emit(e),
+      clearPercent: this.config.monitor.metrics.memory_usage_percent.clear,
+      releaseIdlePullers: () => this.releaseIdlePullers(),
+    });
+    this.server.serve("host.cleanup", async () => cleanup.run());
     this.server.serve("host.hooks.bypass", async ({ hook, forMs, failureRate }) => {
       const bypassed = this.hooks.bypass(hook, forMs);
       if (bypassed) {
@@ -543,16 +536,8 @@ export class AgentHost {
     return { taskId, held: true, epoch: attempt.task.epoch };
   }
 
-  /**
-   * The monitor's `cleanup` (memory over its threshold): stops the pullers of kinds this host
-   * no longer runs an actor of, runs a full garbage collection if its own heap is over the
-   * memory rule's clear level, and says what that freed. A full collection stops the host for a
-   * moment: at most one per CLEANUP_EVERY_MS; a request sooner gets the last one's report.
-   */
-  private async cleanup(): Promise<OpReplyInput<"host.cleanup">> {
-    const now = this.clock.now();
-    if (this.lastCleanup && now - this.lastCleanup.at < CLEANUP_EVERY_MS) return this.lastCleanup.reply;
-    const heapBeforeBytes = process.memoryUsage().heapUsed;
+  /** The pullers of kinds no actor of this host runs now, stopped; their keys (the cleanup's). */
+  private releaseIdlePullers(): string[] {
     const released: string[] = [];
     const running = new Set([...this.actors.values()].map((a) => key(a.spec.teamId, a.spec.kindName)));
     for (const [k, p] of this.pullers) {
@@ -562,26 +547,7 @@ export class AgentHost {
       void p.stop();
       released.push(`puller ${k}`);
     }
-    // A full collection pauses the host: only when its own heap is over the memory rule's clear level.
-    const percent = (100 * heapBeforeBytes) / getHeapStatistics().heap_size_limit;
-    const gc = percent > this.config.monitor.metrics.memory_usage_percent.clear && fullGc();
-    const heapAfterBytes = process.memoryUsage().heapUsed;
-    const reply = {
-      heapBeforeBytes,
-      heapAfterBytes,
-      freedBytes: Math.max(0, heapBeforeBytes - heapAfterBytes),
-      gc,
-      released: released.slice(0, 20),
-    };
-    this.lastCleanup = { at: now, reply };
-    this.emit({
-      type: "CLEANUP_REPORTED",
-      category: "monitor",
-      scope: "memory_usage_percent",
-      data: { hostId: this.hostId, ...reply },
-    });
-    this.logger.info(reply, "cleanup done");
-    return reply;
+    return released;
   }
 
   /** The actor is free again: forget its attempt and let its kind's puller pull more. */
