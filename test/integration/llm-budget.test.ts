@@ -114,6 +114,13 @@ describe("budgets and provider limits across hosts", () => {
       costUsd: Math.round(((input * 1 + output * 4) / 1e6) * 1e9) / 1e9,
     });
     expect(l?.held).toEqual({});
+    // The workflow's usage and budget, as cadre status prints them.
+    const status = c.cli("status", workflowId);
+    expect(status).toContain(`model calls: 6 requests, ${input} tokens in, ${output} out`);
+    expect(status).toContain("(budget: 6 requests)");
+    const summary = JSON.parse(c.cli("status", workflowId, "--json")) as { usage: unknown; budget: unknown };
+    expect(summary.budget).toEqual({ requests: 6 });
+    expect(summary.usage).toMatchObject({ requests: 6, inputTokens: input, outputTokens: output });
     const marks = rec.events
       .filter((e) => e.event.type === "BUDGET_THRESHOLD_REACHED" && e.event.scope === workflowId)
       .map((e) => e.event.data.percent);
