@@ -711,6 +711,11 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
     stage_timeout_ms: 1,
     stages: [{ stage: 1, action: "resume_paused_workflow", workflow: FAKE.wf }],
   },
+  "mon.performance-monitor.comprehensive-analysis": { analysis_scope: "fuzz", time_horizon: "1m" },
+  "mon.performance-monitor.emergency-assessment": { scope: "fuzz", focus: ["fuzz"] },
+  "mon.performance-monitor.bottleneck-analysis": { scope: "fuzz" },
+  // The shortest watch; at most two run at once (the others are refused RESOURCE_EXHAUSTED).
+  "mon.performance-monitor.post-emergency-monitoring": { monitoring_duration: "1s", alert_sensitivity: "low" },
 };
 
 const heartbeatModel: Model = {

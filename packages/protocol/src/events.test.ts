@@ -54,6 +54,8 @@ const CRITICAL_BEFORE = [
   "EMERGENCY_RESPONSE_COMPLETED",
   "RECOVERY_STAGE_COMPLETED",
   "GRADUAL_RESUMPTION_COMPLETED",
+  "POST_EMERGENCY_MONITORING_STARTED",
+  "POST_EMERGENCY_MONITORING_COMPLETED",
 ];
 
 const threshold = { metric: "m", value: 7, threshold: 5, clear: 4.5 };
@@ -320,6 +322,26 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   },
   PERFORMANCE_DEGRADATION_DETECTED: { scope: "trend_analysis", data: trend },
   MEMORY_TREND: { scope: "trend_analysis", data: { ...trend, service: "host-1", bytesPerMinute: 1_000_000 } },
+  POST_EMERGENCY_MONITORING_STARTED: {
+    scope: "post_emergency_monitoring",
+    data: {
+      monitoring_duration_ms: 7_200_000,
+      alert_sensitivity: "high",
+      sensitivity_share: 0.5,
+      metrics_watched: ["memory_usage_percent", "event_queue_depth"],
+      metrics_focus: ["resource_stability", "performance_regression"],
+    },
+  },
+  POST_EMERGENCY_MONITORING_COMPLETED: {
+    scope: "post_emergency_monitoring",
+    data: {
+      monitoring_time_ms: 7_200_040,
+      samples: 72_000,
+      regressions: 1,
+      regressed_metrics: ["memory_usage_percent"],
+      system_health: "regressed",
+    },
+  },
 };
 
 /** A sample as it arrives: the generic envelope a decoder returns. */

@@ -776,6 +776,31 @@ export const events = {
     summary: "a service's heap grew significantly over the window (monitor, Mann-Kendall and Theil-Sen)",
     data: TrendData.extend({ service: ref(), bytesPerMinute: z.number() }),
   },
+  POST_EMERGENCY_MONITORING_STARTED: {
+    category: "performance",
+    critical: true,
+    summary: "post-emergency-monitoring began: how long it watches, at which sensitivity, which metrics",
+    data: z.object({
+      monitoring_duration_ms: ms(),
+      alert_sensitivity: z.enum(["high", "medium", "low"]),
+      /** The share of each threshold a value must pass to count as a regression. */
+      sensitivity_share: z.number(),
+      metrics_watched: z.array(ref()).max(6),
+      metrics_focus: z.array(ref()).max(20),
+    }),
+  },
+  POST_EMERGENCY_MONITORING_COMPLETED: {
+    category: "performance",
+    critical: true,
+    summary: "post-emergency-monitoring ended: its measured time, the samples it took, the metrics that regressed",
+    data: z.object({
+      monitoring_time_ms: ms(),
+      samples: count(),
+      regressions: count(),
+      regressed_metrics: z.array(ref()).max(6),
+      system_health: z.enum(["stable", "regressed"]),
+    }),
+  },
 } as const satisfies Record<string, EventSpec>;
 
 type Table = typeof events;

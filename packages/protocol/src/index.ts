@@ -138,6 +138,7 @@ export type { Identity, Permissions } from "./permissions.js";
 export { authorizationConfig, permissionsFor } from "./permissions.js";
 export { checkDelegation } from "./policy.js";
 export * from "./runbook.js";
+export * from "./runbook-performance.js";
 export {
   BUCKETS,
   HEADERS,

@@ -49,6 +49,14 @@ import {
   UtilizationReplySchema,
   UtilizationRequestSchema,
 } from "./runbook.js";
+import {
+  BottleneckReplySchema,
+  BottleneckRequestSchema,
+  ComprehensiveReplySchema,
+  ComprehensiveRequestSchema,
+  PostEmergencyReplySchema,
+  PostEmergencyRequestSchema,
+} from "./runbook-performance.js";
 import { SUBJECT_PREFIX, token } from "./subjects.js";
 import { NameSchema } from "./team.js";
 
@@ -458,6 +466,31 @@ export const operations = {
     ResumptionReplySchema,
     OPERATOR,
     "resume workflows stage by stage, each after the cluster stayed healthy; a stage that breaks a threshold is paused again",
+  ),
+  // /performance-monitor (runbook-performance.ts).
+  "mon.performance-monitor.comprehensive-analysis": mon(
+    ComprehensiveRequestSchema,
+    ComprehensiveReplySchema,
+    READ,
+    "the six metrics, the trends announced within time_horizon, heaps, stage bottlenecks, host load, and findings by rule",
+  ),
+  "mon.performance-monitor.emergency-assessment": mon(
+    ComprehensiveRequestSchema,
+    ComprehensiveReplySchema,
+    READ,
+    "comprehensive-analysis under the seed's other name (the same fields and reply)",
+  ),
+  "mon.performance-monitor.bottleneck-analysis": mon(
+    BottleneckRequestSchema,
+    BottleneckReplySchema,
+    READ,
+    "per kind the stage holding the largest share of its time, every stage's share, mean and p95, ranked; the busiest host",
+  ),
+  "mon.performance-monitor.post-emergency-monitoring": mon(
+    PostEmergencyRequestSchema,
+    PostEmergencyReplySchema,
+    OPERATOR,
+    "watch the metrics for a duration at a raised sensitivity, then report the regressions seen (POST_EMERGENCY_MONITORING_*; give --timeout beyond the duration)",
   ),
   "host.spawn": host(SpawnRequestSchema, SpawnReplySchema, "start actors"),
   "host.actor": host(ActorControlRequestSchema, ActorControlReplySchema, "quarantine, release or retire an actor"),

@@ -1,16 +1,50 @@
 /** Seed 003's runbook commands, served by the monitor as `mon.<family>.<operation>` (protocol runbook.ts). */
 
+import { ResourceExhaustedError } from "@cadre/protocol";
 import type { OperationServer } from "@cadre/runtime";
+import { bottleneckAnalysis, comprehensiveAnalysis, postEmergencyMonitoring } from "./performance.js";
 import { gradualResumption } from "./recovery.js";
 import { agentPool, analyze, emergencyAnalysis, type RunbookDeps, reallocate } from "./resource-manager.js";
 
 export { criticalPath, type RunbookDeps } from "./resource-manager.js";
 
+/**
+ * Runbook commands one monitor runs at once. Each reads the supervisor many times over (a
+ * workflow's tree per running workflow): past this a request is answered at once, refused
+ * (RESOURCE_EXHAUSTED, retryable), instead of piling calls on a supervisor under strain. The
+ * long ones (gradual-resumption, post-emergency-monitoring) count too.
+ */
+export const MAX_RUNBOOK_AT_ONCE = 6;
+
+/** A handler that refuses once MAX_RUNBOOK_AT_ONCE are running. */
+function bounded<Q, R>(gate: { running: number }, fn: (req: Q) => Promise<R>): (req: Q) => Promise<R> {
+  return async (req) => {
+    if (gate.running >= MAX_RUNBOOK_AT_ONCE) {
+      throw new ResourceExhaustedError("runbook commands running on the monitor", MAX_RUNBOOK_AT_ONCE, gate.running, {
+        fix: "wait for one to finish and ask again",
+      });
+    }
+    gate.running++;
+    try {
+      return await fn(req);
+    } finally {
+      gate.running--;
+    }
+  };
+}
+
 /** Serves every runbook operation on the monitor's endpoint. */
 export function serveRunbook(server: OperationServer, d: RunbookDeps): void {
-  server.serve("mon.resource-manager.emergency-analysis", () => emergencyAnalysis(d));
-  server.serve("mon.resource-manager.analyze-utilization", () => analyze(d));
-  server.serve("mon.resource-manager.agent-pool-assessment", () => agentPool(d));
-  server.serve("mon.resource-manager.emergency-reallocation", (req) => reallocate(d, req));
-  server.serve("mon.workflow-recovery.gradual-resumption", (req) => gradualResumption(d, req));
+  const gate = { running: 0 };
+  const serve: OperationServer["serve"] = (name, fn) => server.serve(name, bounded(gate, fn as never) as never);
+  serve("mon.resource-manager.emergency-analysis", () => emergencyAnalysis(d));
+  serve("mon.resource-manager.analyze-utilization", () => analyze(d));
+  serve("mon.resource-manager.agent-pool-assessment", () => agentPool(d));
+  serve("mon.resource-manager.emergency-reallocation", (req) => reallocate(d, req));
+  serve("mon.workflow-recovery.gradual-resumption", (req) => gradualResumption(d, req));
+  serve("mon.performance-monitor.comprehensive-analysis", (req) => comprehensiveAnalysis(d, req));
+  // The seed's other name for it (its first subagents example): the same fields and reply.
+  serve("mon.performance-monitor.emergency-assessment", (req) => comprehensiveAnalysis(d, req));
+  serve("mon.performance-monitor.bottleneck-analysis", (req) => bottleneckAnalysis(d, req));
+  serve("mon.performance-monitor.post-emergency-monitoring", (req) => postEmergencyMonitoring(d, req));
 }
