@@ -9,6 +9,7 @@ import { Command } from "commander";
 import { registerCluster } from "./commands/cluster.js";
 import { beforeExit, contextOf, documentExitCodes, EXIT } from "./commands/common.js";
 import { registerDebug } from "./commands/debug.js";
+import { registerIncident } from "./commands/incident.js";
 import { registerObserve } from "./commands/observe.js";
 import { registerOps } from "./commands/ops.js";
 import { registerRun } from "./commands/run.js";
@@ -52,6 +53,7 @@ registerObserve(program, ctx);
 registerOps(program, ctx);
 registerState(program, ctx);
 registerRunbook(program, ctx);
+registerIncident(program, ctx);
 registerSecurity(program);
 documentExitCodes(program);
 

@@ -40,21 +40,14 @@ import {
   type Finding,
   isParseFailure,
   type KindStages,
-  METRIC_NAMES,
   type OpReply,
   type OpReplyInput,
-  type PostEmergencyReply,
-  type PostEmergencyRequest,
   parseEvent,
-  type Regression,
-  ResourceExhaustedError,
-  SENSITIVITY,
   type ServiceReport,
   STREAMS,
   subjects,
   type TrendRow,
 } from "@cadre/protocol";
-import { sleep } from "@cadre/runtime";
 import { type Consumer, DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { ask, type RunbookDeps } from "./resource-manager.js";
 

@@ -1,0 +1,155 @@
+/**
+ * Pairing the faults that events of their own end (or that are handled as they are announced):
+ * corrupted state, breakers, thresholds, resource exhaustion, deadlocks, refused delegations and
+ * supervision (the rules: faults.ts).
+ */
+
+import type { Pairings } from "./faults.js";
+import { BREAKER_TARGETS, METRIC_CASES, matrixRow, type Target } from "./targets.js";
+
+export const SIGNAL_PAIRINGS: Pairings = {
+  // --- state -------------------------------------------------------------------------------------
+  STATE_CORRUPTED: (st, step) => {
+    const { e } = step;
+    const key = `state:${e.scope}:${e.data.key}`;
+    const f = st.openOrRepeat(key, step, () =>
+      st.newFault(
+        step,
+        key,
+        matrixRow("state-corruption"),
+        null,
+        "checked when read: the event does not say when the value went bad",
+        { key: e.data.key, reason: e.data.reason },
+      ),
+    );
+    if (e.data.restoredAs !== null && f.recoveredAt === null) {
+      st.recover(f, step, `restored from revision ${e.data.restoredFrom} as ${e.data.restoredAs}`);
+    }
+  },
+  STATE_ROLLED_BACK: (st, step) => {
+    const { e } = step;
+    for (const f of [...st.open.values()]) {
+      if (f.type !== "STATE_CORRUPTED") continue;
+      // A workflow's state keys are `<workflowId>.<key>` (cli state.ts rolls back that prefix).
+      if (String(f.detail.key).startsWith(`${e.scope}.`)) {
+        st.recover(f, step, `rolled back to ${e.data.toSeq}, ${e.data.replayed.length} replayed`);
+      }
+    }
+  },
+
+  // --- breakers, thresholds, resources -----------------------------------------------------------
+  CIRCUIT_OPENED: (st, step) => {
+    const { e } = step;
+    const key = `breaker:${e.data.source}:${e.data.breaker}`;
+    const name = e.data.breaker.split(":")[0] ?? e.data.breaker;
+    const t = (BREAKER_TARGETS as Record<string, Target>)[name];
+    st.openOrRepeat(key, step, () =>
+      st.newFault(
+        step,
+        key,
+        t ? { ...t, row: `breaker:${name}` } : null,
+        null,
+        `opened after ${e.data.failures} consecutive failures; the events do not say when the first was`,
+        { breaker: e.data.breaker, source: e.data.source },
+      ),
+    );
+  },
+  CIRCUIT_CLOSED: (st, step) => {
+    const { e } = step;
+    const f = st.open.get(`breaker:${e.data.source}:${e.data.breaker}`);
+    if (f) st.recover(f, step, "closed");
+  },
+  THRESHOLD_CROSSED: (st, step) => {
+    const { e } = step;
+    const key = `metric:${e.data.metric}`;
+    const c = METRIC_CASES[e.data.metric];
+    st.openOrRepeat(key, step, () =>
+      st.newFault(
+        step,
+        key,
+        c ? matrixRow(c) : null,
+        null,
+        "sampled every monitor interval: the event does not say when the metric began to rise",
+        { metric: e.data.metric, value: e.data.value, threshold: e.data.threshold, action: e.data.action },
+      ),
+    );
+  },
+  THRESHOLD_CLEARED: (st, step) => {
+    const { e } = step;
+    const f = st.open.get(`metric:${e.data.metric}`);
+    if (f) st.recover(f, step, `cleared (${e.data.value} at or under ${e.data.clear})`);
+  },
+  RESOURCE_EXHAUSTION: (st, step) => {
+    const { e } = step;
+    const key = `resource:${e.scope}`;
+    st.openOrRepeat(key, step, () =>
+      st.newFault(
+        step,
+        key,
+        matrixRow("resource-exhaustion"),
+        null,
+        "found by an operator's emergency-analysis: the event does not say when the pool filled",
+        { error_type: e.data.error_type, affected_workflows: e.data.affected_workflows },
+      ),
+    );
+  },
+  EMERGENCY_RESPONSE_COMPLETED: (st, step) => {
+    const { e } = step;
+    for (const f of [...st.open.values()]) {
+      if (f.type === "RESOURCE_EXHAUSTION") {
+        st.recover(f, step, `emergency reallocation freed ${e.data.agents_freed} agents`);
+      }
+    }
+  },
+
+  // --- detected and handled in one event ----------------------------------------------------------
+  DEADLOCK_RESOLVED: (st, step) => {
+    const { e, s } = step;
+    const f = st.newFault(
+      step,
+      `deadlock:${s.seq}`,
+      matrixRow("deadlocks"),
+      e.data.waitedMs,
+      "the victim's wait (an upper bound: the cycle closed at or after it began waiting)",
+      { cycle: e.data.cycle, victim: e.data.victim },
+    );
+    st.handledAtOnce(f, step, `victim ${e.data.victim} refused, ${e.data.released.length} released`);
+  },
+  DELEGATION_REFUSED: (st, step) => {
+    const { e, s } = step;
+    const loop = e.data.code === "CIRCULAR_DELEGATION" || e.data.code === "DELEGATION_DEPTH_EXCEEDED";
+    const f = st.newFault(
+      step,
+      `delegation:${s.seq}`,
+      loop ? matrixRow("delegation-loops") : null,
+      0,
+      "checked before the target starts: the refusal is the detection",
+      { code: e.data.code, parentTaskId: e.data.parentTaskId },
+    );
+    st.handledAtOnce(f, step, "refused before any work started");
+  },
+
+  // --- supervision -------------------------------------------------------------------------------
+  SUPERVISOR_STANDBY: (st, step) => {
+    st.openOrRepeat("supervision", step, () =>
+      st.newFault(step, "supervision", null, null, "the event does not say when acting stopped being possible"),
+    );
+  },
+  SUPERVISOR_ACTIVE: (st, step) => {
+    const { e, s } = step;
+    const f = st.open.get("supervision");
+    if (f) {
+      st.recover(f, step, `${e.scope} active (term ${e.data.term})`);
+    } else if (e.data.previous !== null && e.data.previous !== e.scope) {
+      const takeover = st.newFault(
+        step,
+        `supervisor:${s.seq}`,
+        null,
+        null,
+        `the lease of ${e.data.previous} lapsed: its loss is no event`,
+        { previous: e.data.previous, activationMs: e.data.activationMs },
+      );
+      st.handledAtOnce(takeover, step, `${e.scope} took over (term ${e.data.term})`);
+    }
+  },
+};
