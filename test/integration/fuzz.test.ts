@@ -706,6 +706,7 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   "mon.resource-manager.emergency-reallocation": {
     actions: [{ action: "reduce_resource_allocation", affected: [FAKE.wf], reduction: { agents: 1 } }],
   },
+  "mon.coordination-hub.emergency-cleanup": { actions: ["cache_purging"] },
   "mon.workflow-recovery.gradual-resumption": {
     healthy_for_ms: 0,
     stage_timeout_ms: 1,

@@ -246,6 +246,41 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
     expect(bad.commands[0]?.error?.message).toContain("bogus");
   });
 
+  it("emergency-cleanup asks every live host to clean up now and adds up what they freed", async () => {
+    const rec = recordEvents(c.nc);
+    await c.nc.flush();
+    type Cleanup = OpReply<"mon.coordination-hub.emergency-cleanup">;
+    const r = json<Cleanup>(
+      "coordination-hub",
+      "emergency-cleanup",
+      JSON.stringify({
+        scope: "system_wide",
+        actions: ["aggressive_garbage_collection", "temp_file_cleanup", "cache_purging", "idle_process_termination"],
+        resource_recovery_target: { memory: "20_percent", storage: "15_percent" },
+      }),
+    );
+    expect(r.hosts.map((h) => [h.hostId, h.ok]).sort()).toEqual([
+      ["host-1", true],
+      ["host-2", true],
+    ]);
+    const freed = r.hosts.reduce((a, h) => a + (h.freedBytes ?? 0), 0);
+    expect(r.freed.bytes).toBe(freed);
+    expect(r.target).toEqual({ memoryPercent: 20, met: r.freed.percent >= 20 });
+    expect(r.ignored).toEqual([
+      "temp_file_cleanup (Cadre keeps no temporary files or caches to purge)",
+      "cache_purging (Cadre keeps no temporary files or caches to purge)",
+      "resource_recovery_target.storage (only memory is measured)",
+    ]);
+    // Each host announced its own report.
+    await until("CLEANUP_REPORTED from both hosts", () => {
+      const hosts = new Set(
+        rec.events.filter((e) => e.event.type === "CLEANUP_REPORTED").map((e) => e.event.data.hostId),
+      );
+      return hosts.size === 2;
+    });
+    rec.stop();
+  });
+
   it("refuses a runbook command's unknown field by name, exit 2", () => {
     let err: { status: number; stderr: string } | undefined;
     try {

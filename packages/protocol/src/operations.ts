@@ -42,6 +42,8 @@ import {
 import {
   AgentPoolReplySchema,
   AgentPoolRequestSchema,
+  CleanupNowReplySchema,
+  CleanupNowRequestSchema,
   ReallocationReplySchema,
   ReallocationRequestSchema,
   ResumptionReplySchema,
@@ -460,6 +462,12 @@ export const operations = {
     ReallocationReplySchema,
     OPERATOR,
     "pause low-priority workflows, cap others keeping their critical path, guarantee the high one",
+  ),
+  "mon.coordination-hub.emergency-cleanup": mon(
+    CleanupNowRequestSchema,
+    CleanupNowReplySchema,
+    OPERATOR,
+    "the monitor's cleanup on every live host now, with what each freed (CLEANUP_REPORTED per host)",
   ),
   "mon.workflow-recovery.gradual-resumption": mon(
     ResumptionRequestSchema,

@@ -246,8 +246,50 @@ export function bottlenecks<S extends StageFigures["kinds"][number]["stages"][nu
     .sort((a, b) => a.kind.localeCompare(b.kind));
 }
 
+// --- coordination-hub ------------------------------------------------------------------------
+
+/** `/coordination-hub emergency-cleanup`: the monitor's cleanup action, on every live host, now. */
+export const CleanupNowRequestSchema = z
+  .object({
+    scope: z.enum(["system_wide"]).default("system_wide"),
+    actions: z
+      .array(
+        z.enum(["aggressive_garbage_collection", "temp_file_cleanup", "cache_purging", "idle_process_termination"]),
+      )
+      .max(4)
+      .optional(),
+    /** The seed's expectation (`{"memory": "20_percent"}`): reported beside what was freed. */
+    resource_recovery_target: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+export const CleanupNowReplySchema = z.object({
+  ms: Millis,
+  hosts: z.array(
+    z.object({
+      hostId: Id,
+      ok: z.boolean(),
+      heapBeforeBytes: Count.optional(),
+      heapAfterBytes: Count.optional(),
+      freedBytes: Count.optional(),
+      gc: z.boolean().optional(),
+      released: z.array(z.string()).optional(),
+      error: z.string().optional(),
+    }),
+  ),
+  freed: z.object({
+    bytes: Count,
+    /** Freed over the hosts' heap before, in percent. */
+    percent: Percent,
+  }),
+  /** The seed's target for memory, and whether what was freed met it. */
+  target: z.object({ memoryPercent: Percent, met: z.boolean() }).nullable(),
+  /** Requested actions Cadre has nothing for, with why. */
+  ignored: z.array(z.string()),
+});
+
 export type UtilizationReply = z.infer<typeof UtilizationReplySchema>;
 export type ReallocationRequest = z.infer<typeof ReallocationRequestSchema>;
 export type ReallocationReply = z.infer<typeof ReallocationReplySchema>;
 export type ResumptionRequest = z.infer<typeof ResumptionRequestSchema>;
 export type ResumptionReply = z.infer<typeof ResumptionReplySchema>;
+export type CleanupNowRequest = z.infer<typeof CleanupNowRequestSchema>;
