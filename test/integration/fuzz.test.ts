@@ -707,6 +707,7 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
     actions: [{ action: "reduce_resource_allocation", affected: [FAKE.wf], reduction: { agents: 1 } }],
   },
   "mon.coordination-hub.emergency-cleanup": { actions: ["cache_purging"] },
+  "mon.coordination-hub.checkpoint-validation": { workflow: FAKE.wf },
   "mon.workflow-recovery.gradual-resumption": {
     healthy_for_ms: 0,
     stage_timeout_ms: 1,

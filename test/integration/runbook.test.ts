@@ -6,8 +6,9 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { OpReply } from "@cadre/protocol";
+import { BUCKETS, type OpReply } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
@@ -279,6 +280,32 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
       return hosts.size === 2;
     });
     rec.stop();
+  });
+
+  it("checkpoint-validation checks each checkpoint's checksum and that the log can still replay it", async () => {
+    const id = await c.submit({
+      name: "rb-stateful",
+      root: "writer",
+      kinds: { writer: { role: "agent", replicas: 1, behaviour: { type: "script", state: { status: "done", n: 1 } } } },
+    });
+    expect((await c.wait(id)).status, c.tail()).toBe("completed");
+    c.cli("state", "checkpoint", id);
+    type Validation = OpReply<"mon.coordination-hub.checkpoint-validation">;
+    const ok = json<Validation>("coordination-hub", "checkpoint-validation", JSON.stringify({ workflow: id }));
+    expect(ok.valid).toBe(true);
+    expect(ok.checkpoints).toHaveLength(1);
+    expect(ok.checkpoints[0]).toMatchObject({ checksum: "ok", replayable: true, keys: 2 });
+    expect(ok.log.firstSeq).toBeLessThanOrEqual(Number(ok.checkpoints[0]?.position) + 1);
+
+    // Bytes changed behind Cadre's back: the checksum says so, and the workflow's checkpoints are not valid.
+    const kv = await new Kvm(c.nc).open(BUCKETS.state);
+    const key = `${id}._ckpt.${ok.checkpoints[0]?.position}`;
+    const raw = JSON.parse(new TextDecoder().decode((await kv.get(key))?.value));
+    await kv.put(key, JSON.stringify({ ...raw, values: { status: "tampered", n: 1 } }));
+    const bad = json<Validation>("coordination-hub", "checkpoint-validation", JSON.stringify({ workflow: id }));
+    expect(bad.valid).toBe(false);
+    expect(bad.checkpoints[0]).toMatchObject({ checksum: "damaged", keys: 0 });
+    expect(bad.checkpoints[0]?.reason).toContain("checksum");
   });
 
   it("refuses a runbook command's unknown field by name, exit 2", () => {

@@ -42,6 +42,8 @@ import {
 import {
   AgentPoolReplySchema,
   AgentPoolRequestSchema,
+  CheckpointValidationReplySchema,
+  CheckpointValidationRequestSchema,
   CleanupNowReplySchema,
   CleanupNowRequestSchema,
   ReallocationReplySchema,
@@ -468,6 +470,12 @@ export const operations = {
     CleanupNowReplySchema,
     OPERATOR,
     "the monitor's cleanup on every live host now, with what each freed (CLEANUP_REPORTED per host)",
+  ),
+  "mon.coordination-hub.checkpoint-validation": mon(
+    CheckpointValidationRequestSchema,
+    CheckpointValidationReplySchema,
+    READ,
+    "a workflow's checkpoints: checksums, and whether the state log still holds what a rollback to each replays",
   ),
   "mon.workflow-recovery.gradual-resumption": mon(
     ResumptionRequestSchema,

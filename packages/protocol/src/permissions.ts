@@ -73,7 +73,8 @@ export function permissionsFor(role: Role, hostId?: string, publicKey?: string):
   const serves = names.filter((n) => operations[n].service === serviceOf[role]).map((n) => subjectOf(n, hostId));
   const p = `${SUBJECT_PREFIX}`;
   const base = { publish: ["$SRV.>", ...calls], subscribe: [publicKey ? `_INBOX.${publicKey}.>` : "_INBOX.>"] };
-  const readStreams = [STREAMS.events, ...ALL_BUCKETS.map(kvStream)];
+  // The state log too: checkpoint validation reads how far back it reaches.
+  const readStreams = [STREAMS.events, STREAMS.stateLog, ...ALL_BUCKETS.map(kvStream)];
   switch (role) {
     case "supervisor":
       return {

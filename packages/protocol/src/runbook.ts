@@ -287,6 +287,34 @@ export const CleanupNowReplySchema = z.object({
   ignored: z.array(z.string()),
 });
 
+/** `/coordination-hub checkpoint-validation`: a workflow's checkpoints, checked. */
+export const CheckpointValidationRequestSchema = z
+  .object({
+    /** The workflow whose checkpoints to check (the seed names none: Cadre's checkpoints are per workflow). */
+    workflow: Id,
+    scope: Note.optional(),
+    focus: Notes.optional(),
+  })
+  .strict();
+export const CheckpointValidationReplySchema = z.object({
+  workflowId: Id,
+  /** The state log (CADRE_STATE_LOG): what rollback replays from. */
+  log: z.object({ firstSeq: Count, lastSeq: Count, bucketLastSeq: Count, lagging: Count }),
+  checkpoints: z.array(
+    z.object({
+      position: Count,
+      at: Millis.nullable(),
+      keys: Count,
+      /** The stored value's CRC32 checks out and it has a checkpoint's shape. */
+      checksum: z.enum(["ok", "damaged"]),
+      /** The log still holds every entry after it, so a rollback to it can replay them. */
+      replayable: z.boolean(),
+      reason: z.string().optional(),
+    }),
+  ),
+  valid: z.boolean(),
+});
+
 export type UtilizationReply = z.infer<typeof UtilizationReplySchema>;
 export type ReallocationRequest = z.infer<typeof ReallocationRequestSchema>;
 export type ReallocationReply = z.infer<typeof ReallocationReplySchema>;

@@ -8,8 +8,10 @@
  * Cadre keeps no temporary files or caches to purge, so those two actions are `ignored`.
  */
 
-import type { CleanupNowRequest, OpReplyInput } from "@cadre/protocol";
-import { call } from "@cadre/runtime";
+import { BUCKETS, type CleanupNowRequest, type OpReplyInput, STREAMS } from "@cadre/protocol";
+import { call, listKeys, verifyChecksum } from "@cadre/runtime";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { ask, type RunbookDeps } from "./resource-manager.js";
 
 type Reply = OpReplyInput<"mon.coordination-hub.emergency-cleanup">;
@@ -57,5 +59,63 @@ export async function emergencyCleanup(d: RunbookDeps, req: CleanupNowRequest): 
     freed: { bytes, percent },
     target: wanted === undefined ? null : { memoryPercent: wanted, met: percent >= wanted },
     ignored,
+  };
+}
+
+/**
+ * `/coordination-hub checkpoint-validation`: each checkpoint of a workflow (`<wf>._ckpt.<position>`
+ * in the state bucket) read as stored, without the restore a damaged read would attempt: its
+ * CRC32 and shape checked; replayable while the state log still starts at or before the entry
+ * after it (the log is trimmed by age and size). `lagging`: entries of the bucket the log
+ * mirror has not copied yet. Valid: every checkpoint ok and replayable (and there is one).
+ */
+export async function checkpointValidation(
+  d: RunbookDeps,
+  workflowId: string,
+): Promise<OpReplyInput<"mon.coordination-hub.checkpoint-validation">> {
+  const kv = await new Kvm(d.nc).open(BUCKETS.state);
+  const jsm = await jetstreamManager(d.nc);
+  const [logInfo, bucketInfo] = await Promise.all([
+    jsm.streams.info(STREAMS.stateLog),
+    jsm.streams.info(`KV_${BUCKETS.state}`),
+  ]);
+  const log = {
+    firstSeq: logInfo.state.first_seq,
+    lastSeq: logInfo.state.last_seq,
+    bucketLastSeq: bucketInfo.state.last_seq,
+    lagging: Math.max(0, bucketInfo.state.last_seq - logInfo.state.last_seq),
+  };
+  const prefix = `${workflowId}._ckpt.`;
+  const checkpoints = [];
+  for (const key of await listKeys(kv, `${prefix}>`)) {
+    const position = Number(key.slice(prefix.length));
+    const e = await kv.get(key);
+    const value = e?.operation === "PUT" ? (verifyChecksum(e.value) as Record<string, unknown> | undefined) : undefined;
+    const shaped =
+      value !== undefined &&
+      value.position === position &&
+      typeof value.at === "number" &&
+      typeof value.values === "object" &&
+      value.values !== null;
+    const replayable = log.firstSeq <= position + 1;
+    const reasons = [
+      ...(shaped ? [] : ["its stored bytes fail their checksum or are no checkpoint"]),
+      ...(replayable ? [] : [`the log now starts at ${log.firstSeq}, after ${position + 1}`]),
+    ];
+    checkpoints.push({
+      position,
+      at: shaped ? (value.at as number) : null,
+      keys: shaped ? Object.keys(value.values as object).length : 0,
+      checksum: shaped ? ("ok" as const) : ("damaged" as const),
+      replayable,
+      ...(reasons.length > 0 ? { reason: reasons.join("; ") } : {}),
+    });
+  }
+  checkpoints.sort((a, b) => a.position - b.position);
+  return {
+    workflowId,
+    log,
+    checkpoints,
+    valid: checkpoints.length > 0 && checkpoints.every((c) => c.checksum === "ok" && c.replayable),
   };
 }

@@ -2,7 +2,7 @@
 
 import { ResourceExhaustedError } from "@cadre/protocol";
 import type { OperationServer } from "@cadre/runtime";
-import { emergencyCleanup } from "./coordination.js";
+import { checkpointValidation, emergencyCleanup } from "./coordination.js";
 import { bottleneckAnalysis, comprehensiveAnalysis, postEmergencyMonitoring } from "./performance.js";
 import { gradualResumption } from "./recovery.js";
 import { agentPool, analyze, emergencyAnalysis, type RunbookDeps, reallocate } from "./resource-manager.js";
@@ -43,6 +43,7 @@ export function serveRunbook(server: OperationServer, d: RunbookDeps): void {
   serve("mon.resource-manager.agent-pool-assessment", () => agentPool(d));
   serve("mon.resource-manager.emergency-reallocation", (req) => reallocate(d, req));
   serve("mon.coordination-hub.emergency-cleanup", (req) => emergencyCleanup(d, req));
+  serve("mon.coordination-hub.checkpoint-validation", (req) => checkpointValidation(d, req.workflow));
   serve("mon.workflow-recovery.gradual-resumption", (req) => gradualResumption(d, req));
   serve("mon.performance-monitor.comprehensive-analysis", (req) => comprehensiveAnalysis(d, req));
   // The seed's other name for it (its first subagents example): the same fields and reply.
