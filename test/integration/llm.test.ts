@@ -232,9 +232,11 @@ describe("llm agents against a stand-in provider", () => {
       "gen_ai.usage.output_tokens": 5,
       "server.address": "127.0.0.1",
     });
-    // Under the task's behaviour span, in the workflow's trace.
-    const parent = otlp.spans.find((s) => s.spanId === span.parentSpanId);
-    expect(parent?.name).toBe("cadre.behaviour llm");
+    // Under the task's behaviour span, in the workflow's trace (exported in batches: the parent
+    // ends after the call, so it may come in the next one).
+    const parent = await until("the chat span's parent", () => otlp.spans.find((s) => s.spanId === span.parentSpanId));
+    expect(parent.name).toBe("cadre.behaviour llm");
+    expect(parent.traceId).toBe(span.traceId);
     const applied = (await c.taskRecords(workflowId))[0]?.applied?.hostId ?? "";
     const port = c.stack.processes.get(applied)?.healthPort;
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

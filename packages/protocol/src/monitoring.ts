@@ -126,3 +126,14 @@ export type MonitorThresholds = z.infer<typeof MonitorThresholdsSchema>;
 export type MonitorThresholdsInput = z.input<typeof MonitorThresholdsSchema>;
 /** One parsed metric rule. */
 export type MetricThreshold = MonitorThresholds["metrics"][ClusterMetricName];
+
+/** One cluster metric as the monitor sees it now (mon.status, the performance commands). */
+export const MetricStateSchema = z.object({
+  metric: z.string().max(100),
+  value: z.number().nullable(),
+  threshold: z.number(),
+  clear: z.number(),
+  action: z.string().max(20),
+  state: z.enum(["ok", "pending", "crossed", "cooling"]),
+  since: z.number().int().nullable(),
+});

@@ -39,6 +39,7 @@ import {
   WaitsRequestSchema,
   WorkflowRecordSchema,
 } from "./messages.js";
+import { MetricStateSchema } from "./monitoring.js";
 import {
   AgentPoolReplySchema,
   AgentPoolRequestSchema,
@@ -337,16 +338,6 @@ export const BypassRequestSchema = z.object({
 });
 export const BypassReplySchema = z.object({ bypassed: z.boolean() });
 
-/** One cluster metric as the monitor sees it now. */
-export const MetricStateSchema = z.object({
-  metric: z.string().max(100),
-  value: z.number().nullable(),
-  threshold: z.number(),
-  clear: z.number(),
-  action: z.string().max(20),
-  state: z.enum(["ok", "pending", "crossed", "cooling"]),
-  since: z.number().int().nullable(),
-});
 /** Each kind's time per task stage (the supervisor's cadre_task_stage_seconds), for `cadre perf bottlenecks`. */
 export const StageReplySchema = z.object({
   kinds: z.array(
@@ -588,3 +579,5 @@ export type MessageType = keyof MessageTable;
 export type Body<T extends MessageType> = z.infer<MessageTable[T]>;
 /** The body of a message of type T, as a sender may write it (defaults optional). */
 export type BodyInput<T extends MessageType> = z.input<MessageTable[T]>;
+
+export { MetricStateSchema };

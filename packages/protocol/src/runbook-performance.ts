@@ -15,7 +15,7 @@
 
 import { z } from "zod";
 import { Id, Millis } from "./messages.js";
-import { METRIC_NAMES } from "./monitoring.js";
+import { METRIC_NAMES, MetricStateSchema } from "./monitoring.js";
 import { NameSchema } from "./team.js";
 
 const Count = z.number().int().nonnegative();
@@ -126,15 +126,7 @@ export const FindingSchema = z.object({
   suggestion: z.string().max(1000).optional(),
 });
 
-const MetricRow = z.object({
-  metric: z.string().max(100),
-  value: z.number().nullable(),
-  threshold: z.number(),
-  clear: z.number(),
-  action: z.string().max(20),
-  state: z.enum(["ok", "pending", "crossed", "cooling"]),
-  since: z.number().int().nullable(),
-});
+const MetricRow = MetricStateSchema;
 
 /** A trend the monitor announced (PERFORMANCE_DEGRADATION_DETECTED or MEMORY_TREND): the latest of its series. */
 export const TrendRowSchema = z.object({

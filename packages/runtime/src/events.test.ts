@@ -30,14 +30,26 @@ describe("readEventLog, on a real nats-server with the events stream", () => {
     await put("task", "w1", "TASK_PARKED", { taskId: "w1-r", epoch: 1, paused: true });
 
     const all = await readEventLog(nc);
-    expect(all.events.map((e) => e.type)).toEqual(["HOST_UP", "TASK_PARKED"]);
+    expect(all.events.map((e) => e.event.type)).toEqual(["HOST_UP", "TASK_PARKED"]);
+    expect(all.events.map((e) => e.sender)).toEqual(["t", "t"]);
+    expect(all.events[0]?.seq).toBeLessThan(Number(all.events[1]?.seq));
+    expect(all.capped).toBe(false);
     expect(all.skipped).toBe(3);
     expect(all.failures.map((f) => f.reason)).toEqual(["unknown-type", "invalid", "undecodable"]);
     expect(all.failures[1]).toMatchObject({ issues: [{ path: "data.replayed" }] });
 
     const host = await readEventLog(nc, subjects.eventsOf("host"));
-    expect(host.events.map((e) => e.type)).toEqual(["HOST_UP"]);
+    expect(host.events.map((e) => e.event.type)).toEqual(["HOST_UP"]);
     expect(host.skipped).toBe(3);
+
+    // A window of stream time, and a cap.
+    const first = Number(all.events[0]?.at);
+    const last = Number(all.events[1]?.at);
+    expect((await readEventLog(nc, { sinceMs: last + 60_000 })).events).toEqual([]);
+    expect((await readEventLog(nc, { sinceMs: first - 1, untilMs: last })).events).toHaveLength(2);
+    const capped = await readEventLog(nc, { max: 1 });
+    expect(capped.capped).toBe(true);
+    expect(capped.events.length + capped.skipped).toBe(1);
 
     // The plain list, as existing callers use it: the warning gives the count.
     const warned: unknown[] = [];

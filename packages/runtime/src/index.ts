@@ -33,8 +33,7 @@ export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
 export type { EventBusOptions, EventBusStats } from "./event-bus.js";
 export { closeBus, EventBus, eventBusFor } from "./event-bus.js";
 export { countEvent } from "./event-metrics.js";
-export type { EventLog } from "./events.js";
-export { readEventLog, readEvents } from "./events.js";
+export { type EventLog, type ReadEventsOptions, readEventLog, readEvents, type StoredEvent } from "./events.js";
 export type {
   HookDefinition,
   HookEvent,

@@ -14,7 +14,6 @@ import {
   type Config,
   NotFoundError,
   newIncarnation,
-  type OpReplyInput,
   PermissionDeniedError,
   ResourceExhaustedError,
   randomId,

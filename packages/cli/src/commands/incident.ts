@@ -1,84 +1,16 @@
 /**
  * `cadre incident report`: an incident report from the events stream between two times (the
- * builder and its classification: ../incident/). It reads the stream itself rather than with
- * runtime's readEventLog, which gives no time: each event is stamped with its JetStream
- * timestamp (the server's clock, the same for every service) and stream sequence, read from
- * --since on (an ordered consumer starting by time: nothing left on the server), up to --until
- * or the cap on events read, whichever comes first.
+ * builder and its classification: ../incident/). The events are read with runtime's
+ * readEventLog, each with its JetStream timestamp (the server's clock, the same for every
+ * service) and stream sequence, from --since up to --until or the cap on events read,
+ * whichever comes first.
  */
 
-import { decodeAs, isParseFailure, ProtocolError, parseEvent, STREAMS } from "@cadre/protocol";
-import { connectNats, type NatsConnection, natsAuthOf } from "@cadre/runtime";
-import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { ProtocolError } from "@cadre/protocol";
+import { connectNats, type EventLog, natsAuthOf, readEventLog } from "@cadre/runtime";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import {
-  buildReport,
-  MAX_EVENTS,
-  parseTime,
-  reportMarkdown,
-  reportText,
-  type StampedEvent,
-} from "../incident/index.js";
+import { buildReport, MAX_EVENTS, parseTime, reportMarkdown, reportText } from "../incident/index.js";
 import { action, type Ctx, intAtLeast, print, printJson } from "./common.js";
-
-/** What {@link readWindow} read. */
-export interface EventWindow {
-  events: StampedEvent[];
-  /** Messages that did not decode or parse by the events table. */
-  skipped: number;
-  /** The cap stopped the read before --until. */
-  capped: boolean;
-}
-
-/**
- * The events stored from `sinceMs` to `untilMs` (stream time), oldest first, at most `cap`
- * messages read; what does not decode or parse is counted, never thrown.
- */
-export async function readWindow(
-  nc: NatsConnection,
-  sinceMs: number,
-  untilMs: number,
-  cap: number,
-): Promise<EventWindow> {
-  const out: EventWindow = { events: [], skipped: 0, capped: false };
-  const jsm = await jetstreamManager(nc);
-  const state = (await jsm.streams.info(STREAMS.events)).state;
-  if (state.messages === 0 || Date.parse(state.last_ts) < sinceMs) return out;
-  const consumer = await jetstream(nc).consumers.get(STREAMS.events, {
-    deliver_policy: DeliverPolicy.StartTime,
-    opt_start_time: new Date(sinceMs).toISOString(),
-  });
-  const pending = (await consumer.info()).num_pending;
-  const toRead = Math.min(pending, cap);
-  let read = 0;
-  let past = false;
-  while (read < toRead && !past) {
-    const msgs = await consumer.fetch({ max_messages: Math.min(1000, toRead - read), expires: 5000 });
-    let got = 0;
-    for await (const m of msgs) {
-      got++;
-      const at = Math.floor(m.info.timestampNanos / 1e6);
-      // Stream time only grows along the stream: the first past --until ends the read.
-      if (at > untilMs) {
-        past = true;
-        msgs.stop();
-        break;
-      }
-      try {
-        const env = decodeAs(m.data, "event");
-        const e = parseEvent(env.body);
-        if (isParseFailure(e)) out.skipped++;
-        else out.events.push({ seq: m.seq, at, sender: env.sender, event: e });
-      } catch {
-        out.skipped++;
-      }
-    }
-    read += got;
-    if (got === 0) break;
-  }
-  out.capped = !past && read >= cap && pending > cap;
-  return out;
-}
 
 /** An option parser of a time (bad input: exit 2 with what is accepted). */
 const timeArg =
@@ -133,9 +65,9 @@ export function registerIncident(program: Command, ctx: Ctx): void {
         const cap = o.maxEvents ?? MAX_EVENTS;
         const cfg = ctx.config();
         const nc = await connectNats(cfg.natsUrl, "cadre-cli", undefined, natsAuthOf(cfg));
-        let window: EventWindow;
+        let window: EventLog;
         try {
-          window = await readWindow(nc, o.since, untilMs, cap);
+          window = await readEventLog(nc, { sinceMs: o.since, untilMs, max: cap });
         } finally {
           await nc.close().catch(() => undefined);
         }

@@ -23,8 +23,8 @@ export function registerOps(program: Command, ctx: Ctx): void {
         try {
           const filter = o.host ? subjects.event("host", o.host) : subjects.eventsOf("host");
           // Parsed by the events table: a stored event that does not parse is skipped and counted.
-          const { events, skipped } = await readEventLog(nc, filter);
-          const reports = events.filter((e) => e.type === "RECONCILIATION_REPORT");
+          const { events, skipped } = await readEventLog(nc, { filter });
+          const reports = events.map((e) => e.event).filter((e) => e.type === "RECONCILIATION_REPORT");
           if (skipped > 0) {
             process.stderr.write(`cadre: ${skipped} stored host events skipped (not decoded, or not parsed)\n`);
           }

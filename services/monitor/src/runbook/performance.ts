@@ -36,19 +36,15 @@ import {
   type ComprehensiveReply,
   type ComprehensiveRequest,
   DEFAULT_HORIZON_MS,
-  decodeAs,
   type Finding,
-  isParseFailure,
   type KindStages,
   type OpReply,
   type OpReplyInput,
-  parseEvent,
   type ServiceReport,
-  STREAMS,
   subjects,
   type TrendRow,
 } from "@cadre/protocol";
-import { type Consumer, DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { readEventLog } from "@cadre/runtime";
 import { ask, type RunbookDeps } from "./resource-manager.js";
 
 /** A stage holding more than this share of a kind's time is a finding (stage_bottleneck). */
@@ -260,56 +256,31 @@ export function findings(i: FindingsInput): Finding[] {
 /**
  * The trends the monitor announced since `since` (ms since the epoch): the events stream's
  * PERFORMANCE_DEGRADATION_DETECTED and MEMORY_TREND, the latest of each type and series with
- * how many there were, newest first. An ordered consumer from that time; nothing left behind.
+ * how many there were, newest first (runtime readEventLog: an ordered consumer from that time).
  */
 export async function trendsSince(d: RunbookDeps, since: number): Promise<TrendRow[]> {
-  const consumer = await jetstream(d.nc).consumers.get(STREAMS.events, {
-    filter_subjects: subjects.eventsOf("performance"),
-    deliver_policy: DeliverPolicy.StartTime,
-    opt_start_time: new Date(Math.max(0, since)).toISOString(),
+  const { events } = await readEventLog(d.nc, {
+    filter: subjects.eventsOf("performance"),
+    sinceMs: since,
+    max: MAX_TREND_EVENTS,
   });
   const latest = new Map<string, TrendRow>();
-  try {
-    await readTrends(consumer, latest);
-  } finally {
-    // Its server-side state goes now, not after the client's 5-minute inactivity threshold.
-    await consumer.delete().catch(() => false);
+  for (const { event: e, at } of events) {
+    if (e.type !== "PERFORMANCE_DEGRADATION_DETECTED" && e.type !== "MEMORY_TREND") continue;
+    const key = `${e.type}:${e.data.series}`;
+    latest.set(key, {
+      type: e.type,
+      series: e.data.series,
+      direction: e.data.direction,
+      slopePerSecond: e.data.slopePerSecond,
+      relativeChange: e.data.relativeChange,
+      confidence: e.data.confidence,
+      windowMs: e.data.windowMs,
+      at,
+      count: (latest.get(key)?.count ?? 0) + 1,
+    });
   }
   return [...latest.values()].sort((a, b) => b.at - a.at || a.series.localeCompare(b.series));
-}
-
-async function readTrends(consumer: Consumer, latest: Map<string, TrendRow>): Promise<void> {
-  const pending = Math.min(MAX_TREND_EVENTS, (await consumer.info()).num_pending);
-  let read = 0;
-  while (read < pending) {
-    const msgs = await consumer.fetch({ max_messages: Math.min(1000, pending - read), expires: 5000 });
-    let got = 0;
-    for await (const m of msgs) {
-      got++;
-      let e: ReturnType<typeof parseEvent>;
-      try {
-        e = parseEvent(decodeAs(m.data, "event").body);
-      } catch {
-        continue;
-      }
-      if (isParseFailure(e) || (e.type !== "PERFORMANCE_DEGRADATION_DETECTED" && e.type !== "MEMORY_TREND")) continue;
-      const key = `${e.type}:${e.data.series}`;
-      const count = (latest.get(key)?.count ?? 0) + 1;
-      latest.set(key, {
-        type: e.type,
-        series: e.data.series,
-        direction: e.data.direction,
-        slopePerSecond: e.data.slopePerSecond,
-        relativeChange: e.data.relativeChange,
-        confidence: e.data.confidence,
-        windowMs: e.data.windowMs,
-        at: m.time.getTime(),
-        count,
-      });
-    }
-    read += got;
-    if (got === 0) break;
-  }
 }
 
 /** comprehensive-analysis and emergency-assessment. */
