@@ -10,7 +10,6 @@ import {
   type OpRequestInput,
   operations,
   ProtocolError,
-  TimeoutError,
   toCadreError,
 } from "@cadre/protocol";
 import { call, type NatsConnection } from "@cadre/runtime";
@@ -90,14 +89,11 @@ export async function fanOut(
       try {
         // `/debug`: the inspection commands' view of the cluster (hosts and the wait-for graph).
         if (family === "debug") {
-          const result = await withTimeout(
-            Promise.all([
-              call(nc, "sup.host.list", {}, { sender: "cadre-cli", timeoutMs }),
-              call(nc, "sup.waits", {}, { sender: "cadre-cli", timeoutMs }),
-              call(nc, "mon.status", {}, { sender: "cadre-cli", timeoutMs }),
-            ]).then(([hosts, waits, monitor]) => ({ ...hosts, ...waits, metrics: monitor.metrics, asked: fields })),
-            timeoutMs,
-          );
+          const result = await Promise.all([
+            call(nc, "sup.host.list", {}, { sender: "cadre-cli", timeoutMs }),
+            call(nc, "sup.waits", {}, { sender: "cadre-cli", timeoutMs }),
+            call(nc, "mon.status", {}, { sender: "cadre-cli", timeoutMs }),
+          ]).then(([hosts, waits, monitor]) => ({ ...hosts, ...waits, metrics: monitor.metrics, asked: fields }));
           return { ...base, status: "ok", ms: took(), result };
         }
         const op = families.get(family)?.find((o) => o.name === operation)?.op;
@@ -108,7 +104,8 @@ export async function fanOut(
               .join(", ")}, /debug`,
           );
         }
-        const result = await withTimeout(runOp(nc, op, requestOf(op, JSON.stringify(fields)), timeoutMs), timeoutMs);
+        // call() gives up after timeoutMs (UNAVAILABLE: reported as a timeout).
+        const result = await runOp(nc, op, requestOf(op, JSON.stringify(fields)), timeoutMs);
         return { ...base, status: "ok", ms: took(), result };
       } catch (err) {
         const e = toCadreError(err);
@@ -121,16 +118,6 @@ export async function fanOut(
       }
     }),
   );
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError("runbook command", ms)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 const jsonArg = (what: string) => (value: string) => {

@@ -46,9 +46,8 @@ export function createLlmBehaviour(spec: LlmBehaviour, kind: Kind, deps: LlmDeps
 }
 
 /** The tools of a director: one per kind it may delegate to. */
-async function toolsOf(spec: LlmBehaviour, deps: LlmDeps, teamId: string): Promise<ChatTool[]> {
-  if (spec.delegates.length === 0) return [];
-  const team = await deps.team(teamId);
+function toolsOf(spec: LlmBehaviour, team: Team | undefined): ChatTool[] {
+  if (!team) return [];
   return spec.delegates.map((name) => {
     const k = team.kinds[name];
     const parameters = k && Object.keys(k.input).length > 0 ? k.input : { type: "object", additionalProperties: true };
@@ -77,8 +76,8 @@ async function converse(
     ...(spec.system ? [{ role: "system" as const, content: spec.system }] : []),
     { role: "user", content: prompt },
   ];
-  const tools = await toolsOf(spec, deps, task.teamId);
-  const team = tools.length > 0 ? await deps.team(task.teamId) : undefined;
+  const team = spec.delegates.length > 0 ? await deps.team(task.teamId) : undefined;
+  const tools = toolsOf(spec, team);
   // Children are numbered on across turns, so a replay delegates the same ids.
   let index = 0;
   for (let turn = 0; turn < spec.maxTurns; turn++) {

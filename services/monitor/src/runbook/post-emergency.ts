@@ -18,7 +18,7 @@ import { sleep } from "@cadre/runtime";
 import type { MetricState } from "./performance.js";
 import type { RunbookDeps } from "./resource-manager.js";
 
-/** How often post-emergency-monitoring reads the monitor's metrics. */
+/** How often the runbook's waits (this watch, gradual-resumption's health) read the monitor's metrics. */
 export const LOOK_EVERY_MS = 100;
 /** Post-emergency watches at once; one more is refused (RESOURCE_EXHAUSTED) until one ends. */
 export const MAX_WATCHES = 2;

@@ -9,10 +9,8 @@
 
 import type { OpReplyInput, ResumptionRequest } from "@cadre/protocol";
 import { sleep } from "@cadre/runtime";
+import { LOOK_EVERY_MS } from "./post-emergency.js";
 import { ask, type RunbookDeps } from "./resource-manager.js";
-
-/** How often a stage looks at the monitor's metrics while it waits. */
-const LOOK_EVERY_MS = 100;
 
 type Reply = OpReplyInput<"mon.workflow-recovery.gradual-resumption">;
 type StageRow = Reply["stages"][number];
