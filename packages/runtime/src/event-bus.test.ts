@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BreakerTransition, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
 import { EventBus } from "./event-bus.js";
+import { readEventLog } from "./events.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { connectNats, type NatsConnection } from "./nats.js";
@@ -53,6 +54,27 @@ describe("the event bus, on a real nats-server with the events stream", () => {
     const got = (type: string) => received.get(type) ?? 0;
     return { clock, run, bus, sub, until, got };
   }
+
+  it("stores every critical event of a process that restarts with the same sender within the duplicate window", async () => {
+    const scope = `r${++n}-restart`;
+    // Two incarnations of one service, one after the other, each sending three critical events.
+    for (let i = 0; i < 2; i++) {
+      const bus = new EventBus({
+        nc,
+        sender: "same-sender",
+        critical: new Set(["IMPORTANT"]),
+        ratePerSec: 100,
+        burst: 100,
+        maxQueue: 100,
+      });
+      for (let k = 0; k < 3; k++) bus.emit(event("IMPORTANT", scope));
+      await bus.drained();
+      bus.stop();
+    }
+    // Stored, whether the table knows the type (parsed) or not (this test's type: skipped).
+    const log = await readEventLog(nc, { filter: `cadre.v1.evt.storm.${scope}` });
+    expect(log.events.length + log.skipped, JSON.stringify(log.failures[0])).toBe(6);
+  });
 
   it("is typed by the events table: an event of a known type must match its row; a bare envelope passes unchecked", () => {
     const bus = new EventBus({ nc, sender: "typed", critical: new Set(), maxQueue: 10, ratePerSec: 10, burst: 10 });

@@ -21,7 +21,15 @@
  * core publishes (at most once), critical ones are acknowledged (at least once, stored once).
  */
 
-import { type CadreEvent, type Config, encode, MAX_FRAME_BYTES, subjects, type TypedEvent } from "@cadre/protocol";
+import {
+  type CadreEvent,
+  type Config,
+  encode,
+  MAX_FRAME_BYTES,
+  randomId,
+  subjects,
+  type TypedEvent,
+} from "@cadre/protocol";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { backoffDelay } from "./backoff.js";
 import { type Breaker, CircuitOpenError } from "./breaker.js";
@@ -111,6 +119,13 @@ export class EventBus {
   private delayed: Pending[] = [];
   private sending = 0;
   private seq = 0;
+  /**
+   * Part of every message id, so a retried publish is stored once (JetStream's duplicate window)
+   * while a process that restarts within that window, with the same sender and its sequence
+   * from 0 again, is not taken for its predecessor's retries: its events were dropped as
+   * duplicates before (the chaos suite's incident reports found it).
+   */
+  private readonly incarnation = randomId(8);
   private timer: unknown;
   private timerAt = Number.POSITIVE_INFINITY;
   private stopped = false;
@@ -191,7 +206,7 @@ export class EventBus {
       type: event.type,
       critical,
       notBefore,
-      id: `${this.o.sender}:${this.seq++}`,
+      id: `${this.o.sender}:${this.incarnation}:${this.seq++}`,
       attempt: 0,
     });
     this.counts.maxQueued = Math.max(this.counts.maxQueued, this.waiting());
