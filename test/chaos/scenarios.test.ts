@@ -13,233 +13,75 @@
  *   detectMs      from the fault to the supervisor declaring the host unreachable (host scenarios)
  *   recoverMs     from the fault to the moment the work it disrupted was done again
  *   reconcileMs   partition: from the heal to the supervisor's reconciliation report for the host
+ *
+ * After its assertions each scenario builds its incident report from its own events stream and
+ * checks it against these figures (incident.ts, expectations.ts); the suite writes the matrix of
+ * this run (test/results/chaos/matrix.md, as test/chaos/matrix.mjs renders it from the files).
  */
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUCKETS, type CadreError, LeaseRecordSchema, type TeamInput, type WorkflowRecord } from "@cadre/protocol";
+import { type ChaosIncident, chaosMatrix } from "@cadre/cli/incident";
+import { BUCKETS, type CadreError, LeaseRecordSchema } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, type TimedEvent, until } from "../helpers/client.js";
-import { buildImages, ChaosCluster, type ChaosClusterOptions, removeLeftovers, requireEngine } from "./fixture.js";
+import { hostFault, natsNode, noFault, supervisorRestart, supervisorTakeover } from "./expectations.js";
+import {
+  busyHost,
+  elapsed,
+  endOfLongestStall,
+  expectPromisesKept,
+  type Figures,
+  finish,
+  firstAt,
+  hostFaultFigures,
+  outcome,
+  perSecond,
+  promiseFigures,
+  startAndWaitFor,
+  TASKS,
+  takenOver,
+  team,
+} from "./figures.js";
+import {
+  buildImages,
+  ChaosCluster,
+  type ChaosClusterOptions,
+  chaosConfig,
+  removeLeftovers,
+  requireEngine,
+} from "./fixture.js";
+import { type Expectation, expectIncident, type Injection, reportIncident } from "./incident.js";
 
-const TASKS = 200;
 const RESULTS_DIR = join(import.meta.dirname, "..", "results", "chaos");
 
-/** A director that hands 200 tasks to a pool of workers on every host. */
-const team: TeamInput = {
-  name: "chaos-200",
-  root: "lead",
-  kinds: {
-    lead: {
-      role: "director",
-      replicas: 2,
-      behaviour: {
-        type: "script",
-        delegate: [{ kind: "worker", count: TASKS, input: { n: "{{index}}" } }],
-        output: { summary: "200 tasks done" },
-      },
-    },
-    worker: {
-      role: "agent",
-      replicas: 12,
-      behaviour: { type: "script", sleepMs: [100, 300], output: { n: "{{input.n}}" } },
-    },
-  },
-};
-
-interface Figures {
-  scenario: string;
-  tasks: number;
-  completed: number;
-  lost: number;
-  appliedTwice: number;
-  duplicates: number;
-  conflicts: number;
-  detectMs: number | null;
-  recoverMs: number | null;
-  reconcileMs?: number;
-  workflowMs: number;
-  /** Tasks completed in each second from the workflow's start (JSON only, not in the table). */
-  completionsPerSecond?: number[];
-  /** Partition: from the heal to the host's first heartbeat heard again (JSON only). */
-  healedHeartbeatMs?: number;
-  /** Partition: the reconciliation report's counts (JSON only). */
-  reconciliation?: Record<string, unknown>;
-  /** Circuits that opened during the run, as `breaker@source` (JSON only). */
-  circuitsOpened: string[];
-}
-
 const table: Figures[] = [];
+const incidents: ChaosIncident[] = [];
+const HEARTBEAT_MS = chaosConfig.heartbeat?.intervalMs ?? 200;
 
-/** Waits for the workflow; if it does not finish, fails with every member's last log lines. */
-async function finish(c: ChaosCluster, workflowId: string, timeoutMs: number): Promise<WorkflowRecord> {
-  try {
-    return await c.client.wait(workflowId, timeoutMs);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await c.tail(150)}`, { cause: err });
-  }
-}
-
-/** Submission to completion, on the supervisor's clock. */
-const elapsed = (w: WorkflowRecord): number => (w.finishedAt ?? Number.NaN) - w.submittedAt;
-
-/** Completions per second since `start`: shows where a fault slowed the workflow and for how long. */
-function perSecond(events: TimedEvent[], workflowId: string, start: number): number[] {
-  const out: number[] = [];
-  for (const { at, event } of events) {
-    if (event.type !== "TASK_COMPLETED" || event.scope !== workflowId) continue;
-    const s = Math.max(0, Math.floor((at - start) / 1000));
-    while (out.length <= s) out.push(0);
-    out[s] = (out[s] ?? 0) + 1;
-  }
-  return out;
-}
-
-function record(f: Figures): void {
+/** Keeps a scenario's figures for the table and writes them to test/results/chaos/<scenario>.json. */
+function record(f: Figures): Figures {
   table.push(f);
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(join(RESULTS_DIR, `${f.scenario}.json`), `${JSON.stringify(f, null, 2)}\n`);
+  return f;
 }
 
-/**
- * The promise-level figures of a finished workflow, from its task records and the persisted
- * events (not the live ones: a live subscription misses what is published while the test's own
- * connection is moving to another NATS node).
- */
-async function outcome(c: ChaosCluster, workflowId: string) {
-  const records = await c.client.taskRecords(workflowId);
-  const all = await c.client.events();
-  const events = all.filter((e) => e.scope === workflowId);
-  const circuitsOpened = all
-    .filter((e) => e.type === "CIRCUIT_OPENED")
-    .map((e) => `${String(e.data.breaker)}@${String(e.data.source)}`);
-  const completedPerTask = new Map<string, number>();
-  for (const event of events) {
-    if (event.type === "TASK_COMPLETED" && event.scope === workflowId) {
-      const id = String(event.data.taskId);
-      completedPerTask.set(id, (completedPerTask.get(id) ?? 0) + 1);
-    }
-  }
-  const completed = records.filter((r) => r.status === "completed").length;
-  return {
-    records,
-    events,
-    completed,
-    lost: TASKS + 1 - completed,
-    appliedTwice: [...completedPerTask.values()].filter((n) => n > 1).length,
-    duplicates: records.reduce((n, r) => n + r.duplicates.length, 0),
-    conflicts: records.reduce((n, r) => n + r.conflicts.length, 0),
-    circuitsOpened,
-  };
+/** The scenario's incident report, from `since` to now, written beside its figures and checked against them. */
+async function incident(c: ChaosCluster, since: number, injection: Injection, f: Figures, expected: Expectation) {
+  const written = await reportIncident(c, since, injection, f, expected, RESULTS_DIR);
+  // In the matrix whether it agrees or not: the matrix says which checks did not.
+  incidents.push(written.incident);
+  expectIncident(written);
 }
 
-/** Time of the first event matching, at or after `from`; null if none. */
-function firstAt(events: TimedEvent[], from: number, match: (e: TimedEvent["event"]) => boolean): number | null {
-  const hit = events.find((e) => e.at >= from && match(e.event));
-  return hit ? hit.at - from : null;
-}
-
-/** Starts the team's workflow and waits until `n` of its tasks have completed. */
-async function startAndWaitFor(c: ChaosCluster, events: TimedEvent[], n: number) {
-  const started = Date.now();
-  const id = await c.client.submit(team);
-  await until(
-    `${n} tasks completed`,
-    () => events.filter((e) => e.event.type === "TASK_COMPLETED" && e.event.scope === id).length >= n,
-    60_000,
-  );
-  return { id, started };
-}
-
-/**
- * Tasks the faulty host had started but another host finished: the work the fault disrupted.
- * Read after the fact from the task records and persisted events, because live events lag (a
- * result sent just before the fault is applied, and its event seen, just after it).
- */
-function takenOver(o: Awaited<ReturnType<typeof outcome>>, hostId: string): Set<string> {
-  const startedThere = new Set(
-    o.events.filter((e) => e.type === "TASK_STARTED" && e.data.hostId === hostId).map((e) => String(e.data.taskId)),
-  );
-  return new Set(
-    o.records.filter((r) => startedThere.has(r.task.taskId) && r.applied?.hostId !== hostId).map((r) => r.task.taskId),
-  );
-}
-
-/** When the last of `tasks` completed (ms after `from`), or null. */
-function lastCompletion(events: TimedEvent[], workflowId: string, tasks: Set<string>, from: number): number | null {
-  let last: number | null = null;
-  for (const { at, event } of events) {
-    if (event.type === "TASK_COMPLETED" && event.scope === workflowId && tasks.has(String(event.data.taskId))) {
-      last = Math.max(last ?? 0, at - from);
-    }
-  }
-  return last;
-}
-
-/** The end (ms after `from`) of the longest gap between tasks completed after `from`. */
-function endOfLongestStall(events: TimedEvent[], workflowId: string, from: number): number | null {
-  const times = events
-    .filter((e) => e.at >= from && e.event.type === "TASK_COMPLETED" && e.event.scope === workflowId)
-    .map((e) => e.at);
-  let prev = from;
-  let best: { gap: number; end: number } | null = null;
-  for (const t of times) {
-    if (!best || t - prev > best.gap) best = { gap: t - prev, end: t };
-    prev = t;
-  }
-  return best ? best.end - from : null;
-}
-
-/**
- * Asserts Cadre's promises once late results have stopped arriving (a host that was cut off or
- * stalled sends what it finished when it is back, and each is recorded on the task, then
- * counted on the workflow): completed, nothing lost, nothing applied twice, and the workflow's
- * counts agreeing with its task records. Returns the figures.
- */
-async function expectPromisesKept(c: ChaosCluster, workflowId: string) {
-  const { w, o } = await until(
-    "the workflow's counts to agree with its task records",
-    async () => {
-      const w = await c.client.wait(workflowId);
-      const o = await outcome(c, workflowId);
-      const agree =
-        w.tasks.duplicates === o.duplicates && w.tasks.conflicts === o.conflicts && w.tasks.completed === o.completed;
-      return agree ? { w, o } : undefined;
-    },
-    30_000,
-  );
-  const logs = `${JSON.stringify(w.error ?? null)}\n${await c.tail()}`;
-  expect(w.status, logs).toBe("completed");
-  expect(o.lost, logs).toBe(0);
-  expect(o.appliedTwice, logs).toBe(0);
-  expect(w.tasks.completed).toBe(TASKS + 1);
-  expect(w.tasks.duplicates).toBe(o.duplicates);
-  return o;
-}
-
-/** The host that started the most recent task: it surely holds work, so the fault hits some. */
-function busyHost(events: TimedEvent[]): string {
-  const lastStart = [...events].reverse().find((e) => e.event.type === "TASK_STARTED");
-  return String(lastStart?.event.data.hostId);
-}
-
-/**
- * Detection and recovery after a fault on a host at `at`: until the supervisor declared it
- * unreachable, and until the last task it held was completed elsewhere.
- */
-function hostFaultFigures(
-  events: TimedEvent[],
-  workflowId: string,
-  hostId: string,
-  at: number,
-  held: Set<string>,
-): { detectMs: number | null; recoverMs: number | null } {
-  return {
-    detectMs: firstAt(events, at, (e) => e.type === "HOST_UNREACHABLE" && e.scope === hostId),
-    recoverMs: lastCompletion(events, workflowId, held, at),
-  };
+/** Runs `inject` and returns the fault's injection: the test's clock before and after the engine call. */
+async function inject(fault: string, act: () => Promise<void>): Promise<Injection> {
+  const at = Date.now();
+  await act();
+  return { fault, at, by: Date.now() };
 }
 
 /** One scenario: its own cluster, started before and removed after, and one test. */
@@ -256,19 +98,6 @@ function scenario(title: string, opts: ChaosClusterOptions, name: string, body: 
   });
 }
 
-/** The figures every scenario reports about Cadre's promises. */
-function promiseFigures(o: Awaited<ReturnType<typeof outcome>>) {
-  return {
-    tasks: TASKS + 1,
-    completed: o.completed,
-    lost: o.lost,
-    appliedTwice: o.appliedTwice,
-    duplicates: o.duplicates,
-    conflicts: o.conflicts,
-    circuitsOpened: o.circuitsOpened,
-  };
-}
-
 beforeAll(async () => {
   await requireEngine();
   await removeLeftovers();
@@ -276,6 +105,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(() => {
+  if (incidents.length > 0) writeFileSync(join(RESULTS_DIR, "matrix.md"), chaosMatrix(incidents));
   if (table.length === 0) return;
   const cols: (keyof Figures)[] = [
     "scenario",
@@ -302,6 +132,7 @@ scenario(
   { natsNodes: 1, hosts: 3, tls: true },
   "completes every task once (the yardstick for the scenarios' times), and refuses a client without a certificate",
   async (c) => {
+    const since = Date.now();
     // The operator's nkey, but no client certificate: the server ends the TLS handshake.
     const nats = c.member("nats-1");
     const noCert = await connectNats(`nats://${nats.getHost()}:${nats.getMappedPort(4222)}`, "no-cert", undefined, {
@@ -320,7 +151,7 @@ scenario(
     const o = await expectPromisesKept(c, id);
     expect(o.duplicates).toBe(0);
     expect(o.conflicts).toBe(0);
-    record({
+    const f = record({
       scenario: "baseline-no-fault",
       ...promiseFigures(o),
       detectMs: null,
@@ -328,6 +159,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
+    await incident(c, since, { fault: "none", at: null, by: null }, f, noFault);
   },
 );
 
@@ -336,12 +168,13 @@ scenario(
   { natsNodes: 1, hosts: 3 },
   "loses no task, applies no result twice, and completes",
   async (c) => {
+    const since = Date.now();
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     // The victim: the host that started the most recent task, so it surely holds work.
     const victim = busyHost(rec.events);
-    const killedAt = Date.now();
-    await c.kill(victim);
+    const injection = await inject(`SIGKILL agent-host ${victim}`, () => c.kill(victim));
+    const killedAt = injection.at ?? 0;
 
     const w = await finish(c, id, 120_000);
     rec.stop();
@@ -350,13 +183,14 @@ scenario(
     const held = takenOver(o, victim);
     expect(held.size).toBeGreaterThan(0);
 
-    record({
+    const f = record({
       scenario: "kill-agent-host",
       ...promiseFigures(o),
       ...hostFaultFigures(rec.events, id, victim, killedAt, held),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
+    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
   },
 );
 
@@ -365,21 +199,22 @@ scenario(
   { natsNodes: 3, hosts: 3 },
   "loses no task, applies no result twice, and completes",
   async (c) => {
+    const since = Date.now();
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     // The victim: the leader of the task stream, the node whose loss hurts most.
     const { jetstreamManager } = await import("@nats-io/jetstream");
     const info = await (await jetstreamManager(c.client.nc)).streams.info("CADRE_TASKS");
     const victim = info.cluster?.leader ?? "nats-1";
-    const killedAt = Date.now();
-    await c.kill(victim);
+    const injection = await inject(`SIGKILL NATS node ${victim} (the task stream's leader)`, () => c.kill(victim));
+    const killedAt = injection.at ?? 0;
     const completedBefore = rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.at <= killedAt).length;
 
     const w = await finish(c, id, 120_000);
     rec.stop();
     const o = await expectPromisesKept(c, id);
 
-    record({
+    const f = record({
       scenario: "kill-nats-node",
       ...promiseFigures(o),
       // No Cadre event names a NATS node. Recovery: the end of the longest pause in completed
@@ -390,6 +225,7 @@ scenario(
       completionsPerSecond: perSecond(rec.events, id, started),
     });
     expect(completedBefore).toBeLessThan(TASKS + 1);
+    await incident(c, since, injection, f, natsNode(victim));
   },
 );
 
@@ -398,11 +234,14 @@ scenario(
   { natsNodes: 1, hosts: 3 },
   "applies nothing twice and records what the stalled host finishes late, never applying it",
   async (c) => {
+    const since = Date.now();
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const victim = busyHost(rec.events);
-    const pausedAt = Date.now();
-    await c.pause(victim);
+    const injection = await inject(`pause agent-host ${victim} 15 s (cgroup freezer), then resume`, () =>
+      c.pause(victim),
+    );
+    const pausedAt = injection.at ?? 0;
     // Frozen, it sends no heartbeats: its tasks are reassigned and the others finish the workflow.
     const w = await finish(c, id, 60_000);
     const pauseLeft = pausedAt + 15_000 - Date.now();
@@ -426,13 +265,14 @@ scenario(
     expect(w.status).toBe("completed");
     expect(o.duplicates + o.conflicts).toBeGreaterThanOrEqual(held.size);
 
-    record({
+    const f = record({
       scenario: "pause-agent-host-15s",
       ...promiseFigures(o),
       ...hostFaultFigures(rec.events, id, victim, pausedAt, held),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
+    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
   },
 );
 
@@ -441,10 +281,13 @@ scenario(
   { natsNodes: 1, hosts: 3 },
   "resumes the workflow when the supervisor is back, with nothing lost",
   async (c) => {
+    const since = Date.now();
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
-    const killedAt = Date.now();
-    await c.kill("supervisor-1");
+    const injection = await inject("SIGKILL supervisor-1 (no standby), started again once hosts worked on", () =>
+      c.kill("supervisor-1"),
+    );
+    const killedAt = injection.at ?? 0;
     // Hosts keep working while it is down; their results wait in the results stream.
     await until(
       "hosts working on while the supervisor is down",
@@ -458,16 +301,17 @@ scenario(
     rec.stop();
     const o = await expectPromisesKept(c, id);
 
-    record({
+    const f = record({
       scenario: "kill-supervisor-restart",
       ...promiseFigures(o),
-      // No standby yet (supervisor failover is a later issue): the fault is noticed by the
-      // operator who restarts it; recovery counts from the restart to the first result applied.
+      // No standby here (kill-active-supervisor has one): the fault is noticed by the operator
+      // who restarts it; recovery counts from the restart to the first result applied.
       detectMs: null,
       recoverMs: firstAt(rec.events, restartedAt, (e) => e.type === "TASK_COMPLETED"),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
+    await incident(c, since, injection, f, supervisorRestart("supervisor-1", { at: restartedAt }));
   },
 );
 
@@ -476,11 +320,14 @@ scenario(
   { natsNodes: 1, hosts: 3 },
   "loses nothing, applies nothing twice, and the host comes back",
   async (c) => {
+    const since = Date.now();
     const rec = recordEvents(c.client.nc);
     const { id, started } = await startAndWaitFor(c, rec.events, 40);
     const victim = busyHost(rec.events);
-    const cutAt = Date.now();
-    await c.partition(victim);
+    const injection = await inject(`cut agent-host ${victim} off the network 10 s, then heal`, () =>
+      c.partition(victim),
+    );
+    const cutAt = injection.at ?? 0;
     // Cut off, its heartbeats stop: the supervisor gives its actors up and the others take over.
     const w = await finish(c, id, 60_000);
     const cutLeft = cutAt + 10_000 - Date.now();
@@ -524,16 +371,18 @@ scenario(
     // Nothing it replayed was applied twice: what the others had redone is a conflict or a duplicate.
     expect(Number(r.applied) + Number(r.duplicate) + Number(r.conflict)).toBe(r.replayed);
 
-    record({
+    const held = takenOver(o, victim);
+    const f = record({
       scenario: "partition-agent-host-10s",
       ...promiseFigures(o),
-      ...hostFaultFigures(rec.events, id, victim, cutAt, takenOver(o, victim)),
+      ...hostFaultFigures(rec.events, id, victim, cutAt, held),
       reconcileMs: report.at - healedAt,
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
       healedHeartbeatMs: back - healedAt,
       reconciliation: r,
     });
+    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS, { at: healedAt }));
   },
 );
 
@@ -542,6 +391,7 @@ scenario(
   { natsNodes: 1, hosts: 3, supervisors: 2 },
   "has the standby take over (default lease settings) with nothing lost",
   async (c) => {
+    const since = Date.now();
     const registry = await new Kvm(c.client.nc).open(BUCKETS.registry);
     const holder = async () => {
       const e = await registry.get("supervisor.lease");
@@ -552,8 +402,8 @@ scenario(
     const before = await holder();
     expect(before).toBeDefined();
     const victim = String(before?.holder);
-    const killedAt = Date.now();
-    await c.kill(victim);
+    const injection = await inject(`SIGKILL the active supervisor ${victim}, a standby running`, () => c.kill(victim));
+    const killedAt = injection.at ?? 0;
 
     const w = await finish(c, id, 120_000);
     rec.stop();
@@ -562,7 +412,7 @@ scenario(
     expect(after?.holder).not.toBe(victim);
     expect(after?.term).toBe((before?.term ?? 0) + 1);
 
-    record({
+    const f = record({
       scenario: "kill-active-supervisor",
       ...promiseFigures(o),
       // Detection and takeover are one step: the standby acts when the lease lapses.
@@ -571,5 +421,6 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
+    await incident(c, since, injection, f, supervisorTakeover(victim));
   },
 );

@@ -684,6 +684,12 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   "sup.team.retire": { teamId: FAKE.team, force: true },
   "sup.actor.list": { teamId: FAKE.team },
   "sup.actor.retire": { actorId: FAKE.actor },
+  "sup.actor.transfer": {
+    fromActorId: FAKE.actor,
+    teamId: FAKE.team,
+    kind: "worker",
+    context: { fromActorId: FAKE.actor, history: [FAKE.task] },
+  },
   "sup.host.list": {},
   "sup.host.cordon": { hostId: FAKE.host, cordoned: true },
   "sup.host.drain": { hostId: FAKE.host },
@@ -699,6 +705,16 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   // forMs 0 lifts: the valid frame throttles nothing (a mutated one may; see the demo below).
   "sup.admission.throttle": { belowPriority: 1, forMs: 0, reason: "fuzz" },
   "sup.perf.stages": {},
+  "sup.state.checkpoint": { workflowId: FAKE.wf },
+  "sup.state.rollback": { workflowId: FAKE.wf, toSeq: 1, skip: [] },
+  "mon.coordination-hub.emergency-data-protection": { affected_workflow: FAKE.wf },
+  "mon.workflow-recovery.corruption-assessment": { workflow: FAKE.wf },
+  "mon.workflow-recovery.execute-data-recovery": { workflow: FAKE.wf },
+  "mon.coordination-hub.execute-dependency-recovery": {
+    recovery_actions: [
+      { action: "dependency_chain_recovery", primary_workflow: FAKE.wf, dependent_workflow: FAKE.wf, timeout_ms: 1 },
+    ],
+  },
   "mon.status": {},
   "mon.resource-manager.emergency-analysis": { trigger: "fuzz" },
   "mon.resource-manager.analyze-utilization": {},
@@ -708,6 +724,9 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   },
   "mon.coordination-hub.emergency-cleanup": { actions: ["cache_purging"] },
   "mon.coordination-hub.checkpoint-validation": { workflow: FAKE.wf },
+  "mon.coordination-hub.dependency-analysis": { workflows: [FAKE.wf], scope: "fuzz" },
+  "mon.workflow-recovery.analyze-cascade-failure": { failure_scope: "host_loss", since_ms: 60_000 },
+  "mon.workflow-recovery.transfer-context": { failed_agents: [FAKE.actor], validation: "basic" },
   "mon.workflow-recovery.gradual-resumption": {
     healthy_for_ms: 0,
     stage_timeout_ms: 1,

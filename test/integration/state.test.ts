@@ -129,7 +129,13 @@ describe("workflow state", () => {
   });
 
   it("an operator rolls the state back to a checkpoint and replays the log without a bad transaction", async () => {
-    const wf = "wops";
+    // The state of a workflow that exists: the supervisor checkpoints and rolls back known workflows only.
+    const wf = await c.submit({
+      name: "ops",
+      root: "a",
+      kinds: { a: { role: "agent", replicas: 1, behaviour: { type: "script" } } },
+    });
+    expect((await c.wait(wf)).status).toBe("completed");
     const key = (n: string) => `${wf}.${n}`;
     await store.transact([key("plan"), key("budget")], () => ({ [key("plan")]: "v1", [key("budget")]: 100 }));
     const made = c.cli("state", "checkpoint", wf);

@@ -1,6 +1,7 @@
 import type { WorkflowControl } from "@cadre/protocol";
 import { describe, expect, it } from "vitest";
-import { controlText, duration, shortJson, shownStatus, table, tree } from "./format.js";
+import { controlText, duration, shortJson, shownStatus, table, tree, waitsText } from "./format.js";
+import { summaryText } from "./summary.js";
 
 const control = (c: Partial<WorkflowControl> = {}): WorkflowControl => ({
   workflowId: "w1",
@@ -38,6 +39,32 @@ describe("text output", () => {
     );
     expect(shownStatus("running", control({ paused: true }))).toBe("paused");
     expect(shownStatus("completed", control({ paused: true }))).toBe("completed");
+  });
+
+  it("a workflow that waits for others (its after)", () => {
+    expect(shownStatus("running", control({ paused: true }), ["wA"])).toBe("waiting");
+    expect(shownStatus("running", null, [])).toBe("running");
+    expect(shownStatus("failed", null, ["wA"])).toBe("failed");
+    expect(waitsText(undefined, undefined)).toBe("");
+    expect(waitsText(["wA", "wB"], ["wB"])).toBe("waits for wB (after wA, wB)");
+    expect(waitsText(["wA"], ["wA"])).toBe("waits for wA");
+    expect(waitsText(["wA"], [])).toBe("after wA");
+    const w = {
+      workflowId: "wC",
+      teamId: "t1",
+      teamName: "team",
+      rootTaskId: "wC-r",
+      status: "running" as const,
+      submittedAt: Date.now(),
+      finishedAt: null,
+      tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 },
+      after: ["wA", "wB"],
+      waitingFor: ["wB"],
+    };
+    const text = summaryText(w);
+    expect(text).toMatch(/^workflow wC \(team\) waiting for /);
+    expect(text).toContain("\n  waits for wB (after wA, wB)");
+    expect(summaryText({ ...w, status: "completed", finishedAt: w.submittedAt + 10 })).toContain("\n  after wA, wB");
   });
 
   it("a tree indents each node under its parent; an orphan is a root", () => {

@@ -39,9 +39,23 @@ export function controlText(c: WorkflowControl | null | undefined): string {
   return parts.join(", ");
 }
 
-/** A workflow's status as operators see it: `running` shows `paused` when its control says so. */
-export const shownStatus = (status: string, c: WorkflowControl | null | undefined): string =>
-  status === "running" && c?.paused ? "paused" : status;
+/**
+ * A workflow's status as operators see it: `running` shows `waiting` while workflows it waits
+ * for (its `after`) have not completed, else `paused` when its control says so.
+ */
+export const shownStatus = (
+  status: string,
+  c: WorkflowControl | null | undefined,
+  waitingFor?: readonly string[] | undefined,
+): string => (status !== "running" ? status : waitingFor?.length ? "waiting" : c?.paused ? "paused" : status);
+
+/** `waits for wA, wB (after wA, wB, wC)`; empty when it waits for nothing and names nothing. */
+export function waitsText(after: readonly string[] | undefined, waitingFor: readonly string[] | undefined): string {
+  if (!after?.length) return "";
+  if (!waitingFor?.length) return `after ${after.join(", ")}`;
+  const rest = after.length > waitingFor.length ? ` (after ${after.join(", ")})` : "";
+  return `waits for ${waitingFor.join(", ")}${rest}`;
+}
 
 /** A node of a tree printed by {@link tree}. */
 export interface TreeNode {

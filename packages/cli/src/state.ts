@@ -1,21 +1,18 @@
 /**
- * `cadre state`: an operator's view of a workflow's shared state, its transaction log, and the
- * selective rollback of seed 003 (restore a checkpoint, replay the log forward without the
- * transactions named). Talks to JetStream directly; a rollback is one transaction, announced as
- * STATE_ROLLED_BACK on the bus.
+ * `cadre state`: an operator's view of a workflow's shared state and its transaction log, read
+ * from JetStream directly. Checkpoints and the selective rollback of seed 003 (restore a
+ * checkpoint, replay the log forward without the transactions named) are the supervisor's
+ * `sup.state.checkpoint` and `sup.state.rollback` (supervisor state-ops.ts), which the runbook's
+ * data recovery uses too.
  */
 
 import { BUCKETS, type Config, STREAMS } from "@cadre/protocol";
 import {
-  type Checkpoint,
-  closeBus,
   connectNats,
   ensureInfrastructure,
-  eventBusFor,
   type LogEntry,
   type NatsConnection,
   natsAuthOf,
-  type RollbackReport,
   readLog,
   StateValueSchema,
   TxStore,
@@ -45,16 +42,6 @@ export async function showState(config: Config, workflowId: string): Promise<Rec
   }
 }
 
-/** Takes a checkpoint of the workflow's state (kept in the bucket), to roll back to later. */
-export async function checkpoint(config: Config, workflowId: string): Promise<Checkpoint<unknown>> {
-  const { nc, store } = await open(config);
-  try {
-    return await store.checkpoint(jetstream(nc), `${workflowId}.`);
-  } finally {
-    await nc.close();
-  }
-}
-
 /** The workflow's checkpoints, and the committed transactions on its state, oldest first. */
 export async function stateLog(
   config: Config,
@@ -67,30 +54,6 @@ export async function stateLog(
     const log = await readLog(js, STREAMS.stateLog, BUCKETS.state, StateValueSchema, prefix, await store.position(js));
     return { checkpoints: await store.checkpointsOf(prefix), ...log };
   } finally {
-    await nc.close();
-  }
-}
-
-/** Restores the workflow's checkpoint at `toSeq` and replays the log after it except `skip`. */
-export async function rollback(
-  config: Config,
-  workflowId: string,
-  toSeq: number,
-  skip: string[],
-): Promise<RollbackReport> {
-  const { nc, store } = await open(config);
-  const bus = eventBusFor(nc, "cadre-cli", config);
-  try {
-    const report = await store.rollback(jetstream(nc), STREAMS.stateLog, `${workflowId}.`, toSeq, skip);
-    bus.emit({
-      type: "STATE_ROLLED_BACK",
-      category: "state",
-      scope: workflowId,
-      data: { toSeq, ...report, keys: report.keys.map((k) => k.slice(workflowId.length + 1)) },
-    });
-    return report;
-  } finally {
-    await closeBus(bus);
     await nc.close();
   }
 }

@@ -1,6 +1,7 @@
 /** How `cadre run` reports a finished workflow: a summary for people, one object for --json. */
 
 import type { WorkflowRecord } from "@cadre/protocol";
+import { waitsText } from "./format.js";
 
 /** The --json result of a run. */
 export function summaryJson(w: WorkflowRecord): Record<string, unknown> {
@@ -13,6 +14,7 @@ export function summaryJson(w: WorkflowRecord): Record<string, unknown> {
     tasks: w.tasks,
     ...(w.usage ? { usage: w.usage } : {}),
     ...(w.budget ? { budget: w.budget } : {}),
+    ...(w.after?.length ? { after: w.after, waitingFor: w.waitingFor ?? [] } : {}),
     ...(w.output !== undefined ? { output: w.output } : {}),
     ...(w.error ? { error: w.error } : {}),
   };
@@ -22,10 +24,13 @@ export function summaryJson(w: WorkflowRecord): Record<string, unknown> {
 export function summaryText(w: WorkflowRecord): string {
   const secs = (((w.finishedAt ?? Date.now()) - w.submittedAt) / 1000).toFixed(2);
   const t = w.tasks;
+  const waiting = w.status === "running" && (w.waitingFor?.length ?? 0) > 0;
   const lines = [
-    `workflow ${w.workflowId} (${w.teamName}) ${w.status} in ${secs} s`,
+    `workflow ${w.workflowId} (${w.teamName}) ${waiting ? "waiting" : w.status} ${waiting ? "for" : "in"} ${secs} s`,
     `  tasks: ${t.completed} completed, ${t.failed} failed, ${t.retried} retried, ${t.duplicates} duplicate results ignored (${t.total} in all)`,
   ];
+  // The workflows it waits for, or waited for (its after).
+  if (w.after?.length) lines.push(`  ${waitsText(w.after, w.status === "running" ? w.waitingFor : [])}`);
   if (t.cancelled > 0) lines.push(`  cancelled: ${t.cancelled} task${t.cancelled === 1 ? "" : "s"} ended unfinished`);
   // Only when there were some: late results of reassigned tasks, recorded beside the applied ones.
   if (t.conflicts > 0) lines.push(`  conflicts: ${t.conflicts} results of superseded epochs recorded, not applied`);

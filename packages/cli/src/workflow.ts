@@ -31,6 +31,8 @@ export interface SubmitOptions {
   priority?: number;
   /** What the workflow's model calls may spend, in place of the team's. */
   budget?: Budget;
+  /** Workflows it waits for: its root task starts once every one completed. */
+  after?: string[];
   /** @default 5000 */
   requestTimeoutMs?: number;
 }
@@ -62,6 +64,7 @@ export async function submitWorkflow(
             ...(opts.input ? { input: opts.input } : {}),
             priority: opts.priority ?? 0,
             ...(opts.budget ? { budget: opts.budget } : {}),
+            ...(opts.after?.length ? { after: opts.after } : {}),
           }),
         { maxAttempts: 12, baseMs: 250, maxMs: 3000 },
       ),

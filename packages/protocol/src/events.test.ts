@@ -56,6 +56,19 @@ const CRITICAL_BEFORE = [
   "GRADUAL_RESUMPTION_COMPLETED",
   "POST_EMERGENCY_MONITORING_STARTED",
   "POST_EMERGENCY_MONITORING_COMPLETED",
+  // And seed 003's data integrity incident.
+  "DATA_INTEGRITY_ALERT",
+  "DATA_PROTECTION_ACTIVATED",
+  "DATA_RECOVERY_COMPLETED",
+  "DEPENDENCY_RECOVERY_COMPLETED",
+  // And seed 003's agent pool failure.
+  "AGENT_POOL_FAILURE",
+  "RECOVERY_PLAN_GENERATED",
+  "CONTEXT_TRANSFERRED",
+  "RECOVERY_VALIDATION_COMPLETED",
+  // And seed 003's communication failure (the monitor's announcements).
+  "COMMUNICATION_FAILURE",
+  "NETWORK_RECOVERY_COMPLETED",
 ];
 
 const threshold = { metric: "m", value: 7, threshold: 5, clear: 4.5 };
@@ -78,6 +91,48 @@ const stopped = { actorId: "backend-ab12", hostId: "h1", teamId: "t1", kind: "ba
  * sample (or a sample that no longer matches its schema) does not compile.
  */
 const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
+  // Seed 003's agent pool failure (the monitor's announcement, the cascade analysis, transfers).
+  AGENT_POOL_FAILURE: {
+    scope: "agent_management",
+    data: {
+      failed_agents: ["worker-ab12", "lead-cd34"],
+      affected_workflows: ["w1"],
+      failure_type: "host_lost",
+      impact: "critical_path_blocked",
+      hostId: "h2",
+      held_tasks: 2,
+      critical_tasks: 1,
+    },
+  },
+  RECOVERY_PLAN_GENERATED: {
+    scope: "dependency_recovery",
+    data: {
+      strategy: "dependency_aware_redistribution",
+      estimated_time_ms: 1_500_000,
+      agents_lost: 3,
+      agents_to_replace: 1,
+      workflows: ["w1", "w2"],
+      workflow_continuity: "maintained",
+    },
+  },
+  CONTEXT_TRANSFERRED: {
+    scope: "worker-ab12",
+    data: {
+      fromActorId: "worker-ab12",
+      toActorId: "worker-ef56",
+      hostId: "h1",
+      teamId: "t1",
+      kind: "worker",
+      history: 4,
+      snapshot: false,
+      created: false,
+      kept: true,
+    },
+  },
+  RECOVERY_VALIDATION_COMPLETED: {
+    scope: "success",
+    data: { agents: 3, validated: 3, context_transfer_percent: 100, recovery_time_ms: 420 },
+  },
   TASK_STARTED: {
     scope: "w1",
     data: { taskId: "w1-r", kind: "lead", attempt: 1, epoch: 1, seq: 17, hostId: "h1", actorId: "lead-1" },
@@ -148,6 +203,8 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
     },
   },
   WORKFLOW_SUBMITTED: { scope: "w1", data: { team: "software-team", teamId: "t1", root: "engineering-director" } },
+  WORKFLOW_WAITING: { scope: "w2", data: { after: ["w1", "w0"], waitingFor: ["w1"] } },
+  WORKFLOW_RELEASED: { scope: "w2", data: { after: ["w1", "w0"], waitedMs: 4200 } },
   WORKFLOW_COMPLETED: { scope: "w1", data: { tasks, ms: 1234 } },
   WORKFLOW_FAILED: {
     scope: "w1",
@@ -332,6 +389,51 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
       metrics_focus: ["resource_stability", "performance_regression"],
     },
   },
+  DATA_INTEGRITY_ALERT: {
+    scope: "w1",
+    data: {
+      alert_type: "state_corruption",
+      severity: "critical",
+      affected_workflows: ["w1"],
+      damaged_keys: ["ledger"],
+      corruption_risk: "high",
+      immediate_action_required: true,
+      detected_by: "corruption-assessment",
+    },
+  },
+  DATA_PROTECTION_ACTIVATED: {
+    scope: "w1",
+    data: {
+      protection_level: "maximum",
+      frozen: true,
+      checkpoint: null,
+      verified_checkpoint: 41,
+      log_confirmed: true,
+      ms: 38,
+    },
+  },
+  DEPENDENCY_RECOVERY_COMPLETED: {
+    scope: "dependency_recovery",
+    data: {
+      workflows_recovered: 2,
+      dependency_integrity: "maintained",
+      context_transfer_percent: 100,
+      recovery_time_ms: 5200,
+    },
+  },
+  DATA_RECOVERY_COMPLETED: {
+    scope: "w1",
+    data: {
+      recovery_success: "complete",
+      data_integrity: "verified",
+      corrupted_segments: 1,
+      restored_from: 41,
+      replayed: 2,
+      validation_passed_percent: 100,
+      recovery_time_ms: 95,
+      unfrozen: true,
+    },
+  },
   POST_EMERGENCY_MONITORING_COMPLETED: {
     scope: "post_emergency_monitoring",
     data: {
@@ -340,6 +442,45 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
       regressions: 1,
       regressed_metrics: ["memory_usage_percent"],
       system_health: "regressed",
+    },
+  },
+  COMMUNICATION_FAILURE: {
+    scope: "agent_coordination",
+    data: {
+      failure_type: "host_unreachable",
+      host_id: "h2",
+      affected_agents: ["worker-ab12", "worker-cd34"],
+      affected_kinds: ["worker"],
+      held_tasks: ["w1-r-0-1"],
+      held_task_count: 1,
+      held_share: 0.5,
+      coordination_impact: "severe",
+      auto_recovery: "tasks_reassigned",
+      reassign_grace_ms: 1000,
+      silence_ms: 850,
+    },
+  },
+  NETWORK_RECOVERY_COMPLETED: {
+    scope: "restoration",
+    data: {
+      host_id: "h2",
+      recovery_time_ms: 12_000,
+      outage_ms: 12_900,
+      connectivity_restored: true,
+      connectivity_restored_percent: 100,
+      still_unreachable: [],
+      tasks_reassigned: 1,
+      actors_replaced: 2,
+      reconciliation: {
+        batches: 1,
+        applied: 0,
+        duplicate: 0,
+        conflict: 1,
+        invalid: 0,
+        orphan: 0,
+        total: 1,
+        complete: true,
+      },
     },
   },
 };

@@ -292,6 +292,20 @@ export const events = {
     summary: "a workflow was accepted and its root task published",
     data: z.object({ team: ref(), teamId: ref(), root: ref() }),
   },
+  // Not critical, like the controls' events: the record (after, waitingFor) is the authority.
+  WORKFLOW_WAITING: {
+    category: "workflow",
+    critical: false,
+    summary: "a submitted workflow waits for others (its after) to complete before its root task is published",
+    data: z.object({ after: z.array(ref()).max(20), waitingFor: z.array(ref()).max(20) }),
+  },
+  WORKFLOW_RELEASED: {
+    category: "workflow",
+    critical: false,
+    summary: "every workflow a waiting one named in after completed: its root task was published",
+    /** waitedMs: from the submit to the release. */
+    data: z.object({ after: z.array(ref()).max(20), waitedMs: ms() }),
+  },
   WORKFLOW_COMPLETED: {
     category: "workflow",
     critical: true,
@@ -366,7 +380,8 @@ export const events = {
     category: "actor",
     critical: false,
     summary: "an actor's host stopped sending heartbeats; it is placed again",
-    data: z.object({ hostId: ref(), kind: ref() }),
+    /** teamId: absent from supervisors older than the cascade analysis. */
+    data: z.object({ hostId: ref(), kind: ref(), teamId: ref().optional() }),
   },
   ACTOR_PASSIVATED: {
     category: "actor",
@@ -562,7 +577,8 @@ export const events = {
   STATE_ROLLED_BACK: {
     category: "state",
     critical: true,
-    summary: "an operator restored a workflow's state checkpoint and replayed the log after it (cadre state rollback)",
+    summary:
+      "a workflow's state checkpoint was restored and the log after it replayed (cadre state rollback, sup.state.rollback)",
     data: z.object({
       toSeq: int(),
       txid: ref(),
@@ -799,6 +815,189 @@ export const events = {
       regressions: count(),
       regressed_metrics: z.array(ref()).max(6),
       system_health: z.enum(["stable", "regressed"]),
+    }),
+  },
+
+  // data integrity (seed 003): scope is the workflow
+  DATA_INTEGRITY_ALERT: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "a workflow's state holds values that fail their checksum (a host met one it could not restore, or corruption-assessment found them)",
+    data: z.object({
+      alert_type: z.enum(["state_corruption"]),
+      severity: z.enum(["critical", "high"]),
+      affected_workflows: z.array(ref()).max(100),
+      damaged_keys: z.array(ref()).max(1000),
+      /** high: no good revision is left in the bucket's history (only a recovery can rebuild it). */
+      corruption_risk: z.enum(["high", "medium"]),
+      immediate_action_required: z.boolean(),
+      detected_by: ref(),
+    }),
+  },
+  DATA_PROTECTION_ACTIVATED: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "emergency-data-protection froze a workflow's state, checkpointed it, validated its checkpoints, confirmed the log",
+    data: z.object({
+      protection_level: ref(),
+      frozen: z.boolean(),
+      checkpoint: int().nullable(),
+      verified_checkpoint: int().nullable(),
+      log_confirmed: z.boolean(),
+      ms: ms(),
+    }),
+  },
+  DATA_RECOVERY_COMPLETED: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "execute-data-recovery ended: restored from a checkpoint, replayed, every value verified (clears DATA_INTEGRITY_ALERT when complete)",
+    data: z.object({
+      recovery_success: z.enum(["complete", "failed"]),
+      data_integrity: z.enum(["verified", "not_verified"]),
+      corrupted_segments: count(),
+      restored_from: int().nullable(),
+      replayed: count(),
+      validation_passed_percent: z.number(),
+      recovery_time_ms: ms(),
+      unfrozen: z.boolean(),
+    }),
+  },
+
+  // network (seed 003's communication failure; the monitor, runbook/announce-network.ts): scope is
+  // the seed's (agent_coordination, restoration), the host in the data
+  COMMUNICATION_FAILURE: {
+    category: "network",
+    critical: true,
+    summary:
+      "a host was declared unreachable: the actors and tasks it had, the share of work in flight it held, what the supervisor does",
+    data: z.object({
+      failure_type: z.enum(["host_unreachable"]),
+      host_id: ref(),
+      /** The host's actors: still listed by the supervisor, lost with it (ACTOR_LOST), or running a task there. */
+      affected_agents: z.array(ref()).max(1000),
+      affected_kinds: z.array(ref()).max(1000),
+      /** The tasks it held as the monitor last knew (TASK_STARTED not yet finished, stopped or moved). */
+      held_tasks: z.array(ref()).max(1000),
+      held_task_count: count(),
+      /** held / (held + busy actors of the other live hosts, by their last heartbeats); 0 when nothing ran. */
+      held_share: z.number().min(0).max(1),
+      coordination_impact: z.enum(["none", "minor", "moderate", "severe"]),
+      auto_recovery: z.enum(["tasks_reassigned", "actors_replaced", "none"]),
+      reassign_grace_ms: ms(),
+      /** The failure detector's silence when it declared the host unreachable. */
+      silence_ms: ms(),
+    }),
+  },
+  NETWORK_RECOVERY_COMPLETED: {
+    category: "network",
+    critical: true,
+    summary:
+      "an unreachable host was heard from again: the time it took, what moved meanwhile, how its replayed results were classified",
+    data: z.object({
+      host_id: ref(),
+      /** From HOST_UNREACHABLE to HOST_HEALED, as the monitor received them. */
+      recovery_time_ms: ms(),
+      /** The silence the heal ended (the failure detector's measure, from the last heartbeat before the cut). */
+      outage_ms: ms(),
+      connectivity_restored: z.boolean(),
+      /** Of the hosts unreachable while this one was (itself included), the share heard again, in percent. */
+      connectivity_restored_percent: z.number().min(0).max(100),
+      still_unreachable: z.array(ref()).max(1000),
+      tasks_reassigned: count(),
+      actors_replaced: count(),
+      /** Its RECONCILIATION_REPORTs during the outage or soon after the heal, summed; null: nothing replayed. */
+      reconciliation: z
+        .object({
+          batches: count(),
+          applied: count(),
+          duplicate: count(),
+          conflict: count(),
+          invalid: count(),
+          orphan: count(),
+          total: count(),
+          complete: z.boolean(),
+        })
+        .nullable(),
+    }),
+  },
+
+  // agent pool failure (seed 003): the monitor's announcement, the analysis' plan, the transfers
+  AGENT_POOL_FAILURE: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "the supervisor declared a host's actors lost (monitor): which, the workflows whose tasks they held, whether a critical path is blocked",
+    data: z.object({
+      failed_agents: z.array(ref()).max(1000),
+      affected_workflows: z.array(ref()).max(1000),
+      /** host_restarted: it came back as a new incarnation (its actors' state is gone all the same). */
+      failure_type: z.enum(["host_lost", "host_restarted"]),
+      /** critical_path_blocked: a held task lies on its workflow's longest unfinished chain. */
+      impact: z.enum(["critical_path_blocked", "degraded"]),
+      hostId: ref(),
+      held_tasks: count(),
+      critical_tasks: count(),
+    }),
+  },
+  RECOVERY_PLAN_GENERATED: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "analyze-cascade-failure's plan: the agents to replace, the workflows in resume order, the estimate (mean working time of the blocked chains' kinds)",
+    data: z.object({
+      strategy: ref(),
+      /** Null when no kind on a blocked chain has a measured working time yet. */
+      estimated_time_ms: ms().nullable(),
+      agents_lost: count(),
+      agents_to_replace: count(),
+      workflows: z.array(ref()).max(1000),
+      /** interrupted: an affected workflow failed or was cancelled. */
+      workflow_continuity: z.enum(["maintained", "interrupted"]),
+    }),
+  },
+  CONTEXT_TRANSFERRED: {
+    category: "actor",
+    critical: true,
+    summary: "a failed actor's task history (and snapshot) was given to a live actor of its kind (sup.actor.transfer)",
+    data: z.object({
+      fromActorId: ref(),
+      toActorId: ref(),
+      hostId: ref(),
+      teamId: ref(),
+      kind: ref(),
+      history: count(),
+      snapshot: z.boolean(),
+      /** No actor stood in for it: a new one was spawned with the context. */
+      created: z.boolean(),
+      /** The context was kept as a checkpoint (rollback). */
+      kept: z.boolean(),
+    }),
+  },
+  RECOVERY_VALIDATION_COMPLETED: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "transfer-context read each replacement back: how many hold what was given (scope: success, or partial when some do not)",
+    data: z.object({
+      agents: count(),
+      validated: count(),
+      context_transfer_percent: z.number(),
+      recovery_time_ms: ms(),
+    }),
+  },
+  DEPENDENCY_RECOVERY_COMPLETED: {
+    category: "coordination",
+    critical: true,
+    summary:
+      "execute-dependency-recovery ended: the workflows its chains recovered in order, whether every dependent waited for its primary, the contexts transferred",
+    data: z.object({
+      workflows_recovered: count(),
+      dependency_integrity: z.enum(["maintained", "broken"]),
+      context_transfer_percent: z.number().nullable(),
+      recovery_time_ms: ms(),
     }),
   },
 } as const satisfies Record<string, EventSpec>;

@@ -97,6 +97,7 @@ export {
   ActorControlRequestSchema,
   ActorRecordSchema,
   ActorSpecSchema,
+  AfterSchema,
   ChildNoticeSchema,
   ConflictSchema,
   DelegateReplySchema,
@@ -109,6 +110,7 @@ export {
   HostRecordSchema,
   InheritedContextSchema,
   LeaseRecordSchema,
+  MAX_AFTER,
   QuarantineReplySchema,
   QuarantineRequestSchema,
   ServiceReportSchema,
@@ -138,7 +140,10 @@ export type { Identity, Permissions } from "./permissions.js";
 export { authorizationConfig, permissionsFor } from "./permissions.js";
 export { checkDelegation } from "./policy.js";
 export * from "./runbook.js";
+export * from "./runbook-data.js";
+export * from "./runbook-dependencies.js";
 export * from "./runbook-performance.js";
+export * from "./runbook-recovery.js";
 export {
   BUCKETS,
   HEADERS,

@@ -108,6 +108,14 @@ export const SubtaskSpecSchema = z.object({
   priority: z.number().int().optional(),
 });
 
+/** The most workflows one workflow may wait for (a submit's `after`). */
+export const MAX_AFTER = 20;
+/** A submit's `after`: workflow ids, at most {@link MAX_AFTER}, no repeats. */
+export const AfterSchema = z
+  .array(Id)
+  .max(MAX_AFTER, `a workflow waits for at most ${MAX_AFTER} others`)
+  .refine((ids) => new Set(ids).size === ids.length, "after names a workflow more than once: name each once");
+
 export const SubmitRequestSchema = z.object({
   team: TeamSchema,
   /** Overrides the team's root input. */
@@ -115,6 +123,12 @@ export const SubmitRequestSchema = z.object({
   priority: z.number().int().default(0),
   /** What the workflow's model calls may spend, in place of the team's `budget`. */
   budget: BudgetSchema.optional(),
+  /**
+   * Workflows this one waits for: its root task is published once every one of them has
+   * completed; one that fails or is cancelled fails this one (DEPENDENCY_FAILED naming it).
+   * Each must exist when this is submitted. At most {@link MAX_AFTER}, each once.
+   */
+  after: AfterSchema.optional(),
 });
 export const SubmitReplySchema = z.object({ workflowId: Id, rootTaskId: Id, teamId: Id });
 
@@ -167,6 +181,13 @@ export const WorkflowRecordSchema = z.object({
   usage: UsageSchema.optional(),
   /** What the workflow's model calls may spend (the submit's or the team's). */
   budget: BudgetSchema.optional(),
+  /** The workflows it waits for (the submit's `after`); absent when none. */
+  after: z.array(Id).max(MAX_AFTER).optional(),
+  /**
+   * Of `after`, those not completed yet: while any remain, the root task is recorded but not
+   * published (the workflow is running, shown `waiting`). Emptied when it is released.
+   */
+  waitingFor: z.array(Id).max(MAX_AFTER).optional(),
 });
 
 /** The result that was applied to a task. */
@@ -354,8 +375,11 @@ export const ActorRecordSchema = z.object({
 
 /** An operation on one actor of a host. */
 export const ActorControlRequestSchema = z.object({
-  op: z.enum(["quarantine", "release", "retire"]),
+  /** adopt: the actor takes on a failed actor's context (`context`), as a replacement inherits it. */
+  op: z.enum(["quarantine", "release", "retire", "adopt"]),
   actorId: Id,
+  /** What to adopt (op adopt only). */
+  context: InheritedContextSchema.optional(),
 });
 export const ActorControlReplySchema = z.object({
   actorId: Id,
@@ -363,6 +387,8 @@ export const ActorControlReplySchema = z.object({
   context: InheritedContextSchema.optional(),
   /** At retirement: the task it held, given back to the queue. */
   requeued: Id.optional(),
+  /** At adoption: its task history now, latest first. */
+  history: z.array(Id).max(50).optional(),
 });
 
 /** A task's attempt asks for one resource; answered when granted (or refused: timeout, deadlock victim). */

@@ -55,6 +55,24 @@ import {
   UtilizationRequestSchema,
 } from "./runbook.js";
 import {
+  CorruptionAssessmentReplySchema,
+  CorruptionAssessmentRequestSchema,
+  DataProtectionReplySchema,
+  DataProtectionRequestSchema,
+  DataRecoveryReplySchema,
+  DataRecoveryRequestSchema,
+  StateCheckpointReplySchema,
+  StateCheckpointRequestSchema,
+  StateRollbackReplySchema,
+  StateRollbackRequestSchema,
+} from "./runbook-data.js";
+import {
+  DependencyAnalysisReplySchema,
+  DependencyAnalysisRequestSchema,
+  DependencyRecoveryReplySchema,
+  DependencyRecoveryRequestSchema,
+} from "./runbook-dependencies.js";
+import {
   BottleneckReplySchema,
   BottleneckRequestSchema,
   ComprehensiveReplySchema,
@@ -62,6 +80,14 @@ import {
   PostEmergencyReplySchema,
   PostEmergencyRequestSchema,
 } from "./runbook-performance.js";
+import {
+  ActorTransferReplySchema,
+  ActorTransferRequestSchema,
+  CascadeReplySchema,
+  CascadeRequestSchema,
+  TransferReplySchema,
+  TransferRequestSchema,
+} from "./runbook-recovery.js";
 import { SUBJECT_PREFIX, token } from "./subjects.js";
 import { NameSchema } from "./team.js";
 
@@ -249,6 +275,11 @@ export const ActorInspectReplySchema = z.object({
   /** Its persisted XState snapshot. */
   snapshot: z.unknown().optional(),
   idleSinceMs: Millis.nullable(),
+  /** The failed actor whose context it took on (spawned as its replacement, or adopted since). */
+  inherited: z
+    .object({ fromActorId: Id, tasks: z.number().int().nonnegative(), snapshot: z.boolean() })
+    .nullable()
+    .optional(),
 });
 export const DebugActorReplySchema = z.object({
   record: ActorRecordSchema,
@@ -381,7 +412,7 @@ export const operations = {
   "sup.acquire": sup(AcquireRequestSchema, AcquireReplySchema, ["agent-host"], "acquire a named resource"),
   "sup.release": sup(ReleaseRequestSchema, ReleaseReplySchema, ["agent-host"], "release a task's resources"),
   "sup.waits": sup(WaitsRequestSchema, WaitsReplySchema, READ, "the wait-for graph"),
-  "sup.freeze": sup(FreezeRequestSchema, FreezeReplySchema, OPERATOR, "data protection mode on or off"),
+  "sup.freeze": sup(FreezeRequestSchema, FreezeReplySchema, RUNBOOK, "data protection mode on or off"),
   "sup.workflow.list": sup(WorkflowListRequestSchema, WorkflowListReplySchema, READ, "workflows, newest first"),
   "sup.workflow.pause": sup(PauseRequestSchema, ControlReply, RUNBOOK, "stop handing a workflow's tasks to actors"),
   "sup.workflow.resume": sup(WorkflowRef, ControlReply, RUNBOOK, "hand a paused workflow's tasks out again"),
@@ -407,6 +438,12 @@ export const operations = {
   ),
   "sup.actor.list": sup(ActorListRequestSchema, ActorListReplySchema, READ, "actors, by team or host"),
   "sup.actor.retire": sup(ActorRetireRequestSchema, ActorRetireReplySchema, OPERATOR, "stop one actor"),
+  "sup.actor.transfer": sup(
+    ActorTransferRequestSchema,
+    ActorTransferReplySchema,
+    RUNBOOK,
+    "give a failed actor's context to a live actor of its kind, or a new one (CONTEXT_TRANSFERRED)",
+  ),
   "sup.host.list": sup(Empty, HostListReplySchema, READ, "agent-hosts with liveness and load"),
   "sup.host.cordon": sup(
     CordonRequestSchema,
@@ -430,7 +467,38 @@ export const operations = {
     READ,
     "each kind's time per task stage, since this supervisor started",
   ),
+  "sup.state.checkpoint": sup(
+    StateCheckpointRequestSchema,
+    StateCheckpointReplySchema,
+    RUNBOOK,
+    "keep a workflow's state as of now, at a log position",
+  ),
+  "sup.state.rollback": sup(
+    StateRollbackRequestSchema,
+    StateRollbackReplySchema,
+    RUNBOOK,
+    "restore a workflow's checkpoint, replay the log after it (except the transactions named), verify (STATE_ROLLED_BACK)",
+  ),
   "mon.status": mon(Empty, MonitorStatusReplySchema, READ, "the six cluster metrics with thresholds and state"),
+  // Seed 003's data integrity scenario (runbook-data.ts).
+  "mon.coordination-hub.emergency-data-protection": mon(
+    DataProtectionRequestSchema,
+    DataProtectionReplySchema,
+    OPERATOR,
+    "freeze a workflow's state, checkpoint it, validate its checkpoints, confirm the state log (DATA_PROTECTION_ACTIVATED)",
+  ),
+  "mon.workflow-recovery.corruption-assessment": mon(
+    CorruptionAssessmentRequestSchema,
+    CorruptionAssessmentReplySchema,
+    READ,
+    "a workflow's damaged state values, the checkpoint a recovery would restore, what it could rebuild (DATA_INTEGRITY_ALERT when damaged)",
+  ),
+  "mon.workflow-recovery.execute-data-recovery": mon(
+    DataRecoveryRequestSchema,
+    DataRecoveryReplySchema,
+    OPERATOR,
+    "restore the latest verified checkpoint, replay the log after it, verify every value, unfreeze (DATA_RECOVERY_COMPLETED)",
+  ),
   // Seed 003's runbook (runbook.ts): the monitor measures, and acts through the supervisor.
   "mon.resource-manager.emergency-analysis": mon(
     UtilizationRequestSchema,
@@ -467,6 +535,31 @@ export const operations = {
     CheckpointValidationReplySchema,
     READ,
     "a workflow's checkpoints: checksums, and whether the state log still holds what a rollback to each replays",
+  ),
+  "mon.coordination-hub.dependency-analysis": mon(
+    DependencyAnalysisRequestSchema,
+    DependencyAnalysisReplySchema,
+    READ,
+    "workflows waiting for workflows (after): each one's progress and critical path, the edges, the order dependencies first, the blocked ones, the longest chain",
+  ),
+  "mon.coordination-hub.execute-dependency-recovery": mon(
+    DependencyRecoveryRequestSchema,
+    DependencyRecoveryReplySchema,
+    OPERATOR,
+    "give failed agents' contexts to their replacements, then per chain hold the dependent until the primary completed (DEPENDENCY_RECOVERY_COMPLETED; give --timeout)",
+  ),
+  // Seed 003's agent pool failure (runbook-recovery.ts).
+  "mon.workflow-recovery.analyze-cascade-failure": mon(
+    CascadeRequestSchema,
+    CascadeReplySchema,
+    OPERATOR,
+    "actors lost, quarantined or retired, the tasks they held and where those are now, the chains waiting on them, the critical paths, a recovery plan (RECOVERY_PLAN_GENERATED)",
+  ),
+  "mon.workflow-recovery.transfer-context": mon(
+    TransferRequestSchema,
+    TransferReplySchema,
+    OPERATOR,
+    "give each failed actor's history (and snapshot, when kept) to its replacement and read it back (CONTEXT_TRANSFERRED, RECOVERY_VALIDATION_COMPLETED)",
   ),
   "mon.workflow-recovery.gradual-resumption": mon(
     ResumptionRequestSchema,

@@ -56,6 +56,14 @@ export const ScriptBehaviourSchema = z
     seed: z.number().int().default(1),
     /** Work time before answering. @default 0 */
     sleepMs: Duration.default(0),
+    /**
+     * A slowdown: each attempt an actor of this kind runs sleeps this much longer than its
+     * previous one (the n-th attempt of an actor, from 0, sleeps `sleepMs + n × sleepGrowthMs`).
+     * Counted per actor, so an actor placed anew (moved, replaced) starts again at `sleepMs`;
+     * for demonstrating performance degradation. Absent is 0 (optional, not defaulted, so a team
+     * that does not use it keeps its id: see {@link teamId}). @default 0
+     */
+    sleepGrowthMs: z.number().int().min(0).max(60_000).optional(),
     /** Subtasks to delegate (directors and leads only). */
     delegate: z.array(DelegationSpecSchema).default([]),
     /** Output template: strings may hold `{{input.x}}`, `{{task.id}}`, `{{children}}`... */

@@ -83,6 +83,7 @@ export {
 export { buildReport, Reporter } from "./report.js";
 export type { InitSecurityOptions, NatsAuth, NatsTls, SecurityFiles } from "./security.js";
 export { authenticatorFor, credentialsFromUrls, initSecurity, natsAuthOf, natsTlsBlock } from "./security.js";
+export { KeyedSerial } from "./serial.js";
 export type { RunningService, ServiceDefinition } from "./service.js";
 export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";

@@ -247,6 +247,30 @@ describe("TxStore: multi-key transactions over a real JetStream KV bucket", () =
     expect(none.message).toContain('"3"');
   });
 
+  it("rebuilds a key damaged past the bucket's history from the checkpoint and the log, and verifies it", async () => {
+    const k = fresh();
+    const corrupt: string[] = [];
+    const s = await store({ onCorruption: (r) => corrupt.push(r.key) });
+    const js = jetstream(nc);
+    const a = `${k}a`;
+    await s.transact([a], () => ({ [a]: { n: 1 } }));
+    const checkpoint = await s.checkpoint(js, k);
+    const t2 = await s.transact([a], () => ({ [a]: { n: 2 } }));
+    // More damaged writes than the bucket keeps revisions (5): no good one is left to restore.
+    const bad: number[] = [];
+    for (let i = 0; i < 5; i++) bad.push(await s.kv.put(a, "not json"));
+    const unreadable = await s.get(a).catch((e) => e);
+    expect(unreadable.code).toBe("PROTOCOL_ERROR");
+    expect(corrupt).toEqual([a]);
+
+    const report = await s.rollback(js, STREAMS.stateLog, k, checkpoint.position);
+    expect(report.cleared).toEqual([a]);
+    expect(report.replayed).toEqual([t2.txid]);
+    expect(report.invalid).toEqual(bad);
+    expect(report.verified).toEqual({ keys: 1, mismatched: [] });
+    expect(await s.get(a)).toEqual({ n: 2 });
+  });
+
   it("enforces max_state_size_mb with STATE_LIMIT_EXCEEDED naming the setting", async () => {
     const k = fresh();
     const server2 = await startNatsServer();

@@ -46,6 +46,8 @@ export interface ActorInspection {
   history: string[];
   snapshot: unknown;
   idleSinceMs: number | null;
+  /** The failed actor whose context it took on, how many tasks came with it, and whether a snapshot did. */
+  inherited: { fromActorId: string; tasks: number; snapshot: boolean } | null;
 }
 
 type Snapshot = { value: unknown; context?: { history?: string[] } };
@@ -62,12 +64,18 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
   /** Whether the held attempt was handed to the machine (only then does `idle` release it). */
   private handed = false;
   private idleSince: number;
+  /** What its behaviour reads: whether it is some failed actor's replacement (spawned so, or adopted since). */
+  private readonly self: { replacement: boolean };
+  /** The context it took on, at its spawn or by {@link adopt} since. */
+  private inherited: InheritedContext | undefined;
 
   constructor(
     readonly spec: ActorSpec,
     private readonly d: ActorDeps,
   ) {
-    this.behaviour = createBehaviour(spec.kind, { replacement: spec.inherit !== undefined }, d.llm);
+    this.self = { replacement: spec.inherit !== undefined };
+    this.inherited = spec.inherit;
+    this.behaviour = createBehaviour(spec.kind, this.self, d.llm);
     this.retry = {
       attempts: spec.kind.retry?.attempts ?? d.retry.attempts,
       backoffMs: spec.kind.retry?.backoffMs ?? d.retry.backoffMs,
@@ -134,6 +142,19 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
     return { fromActorId: this.actorId, history: snapshot.context?.history ?? [], snapshot };
   }
 
+  /**
+   * Takes on a failed actor's context (a transfer, `host.actor` adopt): its machine adds the
+   * history to its own (shared.ts `adopted`), and its behaviour sees a replacement from now on,
+   * as if it had been spawned with the context. The task in flight, if any, goes on. Returns
+   * its history now, latest first.
+   */
+  adopt(context: InheritedContext): string[] {
+    this.inherited = context;
+    this.self.replacement = true;
+    this.ref.send({ type: "ADOPT", context });
+    return this.inspect().history;
+  }
+
   /** Its live state, for `host.inspect`. */
   inspect(): ActorInspection {
     const snap = this.ref.getSnapshot() as unknown as Snapshot;
@@ -154,6 +175,13 @@ export class HostedActor implements Pick<AttemptActor, "actorId" | "kind" | "ret
       history: (snap.context?.history ?? []).slice(0, 50),
       snapshot: this.ref.getPersistedSnapshot(),
       idleSinceMs: a ? null : Math.max(0, this.d.clock.now() - this.idleSince),
+      inherited: this.inherited
+        ? {
+            fromActorId: this.inherited.fromActorId,
+            tasks: this.inherited.history.length,
+            snapshot: this.inherited.snapshot !== undefined,
+          }
+        : null,
     };
   }
 

@@ -15,6 +15,7 @@ import {
   NotFoundError,
   newIncarnation,
   PermissionDeniedError,
+  ProtocolError,
   ResourceExhaustedError,
   randomId,
   STREAMS,
@@ -486,8 +487,15 @@ export class AgentHost {
    * (the supervisor), which quarantines an actor whose response breaks its kind's schema: the
    * actor takes no more tasks, and what it knew goes to its replacement.
    */
-  private actorControl({ op, actorId }: Body<"host.actor">): Body<"host.actor.ok"> {
+  private actorControl({ op, actorId, context: given }: Body<"host.actor">): Body<"host.actor.ok"> {
     const a = this.actor(actorId);
+    if (op === "adopt") {
+      // A transfer (the supervisor's sup.actor.transfer): a failed actor's context, taken on at runtime.
+      if (!given) throw new ProtocolError(`adopt needs the context to adopt (actor ${actorId})`, { actorId });
+      const history = a.adopt(given);
+      this.logger.info({ actorId, from: given.fromActorId, tasks: given.history.length }, "actor adopted a context");
+      return { actorId, history };
+    }
     if (op === "quarantine") {
       a.quarantined = true;
       if (!a.attempt) a.ref.send({ type: "QUARANTINE" });

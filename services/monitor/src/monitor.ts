@@ -40,6 +40,9 @@ import {
 } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { Actions } from "./actions.js";
+import { dataIntegrityAlerts } from "./runbook/announce-data.js";
+import { actorsOnHost, NetworkAnnouncer } from "./runbook/announce-network.js";
+import { poolFailureAlerts } from "./runbook/announce-pool.js";
 import { serveRunbook } from "./runbook/index.js";
 import { Watch } from "./watch.js";
 
@@ -79,6 +82,8 @@ export class Monitor {
   private stopped = false;
   /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
   private readonly noisy: ThrottledLog;
+  /** COMMUNICATION_FAILURE and NETWORK_RECOVERY_COMPLETED (runbook/announce-network.ts). */
+  private network?: NetworkAnnouncer;
 
   private constructor(private readonly opts: MonitorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -113,6 +118,24 @@ export class Monitor {
   private async init(): Promise<void> {
     const { config, logger } = this.opts;
     this.nc = await connectNats(config.natsUrl, this.id, logger, natsAuthOf(config));
+    // Seed 003's alerts from what the services announce (runbook/announce-*.ts).
+    const dataAlerts = dataIntegrityAlerts(this.clock, (e) => this.bus.emit(e));
+    const poolAlerts = poolFailureAlerts({
+      nc: this.nc,
+      sender: this.id,
+      config,
+      clock: this.clock,
+      logger,
+      emit: (e) => this.bus.emit(e),
+    });
+    this.network = new NetworkAnnouncer({
+      config,
+      clock: this.clock,
+      logger,
+      emit: (e) => this.bus.emit(e),
+      hosts: () => this.hostTable(),
+      actorsOn: actorsOnHost(this.nc, this.id, config.requestTimeoutMs),
+    });
     this.subs.push(
       this.nc.subscribe(subjects.allHeartbeats(), {
         callback: (_e, m) => {
@@ -171,6 +194,9 @@ export class Monitor {
           }
           logger.info({ event: line }, "event");
           this.opts.onEventLine?.(line);
+          dataAlerts(event);
+          poolAlerts(event);
+          this.network?.onEvent(event);
         },
       }),
     );
@@ -272,6 +298,7 @@ export class Monitor {
   /** Stops listening. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.network?.stop();
     this.clock.clearTimeout(this.tickTimer);
     clearInterval(this.timer);
     for (const s of this.subs) s.unsubscribe();

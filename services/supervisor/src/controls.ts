@@ -26,7 +26,7 @@ import {
   WorkflowControlSchema,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { type Clock, controlKey, frozenKey, type Logger, type StateStore } from "@cadre/runtime";
+import { type Clock, controlKey, frozenKey, KeyedSerial, type Logger, type StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { reissue } from "./reassign.js";
@@ -71,7 +71,7 @@ export class WorkflowControls {
   /** Agent attempts admitted under a cap and not finished, per workflow. */
   private readonly running = new Map<string, Set<string>>();
   /** One change at a time per workflow. */
-  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly chains = new KeyedSerial();
   private watches: { stop(): void }[] = [];
 
   constructor(private readonly d: ControlsDeps) {}
@@ -403,15 +403,7 @@ export class WorkflowControls {
   }
 
   private serial<T>(workflowId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(workflowId) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(fn);
-    this.chains.set(workflowId, next);
-    void next
-      .finally(() => {
-        if (this.chains.get(workflowId) === next) this.chains.delete(workflowId);
-      })
-      .catch(() => {});
-    return next;
+    return this.chains.run(workflowId, fn);
   }
 
   private async workflow(workflowId: string): Promise<WorkflowRecord> {

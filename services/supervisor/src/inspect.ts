@@ -66,7 +66,8 @@ export class Inspector {
   /** Workflows, newest first; `paused` is a running workflow with a pause in force. */
   async list({ status, limit }: OpRequest<"sup.workflow.list">): Promise<OpReply<"sup.workflow.list">> {
     const out: OpReply<"sup.workflow.list">["workflows"] = [];
-    for (const key of await listKeys(this.d.workflows.kv)) {
+    // One token: the records (ids have no dots); the bucket's `after.*.*` keys are dependencies.ts's index.
+    for (const key of await listKeys(this.d.workflows.kv, "*")) {
       const w = (await this.d.workflows.get(key))?.value;
       if (!w) continue;
       const control = this.d.control(w.workflowId) ?? null;

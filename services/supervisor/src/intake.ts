@@ -1,6 +1,6 @@
 /**
  * Intake: workflows submitted and subtasks delegated. A submit records the workflow and its
- * root task and publishes it; a delegation checks every subtask against the policy (depth,
+ * root task and publishes it (one with `after` waits for those workflows: dependencies.ts); a delegation checks every subtask against the policy (depth,
  * cycle, the team's kinds) before creating any, so a refused delegation starts nothing.
  * Both are idempotent: a task record is created only if absent and its message carries the
  * task id as its JetStream message id, so a retried delegation publishes once.
@@ -31,6 +31,7 @@ import {
 import type { Budgets, CadreMetrics, Clock, Logger, StateStore } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { WorkflowControls } from "./controls.js";
+import type { Dependencies } from "./dependencies.js";
 import type { Placer } from "./placer.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
@@ -58,6 +59,8 @@ export interface IntakeDeps {
   resources: ResourceManager;
   /** The ledgers of workflows' budgets (a submit with a budget opens its ledger). */
   budgets: Budgets;
+  /** Workflows that wait for others (a submit's `after`). */
+  dependencies: Dependencies;
   emit: (event: TypedEvent) => void;
 }
 
@@ -68,6 +71,9 @@ export class Intake {
   async submit(body: OpRequest<"sup.submit">): Promise<OpReplyInput<"sup.submit">> {
     // Before anything is placed: a throttled submit leaves nothing behind.
     this.d.throttle?.check(body.priority);
+    // Before anything is placed too: an unknown workflow in `after` is NOT_FOUND, naming it.
+    const after = body.after ?? [];
+    const awaited = after.length > 0 ? await this.d.dependencies.check(after) : [];
     const team = body.team;
     const tid = computeTeamId(team);
     // The placer records a new team once its placement is known to pass the quotas (and takes
@@ -93,7 +99,13 @@ export class Intake {
     const budget = body.budget ?? team.budget;
     // Before the root task exists: no model call of the workflow can go uncounted.
     if (budget) await this.d.budgets.open(workflowId, budget);
-    await this.d.workflows.create(workflowId, {
+    // A waiting workflow: its index keys, then its root task recorded but not published, then
+    // its record, so whoever finds the record finds the root and whoever settles it finds it.
+    if (awaited.length > 0) {
+      await this.d.dependencies.index(workflowId, awaited);
+      await this.enqueue(task, now, false);
+    }
+    const record: WorkflowRecord = {
       workflowId,
       teamId: tid,
       teamName: team.name,
@@ -103,15 +115,21 @@ export class Intake {
       finishedAt: null,
       tasks: { total: 1, completed: 0, failed: 0, retried: 0, duplicates: 0, conflicts: 0, cancelled: 0 },
       ...(budget ? { budget } : {}),
-    });
-    await this.enqueue(task, now);
+      ...(after.length > 0 ? { after, waitingFor: awaited } : {}),
+    };
+    await this.d.workflows.create(workflowId, record);
+    if (awaited.length === 0) await this.enqueue(task, now);
     this.d.emit({
       type: "WORKFLOW_SUBMITTED",
       category: "workflow",
       scope: workflowId,
       data: { team: team.name, teamId: tid, root: team.root },
     });
-    this.d.logger.info({ workflowId, teamId: tid }, "workflow submitted");
+    this.d.logger.info(
+      { workflowId, teamId: tid, ...(awaited.length > 0 ? { waitingFor: awaited } : {}) },
+      "workflow submitted",
+    );
+    if (awaited.length > 0) await this.d.dependencies.waiting(record);
     return { workflowId, rootTaskId: taskId, teamId: tid };
   }
 
@@ -200,11 +218,11 @@ export class Intake {
   }
 
   /**
-   * Records a task and publishes it. Both steps are idempotent (create-if-absent, JetStream
-   * de-duplication on the task id), so a delegation retried after a crash publishes once.
-   * Returns false when the task already existed.
+   * Records a task and publishes it (`publish` false: only records it). Both steps are
+   * idempotent (create-if-absent, JetStream de-duplication on the task id), so a delegation
+   * retried after a crash publishes once. Returns false when the task already existed.
    */
-  private async enqueue(task: TaskEnvelope, now: number): Promise<boolean> {
+  private async enqueue(task: TaskEnvelope, now: number, publish = true): Promise<boolean> {
     let created = true;
     try {
       await this.d.tasks.create(task.taskId, {
@@ -223,7 +241,8 @@ export class Intake {
       const existing = await this.d.tasks.get(task.taskId);
       if (existing && existing.value.status !== "queued") return false;
     }
-    await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
+    // A waiting workflow's root is published by its release (dependencies.ts).
+    if (publish) await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
     return created;
   }
 }

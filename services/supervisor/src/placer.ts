@@ -296,7 +296,7 @@ export class Placer {
         type: "ACTOR_LOST",
         category: "actor",
         scope: a.actorId,
-        data: { hostId: a.hostId, kind: a.kindName },
+        data: { hostId: a.hostId, kind: a.kindName, teamId: a.teamId },
       });
     }
     for (const tid of teams) {

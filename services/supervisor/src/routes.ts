@@ -12,6 +12,7 @@ import {
 } from "@cadre/protocol";
 import type { CadreMetrics, OperationServer } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
+import type { Dependencies } from "./dependencies.js";
 import type { Inspector } from "./inspect.js";
 import type { Intake } from "./intake.js";
 import type { Lifecycle } from "./lifecycle.js";
@@ -19,17 +20,24 @@ import type { Quarantine } from "./quarantine.js";
 import { provesHolding } from "./reassign.js";
 import type { ResourceManager } from "./resources.js";
 import { stageTable } from "./stages.js";
+import type { StateOps } from "./state-ops.js";
 import type { AdmissionThrottle } from "./throttle.js";
+import type { ContextTransfer } from "./transfer.js";
 
 /** The collaborators the routes reach. */
 export interface Routed {
   intake: Intake;
   controls: WorkflowControls;
+  /** Told when a cancel ended a workflow: its dependents can never start. */
+  dependencies: Dependencies;
   lifecycle: Lifecycle;
   inspector: Inspector;
   quarantine: Quarantine;
   resources: ResourceManager;
   throttle: AdmissionThrottle;
+  state: StateOps;
+  /** Gives failed actors' contexts to their replacements (sup.actor.transfer). */
+  transfer: ContextTransfer;
   metrics: CadreMetrics;
   /** Derives task tokens: given, a host's request about a task must prove it holds the task. */
   taskKey: Buffer | undefined;
@@ -71,7 +79,11 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     "sup.workflow.list": (b) => inspector.list(b),
     "sup.workflow.pause": (b) => controls.pause(b),
     "sup.workflow.resume": (b) => controls.resume(b),
-    "sup.workflow.cancel": (b) => controls.cancel(b),
+    "sup.workflow.cancel": async (b) => {
+      const reply = await controls.cancel(b);
+      r.dependencies.finished(b.workflowId);
+      return reply;
+    },
     "sup.workflow.limit": (b) => controls.limit(b),
     "sup.admission.throttle": (b) => r.throttle.set(b),
     "sup.perf.stages": () => stageTable(r.metrics),
@@ -83,12 +95,15 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     "sup.team.retire": async (b) => lifecycle.teamRetire(b, (await inspector.runningByTeam()).get(b.teamId) ?? 0),
     "sup.actor.list": (b) => lifecycle.actorList(b),
     "sup.actor.retire": (b) => lifecycle.actorRetire(b),
+    "sup.actor.transfer": (b) => r.transfer.transfer(b),
     "sup.host.list": () => lifecycle.hostList(),
     "sup.host.cordon": (b) => lifecycle.cordon(b),
     "sup.host.drain": (b) => lifecycle.drain(b),
     "sup.debug.workflow": (b) => inspector.debugWorkflow(b),
     "sup.debug.task": (b) => inspector.debugTask(b),
     "sup.debug.actor": (b) => inspector.debugActor(b),
+    "sup.state.checkpoint": (b) => r.state.checkpoint(b),
+    "sup.state.rollback": (b) => r.state.rollback(b),
   } satisfies {
     [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<OpReplyInput<N>> | OpReplyInput<N>;
   } as Handlers;

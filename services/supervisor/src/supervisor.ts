@@ -6,6 +6,7 @@
  *   placer.ts         which host runs which actors; quotas and preemption (quota.ts)
  *   result-stream.ts  consuming results; results.ts applies them
  *   controls.ts       freeze, pause/resume, cancel, cap and guarantee; admission of tasks
+ *   dependencies.ts   workflows that wait for others (a submit's after): release and failure
  *   lifecycle.ts      passivation, demand placement, team retirement, cordon and drain
  *   inspect.ts        workflow lists, task trees, task and actor inspection
  *   reassign.ts       the tasks of lost hosts; tally.ts the reconciliation counts
@@ -57,6 +58,7 @@ import {
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { WorkflowControls } from "./controls.js";
+import { Dependencies } from "./dependencies.js";
 import { Follower } from "./follow.js";
 import { Inspector } from "./inspect.js";
 import { Intake } from "./intake.js";
@@ -70,8 +72,10 @@ import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
 import { ResultApplier } from "./results.js";
 import { serveOperations } from "./routes.js";
+import { StateOps } from "./state-ops.js";
 import { ReconciliationTally } from "./tally.js";
 import { AdmissionThrottle } from "./throttle.js";
+import { ContextTransfer } from "./transfer.js";
 
 /** Options of {@link Supervisor.start}. */
 export interface SupervisorOptions {
@@ -94,6 +98,7 @@ export class Supervisor {
   readonly metrics: CadreMetrics;
   private reporter?: Reporter;
   private throttle!: AdmissionThrottle;
+  private stateOps!: StateOps;
   private readonly config: Config;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -106,10 +111,12 @@ export class Supervisor {
   private registry!: Registry;
   private reassigner!: Reassigner;
   private quarantine!: Quarantine;
+  private transfer!: ContextTransfer;
   private resources!: ResourceManager;
   private placer!: Placer;
   private intake!: Intake;
   private controls!: WorkflowControls;
+  private dependencies!: Dependencies;
   private lifecycle!: Lifecycle;
   private inspector!: Inspector;
   private results!: ResultStream;
@@ -182,6 +189,14 @@ export class Supervisor {
     });
     this.workflows = workflows;
     this.tasks = tasks;
+    this.stateOps = new StateOps({
+      kv: buckets.state,
+      js,
+      workflows,
+      writer: sender,
+      txnTimeoutMs: config.storage.txnTimeoutMs,
+      emit,
+    });
     const registry = new Registry(buckets.registry, config, clock, (e) => this.onLiveness(e));
     this.registry = registry;
     // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
@@ -220,6 +235,17 @@ export class Supervisor {
       release: (taskId) => this.resources.release(taskId),
     });
     await this.controls.follow();
+    this.dependencies = new Dependencies({
+      workflows,
+      tasks,
+      js,
+      sender,
+      taskKey,
+      clock,
+      logger,
+      emit,
+      ended: (workflowId) => this.controls.ended(workflowId),
+    });
     this.placer = new Placer({
       nc,
       jsm,
@@ -262,6 +288,16 @@ export class Supervisor {
         if (team) await this.placer.ensurePlaced(teamId, team, true);
       },
     });
+    this.transfer = new ContextTransfer({
+      nc,
+      registry,
+      config,
+      logger,
+      sender,
+      emit,
+      spawnOn: (hostId, incarnation, actors, priority) => this.placer.spawnOn(hostId, incarnation, actors, priority),
+      cordoned: (hostId) => this.lifecycle.isCordoned(hostId),
+    });
     const applier = new ResultApplier({
       nc,
       js,
@@ -296,8 +332,10 @@ export class Supervisor {
         // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
         if (outcome === "applied") this.resources.release(result.taskId);
         this.controls.finished(result.taskId);
-        if (outcome === "applied" && result.taskId === rootTaskId(result.workflowId))
-          this.controls.ended(result.workflowId);
+        const root = result.taskId === rootTaskId(result.workflowId);
+        if (outcome === "applied" && root) this.controls.ended(result.workflowId);
+        // Seen again too: the supervisor that applied it may have died before releasing.
+        if ((outcome === "applied" || outcome === "reprocessed") && root) this.dependencies.finished(result.workflowId);
         if (replay !== undefined) this.tally.classified(result.hostId, replay, outcome);
       },
     });
@@ -318,6 +356,7 @@ export class Supervisor {
       controls: this.controls,
       resources: this.resources,
       budgets: new Budgets(buckets.llm, { now: () => Date.now(), emit }),
+      dependencies: this.dependencies,
       emit,
     });
     this.inspector = new Inspector({
@@ -386,15 +425,18 @@ export class Supervisor {
     await this.controls.seedRunning();
     const s = await this.announce("active");
     await this.seedWorkflowGauge();
-    const { intake, controls, lifecycle, inspector, quarantine, resources } = this;
+    const { intake, controls, dependencies, lifecycle, inspector, quarantine, resources } = this;
     serveOperations(s, {
       intake,
       controls,
+      dependencies,
       lifecycle,
       inspector,
       quarantine,
       resources,
       throttle: this.throttle,
+      state: this.stateOps,
+      transfer: this.transfer,
       metrics: this.metrics,
       taskKey: this.taskKey,
     });
@@ -414,7 +456,15 @@ export class Supervisor {
     this.lifecycle.start();
     // Hosts lost before this supervisor took over: their tasks move too.
     for (const hostId of this.registry.unreachableHosts()) this.reassigner.lost(hostId);
-    this.repairTimer = setInterval(() => this.repairSoon(), this.config.heartbeat.hostDeadAfterMs / 2);
+    // Waiting workflows whose dependencies ended under the last supervisor: released (or failed) now.
+    this.dependencies
+      .sweep()
+      .then((n) => n > 0 && this.logger.info({ dependents: n }, "waiting workflows settled on taking over"))
+      .catch((err) => this.logger.warn({ err }, "waiting workflows not settled on taking over; will try again"));
+    this.repairTimer = setInterval(() => {
+      this.repairSoon();
+      this.dependencies.sweepIfOwed();
+    }, this.config.heartbeat.hostDeadAfterMs / 2);
     this.repairTimer.unref();
     this.emit({
       type: "SUPERVISOR_ACTIVE",

@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type Budget, parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
+import { AfterSchema, type Budget, formatIssues, parseTeam, type Team, type WorkflowRecord } from "@cadre/protocol";
 import { connectNats, type NatsAuth, natsAuthOf, readYamlFile } from "@cadre/runtime";
 import { SingleBar } from "cli-progress";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { controlText } from "../format.js";
 import { startStack } from "../stack.js";
 import { summaryJson, summaryText } from "../summary.js";
@@ -28,9 +28,27 @@ function readTeam(file: string): Team {
   return parseTeam(readYamlFile(file, "team file"), `team file ${file}`);
 }
 
+/**
+ * `--after <id...>`: each value may list several ids separated by commas; the whole list is
+ * checked as the supervisor will (ids, at most 20, none twice), so a bad one is exit 2 here.
+ */
+const afterArg = (value: string, previous: string[] | undefined): string[] => {
+  const ids = [...(previous ?? []), ...value.split(",").map((v) => v.trim())].filter((v) => v.length > 0);
+  const r = AfterSchema.safeParse(ids);
+  if (!r.success)
+    throw new InvalidArgumentError(
+      formatIssues(r.error.issues)
+        .map((i) => i.message)
+        .join("; "),
+    );
+  return r.data;
+};
+
 /** How {@link runTeam} reports. */
 interface RunOptions {
   budget?: Budget | undefined;
+  /** Workflows it waits for (the submit's `after`). */
+  after?: string[] | undefined;
   json: boolean;
   detach: boolean;
   timeoutMs: number;
@@ -50,6 +68,7 @@ async function runTeam(natsUrl: string, file: string, opts: RunOptions, auth: Na
       team,
       requestTimeoutMs: opts.requestTimeoutMs,
       ...(opts.budget ? { budget: opts.budget } : {}),
+      ...(opts.after?.length ? { after: opts.after } : {}),
     });
     if (opts.json) printJson({ workflowId, accepted: true });
     else if (opts.detach) print(workflowId);
@@ -57,13 +76,13 @@ async function runTeam(natsUrl: string, file: string, opts: RunOptions, auth: Na
 
     const showBar = !opts.json || process.stderr.isTTY;
     const bar = new SingleBar({
-      format: `${workflowId} [{bar}] {value}/{total} tasks | failed {failed} | retried {retried}`,
+      format: `${workflowId} [{bar}] {value}/{total} tasks | failed {failed} | retried {retried}{waiting}`,
       stream: process.stderr,
       noTTYOutput: true,
       notTTYSchedule: 1000,
       hideCursor: true,
     });
-    if (showBar) bar.start(1, 0, { failed: 0, retried: 0 });
+    if (showBar) bar.start(1, 0, { failed: 0, retried: 0, waiting: "" });
     let w: WorkflowRecord;
     try {
       w = await waitForWorkflow(nc, workflowId, {
@@ -71,7 +90,11 @@ async function runTeam(natsUrl: string, file: string, opts: RunOptions, auth: Na
         onProgress: (p) => {
           if (!showBar) return;
           bar.setTotal(p.tasks.total);
-          bar.update(p.tasks.completed + p.tasks.failed, { failed: p.tasks.failed, retried: p.tasks.retried });
+          bar.update(p.tasks.completed + p.tasks.failed, {
+            failed: p.tasks.failed,
+            retried: p.tasks.retried,
+            waiting: p.waitingFor?.length ? ` | waits for ${p.waitingFor.join(", ")}` : "",
+          });
         },
       });
     } finally {
@@ -187,23 +210,34 @@ export function registerRun(program: Command, ctx: Ctx): void {
       `what its model calls may spend, in place of the team's: '{"requests":20,"costUsd":0.5}'`,
       budgetArg,
     )
+    .option(
+      "--after <workflow-id...>",
+      "wait for these workflows to complete before starting (up to 20; one that fails or is cancelled fails this one); after the team file, or comma-separated",
+      afterArg,
+    )
     .addHelpText("after", RUN_HELP)
     .action(
-      action(async (file: string, o: { json?: boolean; detach?: boolean; timeout: number; budget?: Budget }) => {
-        const cfg = ctx.config();
-        return runTeam(
-          cfg.natsUrl,
-          file,
-          {
-            json: !!o.json,
-            detach: !!o.detach,
-            timeoutMs: o.timeout,
-            requestTimeoutMs: cfg.requestTimeoutMs,
-            budget: o.budget,
-          },
-          natsAuthOf(cfg),
-        );
-      }),
+      action(
+        async (
+          file: string,
+          o: { json?: boolean; detach?: boolean; timeout: number; budget?: Budget; after?: string[] },
+        ) => {
+          const cfg = ctx.config();
+          return runTeam(
+            cfg.natsUrl,
+            file,
+            {
+              json: !!o.json,
+              detach: !!o.detach,
+              timeoutMs: o.timeout,
+              requestTimeoutMs: cfg.requestTimeoutMs,
+              budget: o.budget,
+              after: o.after,
+            },
+            natsAuthOf(cfg),
+          );
+        },
+      ),
     );
 
   program

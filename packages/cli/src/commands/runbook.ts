@@ -155,14 +155,23 @@ export function registerRunbook(program: Command, ctx: Ctx): void {
       "run several runbook commands at once, each with its own timeout (timeout_ms), and report each: status, time, result or error",
     )
     .option("--emergency", "recorded in the report (runbook commands are never throttled)")
+    // The seed's other flags (one per incident): they name the fan-out, and change nothing.
     .option("--critical-failure", "recorded in the report")
+    .option("--data-protection", "recorded in the report")
+    .option("--network-resilient", "recorded in the report")
     .option("--timeout <seconds>", "each command's timeout when it gives none", seconds)
     .action(
       action(
         async (
           phaseText: string,
           commandsText: string,
-          o: { emergency?: boolean; criticalFailure?: boolean; timeout?: number },
+          o: {
+            emergency?: boolean;
+            criticalFailure?: boolean;
+            dataProtection?: boolean;
+            networkResilient?: boolean;
+            timeout?: number;
+          },
         ) => {
           const phase = jsonArg("the phase")(phaseText) as Record<string, unknown>;
           const commands = jsonArg("the commands")(commandsText);
@@ -182,6 +191,8 @@ export function registerRunbook(program: Command, ctx: Ctx): void {
             priority: phase.priority ?? null,
             emergency: o.emergency === true,
             criticalFailure: o.criticalFailure === true,
+            dataProtection: o.dataProtection === true,
+            networkResilient: o.networkResilient === true,
             ms,
             slowestMs: Math.max(0, ...outcomes.map((x) => x.ms)),
             sumMs: outcomes.reduce((a, x) => a + x.ms, 0),

@@ -1,8 +1,9 @@
 /** `cadre state`: a workflow's shared state, its transaction log, checkpoints and rollback. */
 
+import { call } from "@cadre/runtime";
 import type { Command } from "commander";
-import { checkpoint, rollback, showState, stateLog } from "../state.js";
-import { action, type Ctx, intAtLeast, print, printJson } from "./common.js";
+import { showState, stateLog } from "../state.js";
+import { action, type Ctx, EXIT, intAtLeast, print, printJson, withSupervisor } from "./common.js";
 
 export function registerState(program: Command, ctx: Ctx): void {
   const state = program
@@ -44,8 +45,11 @@ export function registerState(program: Command, ctx: Ctx): void {
     .argument("<workflowId>", "the workflow")
     .action(
       action(async (workflowId: string) => {
-        const ck = await checkpoint(ctx.config(), workflowId);
-        print(`checkpoint ${ck.position}: ${Object.keys(ck.values).length} key(s)`);
+        const timeoutMs = ctx.config().requestTimeoutMs;
+        const ck = await withSupervisor(ctx, (_s, nc) =>
+          call(nc, "sup.state.checkpoint", { workflowId }, { sender: "cadre-cli", timeoutMs }),
+        );
+        print(`checkpoint ${ck.position}: ${ck.keys} key(s)`);
       }),
     );
 
@@ -65,11 +69,17 @@ export function registerState(program: Command, ctx: Ctx): void {
     .action(
       action(async (workflowId: string, o: { to: number; skip: string }) => {
         const skip = o.skip.split(",").filter((s) => s.length > 0);
-        const r = await rollback(ctx.config(), workflowId, o.to, skip);
+        const timeoutMs = ctx.config().requestTimeoutMs;
+        const r = await withSupervisor(ctx, (_s, nc) =>
+          call(nc, "sup.state.rollback", { workflowId, toSeq: o.to, skip }, { sender: "cadre-cli", timeoutMs }),
+        );
         print(
           `rolled back ${workflowId} to ${o.to}: changed ${r.keys.length} key(s), replayed ${r.replayed.length}, ` +
-            `skipped ${r.skipped.length}, left out ${r.invalid.length} damaged`,
+            `skipped ${r.skipped.length}, left out ${r.invalid.length} damaged` +
+            (r.verified.mismatched.length > 0 ? `; ${r.verified.mismatched.length} did not read back as replayed` : ""),
         );
+        // A value that did not read back as the replay made it: the rollback is not trusted (exit 1).
+        return r.verified.mismatched.length > 0 ? EXIT.failed : EXIT.ok;
       }),
     );
 }

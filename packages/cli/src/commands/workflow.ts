@@ -47,7 +47,7 @@ export function registerWorkflow(program: Command, ctx: Ctx): void {
             reply.workflows.map((w) => [
               w.workflowId,
               w.teamName,
-              shownStatus(w.status, w.control),
+              shownStatus(w.status, w.control, w.waitingFor),
               `${w.tasks.completed}/${w.tasks.total}`,
               String(w.tasks.failed),
               ago(w.submittedAt, now),

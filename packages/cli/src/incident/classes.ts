@@ -5,29 +5,35 @@
  *
  * - fault: an event that announces a fault and opens a row of the faults table:
  *   HOST_UNREACHABLE, AGENT_QUARANTINED, STATE_CORRUPTED, CIRCUIT_OPENED, THRESHOLD_CROSSED,
- *   RESOURCE_EXHAUSTION, DEADLOCK_RESOLVED, DELEGATION_REFUSED, SUPERVISOR_STANDBY;
+ *   RESOURCE_EXHAUSTION, DEADLOCK_RESOLVED, DELEGATION_REFUSED, SUPERVISOR_STANDBY,
+ *   DATA_INTEGRITY_ALERT;
  * - detection: a sign of trouble that opens no row (a symptom, a warning, a trend, or the
  *   record of a late result): HOST_SUSPECTED, ACTOR_LOST, THRESHOLD_WARNING,
  *   PERFORMANCE_DEGRADATION_DETECTED, MEMORY_TREND, RESPONSE_ANOMALY, RESULT_REJECTED,
  *   RESULT_DUPLICATE, RESULT_CONFLICT, BUDGET_THRESHOLD_REACHED, BUDGET_EXCEEDED,
- *   POST_EMERGENCY_MONITORING_COMPLETED (the watch's regressions). No event ends a trend, so the
+ *   POST_EMERGENCY_MONITORING_COMPLETED (the watch's regressions), and the monitor's announcements
+ *   of faults another event already opens (COMMUNICATION_FAILURE for HOST_UNREACHABLE,
+ *   AGENT_POOL_FAILURE for the actors lost with a host). No event ends a trend, so the
  *   two trend types are detections, never open faults;
  * - action: what Cadre did about it by itself: TASK_REASSIGNED, AGENT_PREEMPTED,
  *   CIRCUIT_HALF_OPEN, SCALE_REQUESTED, CLEANUP_REPORTED, HOOK_BYPASSED, ADMISSION_THROTTLED;
  * - recovery: HOST_HEALED, CIRCUIT_CLOSED, THRESHOLD_CLEARED, THRESHOLD_WARNING_CLEARED,
  *   ADMISSION_RESTORED, OUTBOX_REPLAYED, RECONCILIATION_REPORT, SUPERVISOR_ACTIVE,
- *   EMERGENCY_RESPONSE_COMPLETED, GRADUAL_RESUMPTION_COMPLETED;
+ *   EMERGENCY_RESPONSE_COMPLETED, GRADUAL_RESUMPTION_COMPLETED, NETWORK_RECOVERY_COMPLETED,
+ *   RECOVERY_VALIDATION_COMPLETED, DATA_RECOVERY_COMPLETED, DEPENDENCY_RECOVERY_COMPLETED;
  * - command: an operator's command: WORKFLOW_PAUSED, _RESUMED, _LIMITED, _CANCELLED, _FROZEN,
  *   _UNFROZEN, AGENT_RELEASED, AGENT_RETIRED, TEAM_RETIRED, HOST_CORDONED, HOST_UNCORDONED,
  *   HOST_DRAINED, STATE_ROLLED_BACK, EMERGENCY_RESPONSE_ACTIVATED, RECOVERY_STAGE_COMPLETED,
- *   POST_EMERGENCY_MONITORING_STARTED;
- * - routine: the rest (tasks started and applied, workflows submitted and ended, actors spawned,
- *   passivated or retired with their team, hosts up, teams forgotten, model calls): not on the
- *   timeline, but counted.
+ *   POST_EMERGENCY_MONITORING_STARTED, RECOVERY_PLAN_GENERATED, CONTEXT_TRANSFERRED,
+ *   DATA_PROTECTION_ACTIVATED;
+ * - routine: the rest (tasks started and applied, workflows submitted, waiting, released and
+ *   ended, actors spawned, passivated or retired with their team, hosts up, teams forgotten,
+ *   model calls): not on the timeline, but counted.
  *
  * "Commands operators ran" lists the command events and the events the runbook commands
  * themselves emit (RESOURCE_EXHAUSTION of emergency-analysis, EMERGENCY_RESPONSE_COMPLETED,
- * GRADUAL_RESUMPTION_COMPLETED, POST_EMERGENCY_MONITORING_COMPLETED). A type added to the table and not here is routine until it is
+ * GRADUAL_RESUMPTION_COMPLETED, POST_EMERGENCY_MONITORING_COMPLETED, RECOVERY_VALIDATION_COMPLETED,
+ * DATA_RECOVERY_COMPLETED, DEPENDENCY_RECOVERY_COMPLETED). A type added to the table and not here is routine until it is
  * classified (a unit test says which are missing).
  */
 
@@ -49,6 +55,7 @@ const CLASSES: Readonly<Record<string, Exclude<EventClass, "routine">>> = {
   DEADLOCK_RESOLVED: "fault",
   DELEGATION_REFUSED: "fault",
   SUPERVISOR_STANDBY: "fault",
+  DATA_INTEGRITY_ALERT: "fault",
 
   HOST_SUSPECTED: "detection",
   ACTOR_LOST: "detection",
@@ -62,6 +69,8 @@ const CLASSES: Readonly<Record<string, Exclude<EventClass, "routine">>> = {
   RESULT_CONFLICT: "detection",
   BUDGET_THRESHOLD_REACHED: "detection",
   BUDGET_EXCEEDED: "detection",
+  COMMUNICATION_FAILURE: "detection",
+  AGENT_POOL_FAILURE: "detection",
 
   TASK_REASSIGNED: "action",
   AGENT_PREEMPTED: "action",
@@ -81,6 +90,10 @@ const CLASSES: Readonly<Record<string, Exclude<EventClass, "routine">>> = {
   SUPERVISOR_ACTIVE: "recovery",
   EMERGENCY_RESPONSE_COMPLETED: "recovery",
   GRADUAL_RESUMPTION_COMPLETED: "recovery",
+  NETWORK_RECOVERY_COMPLETED: "recovery",
+  RECOVERY_VALIDATION_COMPLETED: "recovery",
+  DATA_RECOVERY_COMPLETED: "recovery",
+  DEPENDENCY_RECOVERY_COMPLETED: "recovery",
 
   WORKFLOW_PAUSED: "command",
   WORKFLOW_RESUMED: "command",
@@ -98,6 +111,9 @@ const CLASSES: Readonly<Record<string, Exclude<EventClass, "routine">>> = {
   EMERGENCY_RESPONSE_ACTIVATED: "command",
   RECOVERY_STAGE_COMPLETED: "command",
   POST_EMERGENCY_MONITORING_STARTED: "command",
+  RECOVERY_PLAN_GENERATED: "command",
+  CONTEXT_TRANSFERRED: "command",
+  DATA_PROTECTION_ACTIVATED: "command",
 };
 
 /** The routine types, named so that a type missing from both lists can be found (a unit test). */
@@ -110,6 +126,8 @@ export const ROUTINE: readonly string[] = [
   "TASK_PARKED",
   "TASK_UNPARKED",
   "WORKFLOW_SUBMITTED",
+  "WORKFLOW_WAITING",
+  "WORKFLOW_RELEASED",
   "WORKFLOW_COMPLETED",
   "WORKFLOW_FAILED",
   "ACTOR_SPAWNED",
@@ -127,6 +145,9 @@ const RUNBOOK_EMITTED = new Set<string>([
   "EMERGENCY_RESPONSE_COMPLETED",
   "GRADUAL_RESUMPTION_COMPLETED",
   "POST_EMERGENCY_MONITORING_COMPLETED",
+  "RECOVERY_VALIDATION_COMPLETED",
+  "DATA_RECOVERY_COMPLETED",
+  "DEPENDENCY_RECOVERY_COMPLETED",
 ]);
 
 /** The class of an event type (routine for one this module does not know). */

@@ -26,8 +26,33 @@ export const SIGNAL_PAIRINGS: Pairings = {
       st.recover(f, step, `restored from revision ${e.data.restoredFrom} as ${e.data.restoredAs}`);
     }
   },
+  // The runbook's alert for a workflow's damaged state (a host could not restore a value, or
+  // corruption-assessment found it), ended by a complete data recovery or a rollback.
+  DATA_INTEGRITY_ALERT: (st, step) => {
+    const { e } = step;
+    const key = `data:${e.scope}`;
+    st.openOrRepeat(key, step, () =>
+      st.newFault(
+        step,
+        key,
+        matrixRow("state-corruption"),
+        null,
+        "found when read or assessed: the event does not say when the value went bad",
+        { workflow: e.scope, keys: e.data.damaged_keys.join(","), by: e.data.detected_by },
+      ),
+    );
+  },
+  DATA_RECOVERY_COMPLETED: (st, step) => {
+    const { e } = step;
+    const f = st.open.get(`data:${e.scope}`);
+    if (f && e.data.recovery_success === "complete") {
+      st.recover(f, step, `restored from ${e.data.restored_from}, ${e.data.replayed} replayed, verified`);
+    }
+  },
   STATE_ROLLED_BACK: (st, step) => {
     const { e } = step;
+    const alert = st.open.get(`data:${e.scope}`);
+    if (alert) st.recover(alert, step, `rolled back to ${e.data.toSeq}, ${e.data.replayed.length} replayed`);
     for (const f of [...st.open.values()]) {
       if (f.type !== "STATE_CORRUPTED") continue;
       // A workflow's state keys are `<workflowId>.<key>` (cli state.ts rolls back that prefix).
@@ -141,15 +166,30 @@ export const SIGNAL_PAIRINGS: Pairings = {
     if (f) {
       st.recover(f, step, `${e.scope} active (term ${e.data.term})`);
     } else if (e.data.previous !== null && e.data.previous !== e.scope) {
+      // The old holder was alive at its last event: from there is an upper bound.
+      const last = st.lastSent.get(e.data.previous);
       const takeover = st.newFault(
         step,
         `supervisor:${s.seq}`,
         null,
-        null,
-        `the lease of ${e.data.previous} lapsed: its loss is no event`,
-        { previous: e.data.previous, activationMs: e.data.activationMs },
+        last === undefined ? null : s.at - last,
+        last === undefined
+          ? `the lease of ${e.data.previous} lapsed: its loss is no event, and no event of it was read`
+          : `since the last event ${e.data.previous} sent (an upper bound: its loss is no event)`,
+        { previous: e.data.previous, activationMs: e.data.activationMs, previousLastEventAt: last ?? null },
       );
       st.handledAtOnce(takeover, step, `${e.scope} took over (term ${e.data.term})`);
+    } else if (e.data.previous === e.scope) {
+      // A clean stop gives the lease up: holding it still, the last incarnation died.
+      const restart = st.newFault(
+        step,
+        `supervisor:${s.seq}`,
+        null,
+        null,
+        "its last incarnation died holding the lease; when is no event (the new one's events share its sender)",
+        { previous: e.data.previous, activationMs: e.data.activationMs },
+      );
+      st.handledAtOnce(restart, step, `${e.scope} started again and took its lease back (term ${e.data.term})`);
     }
   },
 };

@@ -31,6 +31,13 @@ const attemptOver: Pairing<"TASK_ATTEMPT_FAILED" | "TASK_ATTEMPT_STOPPED"> = (st
 const taskApplied: Pairing<"TASK_COMPLETED" | "TASK_FAILED"> = (st, step) => {
   const { e } = step;
   st.holders.delete(e.data.taskId);
+  // Each lost host that held it: done again elsewhere, or its own result got through. Kept
+  // after the host is heard from again: that ends the fault, not the work.
+  for (const hc of st.hostCases) {
+    if (!hc.held.has(e.data.taskId) || hc.redone.has(e.data.taskId) || hc.finishedThere.has(e.data.taskId)) continue;
+    if (e.data.hostId === hc.hostId) hc.finishedThere.add(e.data.taskId);
+    else hc.redone.set(e.data.taskId, step.s.at);
+  }
   moveHeld(st, e.data.taskId, step, `finished on ${e.data.hostId}`);
   const q = st.quarantinedTask.get(e.data.taskId);
   if (q && q.recoveredAt === null) {
@@ -99,7 +106,15 @@ export const WORK_PAIRINGS: Pairings = {
         "silence since the host's last heartbeat (the failure detector's measure)",
         { hostId: e.scope, suspectedAt: st.suspected.get(e.scope) ?? null, held: [...held].sort(), reassigned: [] },
       );
-      const hc: HostCase = { fault: f, hostId: e.scope, held, moved: new Map(), healed: false };
+      const hc: HostCase = {
+        fault: f,
+        hostId: e.scope,
+        held,
+        moved: new Map(),
+        healed: false,
+        redone: new Map(),
+        finishedThere: new Set(),
+      };
       st.hosts.set(e.scope, hc);
       st.hostCases.push(hc);
       for (const t of held) st.heldBy.set(t, hc);

@@ -1,6 +1,8 @@
 /** Pairing each fault with what ended it (faults.ts, faults-work.ts, faults-signals.ts). */
 
+import type { EventData } from "@cadre/protocol";
 import { describe, expect, it } from "vitest";
+import { buildReport } from "./report.js";
 import { IMMEDIATE_MS } from "./targets.js";
 import { applied, breaker, fault, reassigned, report, silent, started, stream, T0, threshold } from "./testing.js";
 
@@ -157,6 +159,40 @@ describe("pairing a fault with its recovery", () => {
     ]);
   });
 
+  it("the runbook's DATA_INTEGRITY_ALERT is recovered by a complete data recovery of its workflow, not a failed one", () => {
+    const { list, add } = stream();
+    const alert: EventData<"DATA_INTEGRITY_ALERT"> = {
+      alert_type: "state_corruption",
+      severity: "critical",
+      affected_workflows: ["w3"],
+      damaged_keys: ["ledger"],
+      corruption_risk: "high",
+      immediate_action_required: true,
+      detected_by: "corruption-assessment",
+    };
+    const recovery = (success: "complete" | "failed") => ({
+      recovery_success: success,
+      data_integrity: success === "complete" ? ("verified" as const) : ("not_verified" as const),
+      corrupted_segments: 1,
+      restored_from: 41,
+      replayed: 2,
+      validation_passed_percent: success === "complete" ? 100 : 50,
+      recovery_time_ms: 90,
+      unfrozen: success === "complete",
+    });
+    add(0, "DATA_INTEGRITY_ALERT", "w3", alert);
+    add(100, "DATA_INTEGRITY_ALERT", "w3", alert);
+    add(1000, "DATA_RECOVERY_COMPLETED", "w3", recovery("failed"));
+    add(4000, "DATA_RECOVERY_COMPLETED", "w3", recovery("complete"));
+    const r = report(list);
+    expect(r.faults.filter((f) => f.type === "DATA_INTEGRITY_ALERT")).toHaveLength(1);
+    expect(fault(r, "DATA_INTEGRITY_ALERT", "data:w3")).toMatchObject({
+      recoverMs: 4000,
+      recover: "met",
+      recoveredBy: { type: "DATA_RECOVERY_COMPLETED" },
+    });
+  });
+
   it("a quarantined agent is recovered when its task is retried elsewhere, even if the retry was stored first", () => {
     const { list, add } = stream();
     const quarantine = (actorId: string, taskId: string) => ({
@@ -232,5 +268,67 @@ describe("pairing a fault with its recovery", () => {
       "EMERGENCY_RESPONSE_ACTIVATED",
       "EMERGENCY_RESPONSE_COMPLETED",
     ]);
+  });
+
+  it("a lost host's work is done again when the last task it held is applied on another host (its own results apart)", () => {
+    const { list, add } = stream();
+    add(0, "TASK_STARTED", "w1", started("w1-0", "h1"));
+    add(10, "TASK_STARTED", "w1", started("w1-1", "h1"));
+    add(20, "TASK_STARTED", "w1", started("w1-2", "h1"));
+    add(1000, "HOST_UNREACHABLE", "h1", silent(800));
+    add(1100, "TASK_COMPLETED", "w1", applied("w1-2", "h1"));
+    add(2000, "TASK_REASSIGNED", "w1", reassigned("w1-0", "h1"));
+    add(2010, "TASK_REASSIGNED", "w1", reassigned("w1-1", "h1"));
+    add(2500, "HOST_HEALED", "h1", silent(0));
+    add(3000, "TASK_COMPLETED", "w1", applied("w1-1", "h2", "w1-1:2:1"));
+    add(4200, "TASK_COMPLETED", "w1", applied("w1-0", "h3", "w1-0:2:1"));
+    const f = fault(report(list), "HOST_UNREACHABLE");
+    // Recovered when the work moved; done again (after the heal, which ends the fault, not the work) later.
+    expect(f).toMatchObject({ recoveredAt: T0 + 2010, recoverMs: 1010 });
+    expect(f.detail.redone).toEqual({
+      at: T0 + 4200,
+      afterDetectionMs: 3200,
+      afterOnsetMs: 4000,
+      tasks: ["w1-0", "w1-1"],
+      finishedThere: ["w1-2"],
+      pending: [],
+    });
+
+    const cut = buildReport(list, { sinceMs: T0, untilMs: T0 + 3500 });
+    expect(fault(cut, "HOST_UNREACHABLE").detail.redone).toMatchObject({
+      at: null,
+      tasks: ["w1-1"],
+      pending: ["w1-0"],
+    });
+  });
+
+  it("a takeover's detection runs from the old holder's last event; a supervisor taking its own lease back died holding it", () => {
+    const { list, add } = stream();
+    add(0, "TASK_COMPLETED", "w1", applied("w1-0", "h1"), "sup-a");
+    add(100, "TASK_COMPLETED", "w1", applied("w1-1", "h1"), "sup-a");
+    add(3600, "SUPERVISOR_ACTIVE", "sup-b", { term: 2, previous: "sup-a", activationMs: 40 }, "sup-b");
+    add(9000, "TASK_COMPLETED", "w1", applied("w1-2", "h1"), "sup-b");
+    add(9050, "SUPERVISOR_ACTIVE", "sup-b", { term: 3, previous: "sup-b", activationMs: 30 }, "sup-b");
+    add(9100, "SUPERVISOR_ACTIVE", "sup-c", { term: 1, previous: null, activationMs: 30 }, "sup-c");
+    const r = report(list);
+    const [takeover, restart, ...rest] = r.faults;
+    expect(rest).toEqual([]);
+    expect(takeover).toMatchObject({
+      type: "SUPERVISOR_ACTIVE",
+      scope: "sup-b",
+      detectMs: 3500,
+      startedAt: T0 + 100,
+      recoverMs: 0,
+      verdict: "no target",
+      detail: { previous: "sup-a", previousLastEventAt: T0 + 100 },
+    });
+    expect(restart).toMatchObject({
+      scope: "sup-b",
+      detectMs: null,
+      detect: "no target",
+      recoverMs: 0,
+      recoveredBy: { how: "sup-b started again and took its lease back (term 3)" },
+      detail: { previous: "sup-b" },
+    });
   });
 });

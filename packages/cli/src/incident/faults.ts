@@ -11,13 +11,23 @@
  *   last of them moved (TASK_REASSIGNED fromHostId h, started on another host, or finished),
  *   later moves extending it until h is heard again; or, first, HOST_HEALED / HOST_UP of h.
  *   Detection: the silence since h's last heartbeat, as the failure detector measured it.
+ *   Beside the recovery (the work moved), the fault's `detail.redone` says when the work was
+ *   done again: the last of the held tasks applied (TASK_COMPLETED or TASK_FAILED) on another
+ *   host, after the detection and after the onset (h's last heartbeat); the tasks whose own
+ *   result from h was applied are not counted, and while any held task is unapplied at --until
+ *   its time is null. It is not judged: seed 000 gives a partition's recovery as "On heal".
  * - AGENT_QUARANTINED a: the task retried elsewhere (TASK_REASSIGNED naming a) or ended.
  * - STATE_CORRUPTED: restored in the same event (restoredAs), else the STATE_ROLLED_BACK of the
- *   workflow whose key it is.
+ *   workflow whose key it is. DATA_INTEGRITY_ALERT w (the runbook's) → a complete
+ *   DATA_RECOVERY_COMPLETED of w, or STATE_ROLLED_BACK of w.
  * - CIRCUIT_OPENED b (per process) → CIRCUIT_CLOSED b; THRESHOLD_CROSSED m → THRESHOLD_CLEARED m;
  *   RESOURCE_EXHAUSTION → the next EMERGENCY_RESPONSE_COMPLETED; SUPERVISOR_STANDBY → the next
  *   SUPERVISOR_ACTIVE; a SUPERVISOR_ACTIVE taking over from another supervisor is a fault and its
- *   recovery at once (the old one's loss is not an event).
+ *   recovery at once (the old one's loss is not an event); its detection is measured from the
+ *   last event the old one sent (it was alive then, so an upper bound). A SUPERVISOR_ACTIVE
+ *   whose previous holder is itself is one too: a supervisor stopping cleanly gives its lease
+ *   up, so it died holding it and was started again; unmeasured (its new incarnation's events,
+ *   under the same sender, can come before this one).
  * - DEADLOCK_RESOLVED and DELEGATION_REFUSED are detected and handled in one event.
  * The same fault announced again while open (a breaker re-opening after a failed trial) counts
  * as a repeat of the open row.
@@ -32,7 +42,7 @@ import type { EventType, TypedEvent } from "@cadre/protocol";
 import { describe } from "./describe.js";
 import { SIGNAL_PAIRINGS } from "./faults-signals.js";
 import { WORK_PAIRINGS } from "./faults-work.js";
-import type { Fault, StampedEvent, TimelineEntry } from "./report.js";
+import type { Fault, Redone, StampedEvent, TimelineEntry } from "./report.js";
 import { judge, type Target } from "./targets.js";
 
 /** A host declared unreachable: its fault, the tasks it held, and when each of them moved. */
@@ -43,6 +53,10 @@ export interface HostCase {
   moved: Map<string, number>;
   /** Recovered by HOST_HEALED/HOST_UP: later moves do not extend it. */
   healed: boolean;
+  /** Held tasks applied (completed or failed) on another host, and when: the work done again. */
+  redone: Map<string, number>;
+  /** Held tasks whose own result from this host was applied (its result got through). */
+  finishedThere: Set<string>;
 }
 
 /** The event being paired: its place in the stream, and its timeline entry (none if routine). */
@@ -79,6 +93,8 @@ export class FaultState {
   readonly quarantinedTask = new Map<string, Fault>();
   /** The retries naming an actor, by actor (a retry can be stored before the quarantine's event). */
   readonly reassignedActors = new Map<string, { seq: number; taskId: string }>();
+  /** When each sender's latest event so far was stored (before the event being paired). */
+  readonly lastSent = new Map<string, number>();
 
   /** A new row of the faults table, announced by this step's event. */
   newFault(
@@ -148,12 +164,29 @@ const PAIRINGS: Pairings = { ...WORK_PAIRINGS, ...SIGNAL_PAIRINGS };
 /** Runs one event through the handler of its type. */
 export function pair(st: FaultState, step: Step): void {
   (PAIRINGS[step.e.type] as Pairing<EventType> | undefined)?.(st, step);
+  if (step.s.sender !== undefined) st.lastSent.set(step.s.sender, step.s.at);
+}
+
+/** A lost host's work done again (`detail.redone`; the rule: this module's header). */
+function redone(hc: HostCase): Redone {
+  const f = hc.fault;
+  const pending = [...hc.held].filter((t) => !hc.redone.has(t) && !hc.finishedThere.has(t)).sort();
+  const at = pending.length === 0 && hc.redone.size > 0 ? Math.max(...hc.redone.values()) : null;
+  return {
+    at,
+    afterDetectionMs: at === null ? null : at - f.detectedAt,
+    afterOnsetMs: at === null || f.startedAt === null ? null : at - f.startedAt,
+    tasks: [...hc.redone.keys()].sort(),
+    finishedThere: [...hc.finishedThere].sort(),
+    pending,
+  };
 }
 
 /** After the last event: the hosts' moved tasks, and every fault's verdicts. */
 export function closeFaults(st: FaultState): void {
   for (const hc of st.hostCases) {
     hc.fault.detail.moved = [...hc.moved.keys()].sort();
+    hc.fault.detail.redone = redone(hc);
     if (hc.held.size === 0 && hc.fault.recoveredAt === null) {
       hc.fault.detail.note = "held no task known from the events read: open until the host is heard from again";
     }

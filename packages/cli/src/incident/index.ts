@@ -6,12 +6,15 @@
 export type { EventClass } from "./classes.js";
 export { classifiedTypes, classOf, isCommand, ROUTINE } from "./classes.js";
 export { describe } from "./describe.js";
-export { reportMarkdown, reportText, TIMELINE_SHOWN } from "./render.js";
+export type { ChaosCheck, ChaosIncident, ChaosScenario } from "./matrix.js";
+export { chaosMatrix } from "./matrix.js";
+export { redoneLine, redoneOf, reportMarkdown, reportText, TIMELINE_SHOWN } from "./render.js";
 export type {
   CommandEntry,
   Counts,
   Fault,
   IncidentReport,
+  Redone,
   ReportOptions,
   StampedEvent,
   TimelineEntry,

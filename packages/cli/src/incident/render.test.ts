@@ -70,6 +70,10 @@ describe("the three outputs", () => {
     );
     expect(md).toContain("| F2 | CIRCUIT_OPENED | breaker:h2:delegation |");
     expect(md).toContain("| < 120s (timeout=120) | open | open | open at --until |");
+    expect(md).toContain(
+      "- **F1** host h1 unreachable (silent 1.20 s, phi 9.1). Detection: silence since the host's last heartbeat (the failure detector's measure); target: Network Partition (`seeds/000_c4c521c85f6376de.txt:262`). Recovery is when the work moved; work done again: not yet, 1 of its tasks not applied by --until (w1-0).",
+    );
+    expect(md).toContain("- **F2** breaker delegation of h2 closed -> open (5 failures). Detection: opened after");
     expect(md).toContain("## Counts");
     expect(md).toContain("| tasks lost | 0 |");
     expect(md).toContain("| applied twice | 0 |");

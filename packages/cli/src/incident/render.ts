@@ -4,7 +4,7 @@
  */
 
 import { duration, table } from "../format.js";
-import type { Counts, Fault, IncidentReport } from "./report.js";
+import type { Counts, Fault, IncidentReport, Redone } from "./report.js";
 
 /** How many timeline entries the text and Markdown views show (JSON has all). */
 export const TIMELINE_SHOWN = 500;
@@ -67,6 +67,23 @@ const FAULT_HEADER = [
   "verdict",
 ];
 
+/** A host fault's `detail.redone` (faults.ts), or undefined for any other fault. */
+export const redoneOf = (f: Fault): Redone | undefined => f.detail.redone as Redone | undefined;
+
+/** A lost host's work done again (faults.ts `detail.redone`), for people; undefined for other faults. */
+export function redoneLine(f: Fault): string | undefined {
+  const r = redoneOf(f);
+  if (!r) return undefined;
+  const own = r.finishedThere.length > 0 ? `; ${r.finishedThere.length} finished by the host itself` : "";
+  if (r.at === null) {
+    return r.pending.length > 0
+      ? `work done again: not yet, ${r.pending.length} of its tasks not applied by --until (${r.pending.slice(0, 5).join(", ")})${own}`
+      : `work done again: none of its tasks was done elsewhere${own}`;
+  }
+  const onset = r.afterOnsetMs === null ? "" : ` (${duration(r.afterOnsetMs)} after its last heartbeat)`;
+  return `work done again: the last of ${r.tasks.length} tasks applied on another host at ${time(r.at)}, ${duration(r.afterDetectionMs)} after the detection${onset}${own}`;
+}
+
 function readLine(r: IncidentReport): string {
   const capped = r.read.capped
     ? `; capped at ${r.read.cap} events: later events were not read (narrow --since/--until or raise --max-events)`
@@ -89,6 +106,8 @@ export function reportText(r: IncidentReport): string {
       `  ${f.id} ${f.text}${f.recoveredBy ? `; recovered by ${f.recoveredBy.type}: ${f.recoveredBy.how}` : "; not recovered by --until"}${f.repeats ? ` (announced ${f.repeats} more times)` : ""}`,
     );
     if (f.target) out.push(`     target: ${f.target.case} (${f.target.source}); detection: ${f.detectBasis}`);
+    const again = redoneLine(f);
+    if (again) out.push(`     ${again}`);
   }
   out.push("", "Counts:", ...countLines(r.counts).map(([k, v]) => `  ${k}: ${v}`));
   out.push(
@@ -136,6 +155,13 @@ const mdTable = (header: string[], rows: string[][], empty: string): string =>
         ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
       ].join("\n");
 
+/** One fault in words: what, how its detection was measured, its target's line, and its work done again. */
+function faultNote(f: Fault): string {
+  const target = f.target ? `target: ${f.target.case} (\`${f.target.source}\`)` : "no target in seed 000";
+  const again = redoneLine(f);
+  return `- **${f.id}** ${cell(f.text)}. Detection: ${cell(f.detectBasis)}; ${target}.${again ? ` Recovery is when the work moved; ${cell(again)}.` : ""}${f.repeats ? ` Announced ${f.repeats} more times.` : ""}`;
+}
+
 /** The report as a Markdown document. */
 export function reportMarkdown(r: IncidentReport): string {
   const s = r.summary;
@@ -171,6 +197,7 @@ export function reportMarkdown(r: IncidentReport): string {
       ]),
       "No faults.",
     ),
+    ...(r.faults.length > 0 ? ["", ...r.faults.map(faultNote)] : []),
     "",
     "## Counts",
     "",

@@ -69,6 +69,24 @@ export interface Fault {
   detail: Record<string, unknown>;
 }
 
+/**
+ * A host fault's work done again (its `detail.redone`; the rule: faults.ts): the last of the
+ * tasks it held applied on another host, when every one of them has been applied.
+ */
+export interface Redone {
+  /** Stream time of the last, or null while one is pending (or none was done elsewhere). */
+  at: number | null;
+  afterDetectionMs: number | null;
+  /** From the onset (the host's last heartbeat). */
+  afterOnsetMs: number | null;
+  /** The held tasks applied on another host. */
+  tasks: string[];
+  /** The held tasks whose own result from the host was applied. */
+  finishedThere: string[];
+  /** The held tasks not applied by --until. */
+  pending: string[];
+}
+
 export interface Counts {
   lost: number;
   /** Workflows that lost tasks, by their own counts. */

@@ -165,6 +165,28 @@ describe("script behaviour", () => {
     expect(new Set(durations).size).toBeGreaterThan(1);
   });
 
+  it("with sleepGrowthMs, sleeps that much longer on each attempt this actor runs, failed ones included", async () => {
+    const clock = new ManualClock();
+    const b = script({ sleepMs: 100, sleepGrowthMs: 30, failProbability: 0 });
+    const took = async (behaviour: typeof b, id: string) => {
+      const p = behaviour.run(ctx({ clock, task: task(id) }), []);
+      await Promise.resolve();
+      const start = clock.now();
+      while (clock.pending > 0) clock.advance(1);
+      await p.catch(() => {});
+      return clock.now() - start;
+    };
+    const times = [];
+    for (const id of ["w1-r-0", "w1-r-1", "w1-r-2", "w1-r-3"]) times.push(await took(b, id));
+    expect(times).toEqual([100, 130, 160, 190]);
+    // Another actor (another behaviour) counts its own attempts; a failed attempt counts too.
+    const failing = script({ sleepMs: 100, sleepGrowthMs: 30, failProbability: 1 });
+    expect([await took(failing, "w2-r-0"), await took(failing, "w2-r-0")]).toEqual([100, 130]);
+    // Absent: no growth (and the team's id is the same as before the option existed).
+    const steady = script({ sleepMs: 100 });
+    expect([await took(steady, "w3-r-0"), await took(steady, "w3-r-1")]).toEqual([100, 100]);
+  });
+
   it("stops sleeping when its attempt is aborted", async () => {
     const clock = new ManualClock();
     const ac = new AbortController();

@@ -22,11 +22,15 @@ function pickDuration(spec: ScriptBehaviour["sleepMs"], roll: number): number {
   return min + Math.min(max - min, Math.floor(roll * (max - min + 1)));
 }
 
-/** Builds a script behaviour from its (parsed, defaults applied) spec. */
+/**
+ * Builds a script behaviour from its (parsed, defaults applied) spec. One is made per actor, so
+ * what it counts (the attempts it ran, for `sleepGrowthMs`) is that actor's.
+ */
 export function createScriptBehaviour(
   spec: ScriptBehaviour,
   actor: { replacement: boolean } = { replacement: false },
 ): Behaviour {
+  let runs = 0;
   return {
     plan(ctx: BehaviourContext): SubtaskSpec[] {
       const scope = templateScope(ctx.task, ctx.attempt);
@@ -51,7 +55,8 @@ export function createScriptBehaviour(
       const failRoll = roll();
       const invalidRoll = roll();
 
-      const ms = pickDuration(spec.sleepMs, sleepRoll);
+      // The slowdown grows with the attempts this actor ran before, whatever their outcome.
+      const ms = pickDuration(spec.sleepMs, sleepRoll) + runs++ * (spec.sleepGrowthMs ?? 0);
       if (ms > 0) await sleep(ctx.clock, ms, ctx.signal);
       ctx.signal.throwIfAborted();
 

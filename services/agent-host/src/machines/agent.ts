@@ -9,8 +9,10 @@ import {
   type ActiveTask,
   type ActorIdentity,
   type ActorMachineInput,
+  type AdoptEvent,
   type AgentOutcome,
   active,
+  adopted,
   failedOutcome,
   identityFrom,
   notProvided,
@@ -34,7 +36,7 @@ export interface AgentContext extends ActorMachineInput, ActorIdentity {
 }
 
 /** Events the agent machine accepts. */
-export type AgentEvent = TaskEvent | QuarantineEvent | StopEvent;
+export type AgentEvent = TaskEvent | QuarantineEvent | StopEvent | AdoptEvent;
 
 /**
  * Runs tasks one at a time: `idle` → `working` → `reporting` (or `failed`) → `idle`; STOP
@@ -72,6 +74,7 @@ export const agentMachine = setup({
     stopped: 0,
     ...identityFrom(input),
   }),
+  on: { ADOPT: { actions: assign(({ context, event }) => adopted(context, event.context)) } },
   initial: "idle",
   states: {
     idle: {

@@ -12,8 +12,10 @@ import {
   type ActiveTask,
   type ActorIdentity,
   type ActorMachineInput,
+  type AdoptEvent,
   type AgentOutcome,
   active,
+  adopted,
   failedOutcome,
   identityFrom,
   isRetryableError,
@@ -44,7 +46,12 @@ export interface DirectorContext extends ActorMachineInput, ActorIdentity {
 }
 
 /** Events the director machine accepts. */
-export type DirectorEvent = TaskEvent | QuarantineEvent | StopEvent | { type: "CHILD_DONE"; child: ChildOutcome };
+export type DirectorEvent =
+  | TaskEvent
+  | QuarantineEvent
+  | StopEvent
+  | AdoptEvent
+  | { type: "CHILD_DONE"; child: ChildOutcome };
 
 /** Input of the `delegate` actor. */
 export interface DelegateInput extends ActiveTask {
@@ -155,6 +162,7 @@ export const directorMachine = setup({
     stopped: 0,
     ...identityFrom(input),
   }),
+  on: { ADOPT: { actions: assign(({ context, event }) => adopted(context, event.context)) } },
   initial: "idle",
   states: {
     idle: {

@@ -40,6 +40,24 @@ export function identityFrom(input: ActorMachineInput): ActorIdentity {
 export const withTask = (history: string[], taskId: string): string[] => [taskId, ...history].slice(0, 50);
 
 /**
+ * The host gives a running actor a failed actor's context (`host.actor` adopt, a transfer):
+ * from then on it is that actor's replacement, as if it had been spawned with the context.
+ * Handled in every state: the task in flight is not touched.
+ */
+export type AdoptEvent = { type: "ADOPT"; context: InheritedContext };
+
+/**
+ * The identity after adopting a context. The adopted history is kept whole (it is what was
+ * transferred, at most 50); the actor's own tasks, more recent, come first in what room is left;
+ * each task once.
+ */
+export function adopted(identity: ActorIdentity, context: InheritedContext): ActorIdentity {
+  const theirs = [...new Set(context.history)].slice(0, 50);
+  const own = identity.history.filter((id) => !theirs.includes(id));
+  return { history: [...own.slice(0, 50 - theirs.length), ...theirs], inheritedFrom: context.fromActorId };
+}
+
+/**
  * Quarantine: an idle actor told QUARANTINE takes no tasks until RELEASE. The host sends it
  * only when the actor is idle, and never dispatches to a quarantined actor.
  */

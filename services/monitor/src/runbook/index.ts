@@ -2,10 +2,15 @@
 
 import { ResourceExhaustedError } from "@cadre/protocol";
 import type { OperationServer } from "@cadre/runtime";
+import { analyzeCascade } from "./cascade.js";
 import { checkpointValidation, emergencyCleanup } from "./coordination.js";
+import { corruptionAssessment, emergencyDataProtection, executeDataRecovery } from "./data.js";
+import { dependencyAnalysis } from "./dependencies.js";
+import { executeDependencyRecovery } from "./dependency-recovery.js";
 import { bottleneckAnalysis, comprehensiveAnalysis, postEmergencyMonitoring } from "./performance.js";
 import { gradualResumption } from "./recovery.js";
 import { agentPool, analyze, emergencyAnalysis, type RunbookDeps, reallocate } from "./resource-manager.js";
+import { transferContext } from "./transfer.js";
 
 export { criticalPath, type RunbookDeps } from "./resource-manager.js";
 
@@ -44,7 +49,14 @@ export function serveRunbook(server: OperationServer, d: RunbookDeps): void {
   serve("mon.resource-manager.emergency-reallocation", (req) => reallocate(d, req));
   serve("mon.coordination-hub.emergency-cleanup", (req) => emergencyCleanup(d, req));
   serve("mon.coordination-hub.checkpoint-validation", (req) => checkpointValidation(d, req.workflow));
+  serve("mon.coordination-hub.dependency-analysis", (req) => dependencyAnalysis(d, req));
+  serve("mon.coordination-hub.execute-dependency-recovery", (req) => executeDependencyRecovery(d, req));
   serve("mon.workflow-recovery.gradual-resumption", (req) => gradualResumption(d, req));
+  serve("mon.workflow-recovery.analyze-cascade-failure", (req) => analyzeCascade(d, req));
+  serve("mon.workflow-recovery.transfer-context", (req) => transferContext(d, req));
+  serve("mon.coordination-hub.emergency-data-protection", (req) => emergencyDataProtection(d, req));
+  serve("mon.workflow-recovery.corruption-assessment", (req) => corruptionAssessment(d, req.workflow));
+  serve("mon.workflow-recovery.execute-data-recovery", (req) => executeDataRecovery(d, req));
   serve("mon.performance-monitor.comprehensive-analysis", (req) => comprehensiveAnalysis(d, req));
   // The seed's other name for it (its first subagents example): the same fields and reply.
   serve("mon.performance-monitor.emergency-assessment", (req) => comprehensiveAnalysis(d, req));

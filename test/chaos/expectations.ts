@@ -1,0 +1,283 @@
+/**
+ * What each kind of chaos scenario expects of its incident report (incident.ts): which faults
+ * are the injected one, what else the scenario accounts for, and how the report's times are
+ * compared with the suite's figures, each comparison with the clocks and events it rests on.
+ */
+
+import { type Fault, redoneOf, type StampedEvent } from "@cadre/cli/incident";
+import { check, DELIVERY_MS, type Expectation, holds } from "./incident.js";
+
+/**
+ * The longest a supervisor applying results goes without an event while a 200-task workflow
+ * runs: it applies about 50 results a second (the figures' completionsPerSecond), each a
+ * TASK_COMPLETED, so its last event before a kill is at most this much before it.
+ */
+export const SUPERVISOR_GAP_MS = 500;
+
+/** When a task's first TASK_STARTED on `hostId` was stored, or undefined. */
+const startedOn = (events: StampedEvent[], taskId: string, hostId: string): number | undefined =>
+  events.find(
+    (s) => s.event.type === "TASK_STARTED" && s.event.data.taskId === taskId && s.event.data.hostId === hostId,
+  )?.at;
+
+/**
+ * A host killed, paused or cut off: one HOST_UNREACHABLE fault of it, its detection compared
+ * with detectMs twice (the same event, and the two onsets), its work done again compared with
+ * recoverMs when both count the same tasks (else each task that only one counts is explained).
+ * `heal`: the partition's heal, to compare its reconciliation report with reconcileMs.
+ */
+export function hostFault(
+  victim: string,
+  held: ReadonlySet<string>,
+  heartbeatMs: number,
+  heal?: { at: number },
+): Expectation {
+  return {
+    faults: (r) => r.faults.filter((f) => f.type === "HOST_UNREACHABLE" && f.scope === victim),
+    count: 1,
+    visibility: `The supervisor declared ${victim} unreachable (HOST_UNREACHABLE) when its heartbeats stopped.`,
+    recoverDefinition: `from the injection until the last task ${victim} had started and another host finished was completed (tasks read from the task records afterwards, times from the live events).`,
+    checks: ({ faults, events, injection, figures }) => {
+      const f = faults[0];
+      if (!f || injection.at === null) return [];
+      const call = (injection.by ?? injection.at) - injection.at;
+      const out = [
+        check(
+          "detected: HOST_UNREACHABLE's stream time - injection, vs detectMs",
+          f.detectedAt - injection.at,
+          figures.detectMs,
+          { min: -DELIVERY_MS, max: DELIVERY_MS },
+          "the same event and the same onset (the test's clock before the engine call): stored by the server vs received by the test",
+        ),
+        check(
+          "detection time: the report's (silence since the last heartbeat) vs detectMs (since the injection)",
+          f.detectMs,
+          figures.detectMs,
+          { min: -(call + DELIVERY_MS), max: heartbeatMs + DELIVERY_MS },
+          `same end, different onsets: the last heartbeat the supervisor heard came at most one interval (${heartbeatMs} ms) before the fault took effect, which is within the engine call (${call} ms) after the suite's onset; plus delivery`,
+        ),
+      ];
+      const r = redoneOf(f);
+      const mineOnly = (r?.tasks ?? []).filter((t) => !held.has(t));
+      const suiteOnly = [...held].filter((t) => !r?.tasks.includes(t));
+      if (r && mineOnly.length === 0 && suiteOnly.length === 0) {
+        out.push(
+          check(
+            "work done again: the last held task's TASK_COMPLETED stream time - injection, vs recoverMs",
+            r.at === null ? null : r.at - injection.at,
+            figures.recoverMs,
+            { min: -DELIVERY_MS, max: DELIVERY_MS },
+            `the same ${held.size} tasks, the same last event and onset: stored vs received`,
+          ),
+        );
+      } else {
+        // A task the host started just before the fault may be known to the supervisor only
+        // after it (its TASK_STARTED stored late, sent once the host was back): the report
+        // cannot count it as held, the suite (reading the task records afterwards) does.
+        const why = suiteOnly.map((t) => {
+          const at = startedOn(events, t, victim);
+          return at !== undefined && at > f.detectedAt
+            ? `${t}: started on ${victim}, stored ${at - f.detectedAt} ms after the detection`
+            : undefined;
+        });
+        const whyMine = mineOnly.map((t) =>
+          startedOn(events, t, victim) === undefined
+            ? `${t}: reassigned from ${victim}, no TASK_STARTED of it there`
+            : undefined,
+        );
+        const all = [...why, ...whyMine];
+        out.push(
+          holds(
+            "work done again: the report and the suite count different tasks, each explained",
+            all.every((w) => w !== undefined),
+            `only the suite: ${suiteOnly.join(", ") || "none"}; only the report: ${mineOnly.join(", ") || "none"}; ${all.map((w) => w ?? "unexplained").join("; ")}`,
+          ),
+        );
+      }
+      out.push(
+        holds(
+          "the work moved (the report's recovery) before it was done again",
+          f.recoveredAt !== null && (r?.at === null || r?.at === undefined || f.recoveredAt <= r.at),
+          `recovered ${f.recoveredAt === null ? "never" : new Date(f.recoveredAt).toISOString()} by ${f.recoveredBy?.type ?? "-"}; done again ${r?.at ? new Date(r.at).toISOString() : "-"}`,
+        ),
+      );
+      if (heal) {
+        const rec = events.find((s) => s.event.type === "RECONCILIATION_REPORT" && s.event.scope === victim);
+        out.push(
+          check(
+            "reconciled: RECONCILIATION_REPORT's stream time - heal, vs reconcileMs",
+            rec ? rec.at - heal.at : null,
+            figures.reconcileMs ?? null,
+            { min: -DELIVERY_MS, max: DELIVERY_MS },
+            "the same event and onset (the test's clock before the heal): stored vs received",
+          ),
+        );
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * The active supervisor killed, a standby running: the standby's SUPERVISOR_ACTIVE taking over
+ * from it is the fault (its detection measured from the victim's last event), compared with
+ * recoverMs, the suite's time from the kill to that same event.
+ */
+export function supervisorTakeover(victim: string): Expectation {
+  return {
+    faults: (r) =>
+      r.faults.filter((f) => f.type === "SUPERVISOR_ACTIVE" && f.detail.previous === victim && f.scope !== victim),
+    count: 1,
+    unsent: SUPERVISOR_UNSENT,
+    visibility: `The standby's SUPERVISOR_ACTIVE naming ${victim} as the previous holder; the loss itself is no event.`,
+    recoverDefinition:
+      "from the kill until the standby's SUPERVISOR_ACTIVE (live): detection and takeover are one step (the lease lapsing), so it has no detectMs.",
+    checks: ({ faults, injection, figures }) => {
+      const f = faults[0];
+      if (!f || injection.at === null) return [];
+      const call = (injection.by ?? injection.at) - injection.at;
+      return [
+        check(
+          "taken over: SUPERVISOR_ACTIVE's stream time - injection, vs recoverMs",
+          f.detectedAt - injection.at,
+          figures.recoverMs,
+          { min: -DELIVERY_MS, max: DELIVERY_MS },
+          "the same event and onset: stored by the server vs received by the test",
+        ),
+        check(
+          "detection time: the report's (since the victim's last event, an upper bound) vs recoverMs (since the kill)",
+          f.detectMs,
+          figures.recoverMs,
+          { min: -(call + DELIVERY_MS), max: SUPERVISOR_GAP_MS + DELIVERY_MS },
+          `same end, different onsets: the victim's last event was stored before it died (within the engine call, ${call} ms, after the suite's onset) and at most ${SUPERVISOR_GAP_MS} ms before the kill while it applied results`,
+        ),
+      ];
+    },
+  };
+}
+
+/**
+ * The only supervisor killed and started again: its SUPERVISOR_ACTIVE naming itself as the
+ * previous holder is the fault (a clean stop gives the lease up). Neither the report nor the
+ * suite can time the detection (the operator's restart is it); the suite's recoverMs, from the
+ * restart to the first result applied, is compared with the events after the restart.
+ */
+export function supervisorRestart(victim: string, restart: { at: number }): Expectation {
+  return {
+    faults: (r) =>
+      r.faults.filter((f) => f.type === "SUPERVISOR_ACTIVE" && f.detail.previous === victim && f.scope === victim),
+    count: 1,
+    unsent: SUPERVISOR_UNSENT,
+    visibility: `${victim}'s SUPERVISOR_ACTIVE after the restart, naming itself as the previous holder: it died holding the lease. Its death is no event, and without a standby nothing detects it: the operator's restart does.`,
+    recoverDefinition: "from the restart until the first result applied after it (live).",
+    checks: ({ faults, events, figures }) => {
+      const f = faults[0];
+      if (!f) return [];
+      const first = events.find((s) => s.at >= restart.at && s.event.type === "TASK_COMPLETED");
+      return [
+        check(
+          "detection: unmeasured in both",
+          f.detectMs,
+          figures.detectMs,
+          null,
+          "no event says when the supervisor died; the suite has no detection either",
+        ),
+        check(
+          "first result applied after the restart: its stream time - restart, vs recoverMs",
+          first ? first.at - restart.at : null,
+          figures.recoverMs,
+          { min: -DELIVERY_MS, max: DELIVERY_MS },
+          "the same event and onset (the test's clock before the engine call that restarted it): stored vs received",
+        ),
+        check(
+          "active again: SUPERVISOR_ACTIVE's stream time - restart, vs recoverMs",
+          f.detectedAt - restart.at,
+          figures.recoverMs,
+          { min: -RESTART_STEPS_MS, max: RESTART_STEPS_MS },
+          `two steps of one activation (supervisor.ts activate): the results stream is read from results.start(), just before SUPERVISOR_ACTIVE is emitted, and the results that waited while it was down are applied at once; ${RESTART_STEPS_MS} ms either way`,
+        ),
+      ];
+    },
+  };
+}
+
+/**
+ * How many results a killed supervisor may have applied without their TASK_COMPLETED stored: it
+ * writes the task's record, then emits the event, which waits in its publish queue for a few ms
+ * (published in order, each acknowledged); at about 50 results a second that is a handful at
+ * most (1 in the run of 2026-12-02). The kill loses them with the process; the records are the
+ * truth, and the new supervisor sees those results as already applied.
+ */
+export const SUPERVISOR_UNSENT = 5;
+
+/**
+ * How far apart a restarted supervisor's SUPERVISOR_ACTIVE and its first result applied may be:
+ * both come at the end of its activation, a few KV writes apart (98 ms in the run of
+ * 2026-12-02); allowed either way.
+ */
+export const RESTART_STEPS_MS = 500;
+
+/**
+ * How far apart the pause after a NATS node's loss may end in the stream and in the live events.
+ * A result applied during the elections is stored when its acknowledged publish is retried,
+ * while the test may have received the first attempt; and the test's own connection may be
+ * moving off the killed node. Both are bounded by the publish retry and a reconnect, well under
+ * a second here (16 ms apart in the run of 2026-12-02), against recoveries of 2 to 27 s.
+ */
+export const NODE_STALL_MS = 1000;
+
+/** What a NATS node's loss can cause, as the report shows it (why, by fault type). */
+const NODE_LOSS: Readonly<Record<string, string>> = {
+  HOST_UNREACHABLE: "a host whose heartbeats stopped while its connection moved off the killed node",
+  CIRCUIT_OPENED: "writes that failed while streams elected new leaders",
+  SUPERVISOR_STANDBY: "a lease renewal that failed while the registry bucket elected a new leader",
+  SUPERVISOR_ACTIVE: "the lease taken back once the registry bucket had a leader again",
+};
+
+/** The end (ms after `from`) of the longest gap between TASK_COMPLETED stream times after `from`. */
+function longestStall(events: StampedEvent[], from: number): number | null {
+  let prev = from;
+  let best: { gap: number; end: number } | null = null;
+  for (const s of events) {
+    if (s.at < from || s.event.type !== "TASK_COMPLETED") continue;
+    if (!best || s.at - prev > best.gap) best = { gap: s.at - prev, end: s.at };
+    prev = s.at;
+  }
+  return best ? best.end - from : null;
+}
+
+/**
+ * A NATS node killed: no Cadre event names a node, so no fault of the report is it. What is
+ * visible: the pause in results applied (the stream times of TASK_COMPLETED), compared with
+ * recoverMs (the same pause in the live events), and what the pause caused (NODE_LOSS).
+ */
+export function natsNode(victim: string, toleranceMs = NODE_STALL_MS): Expectation {
+  return {
+    faults: () => [],
+    count: 0,
+    visibility: `No Cadre event names a NATS node: the loss of ${victim} shows as a pause in results applied while nats-server elected new leaders for the streams it led and clients moved to the other nodes.`,
+    recoverDefinition: "from the kill until the end of the longest pause in tasks completed after it (live).",
+    explains: (f: Fault) => (NODE_LOSS[f.type] ? `a consequence of the node's loss: ${NODE_LOSS[f.type]}` : undefined),
+    checks: ({ events, injection, figures }) => [
+      check(
+        "the pause: end of the longest gap in TASK_COMPLETED stream times - injection, vs recoverMs",
+        injection.at === null ? null : longestStall(events, injection.at),
+        figures.recoverMs,
+        { min: -toleranceMs, max: toleranceMs },
+        `the same pause seen twice: stream times vs live receipt (a publish retried during the elections, the test's own reconnect); ${toleranceMs} ms either way`,
+      ),
+    ],
+  };
+}
+
+/** The baseline: no fault injected, none in the report (but circuits the figures list). */
+export const noFault: Expectation = {
+  faults: () => [],
+  count: 0,
+  visibility: "No fault injected, and none reported.",
+  recoverDefinition: "none: no fault.",
+  checks: ({ figures }) => [
+    check("detection and recovery: none in either", null, figures.detectMs, null, "no fault"),
+    check("recovery: none in either", null, figures.recoverMs, null, "no fault"),
+  ],
+};
