@@ -135,10 +135,20 @@ async function readWindow(c: ChaosCluster, sinceMs: number, figures: ScenarioFig
   };
   // The records and the events are written one after the other: the last event may be a moment
   // behind. Past the deadline the report is built from what is there, and the counts fail.
+  // A JetStream request may time out while the streams elect new leaders (the NATS node
+  // scenario killed one): that read counts as "not there yet", within the same deadline.
+  const attempt = () =>
+    read().catch((err: Error) => {
+      if (err.name === "TimeoutError" || /timeout|no responders/i.test(err.message)) return undefined;
+      throw err;
+    });
   return until(
     "the events stream to hold the completions, conflicts and duplicates of the task records",
-    async () => stored(await read()),
-    10_000,
+    async () => {
+      const w = await attempt();
+      return w ? stored(w) : undefined;
+    },
+    20_000,
   ).catch(read);
 }
 
