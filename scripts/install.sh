@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what Cadre needs to build and test on Debian 12: nats-server, openssl and prometheus (apt), pnpm 10 (npm) and
-# the workspace's dependencies (pnpm install --frozen-lockfile). Idempotent: a step whose result is
-# already present is skipped, so a second run takes a few seconds. Needs no TTY (CI runs it with
-# no standard input). Node.js >= 20 with npm must already be installed.
+# Installs what Cadre needs to build and test on Debian 12: nats-server, openssl, prometheus and
+# chromium (apt), pnpm 10 (npm) and the workspace's dependencies (pnpm install --frozen-lockfile).
+# Idempotent: a step whose result is already present is skipped, so a second run takes a few
+# seconds. Needs no TTY (CI runs it with no standard input). Node.js >= 20 with npm must already be installed.
 #
 #   scripts/install.sh                    what the build, the demo and the tests without containers need
 #   scripts/install.sh --with-containers  also a container engine for the chaos tests and the images
@@ -100,6 +100,15 @@ else
   apt_install prometheus
   command -v prometheus >/dev/null 2>&1 || die "prometheus did not install"
   log "installed prometheus"
+fi
+
+# --- chromium (test/integration/dashboard.test.ts drives Debian's headless browser with playwright-core) ---
+if command -v chromium >/dev/null 2>&1; then
+  log "$(chromium --version 2>/dev/null | head -n 1) at $(command -v chromium): ok"
+else
+  apt_install chromium
+  command -v chromium >/dev/null 2>&1 || die "chromium did not install"
+  log "installed chromium"
 fi
 
 # --- pnpm 10 ---

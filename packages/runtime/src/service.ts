@@ -4,7 +4,7 @@
  * line once serving, and a clean stop on SIGINT/SIGTERM.
  */
 
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type Config, toCadreError } from "@cadre/protocol";
 import { Command } from "commander";
 import { loadConfig } from "./config-loader.js";
@@ -20,6 +20,11 @@ export interface RunningService {
   healthy?(): boolean;
   /** Its metrics (metrics.ts); the health server serves them on `/metrics` (404 without). */
   metrics?: CadreMetrics;
+  /**
+   * More routes on the health server (the monitor's dashboard): called first for every request
+   * but `/healthz` and `/metrics`; returns whether it answered, else the server answers 404.
+   */
+  http?(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 /** What a service's main provides. */
@@ -148,7 +153,7 @@ function parsePort(v: unknown): number | undefined | null {
  */
 export function serveHealth(
   port: number,
-  running: Pick<RunningService, "healthy" | "metrics">,
+  running: Pick<RunningService, "healthy" | "metrics" | "http">,
   logger: Logger,
   host = "0.0.0.0",
 ): Promise<Server> {
@@ -158,6 +163,7 @@ export function serveHealth(
       void serveMetrics(running.metrics, res, logger);
       return;
     }
+    if (path !== "/healthz" && running.http?.(req, res)) return;
     const ok = path === "/healthz" && (running.healthy?.() ?? true);
     res.writeHead(path === "/healthz" ? (ok ? 200 : 503) : 404, { "content-type": "text/plain" });
     res.end(ok ? "ok\n" : path === "/healthz" ? "unhealthy\n" : "not found\n");

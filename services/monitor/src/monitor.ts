@@ -5,6 +5,7 @@
  * whose type is unknown or data breaks its schema, is skipped, counted and logged with the count.
  */
 
+import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   BUCKETS,
   type CadreEvent,
@@ -40,6 +41,7 @@ import {
 } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { Actions } from "./actions.js";
+import { Dashboard } from "./dashboard/server.js";
 import { dataIntegrityAlerts } from "./runbook/announce-data.js";
 import { actorsOnHost, NetworkAnnouncer } from "./runbook/announce-network.js";
 import { poolFailureAlerts } from "./runbook/announce-pool.js";
@@ -84,6 +86,8 @@ export class Monitor {
   private readonly noisy: ThrottledLog;
   /** COMMUNICATION_FAILURE and NETWORK_RECOVERY_COMPLETED (runbook/announce-network.ts). */
   private network?: NetworkAnnouncer;
+  /** The dashboard on the health port (dashboard/server.ts). */
+  private dashboard?: Dashboard;
 
   private constructor(private readonly opts: MonitorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -194,6 +198,7 @@ export class Monitor {
           }
           logger.info({ event: line }, "event");
           this.opts.onEventLine?.(line);
+          this.dashboard?.onEvent(event, line);
           dataAlerts(event);
           poolAlerts(event);
           this.network?.onEvent(event);
@@ -203,6 +208,15 @@ export class Monitor {
     this.timer = setInterval(() => this.sweep(), config.heartbeat.intervalMs);
     this.timer.unref();
     this.startWatch();
+    this.dashboard = new Dashboard({
+      nc: this.nc,
+      sender: this.id,
+      timeoutMs: config.requestTimeoutMs,
+      logger,
+      now: () => this.clock.now(),
+      connected: () => this.healthy(),
+      status: () => this.watch.status(this.clock.now()),
+    });
     // Discoverable like every Cadre service ($SRV.PING|INFO|STATS).
     this.server = await OperationServer.start(this.nc, {
       name: "cadre-monitor",
@@ -295,9 +309,15 @@ export class Monitor {
     return !this.nc.isClosed();
   }
 
+  /** The dashboard's routes on the health server (runtime service.ts); false for other paths. */
+  http(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.dashboard?.http(req, res) ?? false;
+  }
+
   /** Stops listening. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.dashboard?.stop();
     this.network?.stop();
     this.clock.clearTimeout(this.tickTimer);
     clearInterval(this.timer);

@@ -177,6 +177,9 @@ export function registerRun(program: Command, ctx: Ctx): void {
               `metrics (Prometheus) and health: ${[...stack.processes.values()]
                 .map((p) => `${p.name} http://127.0.0.1:${p.healthPort}/metrics`)
                 .join(", ")}` +
+              (stack.processes.get("monitor")
+                ? `\ndashboard (read-only): http://127.0.0.1:${stack.processes.get("monitor")?.healthPort}/dashboard`
+                : "") +
               (operator
                 ? `\nauthenticated: connect as the operator with  export CADRE_NATS_CREDS=${operator}  (identities in ${resolve(o.securityDir)})` +
                   (stack.security?.tls
