@@ -107,7 +107,9 @@ describe("workflow controls", () => {
   });
 
   it("a cap of N agents is never exceeded, and is reached", async () => {
-    const id = await c.submit(fanTeam("cap-team", 8, 600, 4));
+    // Tasks long enough that two admitted ones overlap even when admission is slow (a loaded
+    // CI run with 600 ms tasks never saw two at once).
+    const id = await c.submit(fanTeam("cap-team", 8, 1500, 4));
     // Paused first, so every worker waits parked and the cap governs every start.
     await sup.call("sup.workflow.pause", { workflowId: id });
     await until("nothing of the workflow running", async () => {

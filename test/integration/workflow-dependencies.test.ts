@@ -226,7 +226,9 @@ describe("workflows that wait for other workflows", () => {
 
   it("a standby that takes the lease over releases what waits once its dependency completes", async () => {
     await c.stack.startSupervisor("sup-standby");
-    const a = await held("deps-fo-a");
+    // Not paused (a pause right after a submit can miss an attempt a host starts before it hears
+    // of the control): A's one task takes 8 s, so it completes only after the takeover.
+    const a = await submit(fanTeam("deps-fo-a", 1, 8000, 1));
     const b = await submit(fanTeam("deps-fo-b", 1, 10), [a]);
     expect((await status(b)).waitingFor).toEqual([a]);
 
@@ -238,10 +240,10 @@ describe("workflows that wait for other workflows", () => {
         (s) => s.metadata?.id === "sup-standby" && s.metadata?.role === "active",
       ),
     );
-    // The new active supervisor knows B waits (from the index, on taking over) and releases it.
-    const released = waitForEvent(c.nc, (e) => e.type === "WORKFLOW_RELEASED" && e.scope === b, 30_000);
-    await sup.call("sup.workflow.resume", { workflowId: a });
-    await released;
+    // The new active supervisor knows B waits (from the index, on taking over) and releases it
+    // once it has applied A's result.
+    expect((await status(a)).status).toBe("running");
+    await waitForEvent(c.nc, (e) => e.type === "WORKFLOW_RELEASED" && e.scope === b, 30_000);
     const wb = await c.wait(b);
     expect(wb.status, c.tail()).toBe("completed");
     expect(wb.waitingFor).toEqual([]);
