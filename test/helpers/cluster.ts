@@ -5,7 +5,7 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -172,5 +172,20 @@ export function fanTeam(name: string, n: number, sleepMs: number, workers = 2): 
       },
       worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
     },
+  };
+}
+
+/**
+ * `cadre <family> <operation> ... --json` (and `extra`, e.g. a timeout) against the cluster: the
+ * reply parsed, and kept as test/results/runbook/<family>-<operation>.json (the README's Runbook
+ * section quotes these real outputs).
+ */
+export function runbookJson(c: Pick<TestCluster, "cli">, extra: string[] = []): <T>(...args: string[]) => T {
+  const results = join(import.meta.dirname, "..", "results", "runbook");
+  mkdirSync(results, { recursive: true });
+  return <T>(...args: string[]): T => {
+    const out = c.cli(...args, "--json", ...extra);
+    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
+    return JSON.parse(out) as T;
   };
 }

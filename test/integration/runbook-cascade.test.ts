@@ -7,13 +7,11 @@
  * replacement and read back from the replacement's host); and the refusals.
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { BUCKETS, type OpReply, parseTeam } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fanTeam, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fanTeam, recordEvents, runbookJson, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 type Cascade = OpReply<"mon.workflow-recovery.analyze-cascade-failure">;
 type Transfer = OpReply<"mon.workflow-recovery.transfer-context">;
@@ -40,13 +38,7 @@ describe("the runbook: an agent pool failure, from detection to context transfer
     await c?.stop();
   });
 
-  const results = join(import.meta.dirname, "..", "results", "runbook");
-  mkdirSync(results, { recursive: true });
-  const json = <T>(...args: string[]): T => {
-    const out = c.cli(...args, "--json", "--timeout", "30");
-    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
-    return JSON.parse(out) as T;
-  };
+  const json = <T>(...args: string[]): T => runbookJson(c, ["--timeout", "30"])<T>(...args);
   const refusal = (...args: string[]): { status: number; stderr: string } => {
     try {
       c.cli(...args);

@@ -6,13 +6,11 @@
  * the state log, every value verified, the workflow unfrozen, nothing lost.
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { BUCKETS, type OpReply } from "@cadre/protocol";
 import { StateValueSchema, TxStore } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { fastConfig, recordEvents, runbookJson, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 type Assessment = OpReply<"mon.workflow-recovery.corruption-assessment">;
 type Protection = OpReply<"mon.coordination-hub.emergency-data-protection">;
@@ -24,13 +22,7 @@ const HISTORY = 5;
 
 describe("the runbook: a corrupted state value, from the alert to a verified recovery", () => {
   let c: TestCluster;
-  const results = join(import.meta.dirname, "..", "results", "runbook");
-  mkdirSync(results, { recursive: true });
-  const json = <T>(...args: string[]): T => {
-    const out = c.cli(...args, "--json");
-    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
-    return JSON.parse(out) as T;
-  };
+  const json = <T>(...args: string[]): T => runbookJson(c)<T>(...args);
 
   beforeAll(async () => {
     c = await startCluster({ hosts: 1, monitor: true, config: fastConfig });

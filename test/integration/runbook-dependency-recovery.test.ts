@@ -12,12 +12,10 @@
  * host-3 loses exactly three agents: two of the primary's workers and one of the dependent's.
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { OpReply, TeamInput } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { recordEvents, runbookJson, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
 type Cascade = OpReply<"mon.workflow-recovery.analyze-cascade-failure">;
 type Recovery = OpReply<"mon.coordination-hub.execute-dependency-recovery">;
@@ -58,13 +56,7 @@ describe("the runbook: an agent pool failure across two dependent workflows", ()
     await c?.stop();
   });
 
-  const results = join(import.meta.dirname, "..", "results", "runbook");
-  mkdirSync(results, { recursive: true });
-  const json = <T>(...args: string[]): T => {
-    const out = c.cli(...args, "--json", "--timeout", "60");
-    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
-    return JSON.parse(out) as T;
-  };
+  const json = <T>(...args: string[]): T => runbookJson(c, ["--timeout", "60"])<T>(...args);
 
   it("analyses the blocked chain, replaces the three agents with their context, and resumes in dependency order", async () => {
     const rec = recordEvents(c.nc);

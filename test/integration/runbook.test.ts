@@ -4,13 +4,19 @@
  * ...`, `cadre workflow-recovery ...`, `cadre subagents ...`) and the events they announce.
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { BUCKETS, type OpReply } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import {
+  fanTeam,
+  fastConfig,
+  recordEvents,
+  runbookJson,
+  startCluster,
+  type TestCluster,
+  until,
+} from "../helpers/cluster.js";
 
 type Analysis = OpReply<"mon.resource-manager.emergency-analysis">;
 type Reallocation = OpReply<"mon.resource-manager.emergency-reallocation">;
@@ -38,13 +44,7 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
   });
 
   /** Where the commands' real output is kept (the README's Runbook section quotes it). */
-  const results = join(import.meta.dirname, "..", "results", "runbook");
-  mkdirSync(results, { recursive: true });
-  const json = <T>(...args: string[]): T => {
-    const out = c.cli(...args, "--json");
-    writeFileSync(join(results, `${args[0]}-${args[1]}.json`), `${JSON.stringify(JSON.parse(out), null, 2)}\n`);
-    return JSON.parse(out) as T;
-  };
+  const json = <T>(...args: string[]): T => runbookJson(c)<T>(...args);
   const analysis = () =>
     call(c.nc, "mon.resource-manager.analyze-utilization", {}, { sender: "test", timeoutMs: 10_000 });
 

@@ -58,7 +58,7 @@ async function scan(d: RunbookDeps, workflowId: string) {
   for (const key of (await listKeys(kv, `${prefix}>`)).sort()) {
     if (RESERVED.test(key)) continue;
     const e = await kv.get(key);
-    if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
+    if (e?.operation !== "PUT" || e.value.length === 0) continue;
     const ok = intact(e.value);
     let restorable = false;
     if (!ok) {
@@ -71,6 +71,10 @@ async function scan(d: RunbookDeps, workflowId: string) {
   return rows;
 }
 
+/** The committed transactions on the workflow's state after `position`, up to `upTo`. */
+const logAfter = (d: RunbookDeps, workflowId: string, position: number, upTo: number) =>
+  readLog(jetstream(d.nc), STREAMS.stateLog, BUCKETS.state, StateValueSchema, `${workflowId}.`, upTo, position + 1);
+
 /** The latest checkpoint that validates, with its values, and the log after it. */
 async function verifiedCheckpoint(d: RunbookDeps, workflowId: string) {
   const v = await checkpointValidation(d, workflowId);
@@ -82,15 +86,7 @@ async function verifiedCheckpoint(d: RunbookDeps, workflowId: string) {
     string,
     unknown
   >;
-  const log = await readLog(
-    jetstream(d.nc),
-    STREAMS.stateLog,
-    BUCKETS.state,
-    StateValueSchema,
-    `${workflowId}.`,
-    v.log.bucketLastSeq,
-    best.position + 1,
-  );
+  const log = await logAfter(d, workflowId, best.position, v.log.bucketLastSeq);
   return { validation: v, best: { ...best, values, log } };
 }
 
@@ -282,15 +278,7 @@ export async function executeDataRecovery(d: RunbookDeps, req: DataRecoveryReque
   let skip = req.skip;
   if (!replay) {
     // Restoration without the delta: every transaction after the checkpoint is left out.
-    const log = await readLog(
-      jetstream(d.nc),
-      STREAMS.stateLog,
-      BUCKETS.state,
-      StateValueSchema,
-      `${workflowId}.`,
-      validation.log.bucketLastSeq,
-      chosen.position + 1,
-    );
+    const log = await logAfter(d, workflowId, chosen.position, validation.log.bucketLastSeq);
     skip = [...new Set([...skip, ...log.entries.map((e) => e.txid)])];
   }
   const r = await ask(d, "sup.state.rollback", { workflowId, toSeq: chosen.position, skip });
