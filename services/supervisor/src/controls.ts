@@ -138,8 +138,12 @@ export class WorkflowControls {
   /** The workflow's attempts that hosts hold now, agents only (what a cap counts). */
   private async heldAgents(workflowId: string): Promise<Holding[]> {
     const c = this.controls.get(workflowId);
+    // A parked task holds no slot, even while a heartbeat sent before it was parked still lists
+    // it: counted, a cap set right after a pause was full of parked tasks and released none of
+    // them, and the workflow never moved again (a CI run of the cap test).
+    const parked = new Set(c?.parked.map((p) => p.taskId));
     const out: Holding[] = [];
-    for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId)) {
+    for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId && !parked.has(x.taskId))) {
       const rec = (await this.d.tasks.get(h.taskId))?.value;
       // A heartbeat can still list an attempt whose result is in: it holds no slot.
       if (rec?.status === "queued" && c && (await this.d.role(c.teamId, rec.task.kind)) === "agent") out.push(h);
