@@ -30,19 +30,30 @@ export function dataIntegrityAlerts(clock: Clock, emit: (e: TypedEvent) => void)
     last.set(workflowId, now);
     // Bounded: workflows alerted long ago are forgotten.
     for (const [w, t] of last) if (now - t >= ALERT_EVERY_MS) last.delete(w);
-    emit({
-      type: "DATA_INTEGRITY_ALERT",
-      category: "coordination",
-      scope: workflowId,
-      data: {
-        alert_type: "state_corruption",
-        severity: "critical",
-        affected_workflows: [workflowId],
-        damaged_keys: [e.data.key.slice(dot + 1)],
-        corruption_risk: "high",
-        immediate_action_required: true,
-        detected_by: "host read",
-      },
-    });
+    emit(
+      integrityAlert(workflowId, [e.data.key.slice(dot + 1)], { risk: "high", actionRequired: true, by: "host read" }),
+    );
+  };
+}
+
+/** The seed's DATA_INTEGRITY_ALERT for damaged values of a workflow's state (here and corruption-assessment). */
+export function integrityAlert(
+  workflowId: string,
+  damagedKeys: string[],
+  o: { risk: "high" | "medium"; actionRequired: boolean; by: string },
+): TypedEvent<"DATA_INTEGRITY_ALERT"> {
+  return {
+    type: "DATA_INTEGRITY_ALERT",
+    category: "coordination",
+    scope: workflowId,
+    data: {
+      alert_type: "state_corruption",
+      severity: "critical",
+      affected_workflows: [workflowId],
+      damaged_keys: damagedKeys,
+      corruption_risk: o.risk,
+      immediate_action_required: o.actionRequired,
+      detected_by: o.by,
+    },
   };
 }

@@ -38,6 +38,7 @@ import {
 import { isFrozen, listKeys, readLog, StateValueSchema, verifyChecksum } from "@cadre/runtime";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { integrityAlert } from "./announce-data.js";
 import { checkpointValidation } from "./coordination.js";
 import { ask, type RunbookDeps } from "./resource-manager.js";
 
@@ -131,20 +132,17 @@ export async function corruptionAssessment(
     frozen: await isFrozen(registry, workflowId),
   };
   if (announce && damaged.length > 0) {
-    d.emit({
-      type: "DATA_INTEGRITY_ALERT",
-      category: "coordination",
-      scope: workflowId,
-      data: {
-        alert_type: "state_corruption",
-        severity: "critical",
-        affected_workflows: [workflowId],
-        damaged_keys: damaged.map((x) => x.name),
-        corruption_risk: damaged.some((x) => !x.restorableFromHistory) ? "high" : "medium",
-        immediate_action_required: !reply.frozen,
-        detected_by: "corruption-assessment",
-      },
-    });
+    d.emit(
+      integrityAlert(
+        workflowId,
+        damaged.map((x) => x.name),
+        {
+          risk: damaged.some((x) => !x.restorableFromHistory) ? "high" : "medium",
+          actionRequired: !reply.frozen,
+          by: "corruption-assessment",
+        },
+      ),
+    );
   }
   return reply;
 }
