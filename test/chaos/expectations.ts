@@ -4,7 +4,7 @@
  * compared with the suite's figures, each comparison with the clocks and events it rests on.
  */
 
-import { type Fault, redoneOf, type StampedEvent } from "@cadre/cli/incident";
+import { type Fault, redoneOf, type StampedEvent } from "@cadre/monitor/incident";
 import { check, DELIVERY_MS, type Expectation, holds } from "./incident.js";
 
 /**

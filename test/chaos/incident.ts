@@ -1,6 +1,6 @@
 /**
  * Each chaos scenario's incident report: built in-process with the incident library
- * (packages/cli/src/incident, what `cadre incident report` runs) from the events stream of the
+ * (services/monitor/src/incident, what `cadre incident report` runs) from the events stream of the
  * scenario's own NATS, over the scenario's window (its start to its end, after its assertions),
  * written beside its figures as test/results/chaos/<scenario>.incident.md (the report's
  * Markdown, then a section on the scenario) and <scenario>.incident.json (the report, with the
@@ -26,7 +26,7 @@ import {
   type IncidentReport,
   reportMarkdown,
   type StampedEvent,
-} from "@cadre/cli/incident";
+} from "@cadre/monitor/incident";
 import { readEventLog } from "@cadre/runtime";
 import { expect } from "vitest";
 import { until } from "../helpers/client.js";

@@ -2,7 +2,7 @@
 /**
  * The README's chaos matrix, again, from the incident reports a chaos run wrote
  * (test/results/chaos/<scenario>.incident.json), with the incident library's renderer
- * (packages/cli/src/incident/matrix.ts, built): the newest run's scenarios, in the order they
+ * (services/monitor/src/incident/matrix.ts, built): the newest run's scenarios, in the order they
  * ran. Prints the Markdown and writes it to <dir>/matrix.md, as the suite does at its end.
  *
  *   pnpm build && node test/chaos/matrix.mjs [dir]
@@ -10,7 +10,7 @@
 
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chaosMatrix } from "@cadre/cli/incident";
+import { chaosMatrix } from "@cadre/monitor/incident";
 
 const dir = process.argv[2] ?? join(import.meta.dirname, "..", "results", "chaos");
 const incidents = readdirSync(dir)

@@ -21,7 +21,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ChaosIncident, chaosMatrix } from "@cadre/cli/incident";
+import { type ChaosIncident, chaosMatrix } from "@cadre/monitor/incident";
 import { BUCKETS, type CadreError, LeaseRecordSchema } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";

@@ -5,7 +5,7 @@ import { fanTeam, startCluster, type TestCluster, until, waitForEvent } from "..
 
 const cadre = createRequire(import.meta.url).resolve("@cadre/cli/main");
 
-/** What this test reads of `cadre incident report --json` (packages/cli/src/incident.ts IncidentReport). */
+/** What this test reads of `cadre incident report --json` (services/monitor/src/incident/report.ts IncidentReport). */
 interface Report {
   window: { sinceMs: number; untilMs: number };
   read: { events: number; skipped: number; capped: boolean };

@@ -1,31 +1,14 @@
 /** Text output of the `cadre` commands: tables, durations, a workflow's controls, a task tree. */
 
+import { duration, table } from "@cadre/monitor/incident";
 import type { WorkflowControl } from "@cadre/protocol";
 
-/** A duration for people: `850 ms`, `1.25 s`, `3.5 min`, `2.0 h`. */
-export function duration(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return "-";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(2)} s`;
-  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)} min`;
-  return `${(ms / 3_600_000).toFixed(1)} h`;
-}
+// One definition, with the incident report that needs them (the monitor's dashboard renders it too).
+export { duration, table };
 
 /** How long ago a time was: `3.20 s ago`, or `-` for none. */
 export const ago = (at: number | null | undefined, now = Date.now()): string =>
   at === null || at === undefined ? "-" : `${duration(Math.max(0, now - at))} ago`;
-
-/** Columns padded to their widest cell, a header row first; `empty` when there are no rows. */
-export function table(header: string[], rows: string[][], empty: string): string {
-  if (rows.length === 0) return empty;
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
 
 /** A workflow's controls in one line: `paused, at most 2 agents, 1 actor reserved, 3 tasks parked`. */
 export function controlText(c: WorkflowControl | null | undefined): string {

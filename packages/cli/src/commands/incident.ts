@@ -1,15 +1,15 @@
 /**
  * `cadre incident report`: an incident report from the events stream between two times (the
- * builder and its classification: ../incident/). The events are read with runtime's
- * readEventLog, each with its JetStream timestamp (the server's clock, the same for every
- * service) and stream sequence, from --since up to --until or the cap on events read,
- * whichever comes first.
+ * builder and its classification: services/monitor/src/incident/, @cadre/monitor/incident). The
+ * events are read with runtime's readEventLog, each with its JetStream timestamp (the server's
+ * clock, the same for every service) and stream sequence, from --since up to --until or the cap
+ * on events read, whichever comes first.
  */
 
+import { buildReport, MAX_EVENTS, parseTime, reportMarkdown, reportText } from "@cadre/monitor/incident";
 import { ProtocolError } from "@cadre/protocol";
 import { connectNats, type EventLog, natsAuthOf, readEventLog } from "@cadre/runtime";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { buildReport, MAX_EVENTS, parseTime, reportMarkdown, reportText } from "../incident/index.js";
 import { action, type Ctx, intAtLeast, print, printJson } from "./common.js";
 
 /** An option parser of a time (bad input: exit 2 with what is accepted). */

@@ -11,7 +11,7 @@
  *   - held_tasks: the tasks the host held as the monitor last knew when it was declared
  *     unreachable: TASK_STARTED on it not yet finished (TASK_COMPLETED/FAILED), stopped
  *     (TASK_ATTEMPT_FAILED/STOPPED) or moved (TASK_REASSIGNED from it), the incident report's
- *     rule (packages/cli/src/incident/faults-work.ts); tasks started before the monitor did are
+ *     rule (services/monitor/src/incident/faults-work.ts); tasks started before the monitor did are
  *     not known;
  *   - held_share: held / (held + the busy actors of the other live hosts, by their last
  *     heartbeats): the share of the work in flight that now waits for reassignment;

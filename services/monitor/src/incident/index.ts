@@ -1,11 +1,13 @@
 /**
- * Incident reports (`cadre incident report`), the pure part: what the command
- * (commands/incident.ts) and the tests use, from the modules of this folder.
+ * Incident reports (`cadre incident report`, the dashboard's `/dashboard/api/incident`), the pure
+ * part: what the command (packages/cli/src/commands/incident.ts), the dashboard
+ * (dashboard/incident.ts) and the tests use, from the modules of this folder.
  */
 
 export type { EventClass } from "./classes.js";
 export { classifiedTypes, classOf, isCommand, ROUTINE } from "./classes.js";
 export { describe } from "./describe.js";
+export { duration, table } from "./format.js";
 export type { ChaosCheck, ChaosIncident, ChaosScenario } from "./matrix.js";
 export { chaosMatrix } from "./matrix.js";
 export { redoneLine, redoneOf, reportMarkdown, reportText, TIMELINE_SHOWN } from "./render.js";

@@ -6,7 +6,7 @@
  * `chaos`). One run only: {@link chaosMatrix} renders the newest run and names what it left out.
  */
 
-import { duration } from "../format.js";
+import { duration } from "./format.js";
 import { redoneOf } from "./render.js";
 import type { Fault, IncidentReport } from "./report.js";
 

@@ -4,7 +4,7 @@
  */
 
 import type { TypedEvent } from "@cadre/protocol";
-import { duration } from "../format.js";
+import { duration } from "./format.js";
 
 const clip = (s: string, n = 160): string => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
 

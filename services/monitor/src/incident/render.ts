@@ -3,7 +3,7 @@
  * ({@link reportMarkdown}). The JSON output is the report itself (report.ts).
  */
 
-import { duration, table } from "../format.js";
+import { duration, table } from "./format.js";
 import type { Counts, Fault, IncidentReport, Redone } from "./report.js";
 
 /** How many timeline entries the text and Markdown views show (JSON has all). */
