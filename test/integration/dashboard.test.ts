@@ -6,12 +6,78 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { TeamInput } from "@cadre/protocol";
+import { call } from "@cadre/runtime";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fanTeam, startCluster, type TestCluster, waitForEvent } from "../helpers/cluster.js";
+import { recordEvents, startCluster, type TestCluster, until, waitForEvent } from "../helpers/cluster.js";
 
 const CHROMIUM = process.env.CADRE_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = join(import.meta.dirname, "..", "results", "dashboard");
+
+/** A lead that writes the workflow's shared state and delegates to four workers. */
+const stateTeam: TeamInput = {
+  name: "dash-fan",
+  root: "lead",
+  kinds: {
+    lead: {
+      role: "lead",
+      replicas: 1,
+      behaviour: {
+        type: "script",
+        state: { plan: { parts: 4, by: "lead" } },
+        delegate: [{ kind: "worker", count: 4, input: { i: "{{index}}" } }],
+        output: { parts: "{{children}}" },
+      },
+    },
+    worker: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs: 300, output: { ok: true } } },
+  },
+};
+
+/** The original coder answers with what breaks its schema until it is replaced (quarantine.test.ts). */
+const quarantineTeam: TeamInput = {
+  name: "dash-quarantine",
+  root: "lead",
+  kinds: {
+    lead: { role: "director", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "coder" }], output: {} } },
+    coder: {
+      role: "agent",
+      replicas: 1,
+      behaviour: { type: "script", brokenUntilReplaced: true, output: { code: "ok" } },
+      output: { type: "object", required: ["code"], properties: { code: { type: "string" } } },
+    },
+  },
+};
+
+/** Two directors taking two exclusive resources in opposite order (deadlock.test.ts). */
+const director = (first: string, second: string) => ({
+  role: "director" as const,
+  replicas: 1,
+  acquire: [first, second],
+  behaviour: { type: "script" as const, acquireGapMs: 500, delegate: [{ kind: "engineer" }], output: {} },
+});
+const deadlockTeam: TeamInput = {
+  name: "dash-deadlock",
+  root: "boss",
+  resources: { "pool-x": { capacity: 1 }, "pool-y": { capacity: 1 } },
+  kinds: {
+    boss: {
+      role: "director",
+      replicas: 1,
+      behaviour: {
+        type: "script",
+        delegate: [
+          { kind: "dir-a", priority: 1 },
+          { kind: "dir-b", priority: 0 },
+        ],
+        output: {},
+      },
+    },
+    "dir-a": director("pool-x", "pool-y"),
+    "dir-b": director("pool-y", "pool-x"),
+    engineer: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs: 1000, output: {} } },
+  },
+};
 
 describe("the dashboard, in headless Chromium on a real stack", () => {
   let c: TestCluster;
@@ -22,7 +88,8 @@ describe("the dashboard, in headless Chromium on a real stack", () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    c = await startCluster({ hosts: 2, monitor: true });
+    // The monitor samples every second, so its charts have points within the test.
+    c = await startCluster({ hosts: 2, monitor: true, config: { monitor: { intervalMs: 1000 } } });
     const port = c.stack.processes.get("monitor")?.healthPort;
     expect(port, "the monitor's health port").toBeTypeOf("number");
     base = `http://127.0.0.1:${port}`;
@@ -39,45 +106,134 @@ describe("the dashboard, in headless Chromium on a real stack", () => {
     await c?.stop();
   });
 
-  it("shows the cluster, a workflow's tree reaching all-completed, and a killed host unreachable", async () => {
+  /** Waits for a condition in the page (source text: this test compiles without the DOM's types). */
+  const inPage = (what: string, fn: string, timeout = 15_000) =>
+    page.waitForFunction(fn, undefined, { timeout }).catch((err: Error) => {
+      throw new Error(`the page never showed ${what}: ${err.message}\n${c.tail(40)}`);
+    });
+
+  it("shows the cluster, and a workflow's tree reaching all-completed with its state and checkpoint", async () => {
     await page.goto(`${base}/dashboard`);
     await page.waitForSelector("#conn[data-state='live']", { timeout: 10_000 });
     await page.waitForSelector("#hosts tr[data-host='host-1'][data-state='alive']", { timeout: 10_000 });
     await page.waitForSelector("#hosts tr[data-host='host-2'][data-state='alive']", { timeout: 10_000 });
+    await page.waitForSelector("#supervisors tr[data-role='active']", { timeout: 15_000 });
     await page.waitForSelector("#metrics tbody tr", { timeout: 15_000 });
     expect(await page.locator("#metrics tbody tr").count()).toBe(6);
 
-    const id = await c.submit(fanTeam("dash-fan", 4, 300));
+    const id = await c.submit(stateTeam);
     const button = page.getByRole("button", { name: `show the delegation tree of ${id}` });
     await button.waitFor({ timeout: 10_000 });
     await button.click();
     // The lead and its four workers, every node completed (the tree refreshes with each snapshot).
-    // Page functions are passed as source text: this test compiles without the DOM's types.
-    await page.waitForFunction(
+    await inPage(
+      "five completed nodes",
       `(() => {
         const nodes = [...document.querySelectorAll('ul.tree[data-workflow=${JSON.stringify(id)}] .node')];
         return nodes.length === 5 && nodes.every((n) => n.getAttribute("data-status") === "completed");
       })()`,
-      undefined,
-      { timeout: 30_000 },
+      30_000,
     );
-    const title = await page.locator(".node").first().getAttribute("title");
+    const titles = await page.locator(".node").allTextContents();
+    expect(titles).toHaveLength(5);
+    const title = await page.locator(".node[data-status='completed']").last().getAttribute("title");
     expect(title).toMatch(/epoch \d+; holder /);
+    expect(title).toMatch(/chain lead > worker/);
     await page.waitForSelector(`#workflow-list tr[data-workflow="${id}"] .status-completed`, { timeout: 5_000 });
     await page.waitForSelector("#event-list li[data-type='WORKFLOW_COMPLETED']", { timeout: 5_000 });
+
+    // The lead's shared state, and a checkpoint taken now, shown with the tree.
+    const ckpt = await call(c.nc, "sup.state.checkpoint", { workflowId: id }, { sender: "test", timeoutMs: 5000 });
+    await inPage("the state value plan", `document.querySelector("#state")?.textContent.includes("plan")`);
+    await inPage(
+      "the checkpoint",
+      `document.querySelector("#checkpoints")?.textContent.includes(${JSON.stringify(String(ckpt.position))})`,
+    );
+    expect(await page.locator("#state").textContent()).toContain('"by":"lead"');
     await page.locator("#cluster").screenshot({ path: join(SHOTS, "cluster.png") });
     await page.locator("#workflows").screenshot({ path: join(SHOTS, "workflows.png") });
     await page.screenshot({ path: join(SHOTS, "desktop-1280x800.png"), fullPage: true });
 
+    // The monitor's view: a chart per metric drawn from its samples, the stage times per kind.
+    await inPage(
+      "six charts with samples",
+      `document.querySelectorAll("#metric-charts figure[data-metric] polyline").length === 6`,
+    );
+    await page.waitForSelector("#bottlenecks tr[data-kind='worker']", { timeout: 15_000 });
+    await page.locator("#monitor").screenshot({ path: join(SHOTS, "monitor.png") });
+    expect(problems).toEqual([]);
+  });
+
+  it("lists a quarantined agent with its issues, and marks its task reassigned", async () => {
+    const rec = recordEvents(c.nc);
+    const id = await c.submit(quarantineTeam);
+    expect((await c.wait(id, 30_000)).status, c.tail()).toBe("completed");
+    const q = await until("the quarantine event", () => rec.events.find((e) => e.event.type === "AGENT_QUARANTINED"));
+    rec.stop();
+    const actorId = String(q.event.data.actorId);
+    const row = page.locator(`#quarantined tr[data-actor="${actorId}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    const text = (await row.textContent()) ?? "";
+    expect(text).toContain("coder");
+    expect(text).toContain(String((q.event.data.issues as { message: string }[])[0]?.message));
+    await page.getByRole("button", { name: `show the delegation tree of ${id}` }).click();
+    await page.waitForSelector(
+      `ul.tree[data-workflow="${id}"] .node[data-status='completed'][data-reassigned='true']`,
+      {
+        timeout: 10_000,
+      },
+    );
+    await page.locator("#agents").screenshot({ path: join(SHOTS, "agents-quarantine.png") });
+    expect(problems).toEqual([]);
+  });
+
+  it("draws a resolved deadlock's cycle with its victim", async () => {
+    const rec = recordEvents(c.nc);
+    const id = await c.submit(deadlockTeam);
+    const resolved = await until("the deadlock resolved", () =>
+      rec.events.find((e) => e.event.type === "DEADLOCK_RESOLVED"),
+    );
+    rec.stop();
+    const victim = String(resolved.event.data.victim);
+    const cycle = resolved.event.data.cycle as string[];
+    await page.waitForSelector(`#waits-graph [data-task="${victim}"][data-victim="true"][data-in-cycle="true"]`, {
+      timeout: 10_000,
+    });
+    for (const t of cycle) {
+      await page.waitForSelector(`#waits-graph [data-task="${t}"][data-in-cycle="true"]`, { timeout: 5_000 });
+      expect(await page.locator("#deadlock-cycle").textContent()).toContain(t);
+    }
+    await page.locator("#agents").screenshot({ path: join(SHOTS, "agents-deadlock.png") });
+    expect((await c.wait(id, 30_000)).status, c.tail()).toBe("completed");
+
+    // The events view filters by type, and builds an incident report that counts the deadlock.
+    await page.selectOption("#event-type", "DEADLOCK_RESOLVED");
+    await inPage(
+      "only DEADLOCK_RESOLVED lines",
+      `(() => {
+        const items = [...document.querySelectorAll("#event-list li")];
+        return items.length > 0 && items.every((li) => li.getAttribute("data-type") === "DEADLOCK_RESOLVED");
+      })()`,
+    );
+    await page.selectOption("#event-type", "");
+    await page.getByRole("button", { name: "Build incident report" }).click();
+    await inPage(
+      "the incident report",
+      `/DEADLOCK_RESOLVED/.test(document.querySelector("#incident-text")?.textContent ?? "")`,
+    );
+    await page.locator("#events").screenshot({ path: join(SHOTS, "events-incident.png") });
+    expect(problems).toEqual([]);
+  });
+
+  it("marks a killed host unreachable within 2 s of the supervisor's event, and fits a phone", async () => {
     // The filter keeps only matching lines.
     await page.fill("#event-filter", "WORKFLOW_COMPLETED");
-    await page.waitForFunction(
+    await inPage(
+      "only WORKFLOW_COMPLETED lines",
       `(() => {
         const items = [...document.querySelectorAll("#event-list li")];
         return items.length > 0 && items.every((li) => li.getAttribute("data-type") === "WORKFLOW_COMPLETED");
       })()`,
-      undefined,
-      { timeout: 5_000 },
     );
     await page.fill("#event-filter", "");
 

@@ -670,6 +670,7 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
   "sup.delegate": { parent: fakeEnvelope(), subtasks: [{ kind: "worker", input: { a: 1 } }] },
   "sup.status": { workflowId: FAKE.wf },
   "sup.quarantine": { op: "release", actorId: FAKE.actor },
+  "sup.quarantine.list": {},
   "sup.acquire": { taskId: FAKE.task, teamId: FAKE.team, resource: "fuzz-lock", priority: 0 },
   "sup.release": { taskId: FAKE.task },
   "sup.waits": {},

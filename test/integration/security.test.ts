@@ -74,6 +74,8 @@ describe("security on: identities and permissions per role", () => {
     try {
       const viewer = new SupervisorClient(nc, { sender: "viewer", timeoutMs: 5000 });
       expect((await viewer.call("sup.status", { workflowId: id })).workflow.status).toBe("completed");
+      // Listing quarantined actors is a read; releasing or retiring one (sup.quarantine) is not.
+      expect((await viewer.call("sup.quarantine.list", {})).actors).toEqual([]);
       for (const attempt of [
         () => viewer.call("sup.submit", { team: parseTeam(team), priority: 0 }),
         () => viewer.call("sup.workflow.cancel", { workflowId: id, reason: "forged" }),

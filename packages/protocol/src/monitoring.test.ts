@@ -15,6 +15,7 @@ describe("MonitorThresholdsSchema", () => {
     expect(t.throttle).toEqual({ belowPriority: 5, holdMs: 60_000 });
     expect(t.scale).toEqual({});
     expect(t.trend).toEqual({ windowSize: 30, minConfidence: 0.95, minRelativeSlope: 0.1 });
+    expect(t.dashboard).toEqual({ actions: { enabled: false, tokenEnv: "CADRE_DASHBOARD_TOKEN" } });
     const seed = {
       state_conflicts_per_minute: [5, "alert"],
       delegation_depth_p99: [4, "warn"],
@@ -118,5 +119,33 @@ describe("MonitorThresholdsSchema", () => {
     });
     expect(t.scale.command).toBe("kubectl scale deploy/agent-host --replicas=+1");
     expect(t.throttle).toEqual({ belowPriority: 3, holdMs: 60_000 });
+  });
+
+  it("enables the dashboard's operator actions with the operator's credentials and a token variable", () => {
+    const t = MonitorThresholdsSchema.parse({
+      dashboard: {
+        actions: { enabled: true, credentials: "/etc/cadre/identities/operator.nk", tokenEnv: "DASH_TOKEN" },
+      },
+    });
+    expect(t.dashboard.actions).toEqual({
+      enabled: true,
+      credentials: "/etc/cadre/identities/operator.nk",
+      tokenEnv: "DASH_TOKEN",
+    });
+  });
+
+  it("refuses a misspelt dashboard key, an empty credentials path and a token variable that is not a name", () => {
+    expect(issuesOf({ dashboard: { actions: { enable: true } } })[0]).toMatchObject({
+      code: "unrecognized_keys",
+      path: ["dashboard", "actions"],
+      keys: ["enable"],
+    });
+    expect(issuesOf({ dashboard: { action: {} } })[0]).toMatchObject({ path: ["dashboard"], keys: ["action"] });
+    const paths = (input: unknown) => issuesOf(input).map((i) => i.path.join("."));
+    expect(paths({ dashboard: { actions: { credentials: "" } } })).toEqual(["dashboard.actions.credentials"]);
+    expect(paths({ dashboard: { actions: { enabled: "yes" } } })).toEqual(["dashboard.actions.enabled"]);
+    const bad = issuesOf({ dashboard: { actions: { tokenEnv: "$TOKEN" } } });
+    expect(bad[0]?.path).toEqual(["dashboard", "actions", "tokenEnv"]);
+    expect(bad[0]?.message).toContain("environment variable name");
   });
 });

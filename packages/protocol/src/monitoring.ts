@@ -2,7 +2,8 @@
  * The monitor's thresholds: the six cluster metrics of seed 000's "Monitoring Requirements" table, each
  * with a threshold, a lower clearing level (hysteresis, so a value hovering at the threshold does
  * not flap), the action the monitor takes when it is crossed, a cooldown and a hold time; plus
- * the settings of those actions and of trend (drift) detection. `{}` parses to the seed's values.
+ * the settings of those actions, of trend (drift) detection and of the dashboard's operator
+ * actions (off by default). `{}` parses to the seed's values.
  */
 
 import { z } from "zod";
@@ -113,6 +114,36 @@ export const MonitorThresholdsSchema = z
         minConfidence: z.number().gt(0).lt(1).default(0.95),
         /** Relative change over the window (slope × span / median) that counts as drift. @default 0.1 */
         minRelativeSlope: z.number().min(0).default(0.1),
+      })
+      .strict()
+      .prefault({}),
+    /** The dashboard on the monitor's health port. */
+    dashboard: z
+      .object({
+        /**
+         * Operator actions (`POST /dashboard/api/action`: pause, resume, cancel, freeze, unfreeze,
+         * release, retire), taken as the operator's NATS identity: the monitor's own role may not
+         * cancel or release. Off by default, and the dashboard is read-only.
+         */
+        actions: z
+          .object({
+            /** @default false */
+            enabled: z.boolean().default(false),
+            /**
+             * The operator's nkey seed or `.creds` file (`cadre security init` writes
+             * `identities/operator.nk`); required when the monitor runs with credentials. Under
+             * mutual TLS the connection presents the monitor's certificate (natsTls): the nkey
+             * names the identity. @default none
+             */
+            credentials: z.string().min(1).optional(),
+            /** The environment variable holding the bearer token the browser must present. @default "CADRE_DASHBOARD_TOKEN" */
+            tokenEnv: z
+              .string()
+              .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name (letters, digits, '_')")
+              .default("CADRE_DASHBOARD_TOKEN"),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

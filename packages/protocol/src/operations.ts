@@ -242,6 +242,8 @@ export const TaskNodeSchema = z.object({
   /** Milliseconds in each stage: queued before its first start, working, and in all. */
   stages: z.object({ queuedMs: Millis.nullable(), workingMs: Millis.nullable(), totalMs: Millis.nullable() }),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** Results of superseded epochs recorded beside the applied one (RESULT_CONFLICT). @default 0 */
+  conflicts: z.number().int().nonnegative().default(0),
 });
 export const DebugWorkflowReplySchema = z.object({
   workflow: WorkflowRecordSchema,
@@ -409,6 +411,7 @@ export const operations = {
     OPERATOR,
     "list, release or retire quarantined actors",
   ),
+  "sup.quarantine.list": sup(Empty, QuarantineReplySchema, READ, "quarantined actors, with why (read-only)"),
   "sup.acquire": sup(AcquireRequestSchema, AcquireReplySchema, ["agent-host"], "acquire a named resource"),
   "sup.release": sup(ReleaseRequestSchema, ReleaseReplySchema, ["agent-host"], "release a task's resources"),
   "sup.waits": sup(WaitsRequestSchema, WaitsReplySchema, READ, "the wait-for graph"),

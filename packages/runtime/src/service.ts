@@ -61,6 +61,10 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
       "--health-host <address>",
       "the address the health server listens on (env CADRE_HEALTH_HOST; default: 0.0.0.0)",
     )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 stopped cleanly (SIGINT/SIGTERM); 1 could not start or serve; 2 bad input (an option or the configuration, the field named).",
+    )
     .showHelpAfterError();
   def.options?.(program);
   program.parse(argv);
@@ -102,7 +106,8 @@ export async function runService(def: ServiceDefinition, argv = process.argv): P
     const e = toCadreError(err);
     logger.fatal({ err: e, code: e.code }, `cannot start: ${e.message}`);
     process.stderr.write(`${def.name}: cannot start: ${e.message}\n`);
-    process.exit(1);
+    // A setting that cannot work is bad input (exit 2); anything else is a failure to start (1).
+    process.exit(e.code === "INVALID_CONFIG" ? 2 : 1);
   }
   let health: Server | undefined;
   if (healthPort !== undefined) {

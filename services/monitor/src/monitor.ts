@@ -41,6 +41,7 @@ import {
 } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { Actions } from "./actions.js";
+import { type OperatorActions, startOperatorActions } from "./dashboard/actions.js";
 import { Dashboard } from "./dashboard/server.js";
 import { dataIntegrityAlerts } from "./runbook/announce-data.js";
 import { actorsOnHost, NetworkAnnouncer } from "./runbook/announce-network.js";
@@ -88,6 +89,8 @@ export class Monitor {
   private network?: NetworkAnnouncer;
   /** The dashboard on the health port (dashboard/server.ts). */
   private dashboard?: Dashboard;
+  /** The dashboard's operator actions and their connection, as the operator (dashboard/actions.ts). */
+  private operator?: { handler: OperatorActions; nc: NatsConnection };
 
   private constructor(private readonly opts: MonitorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -121,6 +124,8 @@ export class Monitor {
 
   private async init(): Promise<void> {
     const { config, logger } = this.opts;
+    // First: a wrong setting fails the start before anything else connects.
+    this.operator = await startOperatorActions({ config, id: this.id, logger });
     this.nc = await connectNats(config.natsUrl, this.id, logger, natsAuthOf(config));
     // Seed 003's alerts from what the services announce (runbook/announce-*.ts).
     const dataAlerts = dataIntegrityAlerts(this.clock, (e) => this.bus.emit(e));
@@ -216,6 +221,9 @@ export class Monitor {
       now: () => this.clock.now(),
       connected: () => this.healthy(),
       status: () => this.watch.status(this.clock.now()),
+      history: () => this.watch.history(),
+      trends: () => this.watch.trendSeries(),
+      actions: this.operator?.handler,
     });
     // Discoverable like every Cadre service ($SRV.PING|INFO|STATS).
     this.server = await OperationServer.start(this.nc, {
@@ -325,5 +333,6 @@ export class Monitor {
     await this.server?.stop();
     if (this.bus) await closeBus(this.bus);
     await this.nc.drain();
+    await this.operator?.nc.close();
   }
 }

@@ -174,6 +174,11 @@ export class TrendDetector {
     return finding;
   }
 
+  /** Every series' current window, oldest sample first (what the dashboard draws). */
+  windowsNow(): { series: string; points: readonly TrendPoint[] }[] {
+    return [...this.windows].map(([series, w]) => ({ series, points: w.points }));
+  }
+
   /** Forgets a series' window (e.g. a host that left). */
   forget(series: string): void {
     this.windows.delete(series);

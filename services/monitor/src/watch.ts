@@ -23,6 +23,7 @@ import {
 import type { Logger } from "@cadre/runtime";
 import type { Actions } from "./actions.js";
 import { type ClusterMetrics, ClusterView } from "./cluster.js";
+import { HISTORY_SAMPLES, type MetricHistory, type TrendSeries } from "./dashboard/snapshot.js";
 import { ThresholdTracker } from "./thresholds.js";
 import { TrendDetector, type TrendFinding } from "./trend.js";
 
@@ -40,6 +41,8 @@ export class Watch {
   private readonly trends: TrendDetector;
   private readonly actions: Actions;
   private last: ClusterMetrics | undefined;
+  /** The last {@link HISTORY_SAMPLES} ticks' metrics, oldest first (the dashboard's charts). */
+  private readonly samples: { at: number; metrics: ClusterMetrics }[] = [];
   private previousWork: { at: number; tasksApplied: number; workingSeconds: number } | undefined;
 
   constructor(private readonly d: WatchDeps) {
@@ -59,6 +62,8 @@ export class Watch {
   async tick(now: number): Promise<void> {
     const metrics = this.view.metrics(now);
     this.last = metrics;
+    this.samples.push({ at: now, metrics });
+    if (this.samples.length > HISTORY_SAMPLES) this.samples.shift();
     for (const name of METRIC_NAMES) {
       const t = this.tracker.observe(name, metrics[name], now);
       if (t) await this.actions.transition(t);
@@ -67,12 +72,30 @@ export class Watch {
     this.trend(now);
   }
 
-  /** What `cadre monitor` shows (mon.status). */
+  /** The six metrics over the last ticks, oldest first. */
+  history(): MetricHistory {
+    const values: MetricHistory["values"] = {};
+    for (const name of METRIC_NAMES) {
+      values[name] = this.samples.map((s) => s.metrics[name as keyof ClusterMetrics] ?? null);
+    }
+    return { at: this.samples.map((s) => s.at), values };
+  }
+
+  /** The trend detector's series as it holds them now (task_latency, throughput, heap:<service>). */
+  trendSeries(): TrendSeries[] {
+    return this.trends.windowsNow().map((w) => ({
+      series: w.series,
+      at: w.points.map((p) => p.t),
+      values: w.points.map((p) => p.v),
+    }));
+  }
+
   /** The services' current reports. */
   reports(now: number): ServiceReport[] {
     return this.view.sources(now);
   }
 
+  /** What `cadre monitor` shows (mon.status). */
   status(now: number): OpReplyInput<"mon.status"> {
     return {
       metrics: this.tracker.state(now).map((s) => ({

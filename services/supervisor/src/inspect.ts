@@ -146,6 +146,7 @@ export class Inspector {
         totalMs: rec.finishedAt !== null ? rec.finishedAt - rec.createdAt : null,
       },
       ...(rec.error ? { error: { code: rec.error.code, message: rec.error.message } } : {}),
+      conflicts: rec.conflicts.length,
     };
   }
 

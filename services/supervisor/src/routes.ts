@@ -66,6 +66,7 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     },
     "sup.status": (b) => inspector.status(b),
     "sup.quarantine": async ({ op, actorId }) => ({ actors: await quarantine.command(op, actorId) }),
+    "sup.quarantine.list": async () => ({ actors: await quarantine.command("list") }),
     "sup.acquire": async (req) => {
       holder(req.taskId, req.holding);
       return { resource: req.resource, waitedMs: await resources.acquire(req) };

@@ -178,7 +178,7 @@ export function registerRun(program: Command, ctx: Ctx): void {
                 .map((p) => `${p.name} http://127.0.0.1:${p.healthPort}/metrics`)
                 .join(", ")}` +
               (stack.processes.get("monitor")
-                ? `\ndashboard (read-only): http://127.0.0.1:${stack.processes.get("monitor")?.healthPort}/dashboard`
+                ? `\ndashboard: http://127.0.0.1:${stack.processes.get("monitor")?.healthPort}/dashboard`
                 : "") +
               (operator
                 ? `\nauthenticated: connect as the operator with  export CADRE_NATS_CREDS=${operator}  (identities in ${resolve(o.securityDir)})` +

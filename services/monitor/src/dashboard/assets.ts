@@ -1,9 +1,13 @@
 /**
- * The dashboard's page and style, inlined so the built service (and its container image, which
- * copies only dist/) serves them without other files. The script is in client.ts.
+ * The dashboard's page, inlined so the built service (and its container image, which copies
+ * only dist/) serves it without other files. The style is in assets-css.ts, the script in
+ * client.ts; the page holds every view's static frame (headings, captions, table heads, the
+ * filters), which the script fills.
  */
 
-/** The page: landmarks, one heading per view, captioned tables, a live region for events. */
+export { DASHBOARD_CSS } from "./assets-css.js";
+
+/** The page: landmarks, one heading per view, captioned tables, live regions for events and replies. */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -18,19 +22,26 @@ export const DASHBOARD_HTML = `<!doctype html>
 <header>
   <h1>Cadre</h1>
   <p id="conn" role="status" data-state="connecting">connecting to the monitor…</p>
-  <p class="note">Read-only: this page has no operator actions; use the <code>cadre</code> command for those.</p>
+  <p class="note" id="mode-note"><span id="read-only-note">Read-only: this page has no operator actions; use the <code>cadre</code> command for those.</span><span id="actions-note" hidden>Operator actions are on: each needs the operator token, which this tab keeps until it closes.</span></p>
   <nav aria-label="Views">
     <ul>
       <li><a href="#cluster">Cluster</a></li>
       <li><a href="#workflows">Workflows</a></li>
+      <li><a href="#monitor">Monitor</a></li>
+      <li><a href="#agents">Agents</a></li>
       <li><a href="#events">Events</a></li>
     </ul>
   </nav>
+  <form id="operator" hidden>
+    <label for="operator-token">Operator token</label>
+    <input id="operator-token" type="password" autocomplete="off" spellcheck="false">
+  </form>
 </header>
+<div id="action-result" role="status"></div>
 <main>
   <section id="cluster" aria-labelledby="cluster-h">
     <h2 id="cluster-h">Cluster</h2>
-    <p id="nats">NATS: <span id="nats-state">unknown</span></p>
+    <p id="nats">The monitor's NATS connection: <span id="nats-state" class="badge state-unknown">unknown</span></p>
     <p id="errors" role="alert" hidden></p>
     <div class="scroll">
       <table id="hosts">
@@ -40,6 +51,13 @@ export const DASHBOARD_HTML = `<!doctype html>
           <th scope="col">Last heartbeat</th><th scope="col">Load</th><th scope="col">Actors (busy/max)</th>
           <th scope="col">Heap MB</th><th scope="col">Open circuits</th><th scope="col">Cordoned</th>
         </tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+    <div class="scroll">
+      <table id="supervisors">
+        <caption>Supervisors (one active, the others on standby)</caption>
+        <thead><tr><th scope="col">Supervisor</th><th scope="col">Role</th></tr></thead>
         <tbody></tbody>
       </table>
     </div>
@@ -77,62 +95,147 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section id="tree" aria-labelledby="tree-h">
       <h3 id="tree-h">Delegation tree</h3>
       <p id="tree-note" aria-live="polite">Choose a workflow above.</p>
-      <div id="tree-body"></div>
+      <div id="workflow-actions" role="group" aria-labelledby="workflow-actions-h" hidden>
+        <span id="workflow-actions-h">Actions on <code id="workflow-actions-target"></code>:</span>
+        <button type="button" data-op="pause">Pause</button>
+        <button type="button" data-op="resume">Resume</button>
+        <button type="button" data-op="cancel">Cancel</button>
+        <button type="button" data-op="freeze">Freeze</button>
+        <button type="button" data-op="unfreeze">Unfreeze</button>
+      </div>
+      <div id="tree-body" class="scroll"></div>
+      <p class="legend">Colour: the task's status. <span class="mark">↻n</span> reassigned (epoch n);
+        <span class="mark">⚠n</span> n late results of an older epoch conflicted. Hover a task for its holder and chain.</p>
+    </section>
+    <div id="workflow-detail" hidden>
+      <div class="scroll">
+        <table id="state">
+          <caption>Shared state of the workflow</caption>
+          <thead><tr><th scope="col">Name</th><th scope="col">Revision</th><th scope="col">Value</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <p id="state-note" class="note" hidden>Only the first values are shown.</p>
+      <div class="scroll">
+        <table id="checkpoints">
+          <caption>Checkpoints of the workflow</caption>
+          <thead><tr>
+            <th scope="col">Position</th><th scope="col">At</th><th scope="col">Checksum</th><th scope="col">Replayable</th>
+          </tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+    </div>
+  </section>
+  <section id="monitor" aria-labelledby="monitor-h">
+    <h2 id="monitor-h">Monitor</h2>
+    <h3>Metrics over time</h3>
+    <p class="note">Each chart: the samples, a dashed line at the threshold, the state now.</p>
+    <div id="metric-charts" class="charts"></div>
+    <h3>Trend series</h3>
+    <div id="trend-charts" class="charts"></div>
+    <p id="trend-charts-empty" class="empty">No series followed yet.</p>
+    <div class="lists">
+      <div>
+        <h3 id="trends-found-h">Trends found</h3>
+        <ul id="trends-found" class="events" aria-labelledby="trends-found-h"></ul>
+        <p id="trends-found-empty" class="empty">None found.</p>
+      </div>
+      <div>
+        <h3 id="actions-taken-h">Actions taken</h3>
+        <ul id="actions-taken" class="events" aria-labelledby="actions-taken-h"></ul>
+        <p id="actions-taken-empty" class="empty">None taken.</p>
+      </div>
+    </div>
+    <div class="scroll">
+      <table id="bottlenecks">
+        <caption>Bottlenecks: the stage holding most of each kind's task time, worst first</caption>
+        <thead><tr>
+          <th scope="col">Kind</th><th scope="col">Bottleneck stage</th><th scope="col">Share</th>
+          <th scope="col">Bottleneck s</th><th scope="col">Total s</th><th scope="col">Tasks</th>
+        </tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+  </section>
+  <section id="agents" aria-labelledby="agents-h">
+    <h2 id="agents-h">Agents</h2>
+    <div class="scroll">
+      <table id="quarantined">
+        <caption>Quarantined agents (a response broke the kind's schema)</caption>
+        <thead><tr>
+          <th scope="col">Actor</th><th scope="col">Kind</th><th scope="col">Team</th><th scope="col">Host</th>
+          <th scope="col">Task</th><th scope="col">Issues</th><th scope="col">Since</th><th scope="col">Replaced by</th>
+          <th scope="col" id="quarantined-ops" hidden>Actions</th>
+        </tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+    <div class="scroll">
+      <table id="preemptions">
+        <caption>Preemptions, newest first (an actor stopped for a higher-priority team)</caption>
+        <thead><tr>
+          <th scope="col">At</th><th scope="col">Actor</th><th scope="col">Kind</th><th scope="col">Team (priority)</th>
+          <th scope="col">For team (priority)</th><th scope="col">Host</th><th scope="col">Task requeued</th>
+        </tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+    <section id="waits" aria-labelledby="waits-h">
+      <h3 id="waits-h">Wait-for graph</h3>
+      <p id="waits-none" class="empty">No waits now, no deadlock resolved.</p>
+      <div>
+        <figure id="waits-figure" hidden>
+          <svg id="waits-graph" viewBox="0 0 520 300" role="img" aria-label="wait-for graph"></svg>
+          <figcaption id="waits-caption"></figcaption>
+        </figure>
+        <div id="waits-text" hidden>
+          <h4 id="deadlock-cycle-h">Newest deadlock's cycle</h4>
+          <ol id="deadlock-cycle" aria-labelledby="deadlock-cycle-h"></ol>
+          <p id="deadlock-cycle-empty" class="empty">No deadlock resolved.</p>
+          <h4 id="waits-list-h">Waiting now</h4>
+          <ul id="waits-list" aria-labelledby="waits-list-h"></ul>
+          <p id="waits-list-empty" class="empty">No task waits.</p>
+        </div>
+      </div>
     </section>
   </section>
   <section id="events" aria-labelledby="events-h">
     <h2 id="events-h">Events</h2>
-    <label for="event-filter">Show lines containing</label>
-    <input id="event-filter" type="search" autocomplete="off" placeholder="e.g. HOST_ or host-2">
-    <ol id="event-list" aria-live="polite" aria-relevant="additions" aria-label="Event lines, newest first"></ol>
+    <div class="events-view">
+      <div>
+        <form id="event-filters" class="filters" role="search" aria-label="Filter the event lines">
+          <label>Type <select id="event-type"><option value="">all types</option></select></label>
+          <label>Category <select id="event-category"><option value="">all categories</option></select></label>
+          <label>Class <select id="event-class">
+            <option value="">all classes</option><option value="fault">fault</option>
+            <option value="detection">detection</option><option value="action">action</option>
+            <option value="recovery">recovery</option><option value="command">command</option>
+            <option value="routine">routine</option>
+          </select></label>
+          <label>Scope <input id="event-scope" type="search" autocomplete="off" placeholder="e.g. host-2"></label>
+          <label for="event-filter">Lines containing</label>
+          <input id="event-filter" type="search" autocomplete="off" placeholder="e.g. HOST_ or host-2">
+        </form>
+        <p id="event-count" class="note"></p>
+        <ol id="event-list" aria-live="polite" aria-relevant="additions" aria-label="Event lines, newest first"></ol>
+      </div>
+      <section id="incident" aria-labelledby="incident-h">
+        <h3 id="incident-h">Incident report</h3>
+        <p class="note">What <code>cadre incident report</code> prints, from the events stream.</p>
+        <label for="incident-window">Of the last</label>
+        <select id="incident-window">
+          <option value="5m">5 minutes</option><option value="15m" selected>15 minutes</option>
+          <option value="1h">hour</option><option value="6h">6 hours</option>
+        </select>
+        <button type="button" id="incident-build">Build incident report</button>
+        <p id="incident-status" class="note" aria-live="polite"></p>
+        <p id="incident-error" role="alert" hidden></p>
+        <pre id="incident-text" tabindex="0" aria-label="Incident report" hidden></pre>
+      </section>
+    </div>
   </section>
 </main>
 </body>
 </html>
-`;
-
-/** The style: a grid of views that collapses to one column on a phone; tables scroll inside their box. */
-export const DASHBOARD_CSS = `
-:root { color-scheme: light; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #f6f8fa;
-  --queued: #6e7781; --running: #0969da; --completed: #1a7f37; --failed: #cf222e; --cancelled: #9a6700;
-  --parked: #8250df; font-family: system-ui, sans-serif; font-size: 15px; color: var(--fg); }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); }
-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0.25rem 1rem; padding: 0.5rem 1rem;
-  background: #fff; border-bottom: 1px solid var(--line); }
-header h1 { margin: 0; font-size: 1.3rem; }
-header p { margin: 0; }
-.note { color: var(--muted); font-size: 0.85rem; }
-nav ul { display: flex; gap: 1rem; list-style: none; margin: 0; padding: 0; }
-#conn[data-state="live"] { color: var(--completed); }
-#conn[data-state="lost"] { color: var(--failed); }
-main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 36rem), 1fr)); }
-main > section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 0.5rem 1rem 1rem; min-width: 0; }
-#events { grid-column: 1 / -1; }
-h2 { font-size: 1.1rem; margin: 0.5rem 0; }
-h3 { font-size: 1rem; margin: 0.75rem 0 0.25rem; }
-.scroll { overflow-x: auto; max-width: 100%; margin-bottom: 0.75rem; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-caption { text-align: left; font-weight: 600; padding: 0.25rem 0; }
-th, td { text-align: left; padding: 0.2rem 0.5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
-.badge { display: inline-block; padding: 0 0.4rem; border-radius: 1rem; color: #fff; font-size: 0.8rem; }
-.state-alive, .state-ok, .status-completed { background: var(--completed); }
-.state-suspect, .state-pending, .state-cooling, .status-waiting, .status-paused { background: var(--cancelled); }
-.state-unreachable, .state-crossed, .status-failed { background: var(--failed); }
-.state-unknown, .status-queued { background: var(--queued); }
-.status-running { background: var(--running); }
-.status-cancelled { background: #57606a; }
-.status-parked { background: var(--parked); }
-button.link { background: none; border: 0; padding: 0; color: var(--running); text-decoration: underline; cursor: pointer; font: inherit; }
-tr[aria-selected="true"] { background: #ddf4ff; }
-.tree, .tree ul { list-style: none; margin: 0; padding-left: 1.1rem; border-left: 1px dashed var(--line); }
-.tree { padding-left: 0; border: 0; }
-.tree li { margin: 0.2rem 0; }
-.node { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 4px; color: #fff; font-size: 0.85rem; }
-#event-filter { width: min(100%, 24rem); margin: 0 0 0.5rem 0.5rem; font: inherit; }
-#event-list { list-style: none; margin: 0; padding: 0; max-height: 28rem; overflow-y: auto; font-family: ui-monospace, monospace; font-size: 0.8rem; }
-#event-list li { padding: 0.1rem 0; border-bottom: 1px solid var(--bg); overflow-wrap: anywhere; }
-#event-list li.critical { color: var(--failed); }
-#errors { color: var(--failed); }
-@media (max-width: 600px) { main { padding: 0.5rem; } main > section { padding: 0.5rem; } }
 `;

@@ -3,16 +3,31 @@
  * `/dashboard` (the page, its script and its style, inlined in assets.ts so the built service
  * needs no other files), `/dashboard/stream` (server-sent events: a `snapshot` every second
  * while someone watches, and each `event` line the monitor hears) and
- * `/dashboard/api/workflow/<id>` (the delegation tree, `sup.debug.workflow`). Read-only: it
- * only calls the supervisor's read operations. The browser never talks to NATS.
+ * `/dashboard/api/workflow/<id>` (the delegation tree, shared state and checkpoints: workflow.ts),
+ * `/dashboard/api/incident?since=15m` (an incident report from the events stream: incident.ts)
+ * and, only when operator actions are configured, `POST /dashboard/api/action` (actions.ts).
+ * Otherwise read-only: it calls the supervisor's read operations. The browser never talks to NATS.
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type OpReplyInput, operations, type TypedEvent, toCadreError } from "@cadre/protocol";
-import { call, type Logger, type NatsConnection } from "@cadre/runtime";
+import { type OpReplyInput, type TypedEvent, toCadreError } from "@cadre/protocol";
+import type { Logger, NatsConnection } from "@cadre/runtime";
+import { classOf } from "../incident/classes.js";
 import { DASHBOARD_CSS, DASHBOARD_HTML } from "./assets.js";
 import { DASHBOARD_JS } from "./client.js";
-import { type Snapshot, takeSnapshot } from "./snapshot.js";
+import { incidentFromQuery } from "./incident.js";
+import {
+  type EventLine,
+  type MetricHistory,
+  RECENT_KEPT,
+  type RecentEvents,
+  type SlowSources,
+  type Snapshot,
+  slowSources,
+  type TrendSeries,
+  takeSnapshot,
+} from "./snapshot.js";
+import { workflowDetail } from "./workflow.js";
 
 /** At most this many browsers stream at once; one more is answered 503. */
 export const MAX_STREAM_CLIENTS = 20;
@@ -23,15 +38,6 @@ export const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 /** How often a snapshot is sent while someone watches. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
 
-/** One event line as the stream sends it. */
-export interface EventLine {
-  at: number;
-  type: string;
-  category: string;
-  scope: string;
-  line: string;
-}
-
 /** What the dashboard reads from. */
 export interface DashboardOptions {
   nc: NatsConnection;
@@ -41,15 +47,24 @@ export interface DashboardOptions {
   now(): number;
   connected(): boolean;
   status(): OpReplyInput<"mon.status">;
+  history(): MetricHistory;
+  trends(): TrendSeries[];
+  /** Operator actions (actions.ts); absent: the dashboard is read-only and POST is refused. */
+  actions?: ActionHandler | undefined;
 }
 
-const STATUS_OF_CODE: Record<string, number> = { NOT_FOUND: 404, PROTOCOL_ERROR: 400, UNAVAILABLE: 503 };
+/** Answers POST /dashboard/api/action (actions.ts). */
+export interface ActionHandler {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
 
 /** The dashboard's routes, its stream clients and its buffer of event lines. */
 export class Dashboard {
   private readonly clients = new Set<ServerResponse>();
   private readonly events: EventLine[] = [];
   private readonly phi = new Map<string, number>();
+  private readonly recent: RecentEvents = { deadlocks: [], preemptions: [], trends: [], actions: [] };
+  private readonly slow: () => Promise<SlowSources>;
   private last?: Snapshot;
   private timer?: NodeJS.Timeout;
   private inFlight = false;
@@ -57,7 +72,9 @@ export class Dashboard {
   private again = false;
   private stopped = false;
 
-  constructor(private readonly opts: DashboardOptions) {}
+  constructor(private readonly opts: DashboardOptions) {
+    this.slow = slowSources(opts.nc, { sender: opts.sender, timeoutMs: opts.timeoutMs }, opts.now);
+  }
 
   /** Browsers streaming now. */
   get streams(): number {
@@ -71,10 +88,17 @@ export class Dashboard {
       type: event.type,
       category: event.category,
       scope: event.scope,
+      class: classOf(event.type),
       line,
+      data: event.data,
     };
     this.events.push(e);
     if (this.events.length > EVENT_BUFFER) this.events.shift();
+    const kept = keptIn(this.recent, e);
+    if (kept) {
+      kept.unshift(e);
+      if (kept.length > RECENT_KEPT) kept.pop();
+    }
     const data = event.data as { phi?: unknown };
     if (event.category === "host" && typeof data.phi === "number") this.phi.set(event.scope, data.phi);
     // Guarded: this runs in the monitor's event subscription, which a throw would end.
@@ -90,6 +114,23 @@ export class Dashboard {
   http(req: IncomingMessage, res: ServerResponse): boolean {
     const path = (req.url ?? "").split("?")[0] ?? "";
     if (path !== "/dashboard" && !path.startsWith("/dashboard/")) return false;
+    if (path === "/dashboard/api/action") {
+      if (req.method !== "POST") send(res, 405, "text/plain", "POST only\n", { allow: "POST" });
+      else if (!this.opts.actions) {
+        json(res, 403, {
+          error: {
+            code: "PERMISSION_DENIED",
+            message: "operator actions are off: set monitor.dashboard.actions in the monitor's configuration",
+          },
+        });
+      } else {
+        this.opts.actions.handle(req, res).catch((err) => {
+          this.opts.logger.warn({ err }, "dashboard action failed");
+          if (!res.headersSent) json(res, 500, { error: { code: "INTERNAL", message: toCadreError(err).message } });
+        });
+      }
+      return true;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       send(res, 405, "text/plain", "the dashboard is read-only: GET only\n", { allow: "GET, HEAD" });
       return true;
@@ -98,13 +139,24 @@ export class Dashboard {
     else if (path === "/dashboard/app.js") send(res, 200, "text/javascript; charset=utf-8", DASHBOARD_JS);
     else if (path === "/dashboard/app.css") send(res, 200, "text/css; charset=utf-8", DASHBOARD_CSS);
     else if (path === "/dashboard/stream") this.stream(req, res);
-    else if (path.startsWith("/dashboard/api/workflow/")) void this.workflow(path.slice(24), res);
-    else
+    else if (path.startsWith("/dashboard/api/workflow/")) {
+      const o = this.opts;
+      void workflowDetail(o.nc, path.slice(24), { sender: o.sender, timeoutMs: o.timeoutMs }).then(
+        (r) => json(res, r.status, r.body),
+        (err) => json(res, 500, { error: { code: "INTERNAL", message: toCadreError(err).message } }),
+      );
+    } else if (path === "/dashboard/api/incident") {
+      const query = new URL(req.url ?? "", "http://dashboard").searchParams;
+      void incidentFromQuery(this.opts.nc, query, this.opts.now()).then(
+        (r) => json(res, r.status, r.body),
+        (err) => json(res, 500, { error: { code: "INTERNAL", message: toCadreError(err).message } }),
+      );
+    } else
       send(
         res,
         404,
         "text/plain",
-        "not found: the dashboard serves /dashboard, /dashboard/stream, /dashboard/api/workflow/<id>\n",
+        "not found: the dashboard serves /dashboard, /dashboard/stream, /dashboard/api/workflow/<id>, /dashboard/api/incident?since=15m\n",
       );
     return true;
   }
@@ -154,7 +206,13 @@ export class Dashboard {
     }
     this.inFlight = true;
     const o = this.opts;
-    void takeSnapshot({ ...o, phi: (hostId) => this.phi.get(hostId) ?? null })
+    void takeSnapshot({
+      ...o,
+      phi: (hostId) => this.phi.get(hostId) ?? null,
+      recent: () => this.recent,
+      actions: o.actions !== undefined,
+      slow: this.slow,
+    })
       .then((s) => {
         this.last = s;
         this.broadcast("snapshot", s);
@@ -167,37 +225,6 @@ export class Dashboard {
           this.refresh();
         }
       });
-  }
-
-  private async workflow(raw: string, res: ServerResponse): Promise<void> {
-    let workflowId: string;
-    try {
-      workflowId = decodeURIComponent(raw);
-    } catch {
-      workflowId = raw;
-    }
-    // The operation's own request schema says what a workflow id is.
-    const ref = operations["sup.debug.workflow"].request.safeParse({ workflowId });
-    if (!ref.success) {
-      const why = ref.error.issues[0]?.message ?? "invalid";
-      json(res, 400, {
-        error: {
-          code: "PROTOCOL_ERROR",
-          message: `not a workflow id (${why}); use /dashboard/api/workflow/<workflowId>`,
-        },
-      });
-      return;
-    }
-    try {
-      const tree = await call(this.opts.nc, "sup.debug.workflow", ref.data, {
-        sender: this.opts.sender,
-        timeoutMs: this.opts.timeoutMs,
-      });
-      json(res, 200, tree);
-    } catch (err) {
-      const e = toCadreError(err);
-      json(res, STATUS_OF_CODE[e.code] ?? 500, { error: { code: e.code, message: e.message } });
-    }
   }
 
   private broadcast(name: string, data: unknown): void {
@@ -213,6 +240,15 @@ export class Dashboard {
       c.write(frame);
     }
   }
+}
+
+/** Which of the kept lists an event belongs to, if any. */
+function keptIn(r: RecentEvents, e: EventLine): EventLine[] | undefined {
+  if (e.type === "DEADLOCK_RESOLVED") return r.deadlocks;
+  if (e.type === "AGENT_PREEMPTED") return r.preemptions;
+  if (e.type === "PERFORMANCE_DEGRADATION_DETECTED" || e.type === "MEMORY_TREND") return r.trends;
+  if (e.class === "action" || e.class === "command") return r.actions;
+  return undefined;
 }
 
 function write(res: ServerResponse, name: string, data: unknown): void {

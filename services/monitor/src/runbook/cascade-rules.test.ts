@@ -45,6 +45,7 @@ const node = (taskId: string, parentTaskId: string | null, status: Node["status"
   startedAt: null,
   finishedAt: null,
   stages: { queuedMs: null, workingMs: null, totalMs: null },
+  conflicts: 0,
 });
 
 describe("what a failed actor held", () => {

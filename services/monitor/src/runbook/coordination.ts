@@ -70,7 +70,7 @@ export async function emergencyCleanup(d: RunbookDeps, req: CleanupNowRequest): 
  * mirror has not copied yet. Valid: every checkpoint ok and replayable (and there is one).
  */
 export async function checkpointValidation(
-  d: RunbookDeps,
+  d: Pick<RunbookDeps, "nc">,
   workflowId: string,
 ): Promise<OpReplyInput<"mon.coordination-hub.checkpoint-validation">> {
   const kv = await new Kvm(d.nc).open(BUCKETS.state);
