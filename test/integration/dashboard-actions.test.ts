@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { ConfigInput, TeamInput } from "@cadre/protocol";
 import { rejection } from "@cadre/protocol/testing";
 import { type ServiceProcess, SupervisorClient, spawnService } from "@cadre/runtime";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
@@ -179,6 +180,37 @@ describe("dashboard operator actions", () => {
       log.map(jsonLine).find((l) => l?.msg === "dashboard action: pause"),
     );
     expect(logged).toMatchObject({ level: 30, op: "pause", workflowId: id });
+  });
+
+  it("pauses and resumes from the page: the token field, the workflow's buttons, the result shown", async () => {
+    // --no-sandbox: the test may run as root, where Chromium's sandbox refuses to start.
+    const browser = await chromium.launch({
+      executablePath: process.env.CADRE_CHROMIUM ?? "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const problems: string[] = [];
+      page.on("pageerror", (e) => problems.push(e.message));
+      await page.goto(`http://127.0.0.1:${port}/dashboard`);
+      await page.waitForSelector("#operator:not([hidden])", { timeout: 15_000 });
+      await page.getByLabel("Operator token").fill(TOKEN);
+      const id = await c.submit(fanTeam("act-page", 4, 1500));
+      await page.getByRole("button", { name: `show the delegation tree of ${id}` }).click();
+      await page.waitForSelector("#workflow-actions:not([hidden])", { timeout: 10_000 });
+      await page.click("#workflow-actions button[data-op='pause']");
+      await page.waitForSelector("#action-result[data-result='ok']", { timeout: 10_000 });
+      expect(await page.locator("#action-result").textContent()).toContain(`pause ${id}: done`);
+      expect((await sup.call("sup.status", { workflowId: id })).control?.paused).toBe(true);
+      await page.waitForSelector(`#workflow-list tr[data-workflow="${id}"] .status-paused`, { timeout: 10_000 });
+      await page.click("#workflow-actions button[data-op='resume']");
+      await page.waitForSelector(`#workflow-list tr[data-workflow="${id}"] .status-completed`, { timeout: 30_000 });
+      expect((await c.wait(id)).status, c.tail()).toBe("completed");
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   it("cancels a workflow as the operator, which the monitor's own identity may not do", async () => {
