@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Cadre needs to build and test on Debian 12: nats-server, openssl, prometheus and
-# chromium (apt), pnpm 10 (npm) and the workspace's dependencies (pnpm install --frozen-lockfile).
+# Installs what Cadre needs to build and test on Debian 12: nats-server, openssl, prometheus,
+# chromium and redis-server (apt), pnpm 10 (npm) and the workspace's dependencies (pnpm install --frozen-lockfile).
 # Idempotent: a step whose result is already present is skipped, so a second run takes a few
 # seconds. Needs no TTY (CI runs it with no standard input). Node.js >= 20 with npm must already be installed.
 #
@@ -109,6 +109,16 @@ else
   apt_install chromium
   command -v chromium >/dev/null 2>&1 || die "chromium did not install"
   log "installed chromium"
+fi
+
+# --- redis-server (test/bench/peers.ts starts its own on a free port to measure BullMQ beside
+# Cadre; the package's systemd service, which starts one on 6379 where systemd runs, is not used) ---
+if command -v redis-server >/dev/null 2>&1; then
+  log "$(redis-server --version 2>/dev/null | head -n 1) at $(command -v redis-server): ok"
+else
+  apt_install redis-server
+  command -v redis-server >/dev/null 2>&1 || die "redis-server did not install"
+  log "installed redis-server"
 fi
 
 # --- pnpm 10 ---

@@ -8,21 +8,20 @@
  */
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { startStack, submitWorkflow } from "@cadre/cli";
-import { decodeAs, parseTeam, type Team } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
 import { startOtlpReceiver } from "../helpers/otlp.js";
-import { printTable, quantile, sequential, throughput } from "./stats.js";
+import { cadreDelegation, IN_FLIGHT, type Measurement, measure } from "./cadre-delegation.js";
+import { printTable, quantile } from "./stats.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const IN_FLIGHT = 64;
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const phases = { seconds: SECONDS, log };
 
 const server = await startNatsServer();
 const dir = mkdtempSync(join(tmpdir(), "cadre-bench-"));
@@ -36,48 +35,11 @@ try {
   const nc = await connectNats(server.url, "bench");
   const payload = new Uint8Array(200);
   const echo = () => nc.request("bench.echo", payload, { timeout: 5000 });
-  await sequential(echo, 1000);
-  log(`raw request-reply: sequential ${SECONDS} s`);
-  const rawLat = await sequential(echo, SECONDS * 1000);
-  log(`raw request-reply: ${IN_FLIGHT} in flight ${SECONDS} s`);
-  const rawRate = await throughput(echo, IN_FLIGHT, SECONDS * 1000);
+  const { lat: rawLat, rate: rawRate } = await measure("raw request-reply", echo, phases);
   responder.kill("SIGTERM");
 
   // --- Cadre delegation, observed three ways -----------------------------------------------
-  // 128 actors: past the seed's default limits (10 per team, 50 in all).
-  const configFile = join(dir, "config.json");
-  const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
-  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits }));
-  const team: Team = parseTeam({
-    name: "bench",
-    root: "director",
-    kinds: {
-      director: {
-        role: "director",
-        replicas: IN_FLIGHT,
-        hosts: ["host-1"],
-        behaviour: { type: "script", delegate: [{ kind: "noop" }] },
-      },
-      noop: { role: "agent", replicas: IN_FLIGHT, hosts: ["host-2"], behaviour: { type: "script" } },
-    },
-  });
-  const waiting = new Map<string, () => void>();
-  nc.subscribe("cadre.v1.evt.workflow.*", {
-    callback: (_e, m) => {
-      const e = decodeAs(m.data, "event").body;
-      if (e.type === "WORKFLOW_COMPLETED" || e.type === "WORKFLOW_FAILED") {
-        waiting.get(e.scope)?.();
-        waiting.delete(e.scope);
-      }
-    },
-  });
-  const workflow = async () => {
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    const { workflowId } = await submitWorkflow(nc, { team });
-    waiting.set(workflowId, done);
-    await finished;
-  };
+  const cadre = cadreDelegation(nc, server.url, dir, phases);
   // Tracing exports to a stand-in OTLP/HTTP receiver in this process (every span sent, as to a collector).
   const receiver = await startOtlpReceiver();
   const configs = [
@@ -85,18 +47,9 @@ try {
     { name: "metrics on", env: {} },
     { name: "metrics and tracing on", env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } },
   ];
-  const results: { name: string; lat: number[]; rate: number }[] = [];
-  for (const cfg of configs) {
-    log(`cadre (${cfg.name}): starting supervisor and two agent-hosts`);
-    const stack = await startStack({ natsUrl: server.url, hosts: 2, monitor: false, configFile, env: cfg.env });
-    await sequential(workflow, 1000);
-    log(`cadre (${cfg.name}): sequential ${SECONDS} s`);
-    const lat = await sequential(workflow, SECONDS * 1000);
-    log(`cadre (${cfg.name}): ${IN_FLIGHT} in flight ${SECONDS} s`);
-    const rate = await throughput(workflow, IN_FLIGHT, SECONDS * 1000);
-    await stack.stop();
-    results.push({ name: cfg.name, lat, rate });
-  }
+  const results: ({ name: string } & Measurement)[] = [];
+  for (const cfg of configs) results.push({ name: cfg.name, ...(await cadre.run(cfg.name, cfg.env)) });
+  cadre.close();
   const spans = receiver.spans.length;
   await receiver.stop();
   await nc.close();
