@@ -8,6 +8,7 @@ import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription
 import { connect } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
+import { withRequestMux } from "./request-mux.js";
 import { authenticatorFor, credentialsFromUrls, type NatsAuth } from "./security.js";
 
 export type { Msg, MsgHdrs, NatsConnection, Subscription };
@@ -63,7 +64,8 @@ export async function connectNats(
     );
   }
   void watchStatus(nc, logger);
-  return nc;
+  // Every request (operations, and JetStream's publishes, KV reads and writes) over one inbox.
+  return withRequestMux(nc);
 }
 
 /** How long a stale connection may take to close itself before its socket is destroyed. */

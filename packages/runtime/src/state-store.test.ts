@@ -39,6 +39,31 @@ describe("StateStore over a real JetStream KV bucket", () => {
     expect((await s.get("k"))?.value).toEqual({ n: 2 });
   });
 
+  it("with a cache, reads back its own writes; another writer's change fails the next compare-and-set, which forgets the key", async () => {
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    const cached = new StateStore(kv, Counter, "counter", { cacheEntries: 2 });
+    const other = new StateStore(kv, Counter, "counter");
+    const rev = await cached.create("k", { n: 1 });
+    await other.update("k", { n: 5 }, rev);
+    // Its own write, from the cache (the other writer's is not seen yet)...
+    expect(await cached.get("k")).toEqual({ value: { n: 1 }, revision: rev });
+    // ...until its compare-and-set at that revision fails; then it reads the stored value.
+    const err = await cached.update("k", { n: 2 }, rev).catch((e) => e);
+    expect(err.code).toBe("CONCURRENT_MODIFICATION");
+    expect((await cached.get("k"))?.value).toEqual({ n: 5 });
+    // modify goes through the same path: it commits on the fresh read.
+    expect((await cached.modify("k", (c) => ({ n: (c?.n ?? 0) + 1 })))?.value).toEqual({ n: 6 });
+    expect((await other.get("k"))?.value).toEqual({ n: 6 });
+    // At most cacheEntries keys are kept (the least recently used goes); forgetAll empties it.
+    await cached.create("a", { n: 1 });
+    await cached.create("b", { n: 1 });
+    await other.update("k", { n: 9 }, (await other.get("k"))?.revision ?? 0);
+    expect((await cached.get("k"))?.value).toEqual({ n: 9 });
+    await other.update("b", { n: 7 }, (await other.get("b"))?.revision ?? 0);
+    cached.forgetAll();
+    expect((await cached.get("b"))?.value).toEqual({ n: 7 });
+  });
+
   it("counts every lost compare-and-set in cadre_state_conflicts_total, labelled with the metrics' service", async () => {
     const metrics = createMetrics({ service: "cadre-test", defaultMetrics: false });
     const conflicts = async (m: CadreMetrics) =>

@@ -93,10 +93,21 @@ export interface StateStoreOptions {
    * caller retries it (as {@link StateStore.modify} does) or not. Absent, nothing is recorded.
    */
   metrics?: CadreMetrics;
+  /**
+   * Keep the newest value this store read or wrote of up to so many keys, and answer reads of
+   * them without a round trip. Only for a bucket whose keys this process alone writes (the
+   * active supervisor's task and workflow records): a write by anyone else is found out at this
+   * store's next compare-and-set, which then fails, forgets the key and is retried on a fresh
+   * read; a value changed behind its back is seen at that read too. Values from the cache are
+   * shared: treat them as read-only. Absent or 0: no cache.
+   */
+  cacheEntries?: number;
 }
 
 export class StateStore<T> {
   private readonly onCorruption: (report: CorruptionReport) => void;
+  /** The newest value and revision of recently used keys, oldest first (see cacheEntries). */
+  private readonly cache = new Map<string, Versioned<T>>();
 
   constructor(
     readonly kv: KV,
@@ -114,14 +125,40 @@ export class StateStore<T> {
    * read fails with PROTOCOL_ERROR.
    */
   async get(key: string): Promise<Versioned<T> | undefined> {
+    const cached = this.cache.get(key);
+    if (cached) {
+      this.remember(key, cached);
+      return cached;
+    }
     const e = await this.kv.get(key);
-    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+    if (e?.operation !== "PUT" || e.value.length === 0) return undefined;
+    let read: Versioned<T>;
     try {
-      return { value: this.parse(key, e.value), revision: e.revision };
+      read = { value: this.parse(key, e.value), revision: e.revision };
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       return this.restore(key, e.revision, err);
     }
+    this.remember(key, read);
+    return read;
+  }
+
+  /** Forgets every cached value (a supervisor that becomes active, or stops being). */
+  forgetAll(): void {
+    this.cache.clear();
+  }
+
+  /** Forgets one key's cached value (it was deleted, or is no longer this process's to write). */
+  forget(key: string): void {
+    this.cache.delete(key);
+  }
+
+  private remember(key: string, v: Versioned<T>): void {
+    const max = this.opts.cacheEntries ?? 0;
+    if (max <= 0) return;
+    this.cache.delete(key);
+    this.cache.set(key, v);
+    if (this.cache.size > max) this.cache.delete(this.cache.keys().next().value as string);
   }
 
   private async restore(key: string, revision: number, damage: ProtocolError): Promise<Versioned<T>> {
@@ -150,20 +187,44 @@ export class StateStore<T> {
 
   /** Writes a new key; ConcurrentModificationError if it exists. */
   async create(key: string, value: T): Promise<number> {
-    const bytes = this.encode(value);
-    return this.write(key, 0, () => this.kv.create(key, bytes));
+    const { bytes, data } = this.encode(value);
+    return this.written(
+      key,
+      data,
+      this.write(key, 0, () => this.kv.create(key, bytes)),
+    );
   }
 
   /** Compare-and-set: writes only if the key is still at `expectedRevision`. */
   async update(key: string, value: T, expectedRevision: number): Promise<number> {
-    const bytes = this.encode(value);
-    return this.write(key, expectedRevision, () => this.kv.update(key, bytes, expectedRevision));
+    const { bytes, data } = this.encode(value);
+    return this.written(
+      key,
+      data,
+      this.write(key, expectedRevision, () => this.kv.update(key, bytes, expectedRevision)),
+    );
   }
 
   /** Unconditional write (for values with a single writer, such as a host's own record). */
   async put(key: string, value: T): Promise<number> {
-    const bytes = this.encode(value);
-    return this.write(key, null, () => this.kv.put(key, bytes));
+    const { bytes, data } = this.encode(value);
+    return this.written(
+      key,
+      data,
+      this.write(key, null, () => this.kv.put(key, bytes)),
+    );
+  }
+
+  /** Caches what a write stored; a write that failed (lost its compare-and-set, or else) forgets the key. */
+  private async written(key: string, data: T, write: Promise<number>): Promise<number> {
+    try {
+      const revision = await write;
+      this.remember(key, { value: data, revision });
+      return revision;
+    } catch (err) {
+      this.cache.delete(key);
+      throw err;
+    }
   }
 
   /**
@@ -228,7 +289,8 @@ export class StateStore<T> {
     );
   }
 
-  private encode(value: T): Uint8Array {
+  /** The bytes to store, and the value as a read would give it back (its schema's defaults applied). */
+  private encode(value: T): { bytes: Uint8Array; data: T } {
     const r = this.schema.safeParse(value);
     if (!r.success) {
       throw new ProtocolError(`refusing to store an invalid ${this.name} value`, {
@@ -238,8 +300,10 @@ export class StateStore<T> {
     const json = JSON.stringify(r.data);
     // The checksum is the value's last field, so readers that do not check it see plain JSON.
     const sum = crc32(json);
-    if (!json.startsWith("{")) return enc.encode(json);
-    return enc.encode(json === "{}" ? `{"${CHECKSUM}":${sum}}` : `${json.slice(0, -1)},"${CHECKSUM}":${sum}}`);
+    const data = r.data;
+    if (!json.startsWith("{")) return { bytes: enc.encode(json), data };
+    const stored = json === "{}" ? `{"${CHECKSUM}":${sum}}` : `${json.slice(0, -1)},"${CHECKSUM}":${sum}}`;
+    return { bytes: enc.encode(stored), data };
   }
 
   private parse(key: string, bytes: Uint8Array): T {

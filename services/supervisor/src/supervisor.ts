@@ -77,6 +77,9 @@ import { ReconciliationTally } from "./tally.js";
 import { AdmissionThrottle } from "./throttle.js";
 import { ContextTransfer } from "./transfer.js";
 
+/** How many task records and how many workflow records the active supervisor keeps cached (runtime StateStore). */
+export const RECORDS_CACHED = 10_000;
+
 /** Options of {@link Supervisor.start}. */
 export interface SupervisorOptions {
   config: Config;
@@ -177,15 +180,20 @@ export class Supervisor {
       emit({ type: "STATE_CORRUPTED", category: "state", scope: bucket, data: { ...r } });
     };
     const breaker = this.breakers.get("state_update");
+    // The active supervisor alone writes these records: it keeps the newest it read or wrote
+    // and reads them back without a round trip (forgotten whenever it becomes active or stops
+    // being; a write by anyone else fails its next compare-and-set, which forgets the key).
     const workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", {
       onCorruption: corrupted("workflows"),
       breaker,
       metrics,
+      cacheEntries: RECORDS_CACHED,
     });
     const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
       onCorruption: corrupted("tasks"),
       breaker,
       metrics,
+      cacheEntries: RECORDS_CACHED,
     });
     this.workflows = workflows;
     this.tasks = tasks;
@@ -421,6 +429,9 @@ export class Supervisor {
   /** Becomes the acting supervisor: serves, applies results, repairs placements. */
   private async activate(term: number, previous: string | undefined): Promise<void> {
     const since = this.clock.now();
+    // What it read as a standby, or in an earlier term, may have been written since by another.
+    this.tasks.forgetAll();
+    this.workflows.forgetAll();
     await this.registry.load();
     await this.controls.seedRunning();
     const s = await this.announce("active");
@@ -477,6 +488,8 @@ export class Supervisor {
   /** Stops acting (the lease went to another supervisor, or could not be renewed). */
   private async deactivate(reason: string): Promise<void> {
     clearInterval(this.repairTimer);
+    this.tasks.forgetAll();
+    this.workflows.forgetAll();
     this.reassigner.stop();
     this.resources.stop();
     this.lifecycle.stop();

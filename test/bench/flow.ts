@@ -1,0 +1,124 @@
+/**
+ * `node test/dist/bench/flow.js [workflows]`: what one workflow costs in NATS messages, by kind.
+ * A sniffer connection subscribes to every subject (`>`, on an anonymous stack) while N
+ * director > agent workflows run one after another, and counts each message once by what it
+ * is: a KV read or write of which bucket, a JetStream publish, pull or ack of which stream, an
+ * operation request, a reply, an event of which category. Heartbeats and the services' reports
+ * are time-driven, not per workflow, and are left out. The counts are the profile of the
+ * critical path's round trips: every request is one (its reply is counted beside it).
+ */
+
+import { startStack, submitWorkflow } from "@cadre/cli";
+import { decodeAs, parseTeam } from "@cadre/protocol";
+import { connectNats } from "@cadre/runtime";
+import { startNatsServer } from "@cadre/runtime/testing";
+import { printTable, quantile } from "./stats.js";
+
+const N = Number(process.argv[2] ?? 200);
+if (!Number.isInteger(N) || N < 1) {
+  process.stderr.write(
+    `usage: node test/dist/bench/flow.js [workflows]  (a whole number >= 1, got ${process.argv[2]})\n`,
+  );
+  process.exit(2);
+}
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** What a message is, from its subject. */
+export function kindOf(subject: string): string | undefined {
+  const t = subject.split(".");
+  if (t[0] === "_INBOX") return "reply (to a request)";
+  if (subject.startsWith("$JS.API.DIRECT.GET.KV_")) return `kv read ${t[4]?.slice(3)}`;
+  if (subject.startsWith("$JS.API.STREAM.MSG.GET.KV_")) return `kv read ${t[5]?.slice(3)}`;
+  if (t[0] === "$KV") return `kv write ${t[1]}`;
+  if (subject.startsWith("$JS.API.CONSUMER.MSG.NEXT.")) return `pull ${t[5]}`;
+  if (t[0] === "$JS" && t[1] === "ACK") return `ack ${t[2]}`;
+  if (t[0] === "$JS" && t[1] === "FC") return "flow control";
+  if (subject.startsWith("$JS.EVENT.")) return undefined; // advisories
+  if (t[0] === "$JS" && t[1] === "API") return `jetstream api ${t.slice(2, 4).join(".")}`;
+  if (t[0] === "$SRV") return undefined; // discovery
+  if (t[0] === "cadre" && t[1] === "v1") {
+    if (t[2] === "hb" || t[2] === "report") return undefined;
+    if (t[2] === "evt") return `event ${t[3]}`;
+    if (t[2] === "task") return "task publish";
+    if (t[2] === "result") return "result publish";
+    if (t[2] === "child") return "child notice";
+    return `request ${t.slice(2, 5).join(".")}`;
+  }
+  return subject.split(".").slice(0, 3).join(".");
+}
+
+const server = await startNatsServer();
+try {
+  const stack = await startStack({
+    natsUrl: server.url,
+    hosts: 2,
+    monitor: false,
+    env: { CADRE_METRICS: "off", CADRE_LOG_LEVEL: "warn" },
+  });
+  const nc = await connectNats(server.url, "bench-client");
+  const sniffer = await connectNats(server.url, "bench-sniffer");
+  const team = parseTeam({
+    name: "flow",
+    root: "director",
+    kinds: {
+      director: { role: "director", hosts: ["host-1"], behaviour: { type: "script", delegate: [{ kind: "noop" }] } },
+      noop: { role: "agent", hosts: ["host-2"], behaviour: { type: "script" } },
+    },
+  });
+  const waiting = new Map<string, () => void>();
+  nc.subscribe("cadre.v1.evt.workflow.*", {
+    callback: (_e, m) => {
+      const e = decodeAs(m.data, "event").body;
+      if (e.type === "WORKFLOW_COMPLETED" || e.type === "WORKFLOW_FAILED") {
+        waiting.get(e.scope)?.();
+        waiting.delete(e.scope);
+      }
+    },
+  });
+  const workflow = async () => {
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const { workflowId } = await submitWorkflow(nc, { team });
+    waiting.set(workflowId, done);
+    await finished;
+  };
+  for (let i = 0; i < 20; i++) await workflow(); // warm: the team placed, the actors spawned
+  await sniffer.flush();
+  const counts = new Map<string, number>();
+  let counting = true;
+  sniffer.subscribe(">", {
+    callback: (_e, m) => {
+      if (!counting) return;
+      const k = kindOf(m.subject);
+      if (k) counts.set(k, (counts.get(k) ?? 0) + 1);
+    },
+  });
+  await sniffer.flush();
+  log(`flow: ${N} sequential workflows`);
+  const lat: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    await workflow();
+    lat.push(performance.now() - t0);
+  }
+  // Whatever the last workflow set off after its completion event (counts written behind).
+  await new Promise((r) => setTimeout(r, 500));
+  counting = false;
+  const rows = [...counts].sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((s, [, n]) => s + n, 0);
+  printTable([
+    ["message", "per workflow"],
+    ...rows.map(([k, n]) => [k, (n / N).toFixed(2)]),
+    ["all", (total / N).toFixed(2)],
+  ]);
+  const requests = rows.filter(([k]) => k.startsWith("reply")).reduce((s, [, n]) => s + n, 0);
+  process.stdout.write(
+    `\n${N} workflows (director on host-1 > agent on host-2, metrics off), one at a time: p50 ${quantile(lat, 0.5).toFixed(2)} ms, ` +
+      `${(requests / N).toFixed(1)} replies per workflow (each a request's round trip; a JetStream publish's ack is one).\n`,
+  );
+  await sniffer.close();
+  await nc.close();
+  await stack.stop();
+} finally {
+  await server.stop();
+}
