@@ -50,12 +50,13 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
 
   it("three workflows exhaust the agents; analysis names them; reallocation pauses, caps and guarantees; staged resumption completes the rest", async () => {
     const rec = recordEvents(c.nc);
-    // Long enough (about 5 s for the high one alone, 6 s for the low one) to be analysed and
-    // reallocated while they run, also on a loaded machine (a CI run saw 12 low tasks finish first).
+    // Long enough (about 8 s for the high one alone, 6 s for the low one) to be analysed and
+    // reallocated while they run, also on a loaded machine (a CI run saw 12 low tasks finish
+    // first; a full local run saw the high one, then 20 tasks, finish before the reallocation).
     const low = await c.submit(fanTeam("rb-low", 24, 500), undefined, 1);
     // Capped at one agent from about 1 s in, the medium one outlasts the high one.
-    const medium = await c.submit(fanTeam("rb-medium", 24, 500), undefined, 5);
-    const high = await c.submit(fanTeam("rb-high", 20, 500), undefined, 10);
+    const medium = await c.submit(fanTeam("rb-medium", 32, 500), undefined, 5);
+    const high = await c.submit(fanTeam("rb-high", 32, 500), undefined, 10);
 
     // Every agent placed and at work: the three leads and their six workers.
     await until(
@@ -182,8 +183,8 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
     // Nothing lost, nothing applied twice.
     for (const [id, n] of [
       [low, 25],
-      [medium, 25],
-      [high, 21],
+      [medium, 33],
+      [high, 33],
     ] as const) {
       const w = await c.wait(id, 60_000);
       expect(w.status, c.tail()).toBe("completed");
