@@ -69,6 +69,23 @@ export function cadreDelegation(nc: NatsConnection, natsUrl: string, dir: string
       noop: { role: "agent", replicas: IN_FLIGHT, hosts: ["host-2"], behaviour: { type: "script" } },
     },
   });
+  const { workflow, close } = workflowRunner(nc, team);
+  return {
+    async run(name, env) {
+      opts.log(`cadre (${name}): starting supervisor and two agent-hosts`);
+      const stack = await startStack({ natsUrl, hosts: 2, monitor: false, configFile, env });
+      try {
+        return await measure(`cadre (${name})`, workflow, opts);
+      } finally {
+        await stack.stop();
+      }
+    },
+    close,
+  };
+}
+
+/** Submits one workflow of `team` and resolves when its WORKFLOW_COMPLETED or _FAILED is heard. */
+export function workflowRunner(nc: NatsConnection, team: Team): { workflow: () => Promise<void>; close: () => void } {
   const waiting = new Map<string, () => void>();
   const sub = nc.subscribe("cadre.v1.evt.workflow.*", {
     callback: (_e, m) => {
@@ -86,16 +103,5 @@ export function cadreDelegation(nc: NatsConnection, natsUrl: string, dir: string
     waiting.set(workflowId, done);
     await finished;
   };
-  return {
-    async run(name, env) {
-      opts.log(`cadre (${name}): starting supervisor and two agent-hosts`);
-      const stack = await startStack({ natsUrl, hosts: 2, monitor: false, configFile, env });
-      try {
-        return await measure(`cadre (${name})`, workflow, opts);
-      } finally {
-        await stack.stop();
-      }
-    },
-    close: () => sub.unsubscribe(),
-  };
+  return { workflow, close: () => sub.unsubscribe() };
 }

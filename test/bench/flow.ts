@@ -8,10 +8,11 @@
  * critical path's round trips: every request is one (its reply is counted beside it).
  */
 
-import { startStack, submitWorkflow } from "@cadre/cli";
-import { decodeAs, parseTeam } from "@cadre/protocol";
+import { startStack } from "@cadre/cli";
+import { parseTeam } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
+import { workflowRunner } from "./cadre-delegation.js";
 import { printTable, quantile } from "./stats.js";
 
 const N = Number(process.argv[2] ?? 200);
@@ -65,23 +66,7 @@ try {
       noop: { role: "agent", hosts: ["host-2"], behaviour: { type: "script" } },
     },
   });
-  const waiting = new Map<string, () => void>();
-  nc.subscribe("cadre.v1.evt.workflow.*", {
-    callback: (_e, m) => {
-      const e = decodeAs(m.data, "event").body;
-      if (e.type === "WORKFLOW_COMPLETED" || e.type === "WORKFLOW_FAILED") {
-        waiting.get(e.scope)?.();
-        waiting.delete(e.scope);
-      }
-    },
-  });
-  const workflow = async () => {
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    const { workflowId } = await submitWorkflow(nc, { team });
-    waiting.set(workflowId, done);
-    await finished;
-  };
+  const { workflow } = workflowRunner(nc, team);
   for (let i = 0; i < 20; i++) await workflow(); // warm: the team placed, the actors spawned
   await sniffer.flush();
   const counts = new Map<string, number>();
