@@ -156,7 +156,13 @@ export function chainTeam(name: string, depth: number): TeamInput {
 }
 
 /** A lead fanning out to `n` workers (`workers` replicas) that each sleep `sleepMs`. */
-export function fanTeam(name: string, n: number, sleepMs: number, workers = 2): TeamInput {
+export function fanTeam(
+  name: string,
+  n: number,
+  sleepMs: number,
+  workers = 2,
+  opts: { leadState?: Record<string, unknown> } = {},
+): TeamInput {
   return {
     name,
     root: "lead",
@@ -166,11 +172,69 @@ export function fanTeam(name: string, n: number, sleepMs: number, workers = 2): 
         replicas: 1,
         behaviour: {
           type: "script",
+          ...(opts.leadState ? { state: opts.leadState } : {}),
           delegate: [{ kind: "worker", count: n, input: { i: "{{index}}" } }],
           output: { parts: "{{children}}" },
         },
       },
       worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
+    },
+  };
+}
+
+/** A director and one coder whose original actor answers what breaks its schema until it is replaced (a quarantine). */
+export function quarantineTeam(name: string): TeamInput {
+  return {
+    name,
+    root: "lead",
+    kinds: {
+      lead: { role: "director", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "coder" }], output: {} } },
+      coder: {
+        role: "agent",
+        replicas: 1,
+        behaviour: { type: "script", brokenUntilReplaced: true, output: { code: "ok" } },
+        output: { type: "object", required: ["code"], properties: { code: { type: "string" } } },
+      },
+    },
+  };
+}
+
+/**
+ * A deadlock every run: two directors take the same two exclusive resources in opposite order,
+ * pausing after each acquisition so both hold their first before either asks for its second;
+ * dir-a has the higher priority. Each delegates to an engineer working `engineerMs`.
+ */
+export function deadlockTeam(name: string, engineerMs: number): TeamInput {
+  const director = (first: string, second: string, by: string) => ({
+    role: "director" as const,
+    replicas: 1,
+    acquire: [first, second],
+    behaviour: { type: "script" as const, acquireGapMs: 500, delegate: [{ kind: "engineer" }], output: { by } },
+  });
+  return {
+    name,
+    root: "boss",
+    resources: { "pool-x": { capacity: 1 }, "pool-y": { capacity: 1 } },
+    kinds: {
+      boss: {
+        role: "director",
+        replicas: 1,
+        behaviour: {
+          type: "script",
+          delegate: [
+            { kind: "dir-a", priority: 1 },
+            { kind: "dir-b", priority: 0 },
+          ],
+          output: { done: true },
+        },
+      },
+      "dir-a": director("pool-x", "pool-y", "a"),
+      "dir-b": director("pool-y", "pool-x", "b"),
+      engineer: {
+        role: "agent",
+        replicas: 2,
+        behaviour: { type: "script", sleepMs: engineerMs, output: { ok: true } },
+      },
     },
   };
 }

@@ -11,30 +11,23 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ConfigInput, TeamInput } from "@cadre/protocol";
+import type { ConfigInput } from "@cadre/protocol";
 import { rejection } from "@cadre/protocol/testing";
 import { type ServiceProcess, SupervisorClient, spawnService } from "@cadre/runtime";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import {
+  fanTeam,
+  fastConfig,
+  quarantineTeam,
+  recordEvents,
+  startCluster,
+  type TestCluster,
+  until,
+} from "../helpers/cluster.js";
 
 const monitorEntry = createRequire(import.meta.url).resolve("@cadre/monitor/main");
 const TOKEN = `dash-${Math.random().toString(36).slice(2)}-${Date.now()}`;
-
-/** The original coder answers with what breaks its schema until it is replaced (quarantine.test.ts). */
-const quarantineTeam: TeamInput = {
-  name: "act-quarantine",
-  root: "lead",
-  kinds: {
-    lead: { role: "director", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "coder" }], output: {} } },
-    coder: {
-      role: "agent",
-      replicas: 1,
-      behaviour: { type: "script", brokenUntilReplaced: true, output: { code: "ok" } },
-      output: { type: "object", required: ["code"], properties: { code: { type: "string" } } },
-    },
-  },
-};
 
 type Reply = {
   status: number;
@@ -235,7 +228,7 @@ describe("dashboard operator actions", () => {
 
   it("releases a quarantined actor as the operator; a second release finds none", async () => {
     const rec = recordEvents(c.nc);
-    const id = await c.submit(quarantineTeam);
+    const id = await c.submit(quarantineTeam("act-quarantine"));
     expect((await c.wait(id)).status, c.tail()).toBe("completed");
     const q = await until("the quarantine event", () => rec.events.find((e) => e.event.type === "AGENT_QUARANTINED"));
     rec.stop();

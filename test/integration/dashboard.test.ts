@@ -6,78 +6,25 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { TeamInput } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordEvents, startCluster, type TestCluster, until, waitForEvent } from "../helpers/cluster.js";
+import {
+  deadlockTeam,
+  fanTeam,
+  quarantineTeam,
+  recordEvents,
+  startCluster,
+  type TestCluster,
+  until,
+  waitForEvent,
+} from "../helpers/cluster.js";
 
 const CHROMIUM = process.env.CADRE_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = join(import.meta.dirname, "..", "results", "dashboard");
 
 /** A lead that writes the workflow's shared state and delegates to four workers. */
-const stateTeam: TeamInput = {
-  name: "dash-fan",
-  root: "lead",
-  kinds: {
-    lead: {
-      role: "lead",
-      replicas: 1,
-      behaviour: {
-        type: "script",
-        state: { plan: { parts: 4, by: "lead" } },
-        delegate: [{ kind: "worker", count: 4, input: { i: "{{index}}" } }],
-        output: { parts: "{{children}}" },
-      },
-    },
-    worker: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs: 300, output: { ok: true } } },
-  },
-};
-
-/** The original coder answers with what breaks its schema until it is replaced (quarantine.test.ts). */
-const quarantineTeam: TeamInput = {
-  name: "dash-quarantine",
-  root: "lead",
-  kinds: {
-    lead: { role: "director", replicas: 1, behaviour: { type: "script", delegate: [{ kind: "coder" }], output: {} } },
-    coder: {
-      role: "agent",
-      replicas: 1,
-      behaviour: { type: "script", brokenUntilReplaced: true, output: { code: "ok" } },
-      output: { type: "object", required: ["code"], properties: { code: { type: "string" } } },
-    },
-  },
-};
-
-/** Two directors taking two exclusive resources in opposite order (deadlock.test.ts). */
-const director = (first: string, second: string) => ({
-  role: "director" as const,
-  replicas: 1,
-  acquire: [first, second],
-  behaviour: { type: "script" as const, acquireGapMs: 500, delegate: [{ kind: "engineer" }], output: {} },
-});
-const deadlockTeam: TeamInput = {
-  name: "dash-deadlock",
-  root: "boss",
-  resources: { "pool-x": { capacity: 1 }, "pool-y": { capacity: 1 } },
-  kinds: {
-    boss: {
-      role: "director",
-      replicas: 1,
-      behaviour: {
-        type: "script",
-        delegate: [
-          { kind: "dir-a", priority: 1 },
-          { kind: "dir-b", priority: 0 },
-        ],
-        output: {},
-      },
-    },
-    "dir-a": director("pool-x", "pool-y"),
-    "dir-b": director("pool-y", "pool-x"),
-    engineer: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs: 1000, output: {} } },
-  },
-};
+const stateTeam = fanTeam("dash-fan", 4, 300, 2, { leadState: { plan: { parts: 4, by: "lead" } } });
 
 describe("the dashboard, in headless Chromium on a real stack", () => {
   let c: TestCluster;
@@ -166,7 +113,7 @@ describe("the dashboard, in headless Chromium on a real stack", () => {
 
   it("lists a quarantined agent with its issues, and marks its task reassigned", async () => {
     const rec = recordEvents(c.nc);
-    const id = await c.submit(quarantineTeam);
+    const id = await c.submit(quarantineTeam("dash-quarantine"));
     expect((await c.wait(id, 30_000)).status, c.tail()).toBe("completed");
     const q = await until("the quarantine event", () => rec.events.find((e) => e.event.type === "AGENT_QUARANTINED"));
     rec.stop();
@@ -189,7 +136,7 @@ describe("the dashboard, in headless Chromium on a real stack", () => {
 
   it("draws a resolved deadlock's cycle with its victim", async () => {
     const rec = recordEvents(c.nc);
-    const id = await c.submit(deadlockTeam);
+    const id = await c.submit(deadlockTeam("dash-deadlock", 1000));
     const resolved = await until("the deadlock resolved", () =>
       rec.events.find((e) => e.event.type === "DEADLOCK_RESOLVED"),
     );

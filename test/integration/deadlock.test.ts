@@ -5,42 +5,11 @@
  * backoff), and both complete. `cadre waits` shows the graph while the retried one waits.
  */
 
-import type { TeamInput } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+import { deadlockTeam, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
 
-const director = (first: string, second: string, by: string) => ({
-  role: "director" as const,
-  replicas: 1,
-  acquire: [first, second],
-  // The pause after each acquisition makes both take their first resource before either asks
-  // for its second: the deadlock happens every run.
-  behaviour: { type: "script" as const, acquireGapMs: 500, delegate: [{ kind: "engineer" }], output: { by } },
-});
-
-const team: TeamInput = {
-  name: "deadlock",
-  root: "boss",
-  resources: { "pool-x": { capacity: 1 }, "pool-y": { capacity: 1 } },
-  kinds: {
-    boss: {
-      role: "director",
-      replicas: 1,
-      behaviour: {
-        type: "script",
-        delegate: [
-          { kind: "dir-a", priority: 1 },
-          { kind: "dir-b", priority: 0 },
-        ],
-        output: { done: true },
-      },
-    },
-    "dir-a": director("pool-x", "pool-y", "a"),
-    "dir-b": director("pool-y", "pool-x", "b"),
-    engineer: { role: "agent", replicas: 2, behaviour: { type: "script", sleepMs: 3000, output: { ok: true } } },
-  },
-};
+const team = deadlockTeam("deadlock", 3000);
 
 describe("two directors taking the same resources in opposite order", () => {
   let c: TestCluster;
