@@ -9,7 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startStack, submitWorkflow } from "@cadre/cli";
-import { decodeAs, parseTeam, type Team } from "@cadre/protocol";
+import { decodeAs, parseTeam, subjects, type Team } from "@cadre/protocol";
 import type { NatsConnection } from "@cadre/runtime";
 import { sequential, throughput } from "./stats.js";
 
@@ -87,7 +87,7 @@ export function cadreDelegation(nc: NatsConnection, natsUrl: string, dir: string
 /** Submits one workflow of `team` and resolves when its WORKFLOW_COMPLETED or _FAILED is heard. */
 export function workflowRunner(nc: NatsConnection, team: Team): { workflow: () => Promise<void>; close: () => void } {
   const waiting = new Map<string, () => void>();
-  const sub = nc.subscribe("cadre.v1.evt.workflow.*", {
+  const sub = nc.subscribe(subjects.eventsOf("workflow"), {
     callback: (_e, m) => {
       const e = decodeAs(m.data, "event").body;
       if (e.type === "WORKFLOW_COMPLETED" || e.type === "WORKFLOW_FAILED") {
