@@ -270,7 +270,8 @@ export function natsNode(victim: string, toleranceMs = NODE_STALL_MS): Expectati
     unsent: NODE_LOSS_UNSTORED,
     unsentWhy: NODE_LOSS_WHY,
     visibility: `No Cadre event names a NATS node: the loss of ${victim} shows as a pause in results applied while nats-server elected new leaders for the streams it led and clients moved to the other nodes.`,
-    recoverDefinition: "from the kill until the end of the longest pause in tasks completed after it (live).",
+    recoverDefinition:
+      "from the kill until the end of the longest pause in tasks completed after it (live, seen from a NATS node that stays up).",
     explains: (f: Fault) => (NODE_LOSS[f.type] ? `a consequence of the node's loss: ${NODE_LOSS[f.type]}` : undefined),
     checks: ({ events, injection, figures }) => [
       check(
@@ -278,7 +279,7 @@ export function natsNode(victim: string, toleranceMs = NODE_STALL_MS): Expectati
         injection.at === null ? null : longestStall(events, injection.at),
         figures.recoverMs,
         { min: -toleranceMs, max: toleranceMs },
-        `the same pause seen twice: stream times vs live receipt (a publish retried during the elections, the test's own reconnect); ${toleranceMs} ms either way`,
+        `the same pause seen twice: stream times vs live receipt on a surviving node (a publish retried during the elections); ${toleranceMs} ms either way`,
       ),
     ],
   };

@@ -163,11 +163,13 @@ export class ChaosCluster {
     return c;
   }
 
-  /** A connection of the test process (through the published ports) as the operator. */
-  private connectAsOperator(name: string) {
-    const urls = this.natsNames().map(
-      (n) => `nats://${this.member(n).getHost()}:${this.member(n).getMappedPort(4222)}`,
-    );
+  /**
+   * A connection of the test process (through the published ports) as the operator, to the
+   * nodes named (all by default). One to a single node that is not killed never moves: an
+   * observer that must not miss what happens while the others' connections move.
+   */
+  connectAsOperator(name: string, nodes = this.natsNames()) {
+    const urls = nodes.map((n) => `nats://${this.member(n).getHost()}:${this.member(n).getMappedPort(4222)}`);
     return connectNats(urls.join(","), name, undefined, {
       credentials: this.security.credentials("operator"),
       tls: this.security.tls?.("operator"),

@@ -206,12 +206,20 @@ scenario(
     const { jetstreamManager } = await import("@nats-io/jetstream");
     const info = await (await jetstreamManager(c.client.nc)).streams.info("CADRE_TASKS");
     const victim = info.cluster?.leader ?? "nats-1";
+    // The pause is watched from a node that stays up: the test's own connection may be on the
+    // victim, and while it moves it misses events (a CI run saw it back 14 s after the results).
+    const survivor = c.natsNames().find((n) => n !== victim) ?? "nats-1";
+    const observer = await c.connectAsOperator("cadre-chaos-observer", [survivor]);
+    const watch = recordEvents(observer);
+    await observer.flush();
     const injection = await inject(`SIGKILL NATS node ${victim} (the task stream's leader)`, () => c.kill(victim));
     const killedAt = injection.at ?? 0;
     const completedBefore = rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.at <= killedAt).length;
 
     const w = await finish(c, id, 120_000);
     rec.stop();
+    watch.stop();
+    await observer.close();
     const o = await expectPromisesKept(c, id);
 
     const f = record({
@@ -220,7 +228,7 @@ scenario(
       // No Cadre event names a NATS node. Recovery: the end of the longest pause in completed
       // tasks after the kill (streams electing new leaders, clients moving to other nodes).
       detectMs: null,
-      recoverMs: endOfLongestStall(rec.events, id, killedAt),
+      recoverMs: endOfLongestStall(watch.events, id, killedAt),
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });

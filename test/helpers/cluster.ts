@@ -155,13 +155,16 @@ export function chainTeam(name: string, depth: number): TeamInput {
   return { name, root: "k0", kinds };
 }
 
-/** A lead fanning out to `n` workers (`workers` replicas) that each sleep `sleepMs`. */
+/**
+ * A lead fanning out to `n` workers (`workers` replicas) that each sleep `sleepMs`; with `gate`,
+ * the workers wait until the workflow's shared state holds that name (the test sets it to go on).
+ */
 export function fanTeam(
   name: string,
   n: number,
   sleepMs: number,
   workers = 2,
-  opts: { leadState?: Record<string, unknown> } = {},
+  opts: { leadState?: Record<string, unknown>; gate?: string } = {},
 ): TeamInput {
   return {
     name,
@@ -177,7 +180,11 @@ export function fanTeam(
           output: { parts: "{{children}}" },
         },
       },
-      worker: { role: "agent", replicas: workers, behaviour: { type: "script", sleepMs, output: { ok: true } } },
+      worker: {
+        role: "agent",
+        replicas: workers,
+        behaviour: { type: "script", sleepMs, ...(opts.gate ? { gate: opts.gate } : {}), output: { ok: true } },
+      },
     },
   };
 }

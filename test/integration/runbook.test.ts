@@ -5,7 +5,7 @@
  */
 
 import { BUCKETS, type OpReply } from "@cadre/protocol";
-import { call } from "@cadre/runtime";
+import { call, StateValueSchema, TxStore } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -43,6 +43,12 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
     await c?.stop();
   });
 
+  /** Sets the gate's name in a workflow's shared state: its gated workers go on. */
+  const GATE = "go";
+  const openGate = async (workflowId: string) => {
+    const store = new TxStore(await new Kvm(c.nc).open(BUCKETS.state), StateValueSchema, { writer: "test" });
+    await store.transact([`${workflowId}.${GATE}`], () => ({ [`${workflowId}.${GATE}`]: true }));
+  };
   /** Where the commands' real output is kept (the README's Runbook section quotes it). */
   const json = <T>(...args: string[]): T => runbookJson(c)<T>(...args);
   const analysis = () =>
@@ -50,13 +56,13 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
 
   it("three workflows exhaust the agents; analysis names them; reallocation pauses, caps and guarantees; staged resumption completes the rest", async () => {
     const rec = recordEvents(c.nc);
-    // Long enough (about 8 s for the high one alone, 6 s for the low one) to be analysed and
-    // reallocated while they run, also on a loaded machine (a CI run saw 12 low tasks finish
-    // first; a full local run saw the high one, then 20 tasks, finish before the reallocation).
-    const low = await c.submit(fanTeam("rb-low", 24, 500), undefined, 1);
-    // Capped at one agent from about 1 s in, the medium one outlasts the high one.
-    const medium = await c.submit(fanTeam("rb-medium", 32, 500), undefined, 5);
-    const high = await c.submit(fanTeam("rb-high", 32, 500), undefined, 10);
+    // Their workers wait at a gate until the reallocation is in place, so all three are running
+    // when it is analysed and reallocated however slow the machine (timing alone was not
+    // enough: CI runs saw the low one finish before the reallocation came).
+    const low = await c.submit(fanTeam("rb-low", 12, 500, 2, { gate: GATE }), undefined, 1);
+    // Capped at one agent, the medium one outlasts the high one.
+    const medium = await c.submit(fanTeam("rb-medium", 16, 500, 2, { gate: GATE }), undefined, 5);
+    const high = await c.submit(fanTeam("rb-high", 16, 500, 2, { gate: GATE }), undefined, 10);
 
     // Every agent placed and at work: the three leads and their six workers.
     await until(
@@ -124,6 +130,7 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
         ],
       }),
     );
+    for (const id of [low, medium, high]) await openGate(id);
     const [paused, reduced, optimized] = r.actions;
     // Freed by the pause: the agent tasks it parked (its workers running then).
     expect(paused?.workflows[0]).toMatchObject({ workflowId: low, done: "paused" });
@@ -182,9 +189,9 @@ describe("the runbook: resource exhaustion, from analysis to staged recovery", (
 
     // Nothing lost, nothing applied twice.
     for (const [id, n] of [
-      [low, 25],
-      [medium, 33],
-      [high, 33],
+      [low, 13],
+      [medium, 17],
+      [high, 17],
     ] as const) {
       const w = await c.wait(id, 60_000);
       expect(w.status, c.tail()).toBe("completed");

@@ -64,6 +64,12 @@ export const ScriptBehaviourSchema = z
      * that does not use it keeps its id: see {@link teamId}). @default 0
      */
     sleepGrowthMs: z.number().int().min(0).max(60_000).optional(),
+    /**
+     * A gate: each attempt first waits, re-reading every 100 ms, until the workflow's shared
+     * state holds this name; work that must stay running until a demo or a test opens it.
+     * Optional, not defaulted, like `sleepGrowthMs`. @default none
+     */
+    gate: NameSchema.optional(),
     /** Subtasks to delegate (directors and leads only). */
     delegate: z.array(DelegationSpecSchema).default([]),
     /** Output template: strings may hold `{{input.x}}`, `{{task.id}}`, `{{children}}`... */

@@ -247,7 +247,7 @@ describe("an agent-host's task controls, inspection and admission", () => {
     const t = await team(quickAgent);
     const task = t.task();
     await putControl({ workflowId: task.workflowId, cancelled: { reason: "operator", at: 1 } });
-    await until("the host following the control", () => host.control(task.workflowId)?.cancelled !== null);
+    await until("the host following the control", () => Boolean(host.control(task.workflowId)?.cancelled));
     await publishTask(fx, task);
     await settled(t);
     expect(asked).not.toContain(task.taskId);

@@ -187,6 +187,34 @@ describe("script behaviour", () => {
     expect([await took(steady, "w3-r-0"), await took(steady, "w3-r-1")]).toEqual([100, 100]);
   });
 
+  it("with a gate, waits until the workflow's state holds its name, and stops waiting when aborted", async () => {
+    const clock = new ManualClock();
+    const values = new Map<string, unknown>();
+    const state: WorkflowState = { ...recordingState(), get: async (name) => values.get(name) };
+    let done = false;
+    const p = script({ gate: "go", output: { ok: true } })
+      .run(ctx({ clock, state }), [])
+      .then((out) => {
+        done = true;
+        return out;
+      });
+    const tick = async () => {
+      clock.advance(100);
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+    for (let i = 0; i < 5; i++) await tick();
+    expect(done).toBe(false);
+    values.set("go", true);
+    while (!done) await tick();
+    await expect(p).resolves.toEqual({ ok: true });
+
+    const ac = new AbortController();
+    const closed = script({ gate: "go" }).run(ctx({ clock, signal: ac.signal }), []);
+    await tick();
+    ac.abort(new Error("attempt abandoned"));
+    await expect(closed).rejects.toThrow("attempt abandoned");
+  });
+
   it("stops sleeping when its attempt is aborted", async () => {
     const clock = new ManualClock();
     const ac = new AbortController();

@@ -16,6 +16,9 @@ import type { Behaviour, BehaviourContext, ChildOutcome } from "./types.js";
  */
 export const INVALID_OUTPUT = "cadre:invalid-output";
 
+/** How often a gated attempt re-reads its gate. */
+const GATE_POLL_MS = 100;
+
 function pickDuration(spec: ScriptBehaviour["sleepMs"], roll: number): number {
   if (typeof spec === "number") return spec;
   const [min, max] = spec;
@@ -55,6 +58,9 @@ export function createScriptBehaviour(
       const failRoll = roll();
       const invalidRoll = roll();
 
+      if (spec.gate) {
+        while ((await ctx.state.get(spec.gate)) === undefined) await sleep(ctx.clock, GATE_POLL_MS, ctx.signal);
+      }
       // The slowdown grows with the attempts this actor ran before, whatever their outcome.
       const ms = pickDuration(spec.sleepMs, sleepRoll) + runs++ * (spec.sleepGrowthMs ?? 0);
       if (ms > 0) await sleep(ctx.clock, ms, ctx.signal);
