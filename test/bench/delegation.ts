@@ -31,7 +31,9 @@ try {
   const responder = spawn(process.execPath, [fileURLToPath(new URL("./responder.js", import.meta.url)), server.url], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  await new Promise<void>((resolve) => createInterface({ input: responder.stdout! }).once("line", () => resolve()));
+  const ready = responder.stdout;
+  if (!ready) throw new Error("the responder has no standard output");
+  await new Promise<void>((resolve) => createInterface({ input: ready }).once("line", () => resolve()));
   const nc = await connectNats(server.url, "bench");
   const payload = new Uint8Array(200);
   const echo = () => nc.request("bench.echo", payload, { timeout: 5000 });

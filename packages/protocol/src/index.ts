@@ -136,6 +136,7 @@ export type {
 } from "./monitoring.js";
 export { METRIC_ACTIONS, METRIC_NAMES, MonitorThresholdsSchema } from "./monitoring.js";
 export * from "./operations.js";
+export * from "./partitions.js";
 export type { Identity, Permissions } from "./permissions.js";
 export { authorizationConfig, permissionsFor } from "./permissions.js";
 export { checkDelegation } from "./policy.js";

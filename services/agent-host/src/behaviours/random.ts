@@ -4,19 +4,11 @@
  * failure is not permanent.
  */
 
+import { hashString } from "@cadre/protocol";
 import { mulberry32, type Rolls } from "@cadre/runtime";
 
-export { mulberry32, type Rolls };
-
-/** 32-bit FNV-1a of a string, used to fold the task identity into the seed. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** 32-bit FNV-1a folds the task identity into the seed. */
+export { hashString, mulberry32, type Rolls };
 
 /** The deterministic roll stream of one attempt at one task. */
 export function rollsFor(seed: number, taskId: string, attempt: number): Rolls {
