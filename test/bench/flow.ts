@@ -71,10 +71,13 @@ try {
   await sniffer.flush();
   const counts = new Map<string, number>();
   let counting = true;
+  /** While set, every message seen with its arrival time: one workflow's timeline. */
+  let timeline: { at: number; kind: string; subject: string }[] | undefined;
   sniffer.subscribe(">", {
     callback: (_e, m) => {
-      if (!counting) return;
       const k = kindOf(m.subject);
+      timeline?.push({ at: performance.now(), kind: k ?? "(not per workflow)", subject: m.subject });
+      if (!counting) return;
       if (k) counts.set(k, (counts.get(k) ?? 0) + 1);
     },
   });
@@ -101,6 +104,27 @@ try {
     `\n${N} workflows (director on host-1 > agent on host-2, metrics off), one at a time: p50 ${quantile(lat, 0.5).toFixed(2)} ms, ` +
       `${(requests / N).toFixed(1)} replies per workflow (each a request's round trip; a JetStream publish's ack is one).\n`,
   );
+
+  // One more, timed message by message: where a workflow's time goes between the services.
+  await new Promise((r) => setTimeout(r, 500));
+  timeline = [];
+  const t0 = performance.now();
+  await workflow();
+  const took = performance.now() - t0;
+  const seen = timeline.filter((x) => x.kind !== "(not per workflow)");
+  timeline = undefined;
+  let prev = t0;
+  process.stdout.write(
+    `\none workflow, message by message (${took.toFixed(2)} ms; + is the gap since the previous):\n`,
+  );
+  printTable([
+    ["at ms", "+ ms", "message", "subject"],
+    ...seen.map((x) => {
+      const row = [(x.at - t0).toFixed(2), (x.at - prev).toFixed(2), x.kind, x.subject.slice(0, 60)];
+      prev = x.at;
+      return row;
+    }),
+  ]);
   await sniffer.close();
   await nc.close();
   await stack.stop();

@@ -159,18 +159,25 @@ export function lastCompletion(
   return last;
 }
 
-/** The end (ms after `from`) of the longest gap between tasks completed after `from`. */
-export function endOfLongestStall(events: TimedEvent[], workflowId: string, from: number): number | null {
-  const times = events
-    .filter((e) => e.at >= from && e.event.type === "TASK_COMPLETED" && e.event.scope === workflowId)
-    .map((e) => e.at);
+/** A pause in tasks completed: from its start to its end (ms after the fault), and the task that ended it. */
+export interface StallSeen {
+  startMs: number;
+  endMs: number;
+  taskId: string;
+}
+
+/** The longest gap between a workflow's tasks completed after `from`. */
+export function longestStall(events: TimedEvent[], workflowId: string, from: number): StallSeen | null {
   let prev = from;
-  let best: { gap: number; end: number } | null = null;
-  for (const t of times) {
-    if (!best || t - prev > best.gap) best = { gap: t - prev, end: t };
-    prev = t;
+  let best: StallSeen | null = null;
+  for (const { at, event } of events) {
+    if (at < from || event.type !== "TASK_COMPLETED" || event.scope !== workflowId) continue;
+    if (!best || at - prev > best.endMs - best.startMs) {
+      best = { startMs: prev - from, endMs: at - from, taskId: String(event.data.taskId) };
+    }
+    prev = at;
   }
-  return best ? best.end - from : null;
+  return best;
 }
 
 /**

@@ -31,12 +31,12 @@ import { hostFault, natsNode, noFault, supervisorRestart, supervisorTakeover } f
 import {
   busyHost,
   elapsed,
-  endOfLongestStall,
   expectPromisesKept,
   type Figures,
   finish,
   firstAt,
   hostFaultFigures,
+  longestStall,
   outcome,
   perSecond,
   promiseFigures,
@@ -221,6 +221,7 @@ scenario(
     watch.stop();
     await observer.close();
     const o = await expectPromisesKept(c, id);
+    const pause = longestStall(watch.events, id, killedAt);
 
     const f = record({
       scenario: "kill-nats-node",
@@ -228,12 +229,12 @@ scenario(
       // No Cadre event names a NATS node. Recovery: the end of the longest pause in completed
       // tasks after the kill (streams electing new leaders, clients moving to other nodes).
       detectMs: null,
-      recoverMs: endOfLongestStall(watch.events, id, killedAt),
+      recoverMs: pause?.endMs ?? null,
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
     expect(completedBefore).toBeLessThan(TASKS + 1);
-    await incident(c, since, injection, f, natsNode(victim));
+    await incident(c, since, injection, f, natsNode(victim, pause));
   },
 );
 
