@@ -10,6 +10,7 @@
 
 import { ConcurrentModificationError, type LeaseRecord } from "@cadre/protocol";
 import type { Clock, Logger, StateStore } from "@cadre/runtime";
+import { Ticker } from "./ticker.js";
 
 export const LEASE_KEY = "supervisor.lease";
 
@@ -30,11 +31,11 @@ export class LeaseKeeper {
   private held: { revision: number; term: number } | undefined;
   private lastRenewedAt = 0;
   private observed: { revision: number; since: number } | undefined;
-  private timer: unknown;
-  private stopped = false;
-  private ticking: Promise<void> = Promise.resolve();
+  private readonly ticker: Ticker;
 
-  constructor(private readonly o: LeaseOptions) {}
+  constructor(private readonly o: LeaseOptions) {
+    this.ticker = new Ticker(o.clock, o.renewMs, () => this.tick());
+  }
 
   get active(): boolean {
     return this.held !== undefined;
@@ -42,21 +43,12 @@ export class LeaseKeeper {
 
   /** Ticks now and then every `renewMs` on the clock; resolves when the first tick is done. */
   start(): Promise<void> {
-    const loop = () => {
-      if (this.stopped) return;
-      this.ticking = this.tick().finally(() => {
-        if (!this.stopped) this.timer = this.o.clock.setTimeout(loop, this.o.renewMs);
-      });
-    };
-    loop();
-    return this.ticking;
+    return this.ticker.start();
   }
 
   /** Stops ticking; an active holder gives the lease up so a standby need not wait for the TTL. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.o.clock.clearTimeout(this.timer);
-    await this.ticking;
+    await this.ticker.stop();
     if (this.held) {
       const held = this.held;
       this.held = undefined;

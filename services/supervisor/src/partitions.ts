@@ -32,6 +32,7 @@ import {
 } from "@cadre/protocol";
 import { type Clock, type Logger, StateStore } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
+import { Ticker } from "./ticker.js";
 
 export interface PartitionKeeperOptions {
   /** The registry bucket. */
@@ -65,11 +66,10 @@ export class PartitionKeeper {
   private readonly freeSince = new Map<number, number>();
   private startedAt: number | undefined;
   private lastRenewedAt: number | undefined;
-  private timer: unknown;
-  private stopped = false;
-  private ticking: Promise<void> = Promise.resolve();
+  private readonly ticker: Ticker;
 
   constructor(private readonly o: PartitionKeeperOptions) {
+    this.ticker = new Ticker(o.clock, o.renewMs, () => this.tick());
     this.table = new StateStore(o.kv, PartitionTableSchema, "partition table");
     this.members = new StateStore(o.kv, MemberRecordSchema, "supervisor member");
   }
@@ -79,23 +79,14 @@ export class PartitionKeeper {
     return this.mine;
   }
 
-  /** Ticks now and then every `renewMs`; resolves when the first tick is done. */
+  /** Ticks now and then every `renewMs` on the clock; resolves when the first tick is done. */
   start(): Promise<void> {
-    const loop = () => {
-      if (this.stopped) return;
-      this.ticking = this.tick().finally(() => {
-        if (!this.stopped) this.timer = this.o.clock.setTimeout(loop, this.o.renewMs);
-      });
-    };
-    loop();
-    return this.ticking;
+    return this.ticker.start();
   }
 
   /** Stops ticking and leaves: gives up its partitions and its place, so the others take over at once. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.o.clock.clearTimeout(this.timer);
-    await this.ticking;
+    await this.ticker.stop();
     await this.dropAll("stopping");
     try {
       for (let tries = 0; tries < 5; tries++) {
