@@ -269,7 +269,7 @@ export function natsNode(victim: string, pause: StallSeen | null, toleranceMs = 
       const from = injection.at;
       const completed = events.filter((e) => e.event.type === "TASK_COMPLETED");
       const ending =
-        pause && completed.find((e) => e.event.type === "TASK_COMPLETED" && e.event.data.taskId === pause.taskId);
+        pause && events.find((e) => e.event.type === "TASK_COMPLETED" && e.event.data.taskId === pause.taskId);
       const inside =
         from === null || pause === null
           ? null

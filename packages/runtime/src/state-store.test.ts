@@ -3,7 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createBreaker } from "./breaker.js";
+import { type Breaker, createBreaker } from "./breaker.js";
 import { ManualClock } from "./clock.js";
 import { type CadreMetrics, createMetrics } from "./metrics.js";
 import { connectNats, type NatsConnection } from "./nats.js";
@@ -11,6 +11,15 @@ import { type CorruptionReport, StateStore } from "./state-store.js";
 import { type NatsServer, startNatsServer } from "./testing/nats-server.js";
 
 const Counter = z.object({ n: z.number().int() });
+
+/** Resolves once `probe` answers something, polling every 10 ms; throws after 5 s. */
+async function until(probe: () => Promise<unknown>): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error("the condition did not hold within 5 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe("StateStore over a real JetStream KV bucket", () => {
   let server: NatsServer;
@@ -37,6 +46,34 @@ describe("StateStore over a real JetStream KV bucket", () => {
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('state key "k" changed since revision');
     expect((await s.get("k"))?.value).toEqual({ n: 2 });
+  });
+
+  it("with a cache, reads a key from the bucket while a write to it is not yet acknowledged here", async () => {
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    // A breaker that holds each write's acknowledgement until released: stored, not yet known here.
+    const held: (() => void)[] = [];
+    const breaker = {
+      call: async <R>(fn: () => Promise<R>): Promise<R> => {
+        const r = await fn();
+        await new Promise<void>((resolve) => held.push(resolve));
+        return r;
+      },
+    } as unknown as Breaker;
+    const release = async () => {
+      await until(async () => held.length > 0);
+      held.shift()?.();
+    };
+    const cached = new StateStore(kv, Counter, "counter", { cacheEntries: 2, breaker });
+    const first = cached.create("k", { n: 1 });
+    await release();
+    const rev = await first;
+    expect(await cached.get("k")).toEqual({ value: { n: 1 }, revision: rev });
+    const second = cached.update("k", { n: 2 }, rev);
+    // Stored (another process could be reading it), its acknowledgement still held here.
+    await until(async () => held.length > 0);
+    expect(await cached.get("k")).toEqual({ value: { n: 2 }, revision: rev + 1 });
+    await release();
+    expect((await cached.get("k"))?.revision).toBe(await second);
   });
 
   it("with a cache, reads back its own writes; another writer's change fails the next compare-and-set, which forgets the key", async () => {

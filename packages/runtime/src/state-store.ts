@@ -156,6 +156,9 @@ export class StateStore<T> {
   private remember(key: string, v: Versioned<T>): void {
     const max = this.opts.cacheEntries ?? 0;
     if (max <= 0) return;
+    // A read that was overtaken by a write (its answer older than what the write stored) keeps the newer.
+    const newer = this.cache.get(key);
+    if (newer && newer.revision > v.revision) return;
     this.cache.delete(key);
     this.cache.set(key, v);
     if (this.cache.size > max) this.cache.delete(this.cache.keys().next().value as string);
@@ -215,8 +218,13 @@ export class StateStore<T> {
     );
   }
 
-  /** Caches what a write stored; a write that failed (lost its compare-and-set, or else) forgets the key. */
+  /**
+   * Caches what a write stored; a write that failed (lost its compare-and-set, or else) forgets
+   * the key. While the write is in flight the key is read from the bucket: the new value may be
+   * there, and seen by others, before its acknowledgement reaches this process.
+   */
   private async written(key: string, data: T, write: Promise<number>): Promise<number> {
+    this.cache.delete(key);
     try {
       const revision = await write;
       this.remember(key, { value: data, revision });

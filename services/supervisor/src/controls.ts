@@ -418,9 +418,6 @@ export class WorkflowControls {
 
   /** The workflow, which must still be running for the control to mean anything. */
   private async running_(workflowId: string, what: string): Promise<WorkflowRecord> {
-    // Read from the bucket, not the record cache: a completion already visible to the operator
-    // may not be in the cache yet (its write's acknowledgement still on its way here).
-    this.d.workflows.forget(workflowId);
     const w = await this.workflow(workflowId);
     if (w.status !== "running") {
       throw new InvalidConfigError(`workflow ${workflowId}`, [
