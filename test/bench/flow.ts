@@ -1,11 +1,15 @@
 /**
- * `node test/dist/bench/flow.js [workflows]`: what one workflow costs in NATS messages, by kind.
+ * `node test/dist/bench/flow.js [workflows] [--cpu-prof <dir>]`: what one workflow costs in NATS messages, by kind.
  * A sniffer connection subscribes to every subject (`>`, on an anonymous stack) while N
  * director > agent workflows run one after another, and counts each message once by what it
  * is: a KV read or write of which bucket, a JetStream publish, pull or ack of which stream, an
  * operation request, a reply, an event of which category. Heartbeats and the services' reports
  * are time-driven, not per workflow, and are left out. The counts are the profile of the
  * critical path's round trips: every request is one (its reply is counted beside it).
+ *
+ * With `--cpu-prof <dir>` every service writes a V8 CPU profile there when it stops
+ * (`<service>.cpuprofile`, warm-up included); `node test/dist/bench/cpu-summary.js <dir>` prints
+ * where each spent its time.
  */
 
 import { startStack } from "@cadre/cli";
@@ -15,10 +19,13 @@ import { startNatsServer } from "@cadre/runtime/testing";
 import { workflowRunner } from "./cadre-delegation.js";
 import { printTable, quantile } from "./stats.js";
 
-const N = Number(process.argv[2] ?? 200);
-if (!Number.isInteger(N) || N < 1) {
+const args = process.argv.slice(2);
+const profAt = args.indexOf("--cpu-prof");
+const cpuProfileDir = profAt >= 0 ? args.splice(profAt, 2)[1] : undefined;
+const N = Number(args[0] ?? 200);
+if (!Number.isInteger(N) || N < 1 || (profAt >= 0 && !cpuProfileDir) || args.length > 1) {
   process.stderr.write(
-    `usage: node test/dist/bench/flow.js [workflows]  (a whole number >= 1, got ${process.argv[2]})\n`,
+    `usage: node test/dist/bench/flow.js [workflows] [--cpu-prof <dir>]  (workflows a whole number >= 1, got ${args.join(" ")})\n`,
   );
   process.exit(2);
 }
@@ -55,6 +62,7 @@ try {
     hosts: 2,
     monitor: false,
     env: { CADRE_METRICS: "off", CADRE_LOG_LEVEL: "warn" },
+    ...(cpuProfileDir ? { cpuProfileDir } : {}),
   });
   const nc = await connectNats(server.url, "bench-client");
   const sniffer = await connectNats(server.url, "bench-sniffer");

@@ -236,18 +236,6 @@ const NODE_LOSS: Readonly<Record<string, string>> = {
 };
 
 /**
- * TASK_COMPLETED events a NATS node's loss may leave out of the events stream. Not explained yet:
- * in one CI run of 2026-12-02 the stream held 200 of 201 after nats-2 (the task stream's leader)
- * was killed, the task records all 201 (the workflow's truth: lost 0, applied twice 0); three
- * other runs held all. The event bus never drops a critical event for a passing failure, so the
- * candidate is a publish retried across the leader election and acknowledged as a duplicate of
- * one the old leader never committed; the bus now logs such an acknowledgement (event-bus.ts).
- */
-export const NODE_LOSS_UNSTORED = 1;
-const NODE_LOSS_WHY =
-  "one per completed task, but a NATS node's loss left one out in one of four runs (unexplained: see NODE_LOSS_UNSTORED)";
-
-/**
  * A NATS node killed: no Cadre event names a node, so no fault of the report is it. What is
  * visible: the pause in results applied. The suite times it live (recoverMs: the end of the
  * longest gap between TASK_COMPLETED received, `pause`); the report's stream must show the same
@@ -259,8 +247,6 @@ export function natsNode(victim: string, pause: StallSeen | null, toleranceMs = 
   return {
     faults: () => [],
     count: 0,
-    unsent: NODE_LOSS_UNSTORED,
-    unsentWhy: NODE_LOSS_WHY,
     visibility: `No Cadre event names a NATS node: the loss of ${victim} shows as a pause in results applied while nats-server elected new leaders for the streams it led and clients moved to the other nodes.`,
     recoverDefinition:
       "from the kill until the end of the longest pause in tasks completed after it (live, seen from a NATS node that stays up).",

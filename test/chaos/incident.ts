@@ -91,8 +91,6 @@ export interface Expectation {
    * records written) whose TASK_COMPLETED it had not yet sent. At most this many. @default 0
    */
   unsent?: number;
-  /** Why `unsent` may be missing, when it is not a killed supervisor's publish queue. */
-  unsentWhy?: string;
   checks: (input: CheckInput) => ChaosCheck[];
 }
 
@@ -243,8 +241,7 @@ export async function reportIncident(
         { min: -unsent, max: 0 },
         unsent === 0
           ? "TASK_COMPLETED is critical (acknowledged, stored once): one per completed task"
-          : (expected.unsentWhy ??
-              `one per completed task, but those the killed supervisor had applied and not yet sent (at most ${unsent}); fewer stored means events were discarded`),
+          : `one per completed task, but those the killed supervisor had applied and not yet sent (at most ${unsent}); fewer stored means events were discarded`,
       ),
       unit: "events",
     },

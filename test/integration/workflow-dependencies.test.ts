@@ -226,8 +226,7 @@ describe("workflows that wait for other workflows", () => {
 
   it("a standby that takes the lease over releases what waits once its dependency completes", async () => {
     await c.stack.startSupervisor("sup-standby");
-    // Not paused (a pause right after a submit can miss an attempt a host starts before it hears
-    // of the control): A's one task takes 8 s, so it completes only after the takeover.
+    // A's one task takes 8 s, so it completes only after the takeover.
     const a = await submit(fanTeam("deps-fo-a", 1, 8000, 1));
     const b = await submit(fanTeam("deps-fo-b", 1, 10), [a]);
     expect((await status(b)).waitingFor).toEqual([a]);

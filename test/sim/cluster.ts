@@ -166,6 +166,7 @@ export class SimCluster {
       noisy: throttledLog(logger),
       taskKey: this.taskKey,
       reassigner,
+      controls: unavailable<FollowerDeps["controls"]>("workflow controls"),
       lifecycle,
       registry,
       // Told only that a restarted host may have a new key.

@@ -7,6 +7,7 @@ const control = (c: Partial<WorkflowControl> = {}): WorkflowControl => ({
   workflowId: "w1",
   teamId: "t1",
   paused: false,
+  yielding: false,
   cancelled: null,
   maxAgents: null,
   guarantee: 0,

@@ -39,6 +39,8 @@ export interface StackOptions {
   security?: { dir: string; tls?: boolean };
   /** More environment for every service (over this process's), e.g. OTEL_EXPORTER_OTLP_ENDPOINT. */
   env?: NodeJS.ProcessEnv;
+  /** Each service writes a V8 CPU profile, `<dir>/<name>.cpuprofile`, when it stops (the flow benchmark's `--cpu-prof`). */
+  cpuProfileDir?: string;
   /** More arguments for the monitor (`cadre up` gives it its scale command). */
   monitorArgs?: string[];
 }
@@ -144,6 +146,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       // /healthz and /metrics on a free loopback port each (logged; ServiceProcess.healthPort).
       args: ["--nats-url", natsUrl, ...config, ...creds, "--health-port", "0", "--health-host", "127.0.0.1", ...args],
       ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.cpuProfileDir
+        ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] }
+        : {}),
       onLine: (line) => {
         log?.write(`${line}\n`);
         opts.onLine?.(name, line);

@@ -113,6 +113,11 @@ export const WorkflowControlSchema = z.object({
   teamId: Id,
   /** Paused: its tasks are parked instead of started; running attempts finish (or yield with `now`). */
   paused: z.boolean().default(false),
+  /**
+   * Paused with `now`: every agent attempt found running gives its task back, also one whose
+   * start the supervisor hears of only after the pause (see controls.ts `started`).
+   */
+  yielding: z.boolean().default(false),
   /** Cancelled: every unfinished task ends `cancelled`; terminal. */
   cancelled: z
     .object({ reason: z.string().max(1000), at: Millis })

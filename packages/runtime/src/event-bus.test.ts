@@ -11,6 +11,7 @@ import { connectNats, type NatsConnection } from "./nats.js";
 import { type NatsServer, startNatsServer } from "./testing/index.js";
 
 const event = (type: string, scope: string): CadreEvent => ({ type, category: "storm", scope, data: {} });
+const roomy = { ratePerSec: 100, burst: 100, maxQueue: 100 };
 
 type PriorityMetric = "eventsPublished" | "eventsDropped" | "eventQueueDepth";
 /** The value of one of the bus's metrics for a priority (0 when the series does not exist). */
@@ -171,6 +172,21 @@ describe("the event bus, on a real nats-server with the events stream", () => {
     bus.stop();
     expect(await busMetric(metrics, "eventQueueDepth", "critical")).toBe(0);
     sub.unsubscribe();
+  });
+
+  it("stores a critical event emitted again under the id it was given once, even by another incarnation", async () => {
+    const scope = `r${++n}-same-fact`;
+    for (let i = 0; i < 2; i++) {
+      const bus = new EventBus({ nc, sender: `fact-${i}`, critical: new Set(["IMPORTANT"]), ...roomy });
+      bus.emit(event("IMPORTANT", scope), { id: `applied:${scope}` });
+      bus.emit(event("IMPORTANT", scope), { id: `applied:${scope}` });
+      bus.emit(event("IMPORTANT", scope));
+      await bus.drained();
+      bus.stop();
+    }
+    const log = await readEventLog(nc, { filter: `cadre.v1.evt.storm.${scope}` });
+    // One for the fact with its id, and one for each emit with an id of its own.
+    expect(log.events.length + log.skipped).toBe(3);
   });
 
   it("stores each critical event once in the events stream, with its own message id", async () => {

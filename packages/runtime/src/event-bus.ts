@@ -109,6 +109,16 @@ interface Bucket {
   at: number;
 }
 
+/** Options of one {@link EventBus.emit}. */
+export interface EmitOptions {
+  /**
+   * A critical event's JetStream message id. The same fact emitted again (by a step retried
+   * after a failure, or by a successor after a crash) is stored once within the stream's
+   * duplicate window. @default one of its own for each emit
+   */
+  id?: string;
+}
+
 export class EventBus {
   private readonly clock: Clock;
   private readonly js: JetStreamClient;
@@ -155,14 +165,17 @@ export class EventBus {
    * table (protocol events.ts): an event whose type is in the table must carry its category and
    * data, or the call does not compile.
    */
-  emit(event: TypedEvent): void;
+  emit(event: TypedEvent, opts?: EmitOptions): void;
   /**
    * An event known only as the wire envelope (`CadreEvent`, its type any string: one relayed
    * from elsewhere, a test's or benchmark's own type) is queued unchecked. A literal type goes
    * to the typed signature above; only a `string`-typed one comes here.
    */
-  emit<T extends string>(event: CadreEvent & { type: T } & (string extends T ? unknown : never)): void;
-  emit(event: CadreEvent): void {
+  emit<T extends string>(
+    event: CadreEvent & { type: T } & (string extends T ? unknown : never),
+    opts?: EmitOptions,
+  ): void;
+  emit(event: CadreEvent, opts?: EmitOptions): void {
     if (this.stopped) return;
     const now = this.clock.now();
     const critical = this.o.critical.has(event.type);
@@ -206,7 +219,7 @@ export class EventBus {
       type: event.type,
       critical,
       notBefore,
-      id: `${this.o.sender}:${this.incarnation}:${this.seq++}`,
+      id: opts?.id ?? `${this.o.sender}:${this.incarnation}:${this.seq++}`,
       attempt: 0,
     });
     this.counts.maxQueued = Math.max(this.counts.maxQueued, this.waiting());

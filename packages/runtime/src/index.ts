@@ -30,7 +30,7 @@ export type { ConfigSources } from "./config-loader.js";
 export { loadConfig, readYamlFile } from "./config-loader.js";
 export type { Liveness, LivenessEvent, PhiAccrualOptions } from "./detector.js";
 export { HostLiveness, PhiAccrualDetector, phiOf } from "./detector.js";
-export type { EventBusOptions, EventBusStats } from "./event-bus.js";
+export type { EmitOptions, EventBusOptions, EventBusStats } from "./event-bus.js";
 export { closeBus, EventBus, eventBusFor } from "./event-bus.js";
 export { countEvent } from "./event-metrics.js";
 export { type EventLog, type ReadEventsOptions, readEventLog, readEvents, type StoredEvent } from "./events.js";

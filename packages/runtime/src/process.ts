@@ -29,6 +29,8 @@ export interface SpawnServiceOptions {
   /** The service's JS entry point. */
   entry: string;
   args?: string[];
+  /** Node's own options before the entry, e.g. `--cpu-prof` (NODE_OPTIONS does not take that one). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   /** Each output line, as printed. */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
@@ -39,7 +41,7 @@ export interface SpawnServiceOptions {
 /** Spawns `node entry args...` and tracks readiness and exit. */
 export function spawnService(opts: SpawnServiceOptions): ServiceProcess {
   // --expose-gc: the monitor's cleanup action asks hosts for a full collection (host.cleanup).
-  const child = spawn(process.execPath, ["--expose-gc", opts.entry, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, ["--expose-gc", ...(opts.nodeArgs ?? []), opts.entry, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -18,6 +18,7 @@ describe("workflow controls and admission, on a real nats-server", () => {
     workflowId,
     teamId: "team-1",
     paused: false,
+    yielding: false,
     cancelled: null,
     maxAgents: null,
     guarantee: 0,

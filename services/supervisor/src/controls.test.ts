@@ -274,6 +274,42 @@ describe("WorkflowControls on a real registry bucket and a driven clock", () => 
     expect((await stored(w.workflowId))?.parked).toEqual(reply.control.parked);
   });
 
+  it("pause --now also takes back an agent attempt whose start it hears of after pausing, until resumed", async () => {
+    const { controls, calls, events } = setup();
+    const w = await workflow({ workers: 3 });
+    const [w0, w1, w2] = w.children as [TaskEnvelope, TaskEnvelope, TaskEnvelope];
+    await controls.pause({ workflowId: w.workflowId, now: true });
+    expect(calls).toEqual([]); // nothing was known to run
+    // A host started two attempts before it heard of the pause; the lead's start is left alone.
+    controls.started({ hostId: "h1", taskId: w0.taskId, epoch: 1 });
+    controls.started({ hostId: "h1", taskId: w.root.taskId, epoch: 1 });
+    controls.started({ hostId: "h2", taskId: w1.taskId, epoch: 1 });
+    const parked = await until("both agent attempts parked", async () => {
+      const c = await stored(w.workflowId);
+      return c?.parked.length === 2 ? c.parked : undefined;
+    });
+    expect(parked).toEqual([
+      { taskId: w0.taskId, epoch: 1 },
+      { taskId: w1.taskId, epoch: 1 },
+    ]);
+    expect(calls.map((c) => [c.op, c.taskId])).toEqual([
+      ["yield", w0.taskId],
+      ["yield", w1.taskId],
+    ]);
+    expect(events.filter((e) => e.type === "TASK_PARKED").map((e) => e.data.taskId)).toEqual([w0.taskId, w1.taskId]);
+    // Seen again (a retried TASK_STARTED): already parked, not asked twice.
+    controls.started({ hostId: "h1", taskId: w0.taskId, epoch: 1 });
+    // Resumed: a start is the resumed work's own, and runs.
+    await controls.resume({ workflowId: w.workflowId });
+    expect((await stored(w.workflowId))?.yielding).toBe(false);
+    controls.started({ hostId: "h2", taskId: w2.taskId, epoch: 1 });
+    // A plain pause lets attempts it did not know of finish.
+    await controls.pause({ workflowId: w.workflowId, now: false });
+    controls.started({ hostId: "h2", taskId: w2.taskId, epoch: 1 });
+    await controls.resume({ workflowId: w.workflowId });
+    expect(calls).toHaveLength(2);
+  });
+
   it("a cap of 2 agents: the third agent task is parked; a lead and a director are never capped", async () => {
     const { controls, events } = setup();
     const w = await workflow({ workers: 3 });

@@ -144,11 +144,48 @@ export class WorkflowControls {
     const parked = new Set(c?.parked.map((p) => p.taskId));
     const out: Holding[] = [];
     for (const h of this.d.holdings().filter((x) => workflowOf(x.taskId) === workflowId && !parked.has(x.taskId))) {
-      const rec = (await this.d.tasks.get(h.taskId))?.value;
-      // A heartbeat can still list an attempt whose result is in: it holds no slot.
-      if (rec?.status === "queued" && c && (await this.d.role(c.teamId, rec.task.kind)) === "agent") out.push(h);
+      if (c && (await this.agentAttempt(c, h.taskId))) out.push(h);
     }
     return out;
+  }
+
+  /** Whether the task is an agent's and unfinished (a heartbeat can still list an attempt whose result is in). */
+  private async agentAttempt(c: WorkflowControl, taskId: string): Promise<boolean> {
+    const rec = (await this.d.tasks.get(taskId))?.value;
+    return rec?.status === "queued" && (await this.d.role(c.teamId, rec.task.kind)) === "agent";
+  }
+
+  /** Tells the host holding an attempt to give it back; what it gave back, or undefined. */
+  private async yieldAttempt(h: Holding): Promise<{ taskId: string; epoch: number } | undefined> {
+    const r = await this.d
+      .taskOnHost(h.hostId, { op: "yield", taskId: h.taskId, reason: "workflow paused" })
+      .catch((err) => {
+        this.d.logger.warn({ err, taskId: h.taskId, hostId: h.hostId }, "running attempt not yielded; it finishes");
+        return undefined;
+      });
+    return r?.held ? { taskId: h.taskId, epoch: r.epoch ?? h.epoch } : undefined;
+  }
+
+  /**
+   * An attempt started (its TASK_STARTED, on the active supervisor). In a workflow paused with
+   * `now`, an agent's attempt gives its task back and is parked: its host started it before it
+   * heard of the pause, or this supervisor heard of its start only after pausing. Without this,
+   * such an attempt of a workflow paused right after its submit ran to the end (a CI run of the
+   * dependency test).
+   */
+  started(h: Holding): void {
+    const wf = workflowOf(h.taskId);
+    if (!this.controls.get(wf)?.yielding) return;
+    void this.serial(wf, async () => {
+      const c = this.controls.get(wf);
+      if (!c?.paused || !c.yielding || c.parked.some((p) => p.taskId === h.taskId)) return;
+      if (!(await this.agentAttempt(c, h.taskId))) return;
+      const y = await this.yieldAttempt(h);
+      if (!y) return;
+      await this.modifyId(wf, (x) => ({ ...x, parked: addParked(x.parked, [y]) }));
+      this.runningOf(wf).delete(y.taskId);
+      this.d.emit({ type: "TASK_PARKED", category: "task", scope: wf, data: { ...y, paused: true } });
+    }).catch((err) => this.d.logger.warn({ err, taskId: h.taskId }, "attempt of a paused workflow not yielded"));
   }
 
   /** Counts the held agent attempts as running under the cap. */
@@ -183,22 +220,14 @@ export class WorkflowControls {
     // checked again in turn.
     return this.serialIfRunning(workflowId, "paused", async () => {
       const w = await this.running_(workflowId, "paused");
-      let control = await this.modify(w, (c) => ({ ...c, paused: true }));
+      let control = await this.modify(w, (c) => ({ ...c, paused: true, yielding: c.yielding || now }));
       const yielded: { taskId: string; epoch: number }[] = [];
       if (now) {
         // Agents give their attempts back; a director waiting for its children keeps waiting
-        // (they are parked, and it needs nothing else).
+        // (they are parked, and it needs nothing else). Attempts started later: see started().
         for (const h of await this.heldAgents(workflowId)) {
-          const r = await this.d
-            .taskOnHost(h.hostId, { op: "yield", taskId: h.taskId, reason: "workflow paused" })
-            .catch((err) => {
-              this.d.logger.warn(
-                { err, taskId: h.taskId, hostId: h.hostId },
-                "running attempt not yielded; it finishes",
-              );
-              return undefined;
-            });
-          if (r?.held) yielded.push({ taskId: h.taskId, epoch: r.epoch ?? h.epoch });
+          const y = await this.yieldAttempt(h);
+          if (y) yielded.push(y);
         }
         if (yielded.length > 0) {
           control = await this.modify(w, (c) => ({ ...c, parked: addParked(c.parked, yielded) }));
@@ -220,7 +249,7 @@ export class WorkflowControls {
     // checked again in turn.
     return this.serialIfRunning(workflowId, "resumed", async () => {
       const w = await this.running_(workflowId, "resumed");
-      await this.modify(w, (c) => ({ ...c, paused: false }));
+      await this.modify(w, (c) => ({ ...c, paused: false, yielding: false }));
       const released = await this.unpark(workflowId);
       this.d.emit({ type: "WORKFLOW_RESUMED", category: "workflow", scope: workflowId, data: { released } });
       return { control: this.controlOrThrow(workflowId) };

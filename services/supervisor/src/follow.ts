@@ -17,6 +17,7 @@ import {
   type TypedEvent,
 } from "@cadre/protocol";
 import type { CadreMetrics, Clock, NatsConnection, Subscription, ThrottledLog } from "@cadre/runtime";
+import type { WorkflowControls } from "./controls.js";
 import type { Inspector } from "./inspect.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { provesHolding, type Reassigner } from "./reassign.js";
@@ -31,6 +32,8 @@ export interface FollowerDeps {
   noisy: ThrottledLog;
   taskKey: Buffer | undefined;
   reassigner: Reassigner;
+  /** Told of each attempt started: a workflow paused with `now` takes it back (controls.ts). */
+  controls: WorkflowControls;
   lifecycle: Lifecycle;
   registry: Registry;
   results: () => ResultStream;
@@ -130,6 +133,7 @@ export class Follower {
       return;
     }
     this.d.reassigner.started(s.hostId, { taskId: s.taskId, epoch: s.epoch, seq: s.seq });
+    if (this.d.active()) this.d.controls.started({ hostId: s.hostId, taskId: s.taskId, epoch: s.epoch });
     this.d.inspector.started(s.taskId, {
       hostId: s.hostId,
       actorId: s.actorId,

@@ -44,12 +44,13 @@ let jsm: JetStreamManager;
 let tasks: StateStore<TaskRecord>;
 let workflows: StateStore<WorkflowRecord>;
 let registry: Registry;
+let buckets: Awaited<ReturnType<typeof ensureInfrastructure>>;
 let n = 0;
 
 beforeAll(async () => {
   server = await startNatsServer();
   nc = await connectNats(server.url, "reconcile-test");
-  const buckets = await ensureInfrastructure(nc, config);
+  buckets = await ensureInfrastructure(nc, config);
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
   tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task");
@@ -210,6 +211,47 @@ describe("classifying a result against its task record", () => {
       if (row.applied === "2:1") expect(rec?.task.epoch).toBe(2);
     });
   }
+
+  it("announces a result once its record holds it, and again under the same id when a later step failed", async () => {
+    // The workflow's count refused once after the task record was written (as while NATS elects leaders).
+    class RefusesOnce extends StateStore<WorkflowRecord> {
+      refuse = true;
+      override modify(...args: Parameters<StateStore<WorkflowRecord>["modify"]>) {
+        if (!this.refuse) return super.modify(...args);
+        this.refuse = false;
+        return Promise.reject(new Error("no responders: the stream elects a leader"));
+      }
+    }
+    const announced: { type: string; taskId: unknown; id: string | undefined }[] = [];
+    const flaky = new ResultApplier({
+      nc,
+      js,
+      quarantine: async () => {},
+      tasks,
+      workflows: new RefusesOnce(buckets.workflows, WorkflowRecordSchema, "workflow"),
+      registry,
+      config,
+      logger,
+      sender: "sup-test",
+      emit: (e, o) =>
+        announced.push({ type: e.type, taskId: "taskId" in e.data ? e.data.taskId : undefined, id: o?.id }),
+    });
+    const task = await queuedTask();
+    // Its root too, so that the recount finds the task by walking the tree.
+    const root = taskEnvelope({ taskId: `${task.workflowId}-r`, workflowId: task.workflowId, parentTaskId: null });
+    const queued = (await tasks.get(task.taskId))?.value as TaskRecord;
+    await tasks.create(root.taskId, { ...queued, task: root });
+    await expect(flaky.apply(result(task, 1, 1, "h1"))).rejects.toThrow(/no responders/);
+    const id = `applied:${resultMessageId(task.taskId, 1, 1)}`;
+    expect(announced).toEqual([{ type: "TASK_COMPLETED", taskId: task.taskId, id }]);
+    // The result comes back (not acked): already applied, announced again under the same id, counted.
+    expect(await flaky.apply(result(task, 1, 1, "h1"))).toBe("reprocessed");
+    expect(announced).toEqual([
+      { type: "TASK_COMPLETED", taskId: task.taskId, id },
+      { type: "TASK_COMPLETED", taskId: task.taskId, id },
+    ]);
+    expect((await workflows.get(task.workflowId))?.value.tasks.completed).toBe(1);
+  });
 
   it("applies a valid response far larger than its kind's usual, and flags it for review", async () => {
     for (let i = 0; i < 30; i++) {

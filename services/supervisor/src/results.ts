@@ -25,6 +25,7 @@ import {
 import {
   type CadreMetrics,
   type CallJournal,
+  type EmitOptions,
   type Logger,
   type NatsConnection,
   retry,
@@ -55,7 +56,8 @@ export interface ResultApplierDeps {
   metrics?: CadreMetrics;
   /** The supervisor's clock, for the waiting and applying stages. @default Date.now */
   now?: () => number;
-  emit: (event: TypedEvent) => void;
+  /** With an id: the applied result's announcement, the same id each time it is made (see announce). */
+  emit: (event: TypedEvent, opts?: EmitOptions) => void;
   /** Quarantines an actor whose response broke its kind's schema (see quarantine.ts). */
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
   /** Model calls' journal: forgotten for a task retried for a broken answer, so the retry asks anew. */
@@ -95,7 +97,9 @@ export class ResultApplier {
     if (raw.epoch < rec.task.epoch) return this.conflict(raw, resultId, current.value, current.revision);
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
-        // Seen again: the supervisor died after applying it, maybe before counting it.
+        // Seen again: the supervisor died after applying it (or a step after it failed), maybe
+        // before counting or announcing it.
+        this.announce(rec);
         this.afterApply(rec);
         await this.recount(rec.task.workflowId);
         await this.countOnWorkflow(rec, false);
@@ -174,24 +178,42 @@ export class ResultApplier {
     };
     await this.d.tasks.update(raw.taskId, next, current.revision);
     this.timeStages(rec, result, began);
+    // Announced once the record holds it, before anything that can fail: a count refused
+    // while NATS elects leaders sends the result back as "reprocessed", which announces again.
+    this.announce(next);
     // The parent can go on as soon as the task record holds the result; the counts follow.
     this.afterApply(next);
     if (result.status === "completed") this.judge(rec, result, resultId);
     await this.countOnWorkflow(next, true);
-    this.d.emit({
-      type: result.status === "completed" ? "TASK_COMPLETED" : "TASK_FAILED",
-      category: "task",
-      scope: rec.task.workflowId,
-      data: {
-        taskId: rec.task.taskId,
-        kind: rec.task.kind,
-        resultId,
-        attempt: result.attempt,
-        hostId: result.hostId,
-        ...(result.error ? { code: result.error.code } : {}),
-      },
-    });
     return "applied";
+  }
+
+  /**
+   * TASK_COMPLETED or TASK_FAILED for the result a task record holds. Made each time the result
+   * is seen applied, under a message id of its own (`applied:<resultId>`): a supervisor that
+   * stopped, or failed a later step, before its announcement was stored makes it again, and the
+   * events stream stores it once (the announcement was lost that way while a NATS node's loss
+   * refused the count after the record write: 57 of 201 in one chaos run).
+   */
+  private announce(rec: TaskRecord): void {
+    const a = rec.applied;
+    if (!a || (rec.status !== "completed" && rec.status !== "failed")) return;
+    this.d.emit(
+      {
+        type: rec.status === "completed" ? "TASK_COMPLETED" : "TASK_FAILED",
+        category: "task",
+        scope: rec.task.workflowId,
+        data: {
+          taskId: rec.task.taskId,
+          kind: rec.task.kind,
+          resultId: a.resultId,
+          attempt: a.attempt,
+          hostId: a.hostId,
+          ...(rec.error ? { code: rec.error.code } : {}),
+        },
+      },
+      { id: `applied:${a.resultId}` },
+    );
   }
 
   private now(): number {

@@ -40,6 +40,7 @@ import {
   connectNats,
   countEvent,
   createMetrics,
+  type EmitOptions,
   type EventBus,
   ensureInfrastructure,
   eventBusFor,
@@ -162,7 +163,7 @@ export class Supervisor {
   private async init(): Promise<void> {
     this.startedAt = this.clock.now();
     const { config, clock, logger, id: sender } = this;
-    const emit = (e: TypedEvent) => this.emit(e);
+    const emit = (e: TypedEvent, opts?: EmitOptions) => this.emit(e, opts);
     this.nc = await connectNats(config.natsUrl, sender, logger, natsAuthOf(config));
     const nc = this.nc;
     // With an identity, every task carries a token and every result must prove holding it.
@@ -386,6 +387,7 @@ export class Supervisor {
       noisy: this.noisy,
       taskKey,
       reassigner: this.reassigner,
+      controls: this.controls,
       lifecycle: this.lifecycle,
       registry,
       results: () => this.results,
@@ -625,8 +627,8 @@ export class Supervisor {
     }
   }
 
-  private emit(event: TypedEvent): void {
+  private emit(event: TypedEvent, opts?: EmitOptions): void {
     countEvent(this.metrics, event);
-    this.bus.emit(event);
+    this.bus.emit(event, opts);
   }
 }
