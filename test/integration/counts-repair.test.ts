@@ -31,6 +31,12 @@ describe("a workflow whose counts a crash left short", () => {
     // What a supervisor killed between writing a task record and the workflow's counts leaves:
     // the task is completed in its record, but not counted.
     const kv = await new Kvm(c.nc).open(BUCKETS.workflows);
+    // The completion is announced as soon as the task record holds it; the count follows.
+    await until(
+      "the first completion counted",
+      async () => WorkflowRecordSchema.parse((await kv.get(id))?.json()).tasks.completed > 0,
+      10_000,
+    );
     for (;;) {
       const e = await kv.get(id);
       if (!e) throw new Error("no workflow record");

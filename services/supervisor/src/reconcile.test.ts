@@ -212,7 +212,7 @@ describe("classifying a result against its task record", () => {
     });
   }
 
-  it("announces a result once its record holds it, and again under the same id when a later step failed", async () => {
+  it("announces a result once its record holds it, and again under the same id when its message comes back unfinished", async () => {
     // The workflow's count refused once after the task record was written (as while NATS elects leaders).
     class RefusesOnce extends StateStore<WorkflowRecord> {
       refuse = true;
@@ -244,13 +244,17 @@ describe("classifying a result against its task record", () => {
     await expect(flaky.apply(result(task, 1, 1, "h1"))).rejects.toThrow(/no responders/);
     const id = `applied:${resultMessageId(task.taskId, 1, 1)}`;
     expect(announced).toEqual([{ type: "TASK_COMPLETED", taskId: task.taskId, id }]);
-    // The result comes back (not acked): already applied, announced again under the same id, counted.
-    expect(await flaky.apply(result(task, 1, 1, "h1"))).toBe("reprocessed");
+    // The message comes back (not acked): already applied, announced again under the same id, counted.
+    expect(await flaky.apply(result(task, 1, 1, "h1"), { redelivered: true })).toBe("reprocessed");
     expect(announced).toEqual([
       { type: "TASK_COMPLETED", taskId: task.taskId, id },
       { type: "TASK_COMPLETED", taskId: task.taskId, id },
     ]);
     expect((await workflows.get(task.workflowId))?.value.tasks.completed).toBe(1);
+    // A second copy of the result in the stream (a replayed outbox) is a new message: its first
+    // copy was announced, so it is not announced again.
+    expect(await flaky.apply(result(task, 1, 1, "h1"))).toBe("reprocessed");
+    expect(announced).toHaveLength(2);
   });
 
   it("applies a valid response far larger than its kind's usual, and flags it for review", async () => {

@@ -66,7 +66,8 @@ export interface ResultStreamDeps {
   clock: Clock;
   logger: Logger;
   sender: string;
-  apply: (result: TaskResult) => Promise<ApplyOutcome>;
+  /** `redelivered`: JetStream delivered this message before (see ResultApplier.apply). */
+  apply: (result: TaskResult, opts?: { redelivered?: boolean }) => Promise<ApplyOutcome>;
   frozen: (workflowId: string) => boolean;
   /**
    * Derives task tokens (runtime authenticity.ts). Given (an authenticated deployment: this
@@ -176,7 +177,7 @@ export class ResultStream {
             "cadre.task.status": result.status,
           },
           async (span) => {
-            const o = await this.d.apply(result);
+            const o = await this.d.apply(result, { redelivered: m.info.redelivered });
             span.setAttribute("cadre.result.outcome", o);
             return o;
           },

@@ -75,15 +75,19 @@ export class ResultApplier {
     });
   }
 
-  /** Applies one result; retries the compare-and-set when another writer got there first. */
-  apply(result: TaskResult): Promise<ApplyOutcome> {
-    return retry(() => this.applyOnce(result), {
+  /**
+   * Applies one result; retries the compare-and-set when another writer got there first.
+   * `redelivered`: the stream delivered this message before, and whoever took it did not finish
+   * (a step failed, or the supervisor died), maybe before announcing it.
+   */
+  apply(result: TaskResult, opts: { redelivered?: boolean } = {}): Promise<ApplyOutcome> {
+    return retry(() => this.applyOnce(result, opts.redelivered ?? false), {
       maxAttempts: 20,
       isRetryable: (e) => e instanceof ConcurrentModificationError,
     });
   }
 
-  private async applyOnce(raw: TaskResult): Promise<ApplyOutcome> {
+  private async applyOnce(raw: TaskResult, redelivered: boolean): Promise<ApplyOutcome> {
     const began = this.now();
     const resultId = resultMessageId(raw.taskId, raw.epoch, raw.attempt);
     const current = await this.d.tasks.get(raw.taskId);
@@ -98,8 +102,10 @@ export class ResultApplier {
     if (rec.status !== "queued") {
       if (rec.applied?.resultId === resultId) {
         // Seen again: the supervisor died after applying it (or a step after it failed), maybe
-        // before counting or announcing it.
-        this.announce(rec);
+        // before counting or announcing it. Announced again only when this is that delivery
+        // again: a copy stored twice (a host's outbox replaying what had reached the stream) is
+        // a new message, and the first copy's announcement was made.
+        if (redelivered) this.announce(rec);
         this.afterApply(rec);
         await this.recount(rec.task.workflowId);
         await this.countOnWorkflow(rec, false);
@@ -189,10 +195,10 @@ export class ResultApplier {
   }
 
   /**
-   * TASK_COMPLETED or TASK_FAILED for the result a task record holds. Made each time the result
-   * is seen applied, under a message id of its own (`applied:<resultId>`): a supervisor that
-   * stopped, or failed a later step, before its announcement was stored makes it again, and the
-   * events stream stores it once (the announcement was lost that way while a NATS node's loss
+   * TASK_COMPLETED or TASK_FAILED for the result a task record holds. Made when it is applied,
+   * and again when its message comes back unfinished, under a message id of its own
+   * (`applied:<resultId>`): a supervisor that stopped, or failed a later step, before its
+   * announcement was stored makes it again, and the events stream stores it once (the announcement was lost that way while a NATS node's loss
    * refused the count after the record write: 57 of 201 in one chaos run).
    */
   private announce(rec: TaskRecord): void {

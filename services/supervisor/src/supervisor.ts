@@ -332,7 +332,7 @@ export class Supervisor {
       clock,
       logger,
       sender,
-      apply: (r) => applier.apply(r),
+      apply: (r, opts) => applier.apply(r, opts),
       frozen: (wf) => this.controls.isFrozen(wf),
       taskKey,
       hostKey: async (hostId) => (await registry.hostRecord(hostId))?.publicKey,

@@ -40,6 +40,7 @@ const control = (workflowId: string, paused: boolean) => ({
   workflowId,
   teamId: "t1",
   paused,
+  yielding: false,
   cancelled: null,
   maxAgents: null,
   guarantee: 0,
