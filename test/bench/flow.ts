@@ -1,5 +1,5 @@
 /**
- * `node test/dist/bench/flow.js [workflows] [--cpu-prof <dir>]`: what one workflow costs in NATS messages, by kind.
+ * `node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--cpu-prof <dir>]`: what one workflow costs in NATS messages, by kind.
  * A sniffer connection subscribes to every subject (`>`, on an anonymous stack) while N
  * director > agent workflows run one after another, and counts each message once by what it
  * is: a KV read or write of which bucket, a JetStream publish, pull or ack of which stream, an
@@ -7,11 +7,20 @@
  * are time-driven, not per workflow, and are left out. The counts are the profile of the
  * critical path's round trips: every request is one (its reply is counted beside it).
  *
+ * It also prints each process's CPU time per workflow over the measured workflows (utime +
+ * stime from /proc: the supervisor, the hosts, nats-server, and this process, which holds the
+ * client and the sniffer): where a workflow's cost is, hop by hop, without a profiler's overhead.
+ *
+ * With `--in-flight <k>` the workflows run k at a time (64 is the throughput benchmarks' load; the
+ * director and the agent get k replicas) and the figure is workflows per second.
  * With `--cpu-prof <dir>` every service writes a V8 CPU profile there when it stops
  * (`<service>.cpuprofile`, warm-up included); `node test/dist/bench/cpu-summary.js <dir>` prints
  * where each spent its time.
  */
 
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startStack } from "@cadre/cli";
 import { parseTeam } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
@@ -20,16 +29,38 @@ import { workflowRunner } from "./cadre-delegation.js";
 import { printTable, quantile } from "./stats.js";
 
 const args = process.argv.slice(2);
-const profAt = args.indexOf("--cpu-prof");
-const cpuProfileDir = profAt >= 0 ? args.splice(profAt, 2)[1] : undefined;
+/** Takes `--name <value>` out of the arguments. */
+const option = (name: string): string | undefined => {
+  const at = args.indexOf(name);
+  return at >= 0 ? (args.splice(at, 2)[1] ?? "") : undefined;
+};
+const cpuProfileDir = option("--cpu-prof");
+const inFlight = Number(option("--in-flight") ?? 1);
 const N = Number(args[0] ?? 200);
-if (!Number.isInteger(N) || N < 1 || (profAt >= 0 && !cpuProfileDir) || args.length > 1) {
+if (
+  !Number.isInteger(N) ||
+  N < 1 ||
+  cpuProfileDir === "" ||
+  !Number.isInteger(inFlight) ||
+  inFlight < 1 ||
+  args.length > 1
+) {
   process.stderr.write(
-    `usage: node test/dist/bench/flow.js [workflows] [--cpu-prof <dir>]  (workflows a whole number >= 1, got ${args.join(" ")})\n`,
+    `usage: node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--cpu-prof <dir>]  (workflows and k whole numbers >= 1, got ${process.argv.slice(2).join(" ")})\n`,
   );
   process.exit(2);
 }
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
+  const rest = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
+}
+/** Kernel clock ticks per second (USER_HZ), 100 on Linux. */
+const CLOCK_TICKS = 100;
 
 /** What a message is, from its subject. */
 export function kindOf(subject: string): string | undefined {
@@ -55,6 +86,11 @@ export function kindOf(subject: string): string | undefined {
   return subject.split(".").slice(0, 3).join(".");
 }
 
+// 2k actors (k in flight): past the seed's default limits (10 per team, 50 in all).
+const configFile = join(mkdtempSync(join(tmpdir(), "cadre-flow-")), "config.json");
+const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
+writeFileSync(configFile, JSON.stringify({ orchestration_limits: limits }));
+
 const server = await startNatsServer();
 try {
   const stack = await startStack({
@@ -62,6 +98,7 @@ try {
     hosts: 2,
     monitor: false,
     env: { CADRE_METRICS: "off", CADRE_LOG_LEVEL: "warn" },
+    configFile,
     ...(cpuProfileDir ? { cpuProfileDir } : {}),
   });
   const nc = await connectNats(server.url, "bench-client");
@@ -70,8 +107,13 @@ try {
     name: "flow",
     root: "director",
     kinds: {
-      director: { role: "director", hosts: ["host-1"], behaviour: { type: "script", delegate: [{ kind: "noop" }] } },
-      noop: { role: "agent", hosts: ["host-2"], behaviour: { type: "script" } },
+      director: {
+        role: "director",
+        replicas: inFlight,
+        hosts: ["host-1"],
+        behaviour: { type: "script", delegate: [{ kind: "noop" }] },
+      },
+      noop: { role: "agent", replicas: inFlight, hosts: ["host-2"], behaviour: { type: "script" } },
     },
   });
   const { workflow } = workflowRunner(nc, team);
@@ -90,13 +132,27 @@ try {
     },
   });
   await sniffer.flush();
-  log(`flow: ${N} sequential workflows`);
+  log(`flow: ${N} workflows, ${inFlight} at a time`);
   const lat: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const t0 = performance.now();
-    await workflow();
-    lat.push(performance.now() - t0);
-  }
+  const pids = new Map<string, number | undefined>([
+    ...[...stack.processes].map(([name, p]) => [name, p.child.pid] as const),
+    ["nats-server", server.process.pid],
+    ["client + sniffer (this process)", process.pid],
+  ]);
+  const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuMs(pid)]));
+  let next = 0;
+  const began = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next++ < N) {
+        const t0 = performance.now();
+        await workflow();
+        lat.push(performance.now() - t0);
+      }
+    }),
+  );
+  const perSecond = (N / (performance.now() - began)) * 1000;
+  const cpu = [...pids].map(([name, pid]) => [name, (cpuMs(pid) - (cpuBefore.get(name) ?? 0)) / N] as const);
   // Whatever the last workflow set off after its completion event (counts written behind).
   await new Promise((r) => setTimeout(r, 500));
   counting = false;
@@ -107,9 +163,15 @@ try {
     ...rows.map(([k, n]) => [k, (n / N).toFixed(2)]),
     ["all", (total / N).toFixed(2)],
   ]);
+  process.stdout.write("\n");
+  printTable([
+    ["process", "CPU ms per workflow"],
+    ...cpu.map(([name, ms]) => [name, ms.toFixed(2)]),
+    ["all", cpu.reduce((a, [, ms]) => a + ms, 0).toFixed(2)],
+  ]);
   const requests = rows.filter(([k]) => k.startsWith("reply")).reduce((s, [, n]) => s + n, 0);
   process.stdout.write(
-    `\n${N} workflows (director on host-1 > agent on host-2, metrics off), one at a time: p50 ${quantile(lat, 0.5).toFixed(2)} ms, ` +
+    `\n${N} workflows (director on host-1 > agent on host-2, metrics off), ${inFlight} at a time: p50 ${quantile(lat, 0.5).toFixed(2)} ms, ${perSecond.toFixed(0)} workflows/s, ` +
       `${(requests / N).toFixed(1)} replies per workflow (each a request's round trip; a JetStream publish's ack is one).\n`,
   );
 

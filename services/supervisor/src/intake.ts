@@ -103,7 +103,7 @@ export class Intake {
     // its record, so whoever finds the record finds the root and whoever settles it finds it.
     if (awaited.length > 0) {
       await this.d.dependencies.index(workflowId, awaited);
-      await this.enqueue(task, now, false);
+      await this.record(task, now);
     }
     const record: WorkflowRecord = {
       workflowId,
@@ -117,8 +117,14 @@ export class Intake {
       ...(budget ? { budget } : {}),
       ...(after.length > 0 ? { after, waitingFor: awaited } : {}),
     };
-    await this.d.workflows.create(workflowId, record);
-    if (awaited.length === 0) await this.enqueue(task, now);
+    if (awaited.length > 0) {
+      await this.d.workflows.create(workflowId, record);
+    } else {
+      // The two records side by side (one round trip, not two), then the task: its result can
+      // only come once both exist. (A crash between leaves a record nobody published.)
+      await Promise.all([this.d.workflows.create(workflowId, record), this.record(task, now)]);
+      await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
+    }
     this.d.emit({
       type: "WORKFLOW_SUBMITTED",
       category: "workflow",
@@ -150,19 +156,27 @@ export class Intake {
     if (!team) throw new NotFoundError("team", parent.teamId);
     const now = this.d.clock.now();
     const children = body.subtasks.map((sub, i) => this.child(team, parent, sub, body.offset + i));
-    const created = await Promise.all(children.map((c) => this.enqueue(c, now)));
+    const recorded = await Promise.all(children.map((c) => this.record(c, now)));
+    const created = recorded.map((r) => r === "created");
+    const added = created.filter(Boolean).length;
+    // Published (again, if a retried delegation found them queued: JetStream de-duplicates on
+    // the id) while the workflow counts them: one round trip. A crash between leaves the total
+    // short, which the root's result finds and repairs from the task records (results.ts).
+    await Promise.all([
+      ...children
+        .filter((_, i) => recorded[i] !== "finished")
+        .map((c) => publishTask(this.d.js, this.d.sender, c, this.d.taskKey)),
+      added > 0 &&
+        this.d.workflows.modify(wf, (w) =>
+          w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
+        ),
+    ]);
     // The director now waits for its new subtasks (wait-for graph, see resources.ts).
     this.d.resources.waitsOn(
       parent.taskId,
       children.filter((_, i) => created[i]).map((c) => c.taskId),
     );
     for (const [i, c] of children.entries()) if (created[i]) this.d.metrics?.delegationDepth.observe(c.depth);
-    const added = created.filter(Boolean).length;
-    if (added > 0) {
-      await this.d.workflows.modify(wf, (w) =>
-        w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
-      );
-    }
     // A kind whose actors were passivated (or preempted) is placed again now, not at the next sweep.
     for (const kind of new Set(children.map((c) => c.kind))) this.d.placer.demand(parent.teamId, team, kind);
     return {
@@ -218,12 +232,11 @@ export class Intake {
   }
 
   /**
-   * Records a task and publishes it (`publish` false: only records it). Both steps are
-   * idempotent (create-if-absent, JetStream de-duplication on the task id), so a delegation
-   * retried after a crash publishes once. Returns false when the task already existed.
+   * Records a task, if absent (create-if-absent: a delegation retried after a crash records
+   * nothing twice). Says whether it was created now, was there and still queued (to be published
+   * again: JetStream de-duplicates on the task id), or was there and past queued.
    */
-  private async enqueue(task: TaskEnvelope, now: number, publish = true): Promise<boolean> {
-    let created = true;
+  private async record(task: TaskEnvelope, now: number): Promise<"created" | "queued" | "finished"> {
     try {
       await this.d.tasks.create(task.taskId, {
         task,
@@ -235,14 +248,11 @@ export class Intake {
         conflicts: [],
         invalid: [],
       });
+      return "created";
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
-      created = false;
       const existing = await this.d.tasks.get(task.taskId);
-      if (existing && existing.value.status !== "queued") return false;
+      return existing && existing.value.status !== "queued" ? "finished" : "queued";
     }
-    // A waiting workflow's root is published by its release (dependencies.ts).
-    if (publish) await publishTask(this.d.js, this.d.sender, task, this.d.taskKey);
-    return created;
   }
 }
