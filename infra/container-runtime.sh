@@ -177,8 +177,11 @@ if ping; then
 else
   as_root mkdir -p "$(dirname "$SOCKET")"
   log "starting podman system service on unix://$SOCKET"
-  # setsid + nohup: the service outlives this script and the shell that ran it.
-  as_root setsid nohup podman system service --time=0 "unix://$SOCKET" >/tmp/podman-service.log 2>&1 </dev/null &
+  # setsid + nohup: the service outlives this script and the shell that ran it. From /: conmon
+  # inherits the service's working directory and fails every container ("Failed to get working
+  # directory", seen as HTTP 500 "write child: broken pipe") once that directory is deleted,
+  # e.g. a CI clone removed after its run.
+  as_root env --chdir=/ setsid nohup podman system service --time=0 "unix://$SOCKET" >/tmp/podman-service.log 2>&1 </dev/null &
   for _ in $(seq 1 100); do
     ping && break
     sleep 0.1
