@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { startStack, submitWorkflow } from "@cadre/cli";
 import { decodeAs, parseTeam, subjects, type Team } from "@cadre/protocol";
 import type { NatsConnection } from "@cadre/runtime";
-import { sequential, throughput } from "./stats.js";
+import { machineBusyMs, sequential, throughput } from "./stats.js";
 
 /** Calls kept in flight in the throughput phase. */
 export const IN_FLIGHT = 64;
@@ -20,6 +20,8 @@ export const IN_FLIGHT = 64;
 export interface Measurement {
   lat: number[];
   rate: number;
+  /** The machine's CPU (all processes, all cores) per call in the in-flight phase, ms. */
+  cpuMsPerCall: number;
 }
 
 /** How long each phase runs and where progress lines go. */
@@ -28,14 +30,20 @@ export interface PhaseOptions {
   log: (line: string) => void;
 }
 
-/** A 1 s sequential warm-up, then `seconds` sequential (latencies) and `seconds` with {@link IN_FLIGHT} in flight. */
+/**
+ * A 1 s sequential warm-up, then `seconds` sequential (latencies) and `seconds` with
+ * {@link IN_FLIGHT} in flight (calls per second, and the machine's CPU per call).
+ */
 export async function measure(label: string, op: () => Promise<unknown>, opts: PhaseOptions): Promise<Measurement> {
   await sequential(op, 1000);
   opts.log(`${label}: sequential ${opts.seconds} s`);
   const lat = await sequential(op, opts.seconds * 1000);
   opts.log(`${label}: ${IN_FLIGHT} in flight ${opts.seconds} s`);
+  const busy = machineBusyMs();
+  const began = performance.now();
   const rate = await throughput(op, IN_FLIGHT, opts.seconds * 1000);
-  return { lat, rate };
+  const calls = (rate * (performance.now() - began)) / 1000;
+  return { lat, rate, cpuMsPerCall: (machineBusyMs() - busy) / calls };
 }
 
 /** Cadre's delegation bench on one connection: run it once per configuration, then close it. */

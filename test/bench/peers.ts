@@ -53,6 +53,7 @@ try {
     sequentialP99Ms: quantile(m.lat, 0.99),
     sequentialCount: m.lat.length,
     inFlightPerSecond: m.rate,
+    inFlightCpuMsPerWorkflow: m.cpuMsPerCall,
   });
   const systems = {
     jetstreamFloor: summary(floor),
@@ -91,9 +92,16 @@ try {
     f(s.sequentialP50Ms),
     f(s.sequentialP99Ms),
     f(s.inFlightPerSecond, 0),
+    f(s.inFlightCpuMsPerWorkflow),
   ];
   printTable([
-    ["system", "sequential p50 (ms)", "sequential p99 (ms)", `${IN_FLIGHT} in flight (workflows/s)`],
+    [
+      "system",
+      "sequential p50 (ms)",
+      "sequential p99 (ms)",
+      `${IN_FLIGHT} in flight (workflows/s)`,
+      "machine CPU per workflow (ms)",
+    ],
     row("JetStream floor (same flow: 4 durable publishes, 4 acked pulls, no state)", systems.jetstreamFloor),
     row("BullMQ 6 FlowProducer, parent + one child, redis AOF everysec", systems.bullmq),
     row("Cadre (delegation.js, metrics and tracing off)", systems.cadre),
@@ -102,6 +110,12 @@ try {
     ["goal (issue 17)", "ratio", "target", "met"],
     ...goals.map((g) => [g.name, `${f(g.ratio)}x`, g.target, g.met ? "yes" : "no"]),
   ]);
+  const cost = (s: ReturnType<typeof summary>) =>
+    f(s.inFlightCpuMsPerWorkflow / systems.bullmq.inFlightCpuMsPerWorkflow);
+  process.stdout.write(
+    `\nCPU a workflow costs the machine at ${IN_FLIGHT} in flight (every process: clients, workers, servers), ` +
+      `against BullMQ's: JetStream floor ${cost(systems.jetstreamFloor)}x, Cadre ${cost(systems.cadre)}x.\n`,
+  );
   process.stdout.write(
     `\nOne run, ${SECONDS} s phases after a 1 s warm-up, ${cpus().length} cores; each system has a client and two ` +
       `worker processes. JetStream floor: one file-storage work-queue stream, the client pulls the workflow's ` +

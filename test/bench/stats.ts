@@ -1,5 +1,19 @@
 /** Small statistics for the benchmarks. */
 
+import { readFileSync } from "node:fs";
+
+/**
+ * CPU time the whole machine has been busy so far, in ms, all cores together (from /proc/stat:
+ * user, nice, system, irq and softirq; idle, iowait and time stolen by the hypervisor left out).
+ * Every process counts: the system measured, its server, and this one.
+ */
+export function machineBusyMs(): number {
+  const [, ...ticks] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = ticks;
+  // USER_HZ is 100 on Linux.
+  return (user + nice + system + irq + softirq) * 10;
+}
+
 /** The q-quantile (0..1) of a list of numbers (nearest rank). */
 export function quantile(values: number[], q: number): number {
   if (values.length === 0) return Number.NaN;
