@@ -166,14 +166,24 @@ export interface StallSeen {
   taskId: string;
 }
 
-/** The longest gap between a workflow's tasks completed after `from`. */
+/**
+ * The longest gap between a workflow's tasks completed after `from`. A task's TASK_COMPLETED seen
+ * again (a supervisor that took over re-announces a result whose message came back unacked,
+ * under the same message id: stored once, but a live subscriber sees both) completes nothing:
+ * only each task's first one counts.
+ */
 export function longestStall(events: TimedEvent[], workflowId: string, from: number): StallSeen | null {
   let prev = from;
   let best: StallSeen | null = null;
+  const seen = new Set<string>();
   for (const { at, event } of events) {
-    if (at < from || event.type !== "TASK_COMPLETED" || event.scope !== workflowId) continue;
+    if (event.type !== "TASK_COMPLETED" || event.scope !== workflowId) continue;
+    const taskId = String(event.data.taskId);
+    if (seen.has(taskId)) continue;
+    seen.add(taskId);
+    if (at < from) continue;
     if (!best || at - prev > best.endMs - best.startMs) {
-      best = { startMs: prev - from, endMs: at - from, taskId: String(event.data.taskId) };
+      best = { startMs: prev - from, endMs: at - from, taskId };
     }
     prev = at;
   }
