@@ -46,6 +46,34 @@ export async function measure(label: string, op: () => Promise<unknown>, opts: P
   return { lat, rate, cpuMsPerCall: (machineBusyMs() - busy) / calls };
 }
 
+/**
+ * A config file in `dir` for the benchmarks' stacks: limits raised past the seed's defaults (10
+ * actors per team, 50 in all), which k replicas of two kinds pass. Returns its path.
+ */
+export function benchConfig(dir: string): string {
+  const configFile = join(dir, "config.json");
+  const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
+  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits }));
+  return configFile;
+}
+
+/** The benchmarks' team: a director on host-1 delegating one task to an agent on host-2, `replicas` of each. */
+export function directorAgentTeam(name: string, replicas: number): Team {
+  return parseTeam({
+    name,
+    root: "director",
+    kinds: {
+      director: {
+        role: "director",
+        replicas,
+        hosts: ["host-1"],
+        behaviour: { type: "script", delegate: [{ kind: "noop" }] },
+      },
+      noop: { role: "agent", replicas, hosts: ["host-2"], behaviour: { type: "script" } },
+    },
+  });
+}
+
 /** Cadre's delegation bench on one connection: run it once per configuration, then close it. */
 export interface CadreDelegation {
   /** Starts a supervisor and two agent-hosts with this environment, measures, and stops them. */
@@ -60,23 +88,8 @@ export interface CadreDelegation {
  * > agent (host-2) > results applied > director aggregates > workflow completed.
  */
 export function cadreDelegation(nc: NatsConnection, natsUrl: string, dir: string, opts: PhaseOptions): CadreDelegation {
-  // 128 actors: past the seed's default limits (10 per team, 50 in all).
-  const configFile = join(dir, "config.json");
-  const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
-  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits }));
-  const team: Team = parseTeam({
-    name: "bench",
-    root: "director",
-    kinds: {
-      director: {
-        role: "director",
-        replicas: IN_FLIGHT,
-        hosts: ["host-1"],
-        behaviour: { type: "script", delegate: [{ kind: "noop" }] },
-      },
-      noop: { role: "agent", replicas: IN_FLIGHT, hosts: ["host-2"], behaviour: { type: "script" } },
-    },
-  });
+  const configFile = benchConfig(dir);
+  const team = directorAgentTeam("bench", IN_FLIGHT);
   const { workflow, close } = workflowRunner(nc, team);
   return {
     async run(name, env) {

@@ -18,14 +18,13 @@
  * where each spent its time.
  */
 
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startStack } from "@cadre/cli";
-import { parseTeam } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
-import { workflowRunner } from "./cadre-delegation.js";
+import { benchConfig, directorAgentTeam, workflowRunner } from "./cadre-delegation.js";
 import { printTable, quantile } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -86,10 +85,8 @@ export function kindOf(subject: string): string | undefined {
   return subject.split(".").slice(0, 3).join(".");
 }
 
-// 2k actors (k in flight): past the seed's default limits (10 per team, 50 in all).
-const configFile = join(mkdtempSync(join(tmpdir(), "cadre-flow-")), "config.json");
-const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
-writeFileSync(configFile, JSON.stringify({ orchestration_limits: limits }));
+// 2k actors (k in flight).
+const configFile = benchConfig(mkdtempSync(join(tmpdir(), "cadre-flow-")));
 
 const server = await startNatsServer();
 try {
@@ -103,19 +100,7 @@ try {
   });
   const nc = await connectNats(server.url, "bench-client");
   const sniffer = await connectNats(server.url, "bench-sniffer");
-  const team = parseTeam({
-    name: "flow",
-    root: "director",
-    kinds: {
-      director: {
-        role: "director",
-        replicas: inFlight,
-        hosts: ["host-1"],
-        behaviour: { type: "script", delegate: [{ kind: "noop" }] },
-      },
-      noop: { role: "agent", replicas: inFlight, hosts: ["host-2"], behaviour: { type: "script" } },
-    },
-  });
+  const team = directorAgentTeam("flow", inFlight);
   const { workflow } = workflowRunner(nc, team);
   for (let i = 0; i < 20; i++) await workflow(); // warm: the team placed, the actors spawned
   await sniffer.flush();
