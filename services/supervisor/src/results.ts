@@ -198,8 +198,9 @@ export class ResultApplier {
    * TASK_COMPLETED or TASK_FAILED for the result a task record holds. Made when it is applied,
    * and again when its message comes back unfinished, under a message id of its own
    * (`applied:<resultId>`): a supervisor that stopped, or failed a later step, before its
-   * announcement was stored makes it again, and the events stream stores it once (the announcement was lost that way while a NATS node's loss
-   * refused the count after the record write: 57 of 201 in one chaos run).
+   * announcement was stored makes it again, and the events stream stores it once (the
+   * announcement was lost that way while a NATS node's loss refused the count after the record
+   * write: 57 of 201 in one chaos run).
    */
   private announce(rec: TaskRecord): void {
     const a = rec.applied;
