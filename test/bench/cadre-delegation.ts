@@ -50,10 +50,10 @@ export async function measure(label: string, op: () => Promise<unknown>, opts: P
  * A config file in `dir` for the benchmarks' stacks: limits raised past the seed's defaults (10
  * actors per team, 50 in all), which k replicas of two kinds pass. Returns its path.
  */
-export function benchConfig(dir: string): string {
+export function benchConfig(dir: string, more: Record<string, unknown> = {}): string {
   const configFile = join(dir, "config.json");
   const limits = { max_agents_per_orchestrator: 1000, max_concurrent_agents: 1000 };
-  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits }));
+  writeFileSync(configFile, JSON.stringify({ logLevel: "warn", orchestration_limits: limits, ...more }));
   return configFile;
 }
 

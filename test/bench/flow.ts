@@ -1,5 +1,5 @@
 /**
- * `node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--cpu-prof <dir>]`: what one workflow costs in NATS messages, by kind.
+ * `node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--supervisors <s>] [--partitions <p>] [--cpu-prof <dir>]`: what one workflow costs in NATS messages, by kind.
  * A sniffer connection subscribes to every subject (`>`, on an anonymous stack) while N
  * director > agent workflows run one after another, and counts each message once by what it
  * is: a KV read or write of which bucket, a JetStream publish, pull or ack of which stream, an
@@ -13,6 +13,11 @@
  *
  * With `--in-flight <k>` the workflows run k at a time (64 is the throughput benchmarks' load; the
  * director and the agent get k replicas) and the figure is workflows per second.
+ * With `--supervisors <s>` s supervisors run, sharing the partitions (measured once each holds its
+ * share): the CPU table then says what each supervisor spends per workflow, and so how far the
+ * supervisors' ceiling moves when they are the bottleneck (one core each / the busiest one's ms).
+ * `--partitions <p>` sets supervisor.partitions (the first supervisor's id is random, so with few
+ * partitions the rule may give the second none: 16 makes that rare).
  * With `--cpu-prof <dir>` every service writes a V8 CPU profile there when it stops
  * (`<service>.cpuprofile`, warm-up included); `node test/dist/bench/cpu-summary.js <dir>` prints
  * where each spent its time.
@@ -22,8 +27,10 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startStack } from "@cadre/cli";
+import { BUCKETS, PARTITIONS_KEY, PartitionTableSchema } from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
+import { Kvm } from "@nats-io/kv";
 import { benchConfig, directorAgentTeam, workflowRunner } from "./cadre-delegation.js";
 import { printTable, quantile } from "./stats.js";
 
@@ -35,6 +42,8 @@ const option = (name: string): string | undefined => {
 };
 const cpuProfileDir = option("--cpu-prof");
 const inFlight = Number(option("--in-flight") ?? 1);
+const supervisors = Number(option("--supervisors") ?? 1);
+const partitions = option("--partitions");
 const N = Number(args[0] ?? 200);
 if (
   !Number.isInteger(N) ||
@@ -42,10 +51,13 @@ if (
   cpuProfileDir === "" ||
   !Number.isInteger(inFlight) ||
   inFlight < 1 ||
+  !Number.isInteger(supervisors) ||
+  supervisors < 1 ||
+  (partitions !== undefined && !/^[1-9][0-9]*$/.test(partitions)) ||
   args.length > 1
 ) {
   process.stderr.write(
-    `usage: node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--cpu-prof <dir>]  (workflows and k whole numbers >= 1, got ${process.argv.slice(2).join(" ")})\n`,
+    `usage: node test/dist/bench/flow.js [workflows] [--in-flight <k>] [--supervisors <s>] [--partitions <p>] [--cpu-prof <dir>]  (workflows, k, s and p whole numbers >= 1, got ${process.argv.slice(2).join(" ")})\n`,
   );
   process.exit(2);
 }
@@ -86,7 +98,10 @@ export function kindOf(subject: string): string | undefined {
 }
 
 // 2k actors (k in flight).
-const configFile = benchConfig(mkdtempSync(join(tmpdir(), "cadre-flow-")));
+const configFile = benchConfig(
+  mkdtempSync(join(tmpdir(), "cadre-flow-")),
+  partitions ? { supervisor: { partitions: Number(partitions) } } : {},
+);
 
 const server = await startNatsServer();
 try {
@@ -99,6 +114,21 @@ try {
     ...(cpuProfileDir ? { cpuProfileDir } : {}),
   });
   const nc = await connectNats(server.url, "bench-client");
+  for (let i = 2; i <= supervisors; i++) await stack.startSupervisor(`supervisor-${i}`);
+  if (supervisors > 1) {
+    // Measured once every supervisor holds its share (a newcomer takes it after a lease TTL).
+    const registry = await new Kvm(nc).open(BUCKETS.registry);
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const e = await registry.get(PARTITIONS_KEY);
+      const t = e?.operation === "PUT" ? PartitionTableSchema.parse(e.json()) : undefined;
+      if (t?.members.length === supervisors && t.members.every((m) => t.owners.includes(m))) {
+        log(`partitions: ${t.owners.map((o, p) => `${p}:${o}`).join(" ")}`);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`the ${supervisors} supervisors did not share the partitions in 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   const sniffer = await connectNats(server.url, "bench-sniffer");
   const team = directorAgentTeam("flow", inFlight);
   const { workflow } = workflowRunner(nc, team);

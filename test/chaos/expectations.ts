@@ -120,7 +120,7 @@ export function hostFault(
 }
 
 /**
- * The active supervisor killed, a standby running: the standby's SUPERVISOR_ACTIVE taking over
+ * The lease holder of two supervisors killed: the other's SUPERVISOR_ACTIVE taking over
  * from it is the fault (its detection measured from the victim's last event), compared with
  * recoverMs, the suite's time from the kill to that same event.
  */
@@ -130,9 +130,13 @@ export function supervisorTakeover(victim: string): Expectation {
       r.faults.filter((f) => f.type === "SUPERVISOR_ACTIVE" && f.detail.previous === victim && f.scope !== victim),
     count: 1,
     unsent: SUPERVISOR_UNSENT,
-    visibility: `The standby's SUPERVISOR_ACTIVE naming ${victim} as the previous holder; the loss itself is no event.`,
+    explains: (f) =>
+      f.type === "PARTITION_ACQUIRED" && f.detail.previous === victim
+        ? `partition ${String(f.detail.partition)} of the killed supervisor, taken over with its lease`
+        : undefined,
+    visibility: `The other supervisor's SUPERVISOR_ACTIVE naming ${victim} as the previous holder; the loss itself is no event.`,
     recoverDefinition:
-      "from the kill until the standby's SUPERVISOR_ACTIVE (live): detection and takeover are one step (the lease lapsing), so it has no detectMs.",
+      "from the kill until the other supervisor's SUPERVISOR_ACTIVE (live): detection and takeover are one step (the lease lapsing), so it has no detectMs.",
     checks: ({ faults, injection, figures }) => {
       const f = faults[0];
       if (!f || injection.at === null) return [];
@@ -148,6 +152,56 @@ export function supervisorTakeover(victim: string): Expectation {
         check(
           "detection time: the report's (since the victim's last event, an upper bound) vs recoverMs (since the kill)",
           f.detectMs,
+          figures.recoverMs,
+          { min: -(call + DELIVERY_MS), max: SUPERVISOR_GAP_MS + DELIVERY_MS },
+          `same end, different onsets: the victim's last event was stored before it died (within the engine call, ${call} ms, after the suite's onset) and at most ${SUPERVISOR_GAP_MS} ms before the kill while it applied results`,
+        ),
+      ];
+    },
+  };
+}
+
+/**
+ * One of two supervisors sharing the partitions killed, the one applying the workflow's results
+ * (`partitions`: the ones it held): the other's PARTITION_ACQUIRED naming it as the previous
+ * holder, one per partition, is the fault, its detection measured from the victim's last event;
+ * the one of the workflow's partition compared with recoverMs, the suite's time from the kill to
+ * that same event. Holding the lease too, its SUPERVISOR_ACTIVE is explained.
+ */
+export function partitionTakeover(victim: string, partitions: number[], workflowPartition: number): Expectation {
+  return {
+    faults: (r) => r.faults.filter((f) => f.type === "PARTITION_ACQUIRED" && f.detail.previous === victim),
+    count: partitions.length,
+    unsent: SUPERVISOR_UNSENT,
+    explains: (f) =>
+      f.type === "SUPERVISOR_ACTIVE" && f.detail.previous === victim
+        ? "the killed supervisor held the lease too: the survivor took it over with the partitions"
+        : undefined,
+    visibility: `The surviving supervisor's PARTITION_ACQUIRED of each partition ${victim} held (${partitions.join(", ")}), naming it as the previous holder; the loss itself is no event.`,
+    recoverDefinition: `from the kill until the survivor's PARTITION_ACQUIRED of the workflow's partition ${workflowPartition} (live): detection and takeover are one step (the member record lapsing), so it has no detectMs.`,
+    checks: ({ faults, injection, figures }) => {
+      const f = faults.find((x) => x.detail.partition === workflowPartition);
+      if (injection.at === null) return [];
+      const call = (injection.by ?? injection.at) - injection.at;
+      return [
+        holds(
+          "every partition the victim held taken over, each once",
+          faults
+            .map((x) => Number(x.detail.partition))
+            .sort((a, b) => a - b)
+            .join() === partitions.join(),
+          `taken: ${faults.map((x) => x.detail.partition).join(", ") || "none"}; held: ${partitions.join(", ")}`,
+        ),
+        check(
+          "taken over: the workflow partition's PARTITION_ACQUIRED stream time - injection, vs recoverMs",
+          f ? f.detectedAt - injection.at : null,
+          figures.recoverMs,
+          { min: -DELIVERY_MS, max: DELIVERY_MS },
+          "the same event and onset: stored by the server vs received by the test",
+        ),
+        check(
+          "detection time: the report's (since the victim's last event, an upper bound) vs recoverMs (since the kill)",
+          f?.detectMs ?? null,
           figures.recoverMs,
           { min: -(call + DELIVERY_MS), max: SUPERVISOR_GAP_MS + DELIVERY_MS },
           `same end, different onsets: the victim's last event was stored before it died (within the engine call, ${call} ms, after the suite's onset) and at most ${SUPERVISOR_GAP_MS} ms before the kill while it applied results`,

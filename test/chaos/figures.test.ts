@@ -6,6 +6,7 @@ import { longestStall } from "./figures.js";
 const completed = (at: number, taskId: string, scope = "w1"): TimedEvent => ({
   at,
   event: { type: "TASK_COMPLETED", scope, data: { taskId } } as unknown as CadreEvent,
+  sender: "supervisor-1",
 });
 
 describe("longestStall", () => {

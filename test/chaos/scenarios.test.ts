@@ -22,12 +22,27 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ChaosIncident, chaosMatrix } from "@cadre/monitor/incident";
-import { BUCKETS, type CadreError, LeaseRecordSchema } from "@cadre/protocol";
+import {
+  BUCKETS,
+  type CadreError,
+  LeaseRecordSchema,
+  PARTITIONS_KEY,
+  type PartitionTable,
+  PartitionTableSchema,
+  partitionOf,
+} from "@cadre/protocol";
 import { connectNats } from "@cadre/runtime";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, type TimedEvent, until } from "../helpers/client.js";
-import { hostFault, natsNode, noFault, supervisorRestart, supervisorTakeover } from "./expectations.js";
+import {
+  hostFault,
+  natsNode,
+  noFault,
+  partitionTakeover,
+  supervisorRestart,
+  supervisorTakeover,
+} from "./expectations.js";
 import {
   busyHost,
   elapsed,
@@ -396,9 +411,9 @@ scenario(
 );
 
 scenario(
-  "chaos: kill the active supervisor while a standby runs",
+  "chaos: kill the supervisor holding the lease while another runs",
   { natsNodes: 1, hosts: 3, supervisors: 2 },
-  "has the standby take over (default lease settings) with nothing lost",
+  "has the other take the lease and its partitions over (default lease settings) with nothing lost",
   async (c) => {
     const since = Date.now();
     const registry = await new Kvm(c.client.nc).open(BUCKETS.registry);
@@ -411,7 +426,9 @@ scenario(
     const before = await holder();
     expect(before).toBeDefined();
     const victim = String(before?.holder);
-    const injection = await inject(`SIGKILL the active supervisor ${victim}, a standby running`, () => c.kill(victim));
+    const injection = await inject(`SIGKILL the lease holder ${victim}, another supervisor running`, () =>
+      c.kill(victim),
+    );
     const killedAt = injection.at ?? 0;
 
     const w = await finish(c, id, 120_000);
@@ -431,5 +448,66 @@ scenario(
       completionsPerSecond: perSecond(rec.events, id, started),
     });
     await incident(c, since, injection, f, supervisorTakeover(victim));
+  },
+);
+
+scenario(
+  "chaos: kill the supervisor applying a workflow's results while another shares the partitions",
+  { natsNodes: 1, hosts: 3, supervisors: 2 },
+  "has the other take its partitions over (default lease settings) with nothing lost",
+  async (c) => {
+    const since = Date.now();
+    const registry = await new Kvm(c.client.nc).open(BUCKETS.registry);
+    const table = async (): Promise<PartitionTable | undefined> => {
+      const e = await registry.get(PARTITIONS_KEY);
+      return e?.operation === "PUT" ? PartitionTableSchema.parse(e.json()) : undefined;
+    };
+    // Both supervisors hold partitions (the newcomer takes its share once it has lived a lease TTL).
+    const shared = await until(
+      "both supervisors holding partitions",
+      async () => {
+        const t = await table();
+        return t?.members.length === 2 && t.members.every((m) => t.owners.includes(m)) && t;
+      },
+      60_000,
+    );
+    const rec = recordEvents(c.client.nc);
+    const { id, started } = await startAndWaitFor(c, rec.events, 40);
+    const p = partitionOf(id, shared.owners.length);
+    const before = (await table()) as PartitionTable;
+    const victim = String(before.owners[p]);
+    const survivor = before.members.find((m) => m !== victim) as string;
+    const held = before.owners.flatMap((o, i) => (o === victim ? [i] : []));
+    const lease = await registry.get("supervisor.lease");
+    const heldLease = lease?.operation === "PUT" && LeaseRecordSchema.parse(lease.json()).holder === victim;
+    const injection = await inject(
+      `SIGKILL ${victim}, the supervisor applying the workflow's results (partition ${p}${heldLease ? ", and the lease" : ""})`,
+      () => c.kill(victim),
+    );
+    const killedAt = injection.at ?? 0;
+
+    const w = await finish(c, id, 120_000);
+    rec.stop();
+    const o = await expectPromisesKept(c, id);
+    // Every partition now with the survivor, the victim's under a new term (its old one fenced).
+    const after = (await table()) as PartitionTable;
+    expect(after.members).toEqual([survivor]);
+    expect(after.owners).toEqual(before.owners.map(() => survivor));
+    for (const i of held) expect(after.terms[i]).toBeGreaterThan(before.terms[i] ?? 0);
+
+    const f = record({
+      scenario: "kill-partition-holder",
+      ...promiseFigures(o),
+      // Detection and takeover are one step: the survivor acts when the victim's membership lapses.
+      detectMs: null,
+      recoverMs: firstAt(
+        rec.events,
+        killedAt,
+        (e) => e.type === "PARTITION_ACQUIRED" && e.scope === survivor && e.data.partition === p,
+      ),
+      workflowMs: elapsed(w),
+      completionsPerSecond: perSecond(rec.events, id, started),
+    });
+    await incident(c, since, injection, f, partitionTakeover(victim, held, p));
   },
 );

@@ -71,6 +71,8 @@ function settled<T>(read: () => Promise<T>): Promise<T> {
 export interface TimedEvent {
   at: number;
   event: CadreEvent;
+  /** The process that emitted it (the message's sender). */
+  sender: string;
 }
 
 /** Records every live event from now on, with its arrival time; `stop()` ends the recording. */
@@ -79,7 +81,8 @@ export function recordEvents(nc: NatsConnection): { events: TimedEvent[]; stop()
   const sub = nc.subscribe("cadre.v1.evt.>", {
     callback: (_err, m) => {
       try {
-        events.push({ at: Date.now(), event: decodeAs(m.data, "event").body });
+        const msg = decodeAs(m.data, "event");
+        events.push({ at: Date.now(), event: msg.body, sender: msg.sender });
       } catch {
         // A test records Cadre's events; anything else on the subject is not its business.
       }

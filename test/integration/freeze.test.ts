@@ -4,7 +4,7 @@
  * applied, and the workflow completes with nothing lost.
  */
 
-import { STREAMS, type TeamInput } from "@cadre/protocol";
+import { STREAMS, subjects, type TeamInput } from "@cadre/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
@@ -40,7 +40,8 @@ describe("a workflow frozen while its agents work", () => {
 
     // The workers finish: their results reach the results stream but are not applied.
     const jsm = await jetstreamManager(c.nc);
-    const subject = `cadre.v1.result.${id}`;
+    const root = (await c.taskRecords(id)).find((r) => r.task.parentTaskId === null);
+    const subject = subjects.result(root?.task.partition ?? 0, id);
     await until("the three results stored", async () => {
       const info = await jsm.streams.info(STREAMS.results, { subjects_filter: subject });
       return (info.state.subjects?.[subject] ?? 0) >= 3;

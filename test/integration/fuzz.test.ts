@@ -44,7 +44,7 @@ import {
   operationSubject,
   operations,
   parseTeam,
-  RESULTS_CONSUMER,
+  resultsConsumer,
   rootTaskId,
   STREAMS,
   subjects,
@@ -673,6 +673,7 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
     input: { x: 1 },
   },
   "sup.delegate": { parent: fakeEnvelope(), subtasks: [{ kind: "worker", input: { a: 1 } }] },
+  "sup.coordinate": { kind: "applied", taskId: FAKE.task, workflowId: FAKE.wf, outcome: "orphan", root: false },
   "sup.status": { workflowId: FAKE.wf },
   "sup.quarantine": { op: "release", actorId: FAKE.actor },
   "sup.quarantine.list": {},
@@ -1128,7 +1129,7 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
           break;
         }
         case "result":
-          subject = subjects.result(rng.chance(0.5) ? submitted.workflowId : rng.token(1, 60));
+          subject = subjects.result(rng.int(0, 3), rng.chance(0.5) ? submitted.workflowId : rng.token(1, 60));
           data = maker.make(kind, [resultModel]);
           via = "jetstream";
           break;
@@ -1197,9 +1198,14 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
     await until(
       "the results and tasks consumed",
       async () => {
-        const r = await jsm.consumers.info(STREAMS.results, RESULTS_CONSUMER);
+        let pending = 0;
+        // The supervisor's default supervisor.partitions (4): one results durable each.
+        for (const p of [0, 1, 2, 3]) {
+          const r = await jsm.consumers.info(STREAMS.results, resultsConsumer(p));
+          pending += r.num_pending + r.num_ack_pending;
+        }
         const t = await jsm.consumers.info(STREAMS.tasks, taskConsumer(submitted.teamId, "quick"));
-        return r.num_pending + r.num_ack_pending + t.num_pending + t.num_ack_pending === 0;
+        return pending + t.num_pending + t.num_ack_pending === 0;
       },
       30_000,
     );

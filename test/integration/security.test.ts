@@ -7,7 +7,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { encode, parseTeam, resultMessageId, subjects, type TeamInput } from "@cadre/protocol";
+import {
+  encode,
+  parseConfig,
+  parseTeam,
+  partitionOf,
+  resultMessageId,
+  subjects,
+  type TeamInput,
+} from "@cadre/protocol";
 import { rejection } from "@cadre/protocol/testing";
 import { connectNats, initSecurity, type NatsConnection, resultSigner, SupervisorClient } from "@cadre/runtime";
 import { jetstream } from "@nats-io/jetstream";
@@ -130,17 +138,25 @@ describe("security on: identities and permissions per role", () => {
       };
       const signer = resultSigner(c.stack.security?.credentials("host-2"));
       // Unsigned, under the id an unsigned genuine result would have; then signed with the wrong key.
-      await js.publish(subjects.result(id), encode("result", forged, { sender: "host-1" }), {
-        msgID: resultMessageId(taskId, 1, 1),
-      });
+      await js.publish(
+        subjects.result(partitionOf(id, parseConfig(fastConfig).supervisor.partitions), id),
+        encode("result", forged, { sender: "host-1" }),
+        {
+          msgID: resultMessageId(taskId, 1, 1),
+        },
+      );
       const signed = { ...forged, sig: signer?.sign(forged) };
-      await js.publish(subjects.result(id), encode("result", signed, { sender: "host-1" }), {
-        msgID: `${resultMessageId(taskId, 1, 1)}:forged`,
-      });
+      await js.publish(
+        subjects.result(partitionOf(id, parseConfig(fastConfig).supervisor.partitions), id),
+        encode("result", signed, { sender: "host-1" }),
+        {
+          msgID: `${resultMessageId(taskId, 1, 1)}:forged`,
+        },
+      );
       // Signed by host-2 as itself: authentic, but host-2 never held the task (no token).
       const own = { ...forged, hostId: "host-2" };
       await js.publish(
-        subjects.result(id),
+        subjects.result(partitionOf(id, parseConfig(fastConfig).supervisor.partitions), id),
         encode("result", { ...own, sig: signer?.sign(own) }, { sender: "host-2" }),
         {
           msgID: `${resultMessageId(taskId, 1, 1)}:own`,

@@ -42,7 +42,7 @@ describe("parseConfig", () => {
       commands: { enabled: true, allow: [] },
       outbox: { dir: ".cadre/outbox", maxBytes: 64 * 1024 * 1024, replayRatePerSec: 500 },
     });
-    expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500 });
+    expect(config.supervisor).toEqual({ leaseTtlMs: 3000, leaseRenewMs: 500, partitions: 4 });
   });
 
   it("refuses a host command allow-list entry that is not a regular expression, naming it", () => {

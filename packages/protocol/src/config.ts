@@ -133,6 +133,12 @@ export const ConfigSchema = z
         leaseTtlMs: z.number().int().min(100).default(3000),
         /** How often the active supervisor renews and a standby looks. @default 500 */
         leaseRenewMs: z.number().int().min(10).default(500),
+        /**
+         * Partitions of the work (protocol partitions.ts): each workflow's results are applied by
+         * the supervisor holding its partition, so several supervisors share them. Every supervisor
+         * of a deployment must use the same number. @default 4
+         */
+        partitions: z.number().int().min(1).max(1024).default(4),
       })
       .strict()
       .refine((s) => s.leaseRenewMs * 2 <= s.leaseTtlMs, {

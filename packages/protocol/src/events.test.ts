@@ -33,6 +33,8 @@ const CRITICAL_BEFORE = [
   "DEADLOCK_RESOLVED",
   "SUPERVISOR_ACTIVE",
   "SUPERVISOR_STANDBY",
+  "PARTITION_ACQUIRED",
+  "PARTITION_RELEASED",
   "STATE_CORRUPTED",
   "WORKFLOW_FROZEN",
   "WORKFLOW_UNFROZEN",
@@ -296,6 +298,11 @@ const samples: { [T in EventType]: { scope: string; data: EventData<T> } } = {
   },
   SUPERVISOR_ACTIVE: { scope: "supervisor-1", data: { term: 2, previous: "supervisor-0", activationMs: 35 } },
   SUPERVISOR_STANDBY: { scope: "supervisor-1", data: { reason: "lease lost" } },
+  PARTITION_ACQUIRED: {
+    scope: "supervisor-1",
+    data: { partition: 2, term: 3, previous: "supervisor-2", held: [0, 2] },
+  },
+  PARTITION_RELEASED: { scope: "supervisor-1", data: { partition: 1, reason: "moved to supervisor-2", held: [0, 2] } },
   STATE_CORRUPTED: {
     scope: "tasks",
     data: { key: "w1-r", revision: 7, reason: "checksum mismatch", restoredFrom: 6, restoredAs: 8 },

@@ -560,6 +560,19 @@ export const events = {
     summary: "a supervisor stopped acting (it lost or could not renew the lease)",
     data: z.object({ reason: z.string() }),
   },
+  PARTITION_ACQUIRED: {
+    category: "supervisor",
+    critical: true,
+    summary:
+      "a supervisor took a partition of the work: it applies that partition's results (previous: the lapsed holder it took it from, null when it was free)",
+    data: z.object({ partition: int(), term: int(), previous: ref().nullable(), held: z.array(int()).max(4096) }),
+  },
+  PARTITION_RELEASED: {
+    category: "supervisor",
+    critical: true,
+    summary: "a supervisor stopped applying a partition's results (moved to another, or cut off)",
+    data: z.object({ partition: int(), reason: z.string(), held: z.array(int()).max(4096) }),
+  },
 
   // state: scope is the bucket (supervisor), "state" (agent-host) or the workflow id (rollback)
   STATE_CORRUPTED: {

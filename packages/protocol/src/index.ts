@@ -150,7 +150,7 @@ export {
   HEADERS,
   isToken,
   MAX_TOKEN_LENGTH,
-  RESULTS_CONSUMER,
+  resultsConsumer,
   STREAMS,
   SUBJECT_PREFIX,
   subjects,

@@ -43,6 +43,9 @@ export const WireErrorSchema = z.object({
  * One task, as it travels on the tasks stream. The chain lists the kinds from the workflow's
  * root to this task's kind (inclusive), so `depth === chain.length - 1`.
  */
+/** A partition number (protocol partitions.ts; config supervisor.partitions). */
+const Partition = z.number().int().min(0).max(4095);
+
 export const TaskEnvelopeSchema = z.object({
   taskId: Id,
   workflowId: Id,
@@ -59,6 +62,11 @@ export const TaskEnvelopeSchema = z.object({
   idempotencyKey: z.string().min(1).max(MAX_TOKEN_LENGTH),
   /** Assignment epoch, raised when the supervisor reassigns the task. @default 1 */
   epoch: z.number().int().min(1).default(1),
+  /**
+   * The supervisors' partition of the workflow (protocol partitions.ts), stamped at submit and
+   * copied to every subtask: the host sends the task's result under it. Absent: partition 0.
+   */
+  partition: Partition.optional(),
   input: Json,
 });
 
@@ -76,6 +84,8 @@ export const TaskResultSchema = z.object({
   error: WireErrorSchema.optional(),
   startedAt: Millis,
   finishedAt: Millis,
+  /** The task envelope's partition: the result's subject (subjects.ts). Absent: partition 0. */
+  partition: Partition.optional(),
   /** Sent from the host's outbox after it was cut off from NATS (counted in its reconciliation). */
   offline: z.boolean().optional(),
   /**

@@ -25,6 +25,7 @@ import {
   HoldingSchema,
   Id,
   Millis,
+  QuarantineReasonSchema,
   QuarantineReplySchema,
   QuarantineRequestSchema,
   ReleaseReplySchema,
@@ -403,12 +404,39 @@ export const MonitorStatusReplySchema = z.object({
 const Empty = z.object({});
 
 /**
+ * What the holder of a workflow's partition, having applied a result, tells the lease holder,
+ * which keeps what is the whole cluster's in memory (supervisor.ts "Partitions"): `applied`
+ * frees the task's cap slot and resources and counts a replayed result in its host's
+ * reconciliation; `quarantine` takes out an actor whose response broke its kind's schema.
+ */
+export const CoordinateRequestSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("applied"),
+    taskId: Id,
+    workflowId: Id,
+    outcome: z.enum(["applied", "duplicate", "conflict", "retried", "reprocessed", "orphan"]),
+    root: z.boolean(),
+    /** A result replayed from a host's outbox: the host and its `replay` header (`<batch>:<count>`). */
+    replay: z.object({ hostId: Id, batch: z.string().min(1).max(200) }).optional(),
+  }),
+  z.object({ kind: z.literal("quarantine"), actorId: Id, reason: QuarantineReasonSchema }),
+]);
+export type CoordinateRequest = z.infer<typeof CoordinateRequestSchema>;
+export const CoordinateReplySchema = z.object({ done: z.literal(true) });
+
+/**
  * Every operation, by name. The name is also the codec's request type; its reply type is the
  * name plus `.ok`.
  */
 export const operations = {
   "sup.submit": sup(SubmitRequestSchema, SubmitReplySchema, ["operator"], "submit a team's workflow"),
   "sup.delegate": sup(DelegateRequestSchema, DelegateReplySchema, ["agent-host"], "create a task's subtasks"),
+  "sup.coordinate": sup(
+    CoordinateRequestSchema,
+    CoordinateReplySchema,
+    ["supervisor"],
+    "a partition holder's applied result or quarantine, for the lease holder",
+  ),
   "sup.status": sup(StatusRequestSchema, StatusReplySchema, READ, "a workflow's record and controls"),
   "sup.quarantine": sup(
     QuarantineRequestSchema,

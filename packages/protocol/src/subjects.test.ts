@@ -4,7 +4,7 @@ import {
   BUCKETS,
   isToken,
   MAX_TOKEN_LENGTH,
-  RESULTS_CONSUMER,
+  resultsConsumer,
   STREAMS,
   SUBJECT_PREFIX,
   subjects,
@@ -24,8 +24,16 @@ describe("subject builders", () => {
     );
   });
 
-  it("builds the result subject of one workflow", () => {
-    expect(subjects.result("w1abc")).toBe("cadre.v1.result.w1abc");
+  it("builds the result subject of one workflow under its partition, and the partition's filter", () => {
+    expect(subjects.result(3, "w1abc")).toBe("cadre.v1.result.3.w1abc");
+    expect(subjects.partitionResults(3)).toBe("cadre.v1.result.3.*");
+    expect(resultsConsumer(3)).toBe("results_p3");
+  });
+
+  it.each([-1, 1.5, 4096, Number.NaN])("refuses partition %s, saying which range is valid", (p) => {
+    const err = thrown(() => subjects.result(p, "w1abc"));
+    expect(err.code).toBe("PROTOCOL_ERROR");
+    expect(err.message).toBe(`a partition is an integer from 0 to 4095, got ${p}`);
   });
 
   it("builds an event subject from its category and scope", () => {
@@ -54,7 +62,7 @@ describe("subject builders", () => {
   });
 
   it("uses stream, bucket and consumer names without dots, spaces or wildcards", () => {
-    for (const name of [...Object.values(STREAMS), ...Object.values(BUCKETS), RESULTS_CONSUMER]) {
+    for (const name of [...Object.values(STREAMS), ...Object.values(BUCKETS), resultsConsumer(0)]) {
       expect(isToken(name), name).toBe(true);
     }
   });
@@ -62,7 +70,7 @@ describe("subject builders", () => {
   it("accepts the ids Cadre generates as tokens", () => {
     const workflowId = newWorkflowId();
     const taskId = childTaskId(rootTaskId(workflowId), 3);
-    expect(subjects.result(workflowId)).toBe(`cadre.v1.result.${workflowId}`);
+    expect(subjects.result(0, workflowId)).toBe(`cadre.v1.result.0.${workflowId}`);
     expect(subjects.child(taskId)).toBe(`cadre.v1.child.${workflowId}-r-3`);
     expect(isToken(newIncarnation())).toBe(true);
   });
@@ -83,7 +91,7 @@ describe("token validation", () => {
     ["a newline", "a\nb"],
     ["nothing", ""],
   ])("refuses a token with %s, naming the bad value", (_what, value) => {
-    const err = thrown(() => subjects.result(value));
+    const err = thrown(() => subjects.result(0, value));
     expect(err.code).toBe("PROTOCOL_ERROR");
     expect(err.message).toBe(
       `workflow id "${value}" is not a valid subject token; use letters, digits, "_" and "-" only, at most 200 characters`,

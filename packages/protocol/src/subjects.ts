@@ -4,7 +4,7 @@
  * Grammar (all under {@link SUBJECT_PREFIX}, `cadre.v1`):
  *
  *   cadre.v1.task.<teamId>.<kind>      JetStream (CADRE_TASKS): task envelopes for one kind of a team
- *   cadre.v1.result.<workflowId>       JetStream (CADRE_RESULTS): results of task attempts
+ *   cadre.v1.result.<p>.<workflowId>   JetStream (CADRE_RESULTS): results of task attempts, by partition
  *   cadre.v1.evt.<category>.<scope>    JetStream (CADRE_EVENTS, captured core publishes): events
  *   cadre.v1.hb.<hostId>               core: agent-host heartbeats
  *   cadre.v1.host.<hostId>.<op>        core request/reply: operations of one agent-host (operations.ts)
@@ -90,8 +90,11 @@ export const subjects = {
   task: (teamId: string, kind: string) => `${SUBJECT_PREFIX}.task.${token("team id", teamId)}.${token("kind", kind)}`,
   /** Filter for every task subject. */
   allTasks: () => `${SUBJECT_PREFIX}.task.>`,
-  /** Results of one workflow. */
-  result: (workflowId: string) => `${SUBJECT_PREFIX}.result.${token("workflow id", workflowId)}`,
+  /** Results of one workflow, under its partition (the task envelope's; partitions.ts). */
+  result: (partition: number, workflowId: string) =>
+    `${SUBJECT_PREFIX}.result.${partitionToken(partition)}.${token("workflow id", workflowId)}`,
+  /** Filter for the results of one partition. */
+  partitionResults: (partition: number) => `${SUBJECT_PREFIX}.result.${partitionToken(partition)}.*`,
   /** Filter for every result subject. */
   allResults: () => `${SUBJECT_PREFIX}.result.>`,
   /** An event. */
@@ -118,5 +121,12 @@ export const subjects = {
 export const taskConsumer = (teamId: string, kind: string): string =>
   `task_${token("team id", teamId)}_${token("kind", kind)}`;
 
-/** Durable consumer of the supervisor on the results stream. */
-export const RESULTS_CONSUMER = "supervisor_results";
+/** Durable consumer of a partition's results, consumed by the partition's holder. */
+export const resultsConsumer = (partition: number): string => `results_p${partitionToken(partition)}`;
+
+function partitionToken(partition: number): string {
+  if (!Number.isInteger(partition) || partition < 0 || partition > 4095) {
+    throw new ProtocolError(`a partition is an integer from 0 to 4095, got ${partition}`);
+  }
+  return String(partition);
+}

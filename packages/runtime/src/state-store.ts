@@ -108,6 +108,7 @@ export class StateStore<T> {
   private readonly onCorruption: (report: CorruptionReport) => void;
   /** The newest value and revision of recently used keys, oldest first (see cacheEntries). */
   private readonly cache = new Map<string, Versioned<T>>();
+  private caching = true;
 
   constructor(
     readonly kv: KV,
@@ -125,7 +126,7 @@ export class StateStore<T> {
    * read fails with PROTOCOL_ERROR.
    */
   async get(key: string): Promise<Versioned<T> | undefined> {
-    const cached = this.cache.get(key);
+    const cached = this.caching ? this.cache.get(key) : undefined;
     if (cached) {
       this.remember(key, cached);
       return cached;
@@ -148,6 +149,15 @@ export class StateStore<T> {
     this.cache.clear();
   }
 
+  /**
+   * Turns the cache (cacheEntries) on or off; off forgets it. On only while this process alone
+   * writes the bucket's keys (a supervisor holding the lease and every partition).
+   */
+  setCaching(on: boolean): void {
+    this.caching = on;
+    if (!on) this.cache.clear();
+  }
+
   /** Forgets one key's cached value (it was deleted, or is no longer this process's to write). */
   forget(key: string): void {
     this.cache.delete(key);
@@ -155,7 +165,7 @@ export class StateStore<T> {
 
   private remember(key: string, v: Versioned<T>): void {
     const max = this.opts.cacheEntries ?? 0;
-    if (max <= 0) return;
+    if (max <= 0 || !this.caching) return;
     // A read that was overtaken by a write (its answer older than what the write stored) keeps the newer.
     const newer = this.cache.get(key);
     if (newer && newer.revision > v.revision) return;

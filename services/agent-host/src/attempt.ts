@@ -368,6 +368,7 @@ export class TaskAttempt {
         taskId: task.taskId,
         workflowId: task.workflowId,
         epoch: task.epoch,
+        ...(task.partition === undefined ? {} : { partition: task.partition }),
         attempt,
         hostId: this.d.hostId,
         actorId: this.actor.actorId,

@@ -128,7 +128,7 @@ describe("an agent-host's task controls, inspection and admission", () => {
   const inspect = (actorId: string) => call(fx.nc, "host.inspect", { actorId }, opts);
   const result = async (workflowId: string): Promise<TaskResult | undefined> => {
     const m = await fx.jsm.streams
-      .getMessage(STREAMS.results, { last_by_subj: subjects.result(workflowId) })
+      .getMessage(STREAMS.results, { last_by_subj: subjects.result(0, workflowId) })
       .catch(() => null);
     return m ? decodeAs(m.data, "result").body : undefined;
   };

@@ -67,7 +67,7 @@ describe("the result sink, on a real nats-server and a driven clock", () => {
     const info = await fx.jsm.streams.info(STREAMS.results);
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
       const m = await fx.jsm.streams.getMessage(STREAMS.results, { seq }).catch(() => null);
-      if (!m || m.subject !== subjects.result(workflowId)) continue;
+      if (!m || m.subject !== subjects.result(0, workflowId)) continue;
       out.push({
         msgId: m.header?.get("Nats-Msg-Id") || undefined,
         replay: m.header?.get(HEADERS.replay) || undefined,
@@ -133,7 +133,9 @@ describe("the result sink, on a real nats-server and a driven clock", () => {
     first.sink.disconnected();
     await first.sink.store(r);
     // The same result reached JetStream before the host died (a lost publish ack).
-    await fx.js.publish(subjects.result(r.workflowId), new Uint8Array([1]), { msgID: resultMessageId(r.taskId, 1, 1) });
+    await fx.js.publish(subjects.result(0, r.workflowId), new Uint8Array([1]), {
+      msgID: resultMessageId(r.taskId, 1, 1),
+    });
     await first.sink.close();
 
     const second = await setup({ hostId });

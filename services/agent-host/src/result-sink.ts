@@ -146,7 +146,7 @@ export class ResultSink {
     const conn = this.need();
     const result = this.o.signer ? { ...unsigned, sig: this.o.signer.sign(unsigned) } : unsigned;
     const msgID = signedResultMessageId(resultMessageId(result.taskId, result.epoch, result.attempt), result);
-    const subject = subjects.result(result.workflowId);
+    const subject = subjects.result(result.partition ?? 0, result.workflowId);
     const meta = { sender: this.o.hostId, cid: result.workflowId };
     if (this.state() === "online") {
       const traced = injectContext();

@@ -19,6 +19,7 @@ import {
   type OpReplyInput,
   type OpRequest,
   ProtocolError,
+  partitionOf,
   rootTaskId,
   type TaskEnvelope,
   type TaskRecord,
@@ -94,6 +95,7 @@ export class Intake {
       deadline: null,
       idempotencyKey: taskId,
       epoch: 1,
+      partition: partitionOf(workflowId, this.d.config.supervisor.partitions),
       input: body.input ?? team.input,
     };
     const budget = body.budget ?? team.budget;
@@ -227,6 +229,7 @@ export class Intake {
       deadline: parent.deadline,
       idempotencyKey: taskId,
       epoch: 1,
+      ...(parent.partition === undefined ? {} : { partition: parent.partition }),
       input: sub.input,
     };
   }

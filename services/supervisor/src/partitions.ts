@@ -22,6 +22,7 @@
 
 import {
   ConcurrentModificationError,
+  InvalidConfigError,
   type MemberRecord,
   MemberRecordSchema,
   memberKey,
@@ -45,7 +46,8 @@ export interface PartitionKeeperOptions {
   stableMs: number;
   clock: Clock;
   logger: Logger;
-  onAcquire: (partition: number, term: number) => void | Promise<void>;
+  /** `previous`: the holder the table named before this member's write ("" when it was free). */
+  onAcquire: (partition: number, term: number, previous: string) => void | Promise<void>;
   onRelease: (partition: number, reason: string) => void | Promise<void>;
 }
 
@@ -79,8 +81,21 @@ export class PartitionKeeper {
     return this.mine;
   }
 
-  /** Ticks now and then every `renewMs` on the clock; resolves when the first tick is done. */
-  start(): Promise<void> {
+  /**
+   * Ticks now and then every `renewMs` on the clock; resolves when the first tick is done.
+   * Rejects with INVALID_CONFIG when the table has another number of partitions than this
+   * member's configuration (every supervisor of a deployment must use the same).
+   */
+  async start(): Promise<void> {
+    const cur = await this.table.get(PARTITIONS_KEY);
+    if (cur && cur.value.owners.length !== this.o.partitions) {
+      throw new InvalidConfigError("the configuration", [
+        {
+          path: "supervisor.partitions",
+          message: `is ${this.o.partitions} but the running supervisors use ${cur.value.owners.length}: give every supervisor the same number`,
+        },
+      ]);
+    }
     return this.ticker.start();
   }
 
@@ -130,6 +145,7 @@ export class PartitionKeeper {
     try {
       const cur = await this.table.get(PARTITIONS_KEY);
       let table = cur?.value ?? this.empty();
+      const before = table.owners;
       // Struck from the table (the others took it for dead): it joins again as a newcomer.
       if (!table.members.includes(this.o.id)) this.startedAt = now;
       await this.observe(table.members, now);
@@ -141,7 +157,7 @@ export class PartitionKeeper {
         await this.table.update(PARTITIONS_KEY, next, cur.revision);
         table = next;
       }
-      await this.follow(table);
+      await this.follow(table, before);
     } catch (err) {
       // Another member wrote first: the next tick decides again from its table.
       if (!(err instanceof ConcurrentModificationError)) this.o.logger.warn({ err }, "partition step failed");
@@ -210,7 +226,7 @@ export class PartitionKeeper {
   }
 
   /** Acts for what the table gives this member, and stops acting for what it does not. */
-  private async follow(t: PartitionTable): Promise<void> {
+  private async follow(t: PartitionTable, before: readonly string[]): Promise<void> {
     for (const [p] of this.mine) {
       if (t.owners[p] !== this.o.id) {
         this.mine.delete(p);
@@ -220,8 +236,9 @@ export class PartitionKeeper {
     for (let p = 0; p < t.owners.length; p++) {
       const term = t.terms[p] ?? 0;
       if (t.owners[p] === this.o.id && this.mine.get(p) !== term) {
+        // Held once acting for it works: a failed start is tried again, under a new term.
+        await this.o.onAcquire(p, term, before[p] ?? "");
         this.mine.set(p, term);
-        await this.o.onAcquire(p, term);
       }
     }
   }

@@ -1,15 +1,16 @@
 /**
- * The results stream, as the active supervisor consumes it: results of one workflow are
- * applied in arrival order (results.ts), workflows in parallel; a frozen workflow's results
- * wait in the stream. A task JetStream delivered `max_deliver` times without an ack fails for
- * good with the reason (the advisory says which message).
+ * The results stream, as the supervisors consume it: one durable per partition, consumed by
+ * the partition's holder (partitions.ts); results of one workflow are applied in arrival order
+ * (results.ts), workflows in parallel; a frozen workflow's results wait in the stream. A task
+ * JetStream delivered `max_deliver` times without an ack fails for good with the reason (the
+ * advisory says which message): the lease holder watches for those.
  */
 
 import {
   type Config,
   decodeAs,
   HEADERS,
-  RESULTS_CONSUMER,
+  resultsConsumer,
   STREAMS,
   subjects,
   type TaskResult,
@@ -78,32 +79,36 @@ export interface ResultStreamDeps {
   /** A host's public key, from the record only that host may write. */
   hostKey: (hostId: string) => Promise<string | undefined>;
   emit: (event: TypedEvent) => void;
-  /** After a result was applied or classified (the message is acked next). */
-  applied: (result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined) => void;
+  /** After a result was applied or classified; the message is acked once this resolves. */
+  applied: (result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined) => Promise<void>;
 }
 
-/** Consumes results while this supervisor is active. */
+/** Consumes the results of the partitions this supervisor holds. */
 export class ResultStream {
   /** Results rejected as not authentic since this supervisor started. */
   rejected = 0;
   /** Hosts' public keys as their records give them (see forgetHost). */
   private readonly hostKeys = new Map<string, string>();
-  private results?: ConsumerMessages;
+  /** The consumers of the partitions held, by partition. */
+  private readonly partitions = new Map<number, ConsumerMessages>();
   private advisories?: Subscription;
   private readonly perWorkflow = new Map<string, Promise<void>>();
 
   constructor(private readonly d: ResultStreamDeps) {}
 
-  async start(): Promise<void> {
+  /** Starts applying a partition's results (this supervisor took it). */
+  async startPartition(partition: number): Promise<void> {
+    if (this.partitions.has(partition)) return;
+    const name = resultsConsumer(partition);
     const cfg = {
-      durable_name: RESULTS_CONSUMER,
+      durable_name: name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       // Applying a result takes milliseconds; what a dead supervisor had fetched but not acked
       // comes back to its successor after this (it was 30 s, which held a restarted
       // supervisor's workflows for 30 s in the chaos test). Applying twice is harmless.
       ack_wait: nanos(RESULTS_ACK_WAIT_MS),
-      filter_subject: subjects.allResults(),
+      filter_subject: subjects.partitionResults(partition),
       max_ack_pending: 10_000,
     };
     try {
@@ -111,23 +116,43 @@ export class ResultStream {
     } catch (err) {
       // Created by an earlier version with other settings: bring it up to date.
       if (!(err as Error).message.includes("already exists")) throw err;
-      await this.d.jsm.consumers.update(STREAMS.results, RESULTS_CONSUMER, { ack_wait: cfg.ack_wait });
+      await this.d.jsm.consumers.update(STREAMS.results, name, { ack_wait: cfg.ack_wait });
     }
-    this.advisories = this.d.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
-      callback: (_err, m) => void this.onMaxDeliveries(m.data),
-    });
-    const consumer = await this.d.js.consumers.get(STREAMS.results, RESULTS_CONSUMER);
-    this.results = await consumer.consume({ max_messages: 256, ...PULL_OPTIONS });
+    const consumer = await this.d.js.consumers.get(STREAMS.results, name);
+    const messages = await consumer.consume({ max_messages: 256, ...PULL_OPTIONS });
+    this.partitions.set(partition, messages);
     void (async () => {
-      for await (const m of this.results as ConsumerMessages) this.onResult(m);
-    })().catch((err) => this.d.logger.error({ err }, "results consumer stopped"));
+      for await (const m of messages) this.onResult(m);
+    })().catch((err) => this.d.logger.error({ err, partition }, "results consumer stopped"));
   }
 
-  stop(): void {
-    this.results?.stop();
-    this.results = undefined;
+  /** Stops applying a partition's results (another supervisor holds it now, or this one is cut off). */
+  stopPartition(partition: number): void {
+    this.partitions.get(partition)?.stop();
+    this.partitions.delete(partition);
+  }
+
+  /** The partitions whose results this supervisor applies. */
+  get held(): number[] {
+    return [...this.partitions.keys()].sort((a, b) => a - b);
+  }
+
+  /** Watches for tasks delivered `max_deliver` times (the lease holder does). */
+  watchMaxDeliveries(): void {
+    this.advisories ??= this.d.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.tasks}.*`, {
+      callback: (_err, m) => void this.onMaxDeliveries(m.data),
+    });
+  }
+
+  stopMaxDeliveries(): void {
     this.advisories?.unsubscribe();
     this.advisories = undefined;
+  }
+
+  /** Stops consuming every partition and the advisories. */
+  stop(): void {
+    for (const p of [...this.partitions.keys()]) this.stopPartition(p);
+    this.stopMaxDeliveries();
   }
 
   /** Resolves when every result being applied is done. */
@@ -185,7 +210,7 @@ export class ResultStream {
         );
         this.d.logger.debug({ taskId: result.taskId, attempt: result.attempt, outcome }, "result");
         const replay = result.offline ? m.headers?.get(HEADERS.replay) || "unknown" : undefined;
-        this.d.applied(result, outcome, replay);
+        await this.d.applied(result, outcome, replay);
         m.ack();
       } catch (err) {
         this.d.logger.error({ err, taskId: result.taskId }, "result not applied; will retry");

@@ -12,6 +12,7 @@ import {
 } from "@cadre/protocol";
 import type { CadreMetrics, OperationServer } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
+import type { Coordination } from "./coordinate.js";
 import type { Dependencies } from "./dependencies.js";
 import type { Inspector } from "./inspect.js";
 import type { Intake } from "./intake.js";
@@ -41,6 +42,8 @@ export interface Routed {
   metrics: CadreMetrics;
   /** Derives task tokens: given, a host's request about a task must prove it holds the task. */
   taskKey: Buffer | undefined;
+  /** What partition holders hand to the lease holder (sup.coordinate). */
+  coordination: Coordination;
 }
 
 type Handlers = { [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<unknown> | unknown };
@@ -64,6 +67,7 @@ export function serveOperations(server: OperationServer, r: Routed): void {
       holder(b.parent.taskId, b.holding, b.parent.epoch);
       return intake.delegate(b);
     },
+    "sup.coordinate": (b) => r.coordination.handle(b),
     "sup.status": (b) => inspector.status(b),
     "sup.quarantine": async ({ op, actorId }) => ({ actors: await quarantine.command(op, actorId) }),
     "sup.quarantine.list": async () => ({ actors: await quarantine.command("list") }),

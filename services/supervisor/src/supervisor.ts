@@ -4,7 +4,9 @@
  *
  *   intake.ts         submits and delegations (the delegation policy runs here)
  *   placer.ts         which host runs which actors; quotas and preemption (quota.ts)
- *   result-stream.ts  consuming results; results.ts applies them
+ *   partitions.ts     which supervisor applies which partition's results (any number share them)
+ *   result-stream.ts  consuming results; results.ts applies them; coordinate.ts hands what an
+ *                     applied result means for the whole cluster to the lease holder
  *   controls.ts       freeze, pause/resume, cancel, cap and guarantee; admission of tasks
  *   dependencies.ts   workflows that wait for others (a submit's after): release and failure
  *   lifecycle.ts      passivation, demand placement, team retirement, cordon and drain
@@ -20,7 +22,6 @@ import {
   type Config,
   LeaseRecordSchema,
   randomId,
-  rootTaskId,
   subjects,
   type TaskRecord,
   TaskRecordSchema,
@@ -59,12 +60,14 @@ import {
 } from "@cadre/runtime";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { WorkflowControls } from "./controls.js";
+import { Coordination } from "./coordinate.js";
 import { Dependencies } from "./dependencies.js";
 import { Follower } from "./follow.js";
 import { Inspector } from "./inspect.js";
 import { Intake } from "./intake.js";
 import { LeaseKeeper } from "./lease.js";
 import { Lifecycle } from "./lifecycle.js";
+import { PartitionKeeper } from "./partitions.js";
 import { Placer } from "./placer.js";
 import { Quarantine } from "./quarantine.js";
 import { Reassigner } from "./reassign.js";
@@ -92,9 +95,11 @@ export interface SupervisorOptions {
 }
 
 /**
- * A running supervisor. Several may run: the one holding the lease (lease.ts) serves requests,
- * applies results and repairs placements; the others only follow heartbeats and the controls,
- * so that one of them can take over with a warm view of the hosts.
+ * A running supervisor. Several may run. Each applies the results of the partitions it holds
+ * (partitions.ts: every workflow hashes to one of `supervisor.partitions`, each held by one live
+ * supervisor). The one holding the lease (lease.ts) also serves requests, places actors and
+ * repairs placements; all follow heartbeats and the controls, so that any can take over the
+ * lease with a warm view of the hosts.
  */
 export class Supervisor {
   readonly id: string;
@@ -129,6 +134,8 @@ export class Supervisor {
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
   private lease!: LeaseKeeper;
+  private keeper!: PartitionKeeper;
+  private coordination!: Coordination;
   /** This supervisor's micro-service registration (see announce). */
   private server?: OperationServer;
   /** Registrations one at a time: an activation may follow a standby's at once. */
@@ -181,9 +188,9 @@ export class Supervisor {
       emit({ type: "STATE_CORRUPTED", category: "state", scope: bucket, data: { ...r } });
     };
     const breaker = this.breakers.get("state_update");
-    // The active supervisor alone writes these records: it keeps the newest it read or wrote
-    // and reads them back without a round trip (forgotten whenever it becomes active or stops
-    // being; a write by anyone else fails its next compare-and-set, which forgets the key).
+    // While one supervisor alone writes these records (it holds the lease and every partition)
+    // it keeps the newest it read or wrote and reads them back without a round trip (see
+    // updateCaching; a write by anyone else fails its next compare-and-set, which forgets the key).
     const workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", {
       onCorruption: corrupted("workflows"),
       breaker,
@@ -307,10 +314,24 @@ export class Supervisor {
       spawnOn: (hostId, incarnation, actors, priority) => this.placer.spawnOn(hostId, incarnation, actors, priority),
       cordoned: (hostId) => this.lifecycle.isCordoned(hostId),
     });
+    this.tally = new ReconciliationTally({ clock, emit });
+    this.coordination = new Coordination({
+      nc,
+      sender,
+      clock,
+      logger,
+      requestTimeoutMs: config.requestTimeoutMs,
+      active: () => this.active,
+      resources: () => this.resources,
+      controls: () => this.controls,
+      tally: () => this.tally,
+      dependencies: () => this.dependencies,
+      quarantine: (actorId, reason) => this.quarantine.quarantine(actorId, reason),
+    });
     const applier = new ResultApplier({
       nc,
       js,
-      quarantine: (actorId, reason) => this.quarantine.quarantine(actorId, reason),
+      quarantine: (actorId, reason) => this.coordination.quarantine(actorId, reason),
       tasks,
       workflows,
       registry,
@@ -323,7 +344,6 @@ export class Supervisor {
       emit,
       journal: new CallJournal(buckets.llm),
     });
-    this.tally = new ReconciliationTally({ clock, emit });
     this.results = new ResultStream({
       nc,
       js,
@@ -337,16 +357,7 @@ export class Supervisor {
       taskKey,
       hostKey: async (hostId) => (await registry.hostRecord(hostId))?.publicKey,
       emit,
-      applied: (result, outcome, replay) => {
-        // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
-        if (outcome === "applied") this.resources.release(result.taskId);
-        this.controls.finished(result.taskId);
-        const root = result.taskId === rootTaskId(result.workflowId);
-        if (outcome === "applied" && root) this.controls.ended(result.workflowId);
-        // Seen again too: the supervisor that applied it may have died before releasing.
-        if ((outcome === "applied" || outcome === "reprocessed") && root) this.dependencies.finished(result.workflowId);
-        if (replay !== undefined) this.tally.classified(result.hostId, replay, outcome);
-      },
+      applied: (result, outcome, replay) => this.coordination.applied(result, outcome, replay),
     });
     this.throttle = new AdmissionThrottle({ clock, emit });
     this.intake = new Intake({
@@ -419,8 +430,24 @@ export class Supervisor {
       onAcquire: (lease, previous) => this.activate(lease.term, previous?.holder),
       onLose: (reason) => this.deactivate(reason),
     });
+    this.keeper = new PartitionKeeper({
+      kv: buckets.registry,
+      id: sender,
+      partitions: config.supervisor.partitions,
+      ttlMs: config.supervisor.leaseTtlMs,
+      renewMs: config.supervisor.leaseRenewMs,
+      // A newcomer takes its share once it has lived a lease's TTL: one that comes and goes moves nothing.
+      stableMs: config.supervisor.leaseTtlMs,
+      clock,
+      logger,
+      onAcquire: (p, term, previous) => this.acquired(p, term, previous),
+      onRelease: (p, reason) => this.released(p, reason),
+    });
+    this.updateCaching();
     // A lone supervisor is active before it reports ready; a standby has looked once.
     await this.lease.start();
+    // A lone supervisor holds every partition before it reports ready; another joins the table.
+    await this.keeper.start();
     // A standby is listed too, with no endpoints (see announce). Not active now means no
     // activation has registered yet: one that comes later is queued after this one.
     if (!this.active) {
@@ -452,6 +479,7 @@ export class Supervisor {
       transfer: this.transfer,
       metrics: this.metrics,
       taskKey: this.taskKey,
+      coordination: this.coordination,
     });
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
@@ -464,7 +492,8 @@ export class Supervisor {
         },
       }),
     ];
-    await this.results.start();
+    this.results.watchMaxDeliveries();
+    this.updateCaching();
     this.resources.start();
     this.lifecycle.start();
     // Hosts lost before this supervisor took over: their tasks move too.
@@ -495,7 +524,8 @@ export class Supervisor {
     this.reassigner.stop();
     this.resources.stop();
     this.lifecycle.stop();
-    this.results.stop();
+    this.results.stopMaxDeliveries();
+    this.updateCaching();
     for (const s of this.activeSubs) s.unsubscribe();
     this.activeSubs = [];
     this.placer.clear();
@@ -524,6 +554,50 @@ export class Supervisor {
       });
     this.announcing = next;
     return next;
+  }
+
+  /** This supervisor now holds a partition: it applies the partition's results. */
+  private async acquired(partition: number, term: number, previous: string): Promise<void> {
+    await this.results.startPartition(partition);
+    this.updateCaching();
+    const held = this.results.held;
+    this.logger.info({ partition, term, previous, held }, "partition acquired");
+    this.emit({
+      type: "PARTITION_ACQUIRED",
+      category: "supervisor",
+      scope: this.id,
+      data: { partition, term, previous: previous || null, held },
+    });
+  }
+
+  /** Another supervisor holds the partition now, or this one is cut off. */
+  private released(partition: number, reason: string): void {
+    this.results.stopPartition(partition);
+    this.updateCaching();
+    const held = this.results.held;
+    this.logger.info({ partition, reason, held }, "partition released");
+    this.emit({
+      type: "PARTITION_RELEASED",
+      category: "supervisor",
+      scope: this.id,
+      data: { partition, reason, held },
+    });
+  }
+
+  /**
+   * Task and workflow records are cached only while this supervisor alone writes them: it holds
+   * the lease (submits, delegations, reassignments) and every partition (results). Otherwise
+   * another supervisor's write could leave a cached read behind.
+   */
+  private updateCaching(): void {
+    const alone = this.active && this.results.held.length === this.config.supervisor.partitions;
+    this.tasks.setCaching(alone);
+    this.workflows.setCaching(alone);
+  }
+
+  /** The partitions whose results this supervisor applies. */
+  get partitions(): number[] {
+    return this.results.held;
   }
 
   /** Hosts the registry forgot (never registered, or dead long ago) are forgotten everywhere. */
@@ -603,6 +677,8 @@ export class Supervisor {
     this.resources?.stop();
     this.lifecycle?.stop();
     this.controls?.stop();
+    // Given up first, so the others take its partitions at once.
+    await this.keeper?.stop();
     await this.lease?.stop();
     clearInterval(this.repairTimer);
     clearInterval(this.pruneTimer);

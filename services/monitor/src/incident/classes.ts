@@ -18,7 +18,7 @@
  * - action: what Cadre did about it by itself: TASK_REASSIGNED, AGENT_PREEMPTED,
  *   CIRCUIT_HALF_OPEN, SCALE_REQUESTED, CLEANUP_REPORTED, HOOK_BYPASSED, ADMISSION_THROTTLED;
  * - recovery: HOST_HEALED, CIRCUIT_CLOSED, THRESHOLD_CLEARED, THRESHOLD_WARNING_CLEARED,
- *   ADMISSION_RESTORED, OUTBOX_REPLAYED, RECONCILIATION_REPORT, SUPERVISOR_ACTIVE,
+ *   ADMISSION_RESTORED, OUTBOX_REPLAYED, RECONCILIATION_REPORT, SUPERVISOR_ACTIVE, PARTITION_ACQUIRED,
  *   EMERGENCY_RESPONSE_COMPLETED, GRADUAL_RESUMPTION_COMPLETED, NETWORK_RECOVERY_COMPLETED,
  *   RECOVERY_VALIDATION_COMPLETED, DATA_RECOVERY_COMPLETED, DEPENDENCY_RECOVERY_COMPLETED;
  * - command: an operator's command: WORKFLOW_PAUSED, _RESUMED, _LIMITED, _CANCELLED, _FROZEN,
@@ -28,6 +28,7 @@
  *   DATA_PROTECTION_ACTIVATED;
  * - routine: the rest (tasks started and applied, workflows submitted, waiting, released and
  *   ended, actors spawned, passivated or retired with their team, hosts up, teams forgotten,
+ *   partitions given up,
  *   model calls): not on the timeline, but counted.
  *
  * "Commands operators ran" lists the command events and the events the runbook commands
@@ -88,6 +89,7 @@ const CLASSES: Readonly<Record<string, Exclude<EventClass, "routine">>> = {
   OUTBOX_REPLAYED: "recovery",
   RECONCILIATION_REPORT: "recovery",
   SUPERVISOR_ACTIVE: "recovery",
+  PARTITION_ACQUIRED: "recovery",
   EMERGENCY_RESPONSE_COMPLETED: "recovery",
   GRADUAL_RESUMPTION_COMPLETED: "recovery",
   NETWORK_RECOVERY_COMPLETED: "recovery",
@@ -135,6 +137,7 @@ export const ROUTINE: readonly string[] = [
   "ACTOR_RETIRED",
   "TEAM_FORGOTTEN",
   "HOST_UP",
+  "PARTITION_RELEASED",
   "LLM_CALL_REPLAYED",
   "LLM_PROGRESS",
 ];

@@ -66,6 +66,8 @@ export function describe(e: TypedEvent): string {
       return `stage ${e.data.stage} ${e.data.action} ${e.data.workflowId}: ${e.data.outcome}`;
     case "GRADUAL_RESUMPTION_COMPLETED":
       return `${e.data.stages} stages, ${e.data.workflows_recovered} recovered, ${e.data.paused_again} paused again in ${duration(e.data.recovery_time_ms)}`;
+    case "PARTITION_ACQUIRED":
+      return `${e.scope} holds partition ${e.data.partition}, term ${e.data.term}${e.data.previous ? ` after ${e.data.previous}` : ""}`;
     case "SUPERVISOR_ACTIVE":
       return `${e.scope} active, term ${e.data.term}${e.data.previous ? ` after ${e.data.previous}` : ""}`;
     case "RECONCILIATION_REPORT":

@@ -160,6 +160,23 @@ export const SIGNAL_PAIRINGS: Pairings = {
       st.newFault(step, "supervision", null, null, "the event does not say when acting stopped being possible"),
     );
   },
+  PARTITION_ACQUIRED: (st, step) => {
+    const { e, s } = step;
+    // Taken from a holder that lapsed (a given-up or never-held partition names none).
+    if (e.data.previous === null || e.data.previous === e.scope) return;
+    const last = st.lastSent.get(e.data.previous);
+    const takeover = st.newFault(
+      step,
+      `partition:${s.seq}`,
+      null,
+      last === undefined ? null : s.at - last,
+      last === undefined
+        ? `${e.data.previous} stopped renewing its membership: its loss is no event, and no event of it was read`
+        : `since the last event ${e.data.previous} sent (an upper bound: its loss is no event)`,
+      { previous: e.data.previous, partition: e.data.partition, previousLastEventAt: last ?? null },
+    );
+    st.handledAtOnce(takeover, step, `${e.scope} took partition ${e.data.partition} (term ${e.data.term})`);
+  },
   SUPERVISOR_ACTIVE: (st, step) => {
     const { e, s } = step;
     const f = st.open.get("supervision");

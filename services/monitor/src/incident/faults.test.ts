@@ -331,4 +331,23 @@ describe("pairing a fault with its recovery", () => {
       detail: { previous: "sup-b" },
     });
   });
+
+  it("a partition taken from a lapsed holder is a takeover measured from that holder's last event; a free one is none", () => {
+    const { list, add } = stream();
+    add(0, "TASK_COMPLETED", "w1", applied("w1-0", "h1"), "sup-a");
+    add(200, "TASK_COMPLETED", "w1", applied("w1-1", "h1"), "sup-a");
+    add(3300, "PARTITION_ACQUIRED", "sup-b", { partition: 1, term: 4, previous: "sup-a", held: [0, 1] }, "sup-b");
+    add(3400, "PARTITION_ACQUIRED", "sup-b", { partition: 2, term: 2, previous: null, held: [0, 1, 2] }, "sup-b");
+    const r = report(list);
+    expect(r.faults).toHaveLength(1);
+    expect(r.faults[0]).toMatchObject({
+      type: "PARTITION_ACQUIRED",
+      scope: "sup-b",
+      detectMs: 3100,
+      startedAt: T0 + 200,
+      recoverMs: 0,
+      recoveredBy: { how: "sup-b took partition 1 (term 4)" },
+      detail: { previous: "sup-a", partition: 1, previousLastEventAt: T0 + 200 },
+    });
+  });
 });

@@ -27,7 +27,9 @@
  *   last event the old one sent (it was alive then, so an upper bound). A SUPERVISOR_ACTIVE
  *   whose previous holder is itself is one too: a supervisor stopping cleanly gives its lease
  *   up, so it died holding it and was started again; unmeasured (its new incarnation's events,
- *   under the same sender, can come before this one).
+ *   under the same sender, can come before this one). A PARTITION_ACQUIRED naming a previous
+ *   holder (one that stopped renewing; a clean stop frees its partitions first) is a fault and its
+ *   recovery at once, one per partition, measured the same way.
  * - DEADLOCK_RESOLVED and DELEGATION_REFUSED are detected and handled in one event.
  * The same fault announced again while open (a breaker re-opening after a failed trial) counts
  * as a repeat of the open row.

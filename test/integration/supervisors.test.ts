@@ -1,0 +1,154 @@
+/**
+ * Supervisors that share the work, on a real stack (nats-server, supervisors and agent-hosts as
+ * processes): three supervisors split the partitions as the rendezvous rule ranks them, each
+ * partition with exactly one holder, in the table and in each supervisor's own account (its
+ * PARTITION_ACQUIRED / PARTITION_RELEASED events); every workflow's results are applied by its
+ * partition's holder; one leaving, one joining and one killed move only what the rule says.
+ */
+
+import {
+  BUCKETS,
+  PARTITIONS_KEY,
+  type PartitionTable,
+  PartitionTableSchema,
+  partitionOf,
+  rankFor,
+} from "@cadre/protocol";
+import { type KV, Kvm } from "@nats-io/kv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
+
+const PARTITIONS = 16;
+const config = { ...fastConfig, supervisor: { partitions: PARTITIONS, leaseTtlMs: 1500, leaseRenewMs: 250 } };
+
+describe("supervisors sharing the partitions", () => {
+  let c: TestCluster;
+  let registry: KV;
+  let rec: ReturnType<typeof recordEvents>;
+
+  const table = async (): Promise<PartitionTable | undefined> => {
+    const e = await registry.get(PARTITIONS_KEY);
+    return e?.operation === "PUT" ? PartitionTableSchema.parse(e.json()) : undefined;
+  };
+  /** Who the rule makes owner of each partition, among these members. */
+  const ranked = (members: string[]) => Array.from({ length: PARTITIONS }, (_, p) => rankFor(p, members)[0]);
+  /** What each supervisor last said it holds (its latest partition event). */
+  const saysItHolds = (): Map<string, number[]> => {
+    const held = new Map<string, number[]>();
+    for (const { event: e } of rec.events) {
+      if (e.type === "PARTITION_ACQUIRED" || e.type === "PARTITION_RELEASED")
+        held.set(e.scope, e.data.held as number[]);
+    }
+    return held;
+  };
+  /**
+   * Waits until the table has exactly these members, every partition held by the one the rule
+   * ranks first, and every member's own account agrees (no partition claimed by two).
+   */
+  const settledOn = (members: string[], timeoutMs = 20_000, killed: string[] = []) =>
+    until(
+      `the partitions settled on ${members.join(", ")}`,
+      async () => {
+        const t = await table();
+        if (!t || [...t.members].sort().join() !== [...members].sort().join()) return false;
+        const expected = ranked(members);
+        if (t.owners.join() !== expected.join()) return false;
+        const said = saysItHolds();
+        for (const m of members) {
+          const mine = expected.flatMap((o, p) => (o === m ? [p] : []));
+          if ((said.get(m) ?? []).join() !== mine.join()) return false;
+        }
+        // Nobody else says it holds any (but a killed one, which said nothing more).
+        for (const [m, held] of said) if (!members.includes(m) && !killed.includes(m) && held.length > 0) return false;
+        return t;
+      },
+      timeoutMs,
+    );
+  /** Ids with these prefixes such that the rule gives every one of `members` and them a share. */
+  const idsTakingShares = (members: string[], ...prefixes: string[]): string[] => {
+    for (let i = 0; ; i++) {
+      const ids = prefixes.map((prefix) => `${prefix}${i}`);
+      const owners = ranked([...members, ...ids]);
+      if ([...members, ...ids].every((m) => owners.includes(m))) return ids;
+    }
+  };
+
+  beforeAll(async () => {
+    c = await startCluster({ hosts: 2, config });
+    registry = await new Kvm(c.nc).open(BUCKETS.registry);
+    rec = recordEvents(c.nc);
+  }, 60_000);
+  afterAll(async () => {
+    rec?.stop();
+    await c?.stop();
+  });
+
+  it("has three supervisors hold every partition once each, as the rule ranks them", async () => {
+    const t0 = await until("the first supervisor's table", async () => await table());
+    expect(t0.members).toHaveLength(1);
+    const first = t0.members[0] as string;
+    expect(t0.owners).toEqual(Array(PARTITIONS).fill(first));
+    const [b, cc] = idsTakingShares([first], "sup-b", "sup-c") as [string, string];
+    await c.stack.startSupervisor(b);
+    await c.stack.startSupervisor(cc);
+    const t = await settledOn([first, b, cc]);
+    for (const m of [first, b, cc]) expect(t.owners).toContain(m);
+    // Every change of holder raised the partition's term.
+    for (let p = 0; p < PARTITIONS; p++) {
+      if (t.owners[p] !== first) expect(t.terms[p]).toBeGreaterThan(t0.terms[p] ?? 0);
+    }
+  }, 60_000);
+
+  it("applies every workflow's results at the holder of its partition, the lease holder or not", async () => {
+    const t = (await table()) as PartitionTable;
+    const lease = await registry.get("supervisor.lease");
+    const leaseHolder = String((lease?.json() as { holder?: string } | undefined)?.holder);
+    const ids: string[] = [];
+    // Until two workflows fell in partitions of supervisors that do not hold the lease.
+    while (ids.filter((id) => t.owners[partitionOf(id, PARTITIONS)] !== leaseHolder).length < 2) {
+      expect(ids.length).toBeLessThan(40);
+      ids.push(await c.submit(fanTeam("shared-team", 3, 20)));
+    }
+    for (const id of ids) {
+      const w = await c.wait(id, 30_000);
+      expect(w.status).toBe("completed");
+      expect(w.tasks).toMatchObject({ total: 4, completed: 4, failed: 0, duplicates: 0 });
+      const completions = rec.events.filter((e) => e.event.type === "TASK_COMPLETED" && e.event.scope === id);
+      expect(completions.length).toBe(4);
+      const holder = t.owners[partitionOf(id, PARTITIONS)];
+      expect(new Set(completions.map((e) => e.sender))).toEqual(new Set([holder]));
+    }
+  }, 90_000);
+
+  it("moves a leaving supervisor's partitions to the others at once, and a newcomer's share to it once settled", async () => {
+    const before = (await table()) as PartitionTable;
+    const [first, b, leaver] = before.members as [string, string, string];
+    await c.stack.processes.get(leaver)?.stop();
+    const left = await settledOn([first, b], 10_000);
+    // Only the leaver's partitions moved.
+    for (let p = 0; p < PARTITIONS; p++) if (before.owners[p] !== leaver) expect(left.owners[p]).toBe(before.owners[p]);
+
+    const [d] = idsTakingShares([first, b], "sup-d") as [string];
+    await c.stack.startSupervisor(d);
+    const joined = await settledOn([first, b, d]);
+    // Only what the newcomer now ranks first for moved, and it moved to the newcomer.
+    for (let p = 0; p < PARTITIONS; p++) {
+      if (joined.owners[p] !== d) expect(joined.owners[p]).toBe(left.owners[p]);
+    }
+    const id = await c.submit(fanTeam("after-join-team", 2, 20));
+    expect((await c.wait(id, 30_000)).status).toBe("completed");
+  }, 60_000);
+
+  it("gives a killed supervisor's partitions to the others after the TTL", async () => {
+    const before = (await table()) as PartitionTable;
+    const victim = before.members.find((m) => m.startsWith("sup-d")) as string;
+    const survivors = before.members.filter((m) => m !== victim);
+    const killedAt = Date.now();
+    await c.stack.processes.get(victim)?.kill("SIGKILL");
+    await settledOn(survivors, 20_000, [victim]);
+    // For the reader: about the TTL (leaseTtlMs 1,500 here) plus a tick.
+    process.stdout.write(`partitions of a killed supervisor taken over in ${Date.now() - killedAt} ms\n`);
+    const id = await c.submit(fanTeam("after-kill-team", 2, 20));
+    expect((await c.wait(id, 30_000)).status).toBe("completed");
+  }, 60_000);
+});
