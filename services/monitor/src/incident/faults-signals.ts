@@ -4,8 +4,36 @@
  * supervision (the rules: faults.ts).
  */
 
-import type { Pairings } from "./faults.js";
+import type { FaultState, Pairings, Step } from "./faults.js";
 import { BREAKER_TARGETS, METRIC_CASES, matrixRow, type Target } from "./targets.js";
+
+/**
+ * Another supervisor took over from `previous`, whose loss is no event: a fault handled at once,
+ * detected since the last event `previous` sent (it was alive then, so an upper bound).
+ * `lapsed`: what the previous holder stopped doing, said when none of its events was read.
+ */
+function takeover(
+  st: FaultState,
+  step: Step,
+  key: string,
+  previous: string,
+  lapsed: string | null,
+  detail: Record<string, unknown>,
+  how: string,
+): void {
+  const last = st.lastSent.get(previous);
+  const f = st.newFault(
+    step,
+    key,
+    null,
+    last === undefined ? null : step.s.at - last,
+    last === undefined
+      ? `${lapsed === null ? `the lease of ${previous} lapsed` : `${previous} ${lapsed}`}: its loss is no event, and no event of it was read`
+      : `since the last event ${previous} sent (an upper bound: its loss is no event)`,
+    { previous, ...detail, previousLastEventAt: last ?? null },
+  );
+  st.handledAtOnce(f, step, how);
+}
 
 export const SIGNAL_PAIRINGS: Pairings = {
   // --- state -------------------------------------------------------------------------------------
@@ -164,18 +192,15 @@ export const SIGNAL_PAIRINGS: Pairings = {
     const { e, s } = step;
     // Taken from a holder that lapsed (a given-up or never-held partition names none).
     if (e.data.previous === null || e.data.previous === e.scope) return;
-    const last = st.lastSent.get(e.data.previous);
-    const takeover = st.newFault(
+    takeover(
+      st,
       step,
       `partition:${s.seq}`,
-      null,
-      last === undefined ? null : s.at - last,
-      last === undefined
-        ? `${e.data.previous} stopped renewing its membership: its loss is no event, and no event of it was read`
-        : `since the last event ${e.data.previous} sent (an upper bound: its loss is no event)`,
-      { previous: e.data.previous, partition: e.data.partition, previousLastEventAt: last ?? null },
+      e.data.previous,
+      "stopped renewing its membership",
+      { partition: e.data.partition },
+      `${e.scope} took partition ${e.data.partition} (term ${e.data.term})`,
     );
-    st.handledAtOnce(takeover, step, `${e.scope} took partition ${e.data.partition} (term ${e.data.term})`);
   },
   SUPERVISOR_ACTIVE: (st, step) => {
     const { e, s } = step;
@@ -183,19 +208,15 @@ export const SIGNAL_PAIRINGS: Pairings = {
     if (f) {
       st.recover(f, step, `${e.scope} active (term ${e.data.term})`);
     } else if (e.data.previous !== null && e.data.previous !== e.scope) {
-      // The old holder was alive at its last event: from there is an upper bound.
-      const last = st.lastSent.get(e.data.previous);
-      const takeover = st.newFault(
+      takeover(
+        st,
         step,
         `supervisor:${s.seq}`,
+        e.data.previous,
         null,
-        last === undefined ? null : s.at - last,
-        last === undefined
-          ? `the lease of ${e.data.previous} lapsed: its loss is no event, and no event of it was read`
-          : `since the last event ${e.data.previous} sent (an upper bound: its loss is no event)`,
-        { previous: e.data.previous, activationMs: e.data.activationMs, previousLastEventAt: last ?? null },
+        { activationMs: e.data.activationMs },
+        `${e.scope} took over (term ${e.data.term})`,
       );
-      st.handledAtOnce(takeover, step, `${e.scope} took over (term ${e.data.term})`);
     } else if (e.data.previous === e.scope) {
       // A clean stop gives the lease up: holding it still, the last incarnation died.
       const restart = st.newFault(
