@@ -111,6 +111,11 @@ export async function outcome(c: ChaosCluster, workflowId: string) {
   };
 }
 
+/** When the last live event `sender` sent arrived (a killed process's last word); undefined if none. */
+export function lastSeen(events: TimedEvent[], sender: string): number | undefined {
+  return events.findLast((e) => e.sender === sender)?.at;
+}
+
 /** Time of the first event matching, at or after `from`; null if none. */
 export function firstAt(events: TimedEvent[], from: number, match: (e: TimedEvent["event"]) => boolean): number | null {
   const hit = events.find((e) => e.at >= from && match(e.event));

@@ -51,6 +51,7 @@ import {
   finish,
   firstAt,
   hostFaultFigures,
+  lastSeen,
   longestStall,
   outcome,
   perSecond,
@@ -447,7 +448,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, supervisorTakeover(victim));
+    await incident(c, since, injection, f, supervisorTakeover(victim, lastSeen(rec.events, victim)));
   },
 );
 
@@ -508,6 +509,6 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, partitionTakeover(victim, held, p));
+    await incident(c, since, injection, f, partitionTakeover(victim, held, p, lastSeen(rec.events, victim)));
   },
 );
