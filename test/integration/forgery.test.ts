@@ -61,7 +61,13 @@ describe("forged actions on an authenticated stack", () => {
       for (const holding of [undefined, guessed]) {
         const h = holding ? { holding } : {};
         const attempts = [
-          () => call(nc, "sup.delegate", { parent, subtasks: [{ kind: "worker", input: {} }], ...h }, opts),
+          () =>
+            call(
+              nc,
+              "sup.delegate",
+              { parent, subtasks: [{ kind: "worker", input: {} }], ...h },
+              { ...opts, partition: parent.partition ?? 0 },
+            ),
           () => call(nc, "sup.acquire", { taskId, teamId: parent.teamId, resource: "lock", priority: 0, ...h }, opts),
           () => call(nc, "sup.release", { taskId, ...h }, opts),
           () =>

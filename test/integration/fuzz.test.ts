@@ -951,7 +951,10 @@ describe("fuzz: 100,000 hostile frames over every subject a service listens on",
     // The subjects, by family, and how many frames each family gets (100,000 in all).
     const opSubjects: { subject: string; model: Model }[] = [];
     for (const [name, model] of opModels) {
-      if (operations[name].service === "supervisor") opSubjects.push({ subject: operationSubject(name), model });
+      // A partitioned one on each partition the cluster has (P = 4 by default).
+      if ("partitioned" in operations[name])
+        for (const p of [0, 1, 2, 3]) opSubjects.push({ subject: operationSubject(name, p), model });
+      else if (operations[name].service === "supervisor") opSubjects.push({ subject: operationSubject(name), model });
       else for (const h of ["host-1", "host-2"]) opSubjects.push({ subject: operationSubject(name, h), model });
     }
     const families = {

@@ -139,7 +139,9 @@ describe("monitor thresholds and actions", () => {
     const scaled = await seen(rec, (e) => e.type === "SCALE_REQUESTED", 20_000);
     expect(scaled.data).toMatchObject({ metric: "event_queue_depth", threshold: 2, exitCode: 0 });
     expect(Number(scaled.data.deficit)).toBeGreaterThan(0);
-    expect(Number(readFileSync(out, "utf8").trim().split("\n")[0])).toBe(scaled.data.deficit);
+    // The command ran with that deficit (the supervisor's own start, its partitions' events
+    // among them, may have filled the queue once already, before this test listened).
+    expect(readFileSync(out, "utf8").trim().split("\n").map(Number)).toContain(scaled.data.deficit);
     await seen(rec, (e) => e.type === "THRESHOLD_CLEARED" && e.scope === "event_queue_depth", 30_000);
     rec.stop();
   });

@@ -2,18 +2,22 @@
  * Supervisors that share the work, on a real stack (nats-server, supervisors and agent-hosts as
  * processes): three supervisors split the partitions as the rendezvous rule ranks them, each
  * partition with exactly one holder, in the table and in each supervisor's own account (its
- * PARTITION_ACQUIRED / PARTITION_RELEASED events); every workflow's results are applied by its
- * partition's holder; one leaving, one joining and one killed move only what the rule says.
+ * PARTITION_ACQUIRED / PARTITION_RELEASED events); every workflow's results are applied, and its
+ * delegations answered, by its partition's holder; one leaving, one joining and one killed move only what the rule says.
  */
 
 import {
   BUCKETS,
+  childTaskId,
+  decode,
   PARTITIONS_KEY,
   type PartitionTable,
   PartitionTableSchema,
   partitionOf,
   rankFor,
+  rootTaskId,
 } from "@cadre/protocol";
+import { call } from "@cadre/runtime";
 import { type KV, Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fanTeam, fastConfig, recordEvents, startCluster, type TestCluster, until } from "../helpers/cluster.js";
@@ -74,7 +78,9 @@ describe("supervisors sharing the partitions", () => {
   };
 
   beforeAll(async () => {
-    c = await startCluster({ hosts: 2, config });
+    // Without security: the test listens to the hosts' inboxes for who answered (the subjects'
+    // permissions are every secure test's: each delegation is a partitioned call).
+    c = await startCluster({ hosts: 2, config, security: false });
     registry = await new Kvm(c.nc).open(BUCKETS.registry);
     rec = recordEvents(c.nc);
   }, 60_000);
@@ -99,8 +105,21 @@ describe("supervisors sharing the partitions", () => {
     }
   }, 60_000);
 
-  it("applies every workflow's results at the holder of its partition, the lease holder or not", async () => {
+  it("applies every workflow's results and answers its delegations at the holder of its partition, the lease holder or not", async () => {
     const t = (await table()) as PartitionTable;
+    // Who answered each delegation: the reply's sender, seen on the hosts' inboxes (a test
+    // without security may listen there), by workflow (the request's correlation id).
+    const answeredBy = new Map<string, Set<string>>();
+    const inboxes = c.nc.subscribe("_INBOX.>", {
+      callback: (_err, m) => {
+        try {
+          const f = decode(m.data);
+          if (f.type === "sup.delegate.ok") answeredBy.set(f.cid, (answeredBy.get(f.cid) ?? new Set()).add(f.sender));
+        } catch {
+          // Not a Cadre frame: another reply on an inbox.
+        }
+      },
+    });
     const lease = await registry.get("supervisor.lease");
     const leaseHolder = String((lease?.json() as { holder?: string } | undefined)?.holder);
     const ids: string[] = [];
@@ -117,8 +136,35 @@ describe("supervisors sharing the partitions", () => {
       expect(completions.length).toBe(4);
       const holder = t.owners[partitionOf(id, PARTITIONS)];
       expect(new Set(completions.map((e) => e.sender))).toEqual(new Set([holder]));
+      expect(answeredBy.get(id)).toEqual(new Set([holder]));
     }
+    inboxes.unsubscribe();
   }, 90_000);
+
+  it("tells the lease holder of a delegation served elsewhere: its wait-for graph has the parent's edges", async () => {
+    const t = (await table()) as PartitionTable;
+    const lease = await registry.get("supervisor.lease");
+    const leaseHolder = String((lease?.json() as { holder?: string } | undefined)?.holder);
+    // Workers that take 2 s: the edges stand while they run.
+    let id: string | undefined;
+    const ids: string[] = [];
+    while (id === undefined) {
+      expect(ids.length).toBeLessThan(40);
+      const next = await c.submit(fanTeam("waiting-team", 2, 2000));
+      ids.push(next);
+      if (t.owners[partitionOf(next, PARTITIONS)] !== leaseHolder) id = next;
+    }
+    const root = rootTaskId(id);
+    const edges = [0, 1].map((i) => [root, childTaskId(root, i)]);
+    const waits = () => call(c.nc, "sup.waits", {}, { sender: "t", timeoutMs: 2000 });
+    await until("the lease holder's graph with the delegation's edges", async () => {
+      const w = await waits();
+      return edges.every(([a, b]) => w.edges.some(([x, y]) => x === a && y === b));
+    });
+    for (const x of ids) expect((await c.wait(x, 30_000)).status).toBe("completed");
+    // The results, applied at the partition's holder, took them out again.
+    expect((await waits()).edges.filter(([a]) => ids.some((x) => a.startsWith(x)))).toEqual([]);
+  }, 60_000);
 
   it("moves a leaving supervisor's partitions to the others at once, and a newcomer's share to it once settled", async () => {
     const before = (await table()) as PartitionTable;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ProtocolError } from "./errors.js";
 import {
   endpointName,
   messages,
@@ -7,6 +8,7 @@ import {
   operations,
   operationsFor,
   operationsOf,
+  PARTITIONED_OPERATIONS,
   ROLES,
   SUPERVISOR_QUEUE,
 } from "./operations.js";
@@ -18,9 +20,22 @@ const names = Object.keys(operations) as OperationName[];
 describe("operation subjects", () => {
   it("puts a supervisor operation under cadre.v1.sup, with its path", () => {
     expect(operationSubject("sup.submit")).toBe("cadre.v1.sup.submit");
-    expect(operationSubject("sup.delegate")).toBe("cadre.v1.sup.delegate");
     expect(operationSubject("sup.status")).toBe("cadre.v1.sup.status");
     expect(operationSubject("sup.workflow.pause")).toBe("cadre.v1.sup.workflow.pause");
+  });
+
+  it("puts a partitioned supervisor operation under its partition, and refuses a partition that is no index", () => {
+    expect(PARTITIONED_OPERATIONS).toEqual(["sup.delegate"]);
+    expect(operationSubject("sup.delegate", 3)).toBe("cadre.v1.sup.part.3.delegate");
+    expect(operationSubject("sup.delegate", "*")).toBe("cadre.v1.sup.part.*.delegate");
+    expect(() => operationSubject("sup.delegate")).toThrow(
+      "operation sup.delegate is answered by a partition's holder",
+    );
+    for (const bad of [-1, 1.5, "3", ">"]) {
+      const err = thrown(() => operationSubject("sup.delegate", bad));
+      expect(err).toBeInstanceOf(ProtocolError);
+      expect(err.message).toContain("is not a non-negative integer");
+    }
   });
 
   it("puts a host operation under the host's id", () => {
@@ -47,7 +62,9 @@ describe("operation subjects", () => {
     for (const name of names) {
       const def = operations[name];
       const path = name.slice(name.indexOf(".") + 1);
-      if (def.service === "supervisor") {
+      if ("partitioned" in def) {
+        expect(operationSubject(name, 0)).toBe(`cadre.v1.sup.part.0.${path}`);
+      } else if (def.service === "supervisor") {
         expect(name.startsWith("sup."), name).toBe(true);
         expect(operationSubject(name)).toBe(`cadre.v1.sup.${path}`);
       } else if (def.service === "monitor") {
@@ -61,7 +78,7 @@ describe("operation subjects", () => {
   });
 
   it("writes no operation subject twice", () => {
-    const all = names.map((n) => operationSubject(n, "h1"));
+    const all = names.map((n) => operationSubject(n, "partitioned" in operations[n] ? 0 : "h1"));
     expect(new Set(all).size).toBe(all.length);
     const wildcards = operationsOf("agent-host").map((n) => operationSubject(n, "*"));
     expect(new Set(wildcards).size).toBe(wildcards.length);

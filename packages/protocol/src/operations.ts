@@ -11,6 +11,7 @@
  */
 
 import { z } from "zod";
+import { ProtocolError } from "./errors.js";
 import {
   AcquireReplySchema,
   AcquireRequestSchema,
@@ -319,6 +320,11 @@ export interface OperationDef<Q extends z.ZodType = z.ZodType, R extends z.ZodTy
   readonly reply: R;
   readonly roles: readonly Role[];
   readonly summary: string;
+  /**
+   * Answered by the holder of the workflow's partition (supervisor partitions.ts), not by the
+   * lease holder: its subject carries the partition, `cadre.v1.sup.part.<p>.<op>`.
+   */
+  readonly partitioned?: true;
 }
 
 const sup = <Q extends z.ZodType, R extends z.ZodType>(
@@ -407,7 +413,8 @@ const Empty = z.object({});
  * What the holder of a workflow's partition, having applied a result, tells the lease holder,
  * which keeps what is the whole cluster's in memory (supervisor.ts "Partitions"): `applied`
  * frees the task's cap slot and resources and counts a replayed result in its host's
- * reconciliation; `quarantine` takes out an actor whose response broke its kind's schema.
+ * reconciliation; `quarantine` takes out an actor whose response broke its kind's schema;
+ * `delegated` records what a delegation means for waits and placement.
  */
 export const CoordinateRequestSchema = z.discriminatedUnion("kind", [
   z.object({
@@ -420,6 +427,17 @@ export const CoordinateRequestSchema = z.discriminatedUnion("kind", [
     replay: z.object({ hostId: Id, batch: z.string().min(1).max(200) }).optional(),
   }),
   z.object({ kind: z.literal("quarantine"), actorId: Id, reason: QuarantineReasonSchema }),
+  /**
+   * A delegation served by the partition's holder: its parent now waits for the subtasks it
+   * created (the wait-for graph), and their kinds are placed if none of their actors runs.
+   */
+  z.object({
+    kind: z.literal("delegated"),
+    parentTaskId: Id,
+    teamId: Id,
+    created: z.array(Id).max(1000),
+    kinds: z.array(NameSchema).min(1).max(1000),
+  }),
 ]);
 export type CoordinateRequest = z.infer<typeof CoordinateRequestSchema>;
 export const CoordinateReplySchema = z.object({ done: z.literal(true) });
@@ -430,7 +448,10 @@ export const CoordinateReplySchema = z.object({ done: z.literal(true) });
  */
 export const operations = {
   "sup.submit": sup(SubmitRequestSchema, SubmitReplySchema, ["operator"], "submit a team's workflow"),
-  "sup.delegate": sup(DelegateRequestSchema, DelegateReplySchema, ["agent-host"], "create a task's subtasks"),
+  "sup.delegate": {
+    ...sup(DelegateRequestSchema, DelegateReplySchema, ["agent-host"], "create a task's subtasks"),
+    partitioned: true,
+  },
   "sup.coordinate": sup(
     CoordinateRequestSchema,
     CoordinateReplySchema,
@@ -664,16 +685,32 @@ export const SUPERVISOR_QUEUE = "cadre-supervisor";
 /** The part of an operation's name after its service prefix: `workflow.pause`. */
 const pathOf = (name: OperationName): string => name.slice(name.indexOf(".") + 1);
 
+/** The operations the holder of a workflow's partition answers (see {@link OperationDef.partitioned}). */
+export const PARTITIONED_OPERATIONS = (Object.keys(operations) as OperationName[]).filter(
+  (n) => (operations[n] as OperationDef).partitioned,
+) as SupervisorOperationName[];
+
 /**
- * The subject an operation is served on. A host operation needs the host id; with `"*"` it is
- * the wildcard form (for permissions).
+ * The subject an operation is served on. A host operation needs the host id, a partitioned one
+ * the partition (a non-negative integer); with `"*"` either is the wildcard form (for permissions).
  */
-export function operationSubject(name: OperationName, hostId?: string): string {
-  const def = operations[name];
+export function operationSubject(name: OperationName, address?: string | number): string {
+  const def: OperationDef = operations[name];
+  if (def.partitioned) {
+    if (address === undefined)
+      throw new TypeError(`operation ${name} is answered by a partition's holder: give the partition`);
+    if (address !== "*" && !(Number.isInteger(address) && (address as number) >= 0)) {
+      throw new ProtocolError(`partition "${String(address)}" is not a non-negative integer`, {
+        what: "partition",
+        value: String(address).slice(0, 64),
+      });
+    }
+    return `${SUBJECT_PREFIX}.sup.part.${address}.${pathOf(name)}`;
+  }
   if (def.service === "supervisor") return `${SUBJECT_PREFIX}.sup.${pathOf(name)}`;
   if (def.service === "monitor") return `${SUBJECT_PREFIX}.mon.${pathOf(name)}`;
-  if (hostId === undefined) throw new TypeError(`operation ${name} is answered by one host: give its id`);
-  return `${SUBJECT_PREFIX}.host.${hostId === "*" ? "*" : token("host id", hostId)}.${pathOf(name)}`;
+  if (address === undefined) throw new TypeError(`operation ${name} is answered by one host: give its id`);
+  return `${SUBJECT_PREFIX}.host.${address === "*" ? "*" : token("host id", String(address))}.${pathOf(name)}`;
 }
 
 /** The micro-service endpoint name of an operation (`$SRV.INFO` lists it): `workflow-pause`. */

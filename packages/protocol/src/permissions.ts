@@ -31,8 +31,8 @@ export interface Permissions {
   allow_responses?: boolean;
 }
 
-const subjectOf = (name: OperationName, hostId?: string): string =>
-  operations[name].service === "agent-host" ? operationSubject(name, hostId ?? "*") : operationSubject(name);
+/** A host operation of one host (or any: `*`); a partitioned one of any partition. */
+const subjectOf = (name: OperationName, hostId?: string): string => operationSubject(name, hostId ?? "*");
 
 const kvStream = (bucket: string) => `KV_${bucket}`;
 const ALL_BUCKETS = Object.values(BUCKETS);

@@ -9,6 +9,7 @@
  *   cadre.v1.hb.<hostId>               core: agent-host heartbeats
  *   cadre.v1.host.<hostId>.<op>        core request/reply: operations of one agent-host (operations.ts)
  *   cadre.v1.sup.<op>                  core request/reply: supervisor operations, queue group (operations.ts)
+ *   cadre.v1.sup.part.<p>.<op>         core request/reply: partitioned ones, answered by partition p's holder
  *   cadre.v1.child.<parentTaskId>      core: a child of <parentTaskId> reached a terminal state
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or spaces, so an id can never widen a

@@ -60,8 +60,15 @@ export { createLogger, REDACT_PATHS, redactUrl, throttledLog } from "./logger.js
 export * from "./metrics.js";
 export type { Msg, MsgHdrs, NatsConnection, Subscription } from "./nats.js";
 export { connectNats, headers, isTransient, isTransportFailure, PULL_OPTIONS } from "./nats.js";
-export type { CallOptions, OperationHandler, OperationServerOptions, ServiceInfo } from "./operations.js";
-export { call, discoverServices, OperationServer, SupervisorClient } from "./operations.js";
+export type {
+  CallOptions,
+  LeaseHolderOperationName,
+  OperationHandler,
+  OperationServerOptions,
+  PartitionedOperationName,
+  ServiceInfo,
+} from "./operations.js";
+export { call, discoverServices, OperationServer, PartitionServer, SupervisorClient } from "./operations.js";
 export type { OutboxEntry, OutboxOptions, OutboxRecord, ReplayOptions } from "./outbox.js";
 export { Outbox, OutboxCorruptError, OutboxFullError } from "./outbox.js";
 export type { ServiceProcess, SpawnServiceOptions } from "./process.js";

@@ -205,13 +205,76 @@ describe("call and OperationServer: errors", () => {
         nc,
         "sup.delegate",
         { parent: taskEnvelope(), subtasks: [{ kind: "qa-engineer", input: { blob } }] },
-        caller,
+        { ...caller, partition: 0 },
       ),
     );
     expect(e).toBeInstanceOf(ProtocolError);
     expect(e.retryable).toBe(false);
     expect(e.message).toContain(`over the NATS server's max_payload of ${limit} bytes`);
     expect(e.data).toMatchObject({ operation: "sup.delegate", limit });
+  });
+});
+
+describe("PartitionServer", () => {
+  const delegation = (partition: number) =>
+    call(
+      nc,
+      "sup.delegate",
+      { parent: taskEnvelope(), subtasks: [{ kind: "qa-engineer", input: {} }] },
+      { ...caller, partition },
+    );
+
+  it("answers a partition's operations from take to give, and no other partition's", async () => {
+    const ps = new runtime.PartitionServer(nc, { id: "sup-p", logger });
+    const seen: number[] = [];
+    ps.handle({
+      "sup.delegate": async (body) => {
+        seen.push(body.subtasks.length);
+        return { taskIds: ["t-1"], existing: [] };
+      },
+    });
+    try {
+      ps.take(2);
+      ps.take(5);
+      ps.take(2);
+      expect(ps.held).toEqual([2, 5]);
+      const reply = await delegation(2);
+      expect(reply).toEqual({ taskIds: ["t-1"], existing: [] });
+      await delegation(5);
+      expect(seen).toEqual([1, 1]);
+      // Held by nobody: nothing answers, which the caller retries (UNAVAILABLE).
+      const none = await rejection(delegation(3));
+      expect(none).toBeInstanceOf(UnavailableError);
+      expect(none.message).toContain("cadre.v1.sup.part.3.delegate");
+      ps.give(2);
+      expect(ps.held).toEqual([5]);
+      expect(await rejection(delegation(2))).toBeInstanceOf(UnavailableError);
+    } finally {
+      ps.stop();
+    }
+    expect(ps.held).toEqual([]);
+  });
+
+  it("answers a failing handler or a bad body with the typed error and the service error headers", async () => {
+    const ps = new runtime.PartitionServer(nc, { id: "sup-p", logger });
+    ps.handle({
+      "sup.delegate": async () => {
+        throw new CircularDelegationError(["a", "b", "a"]);
+      },
+    });
+    ps.take(0);
+    try {
+      const e = await rejection(delegation(0));
+      expect(e).toBeInstanceOf(CircularDelegationError);
+      const frame = pack({ v: 1, type: "sup.delegate", sender: "x", cid: "c", ts: Date.now(), body: { subtasks: [] } });
+      const reply = await nc.request(operationSubject("sup.delegate", 0), frame, { timeout: 2000 });
+      expect(reply.headers?.get("Nats-Service-Error-Code")).toBe("400");
+      expect(await rejection(Promise.resolve().then(() => decodeAs(reply.data, "sup.delegate.ok")))).toBeInstanceOf(
+        ProtocolError,
+      );
+    } finally {
+      ps.stop();
+    }
   });
 });
 
@@ -284,7 +347,8 @@ describe("OperationServer: discovery", () => {
     expect(endpoints.map((e) => e.name).sort()).toEqual(operationsOf("supervisor").map(endpointName).sort());
     for (const op of operationsOf("supervisor")) {
       const e = endpoints.find((x) => x.name === endpointName(op));
-      expect(e?.subject, op).toBe(operationSubject(op));
+      // A partitioned operation served by the service: every partition's.
+      expect(e?.subject, op).toBe(operationSubject(op, "*"));
       expect(e?.queue_group, op).toBe(SUPERVISOR_QUEUE);
       expect(e?.metadata, op).toMatchObject({ operation: op });
     }

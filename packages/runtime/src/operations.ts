@@ -18,7 +18,9 @@ import {
   encode,
   endpointName,
   type HostOperationName,
+  type OperationDef,
   type OperationName,
+  type Operations,
   type OpReply,
   type OpReplyInput,
   type OpRequest,
@@ -33,8 +35,8 @@ import {
   toCadreError,
   UnavailableError,
 } from "@cadre/protocol";
-import type { Msg, NatsConnection } from "@nats-io/nats-core";
-import { type Service, type ServiceInfo, type ServiceMsg, Svcm } from "@nats-io/services";
+import { headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { type Service, type ServiceInfo, Svcm } from "@nats-io/services";
 import { type Logger, type ThrottledLog, throttledLog } from "./logger.js";
 import { causeNames, isTransient } from "./nats.js";
 import {
@@ -56,9 +58,19 @@ export interface CallOptions {
   timeoutMs: number;
 }
 
+/** The operations a partition's holder answers (their subject carries the partition). */
+export type PartitionedOperationName = {
+  [K in OperationName]: Operations[K] extends { partitioned: true } ? K : never;
+}[OperationName];
+
+/** The supervisor operations the lease holder answers (all but the partitioned ones). */
+export type LeaseHolderOperationName = Exclude<SupervisorOperationName, PartitionedOperationName>;
+
 type CallArgs<N extends OperationName> = N extends HostOperationName
   ? [opts: CallOptions & { hostId: string }]
-  : [opts: CallOptions];
+  : N extends PartitionedOperationName
+    ? [opts: CallOptions & { partition: number }]
+    : [opts: CallOptions];
 
 /**
  * Calls an operation. A request larger than the server accepts is a ProtocolError naming the
@@ -71,7 +83,8 @@ export async function call<N extends OperationName>(
   body: OpRequestInput<N>,
   ...[opts]: CallArgs<N>
 ): Promise<OpReply<N>> {
-  const subject = operationSubject(name, (opts as { hostId?: string }).hostId);
+  const to = opts as { hostId?: string; partition?: number };
+  const subject = operationSubject(name, to.hostId ?? to.partition);
   const data = encode(name, body as never, { sender: opts.sender, cid: opts.cid ?? "" });
   const limit = nc.info?.max_payload;
   if (limit !== undefined && data.byteLength > limit) {
@@ -121,8 +134,8 @@ export class SupervisorClient {
     private readonly opts: CallOptions,
   ) {}
 
-  call<N extends SupervisorOperationName>(name: N, body: OpRequestInput<N>, timeoutMs?: number): Promise<OpReply<N>> {
-    return call(this.nc, name, body, { ...this.opts, ...(timeoutMs ? { timeoutMs } : {}) } as never);
+  call<N extends LeaseHolderOperationName>(name: N, body: OpRequestInput<N>, timeoutMs?: number): Promise<OpReply<N>> {
+    return call(this.nc, name, body, ...([{ ...this.opts, ...(timeoutMs ? { timeoutMs } : {}) }] as CallArgs<N>));
   }
 }
 
@@ -161,65 +174,64 @@ const STATUS: Record<string, number> = {
 /** Error replies echo at most this much of a message (a reply must fit the payload limit). */
 const MAX_ERROR_MESSAGE = 2000;
 
-/** A NATS micro service answering Cadre operations. */
-export class OperationServer {
+/** What answering a request needs of its message: a micro-service request or a plain one. */
+interface Request {
+  data: Uint8Array;
+  headers?: unknown;
+  respond(data: Uint8Array): boolean;
+  respondError(code: number, description: string, data: Uint8Array): boolean;
+}
+
+/** A plain subscription's request, answered as a micro-service endpoint would (its error headers). */
+const plainRequest = (m: Msg): Request => ({
+  data: m.data,
+  headers: m.headers,
+  respond: (data) => m.respond(data),
+  respondError: (code, description, data) => {
+    const h = headers();
+    h.set("Nats-Service-Error", description);
+    h.set("Nats-Service-Error-Code", String(code));
+    return m.respond(data, { headers: h });
+  },
+});
+
+/**
+ * Answers operations' requests: decoded with their schemas, each in a SERVER span, every
+ * failure a typed error reply. One per process; what {@link OperationServer}'s endpoints and
+ * partitions' subscriptions share.
+ */
+class Answerer {
   private readonly refusals: ThrottledLog;
 
-  private constructor(
-    private readonly service: Service,
+  constructor(
     private readonly nc: NatsConnection,
-    private readonly opts: OperationServerOptions,
+    private readonly opts: Pick<OperationServerOptions, "id" | "logger" | "hostId">,
   ) {
     this.refusals = throttledLog(opts.logger);
   }
 
-  /** Registers the service (`$SRV.PING|INFO|STATS` answer from now on). */
-  static async start(nc: NatsConnection, opts: OperationServerOptions): Promise<OperationServer> {
-    // @nats-io/services pins its own nats-core prerelease: the connection is the same object.
-    const service = await new Svcm(nc as never).add({
-      name: opts.name,
-      version: `${PROTOCOL_VERSION}.0.0`,
-      description: opts.description,
-      metadata: { id: opts.id, ...(opts.hostId ? { hostId: opts.hostId } : {}), ...opts.metadata },
-    });
-    return new OperationServer(service, nc, opts);
-  }
-
-  /** Answers one operation from now on; each request is handled concurrently. */
-  serve<N extends OperationName>(name: N, handler: OperationHandler<N>): void {
-    const def = operations[name];
-    const subject = operationSubject(name, this.opts.hostId);
-    this.service.addEndpoint(endpointName(name), {
-      subject,
-      ...(def.service === "supervisor" ? { queue: SUPERVISOR_QUEUE } : {}),
-      metadata: { operation: name, roles: def.roles.join(",") },
-      handler: (err, m) => {
-        if (err) {
-          this.opts.logger.error({ err }, `endpoint ${name} failed`);
-          return;
-        }
-        // A SERVER span per request, child of the caller's (its traceparent header): what the
-        // handler calls or publishes is part of the caller's trace.
-        void withSpan(
-          `cadre.op ${name}`,
-          {
-            [SPAN_ATTR.messagingSystem]: "nats",
-            [SPAN_ATTR.destination]: subject,
-            [SPAN_ATTR.operationType]: "process",
-            "cadre.operation": name,
-            ...(this.opts.hostId ? { [SPAN_ATTR.hostId]: this.opts.hostId } : {}),
-          },
-          () => this.handle(name, subject, m, handler),
-          { parent: extractContext(m.headers as never), kind: SpanKind.SERVER },
-        );
+  /** Handles one request on `subject`, concurrently with the others. */
+  answer<N extends OperationName>(name: N, subject: string, m: Request, handler: OperationHandler<N>): void {
+    // A SERVER span per request, child of the caller's (its traceparent header): what the
+    // handler calls or publishes is part of the caller's trace.
+    void withSpan(
+      `cadre.op ${name}`,
+      {
+        [SPAN_ATTR.messagingSystem]: "nats",
+        [SPAN_ATTR.destination]: subject,
+        [SPAN_ATTR.operationType]: "process",
+        "cadre.operation": name,
+        ...(this.opts.hostId ? { [SPAN_ATTR.hostId]: this.opts.hostId } : {}),
       },
-    });
+      () => this.handle(name, subject, m, handler),
+      { parent: extractContext(m.headers as never), kind: SpanKind.SERVER },
+    );
   }
 
   private async handle<N extends OperationName>(
     name: N,
     subject: string,
-    m: ServiceMsg,
+    m: Request,
     handler: OperationHandler<N>,
   ): Promise<void> {
     const sender = this.opts.id;
@@ -268,10 +280,106 @@ export class OperationServer {
       }
     }
   }
+}
+
+/** A NATS micro service answering Cadre operations. */
+export class OperationServer {
+  private constructor(
+    private readonly service: Service,
+    private readonly answerer: Answerer,
+    private readonly opts: OperationServerOptions,
+  ) {}
+
+  /** Registers the service (`$SRV.PING|INFO|STATS` answer from now on). */
+  static async start(nc: NatsConnection, opts: OperationServerOptions): Promise<OperationServer> {
+    // @nats-io/services pins its own nats-core prerelease: the connection is the same object.
+    const service = await new Svcm(nc as never).add({
+      name: opts.name,
+      version: `${PROTOCOL_VERSION}.0.0`,
+      description: opts.description,
+      metadata: { id: opts.id, ...(opts.hostId ? { hostId: opts.hostId } : {}), ...opts.metadata },
+    });
+    return new OperationServer(service, new Answerer(nc, opts), opts);
+  }
+
+  /** Answers one operation from now on; each request is handled concurrently. */
+  serve<N extends OperationName>(name: N, handler: OperationHandler<N>): void {
+    const def: OperationDef = operations[name];
+    // A partitioned operation served here is served for every partition.
+    const subject = operationSubject(name, def.partitioned ? "*" : this.opts.hostId);
+    this.service.addEndpoint(endpointName(name), {
+      subject,
+      ...(def.service === "supervisor" ? { queue: SUPERVISOR_QUEUE } : {}),
+      metadata: { operation: name, roles: def.roles.join(",") },
+      handler: (err, m) => {
+        if (err) {
+          this.opts.logger.error({ err }, `endpoint ${name} failed`);
+          return;
+        }
+        this.answerer.answer(name, subject, m, handler);
+      },
+    });
+  }
 
   /** Unregisters the service and its endpoints. */
   async stop(): Promise<void> {
     if (!this.service.isStopped) await this.service.stop();
+  }
+}
+
+/**
+ * Answers partitioned operations (see {@link PartitionedOperationName}) for the partitions this
+ * process holds: one plain subscription per operation and partition, taken and given back as
+ * partitions move, in the supervisors' queue group (a partition briefly held twice while it
+ * moves is answered once per request; its operations are idempotent). Not micro-service
+ * endpoints: a service's endpoints cannot be withdrawn one by one.
+ */
+export class PartitionServer {
+  private readonly answerer: Answerer;
+  private readonly subs = new Map<number, Subscription[]>();
+  private handlers: { [N in PartitionedOperationName]?: OperationHandler<N> } = {};
+
+  constructor(
+    private readonly nc: NatsConnection,
+    opts: Pick<OperationServerOptions, "id" | "logger">,
+  ) {
+    this.answerer = new Answerer(nc, opts);
+  }
+
+  /** Sets the handlers; served for every partition taken from now on. */
+  handle(handlers: { [N in PartitionedOperationName]: OperationHandler<N> }): void {
+    this.handlers = handlers;
+  }
+
+  /** Answers the partition's operations from now on. */
+  take(partition: number): void {
+    if (this.subs.has(partition)) return;
+    const subs = (Object.keys(this.handlers) as PartitionedOperationName[]).map((name) => {
+      const subject = operationSubject(name, partition);
+      const handler = this.handlers[name] as OperationHandler<typeof name>;
+      return this.nc.subscribe(subject, {
+        queue: SUPERVISOR_QUEUE,
+        callback: (err, m) => {
+          if (!err) this.answerer.answer(name, subject, plainRequest(m), handler);
+        },
+      });
+    });
+    this.subs.set(partition, subs);
+  }
+
+  /** Stops answering the partition's operations. */
+  give(partition: number): void {
+    for (const sub of this.subs.get(partition) ?? []) sub.unsubscribe();
+    this.subs.delete(partition);
+  }
+
+  /** The partitions answered now. */
+  get held(): number[] {
+    return [...this.subs.keys()].sort((a, b) => a - b);
+  }
+
+  stop(): void {
+    for (const p of [...this.subs.keys()]) this.give(p);
   }
 }
 

@@ -296,7 +296,13 @@ export class TaskAttempt {
             this.d.nc,
             "sup.delegate",
             { parent: task, subtasks, offset, ...this.holding() },
-            { sender: this.d.hostId, cid: task.workflowId, timeoutMs: this.d.requestTimeoutMs },
+            {
+              sender: this.d.hostId,
+              cid: task.workflowId,
+              timeoutMs: this.d.requestTimeoutMs,
+              // Answered by the holder of the workflow's partition (absent: a task from before partitions, 0).
+              partition: task.partition ?? 0,
+            },
           ),
         ),
       { maxAttempts: 8, baseMs: 100, maxMs: 2000, clock: this.d.clock },

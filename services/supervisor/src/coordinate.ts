@@ -3,8 +3,8 @@
  * workflow's partition (partitions.ts), but some of what an applied result means lives with the
  * lease holder, which keeps the cluster's in-memory state: the caps' running sets and parked
  * tasks (controls.ts), the wait-for graph (resources.ts), the reconciliation tally (tally.ts)
- * and quarantine, which spawns replacements through placement. So the partition holder hands
- * those over: in-process when it holds the lease itself, else as `sup.coordinate`, retried
+ * and quarantine, which spawns replacements through placement; a delegation's waits and the
+ * placement of its kinds likewise. So the partition holder hands those over: in-process when it holds the lease itself, else as `sup.coordinate`, retried
  * until the lease holder answers (the result is acked only after; see ResultStream). What is
  * the workflow's alone, its dependents' release, stays with the partition holder.
  *
@@ -36,6 +36,8 @@ export interface CoordinationDeps {
   tally: () => ReconciliationTally;
   dependencies: () => Dependencies;
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
+  /** Places the team's kinds whose actors were passivated (or preempted), now. */
+  demand: (teamId: string, kinds: string[]) => Promise<void>;
 }
 
 /** Whether a result settled its task (now or, seen again, before). */
@@ -67,10 +69,24 @@ export class Coordination {
     return this.send({ kind: "quarantine", actorId, reason });
   }
 
+  /**
+   * A delegation served here (the workflow's partition's holder): its parent waits for the
+   * subtasks created now, and their kinds are placed if passivated, by the lease holder.
+   */
+  delegated(parentTaskId: string, teamId: string, created: string[], kinds: string[]): Promise<void> {
+    return this.send({ kind: "delegated", parentTaskId, teamId, created, kinds });
+  }
+
   /** The lease holder's side (sup.coordinate, or in-process). */
   async handle(req: CoordinateRequest): Promise<{ done: true }> {
     if (req.kind === "quarantine") {
       await this.d.quarantine(req.actorId, req.reason);
+      return { done: true };
+    }
+    if (req.kind === "delegated") {
+      // Idempotent too: an edge recorded twice is one edge, a kind placed is placed once.
+      this.d.resources().waitsOn(req.parentTaskId, req.created);
+      await this.d.demand(req.teamId, req.kinds);
       return { done: true };
     }
     // A finished task holds nothing and nobody waits for it any more; its cap slot frees.

@@ -1,6 +1,8 @@
 /**
- * Intake: workflows submitted and subtasks delegated. A submit records the workflow and its
- * root task and publishes it (one with `after` waits for those workflows: dependencies.ts); a delegation checks every subtask against the policy (depth,
+ * Intake: workflows submitted and subtasks delegated. Submits reach the lease holder; a
+ * delegation, the holder of its workflow's partition (sup.delegate is partitioned). A submit
+ * records the workflow and its root task and publishes it (one with `after` waits for those
+ * workflows: dependencies.ts); a delegation checks every subtask against the policy (depth,
  * cycle, the team's kinds) before creating any, so a refused delegation starts nothing.
  * Both are idempotent: a task record is created only if absent and its message carries the
  * task id as its JetStream message id, so a retried delegation publishes once.
@@ -36,7 +38,6 @@ import type { Dependencies } from "./dependencies.js";
 import type { Placer } from "./placer.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
-import type { ResourceManager } from "./resources.js";
 import type { AdmissionThrottle } from "./throttle.js";
 
 /** Dependencies of {@link Intake}. */
@@ -57,7 +58,8 @@ export interface IntakeDeps {
   registry: Registry;
   placer: Placer;
   controls: WorkflowControls;
-  resources: ResourceManager;
+  /** What a delegation means for the wait-for graph and placement, told to the lease holder. */
+  delegated: (parentTaskId: string, teamId: string, created: string[], kinds: string[]) => Promise<void>;
   /** The ledgers of workflows' budgets (a submit with a budget opens its ledger). */
   budgets: Budgets;
   /** Workflows that wait for others (a submit's `after`). */
@@ -173,14 +175,16 @@ export class Intake {
           w ? { ...w, tasks: { ...w.tasks, total: w.tasks.total + added } } : undefined,
         ),
     ]);
-    // The director now waits for its new subtasks (wait-for graph, see resources.ts).
-    this.d.resources.waitsOn(
-      parent.taskId,
-      children.filter((_, i) => created[i]).map((c) => c.taskId),
-    );
     for (const [i, c] of children.entries()) if (created[i]) this.d.metrics?.delegationDepth.observe(c.depth);
-    // A kind whose actors were passivated (or preempted) is placed again now, not at the next sweep.
-    for (const kind of new Set(children.map((c) => c.kind))) this.d.placer.demand(parent.teamId, team, kind);
+    // The director now waits for its new subtasks (wait-for graph, see resources.ts), and a kind
+    // whose actors were passivated (or preempted) is placed again now, not at the next sweep:
+    // both the lease holder's (coordinate.ts).
+    await this.d.delegated(
+      parent.taskId,
+      parent.teamId,
+      children.filter((_, i) => created[i]).map((c) => c.taskId),
+      [...new Set(children.map((c) => c.kind))],
+    );
     return {
       taskIds: children.map((c) => c.taskId),
       existing: children.filter((_, i) => !created[i]).map((c) => c.taskId),

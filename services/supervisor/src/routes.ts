@@ -7,10 +7,11 @@ import {
   type Holding,
   type OpReplyInput,
   type OpRequest,
+  PARTITIONED_OPERATIONS,
   PermissionDeniedError,
   type SupervisorOperationName,
 } from "@cadre/protocol";
-import type { CadreMetrics, OperationServer } from "@cadre/runtime";
+import type { CadreMetrics, OperationHandler, OperationServer, PartitionedOperationName } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
 import type { Coordination } from "./coordinate.js";
 import type { Dependencies } from "./dependencies.js";
@@ -46,10 +47,26 @@ export interface Routed {
   coordination: Coordination;
 }
 
-type Handlers = { [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<unknown> | unknown };
+/** Each supervisor operation's handler. */
+export type Handlers = { [N in SupervisorOperationName]: OperationHandler<N> };
 
-/** Registers every supervisor operation on the active supervisor's service. */
-export function serveOperations(server: OperationServer, r: Routed): void {
+/**
+ * Registers every supervisor operation but the partitioned ones on the active supervisor's
+ * service; those the holder of each partition answers (see {@link partitioned}).
+ */
+export function serveOperations(server: OperationServer, handlers: Handlers): void {
+  for (const [name, handler] of Object.entries(handlers) as [SupervisorOperationName, OperationHandler<never>][]) {
+    if (!(PARTITIONED_OPERATIONS as string[]).includes(name)) server.serve(name, handler);
+  }
+}
+
+/** The handlers of the partitioned operations, for the partitions' server (runtime operations.ts). */
+export const partitioned = (handlers: Handlers): { [N in PartitionedOperationName]: OperationHandler<N> } => ({
+  "sup.delegate": handlers["sup.delegate"],
+});
+
+/** What answers each supervisor operation. */
+export function operationHandlers(r: Routed): Handlers {
   const { intake, controls, lifecycle, inspector, quarantine, resources } = r;
   /** A host may act on a task only with proof that it holds it (runtime authenticity.ts). */
   const holder = (taskId: string, holding: Holding | undefined, epoch = holding?.epoch): void => {
@@ -111,8 +128,11 @@ export function serveOperations(server: OperationServer, r: Routed): void {
     "sup.state.rollback": (b) => r.state.rollback(b),
   } satisfies {
     [N in SupervisorOperationName]: (body: OpRequest<N>) => Promise<OpReplyInput<N>> | OpReplyInput<N>;
-  } as Handlers;
-  for (const [name, handler] of Object.entries(handlers)) {
-    server.serve(name as SupervisorOperationName, async (body) => (await handler(body as never)) as never);
-  }
+  };
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      async (body: never) => (await (handler as (b: never) => unknown)(body)) as never,
+    ]),
+  ) as unknown as Handlers;
 }

@@ -50,6 +50,7 @@ import {
   type NatsConnection,
   natsAuthOf,
   OperationServer,
+  PartitionServer,
   Reporter,
   StateStore,
   type Subscription,
@@ -75,7 +76,7 @@ import { Registry } from "./registry.js";
 import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
 import { ResultApplier } from "./results.js";
-import { serveOperations } from "./routes.js";
+import { type Handlers, operationHandlers, partitioned, serveOperations } from "./routes.js";
 import { StateOps } from "./state-ops.js";
 import { ReconciliationTally } from "./tally.js";
 import { AdmissionThrottle } from "./throttle.js";
@@ -138,6 +139,10 @@ export class Supervisor {
   private coordination!: Coordination;
   /** This supervisor's micro-service registration (see announce). */
   private server?: OperationServer;
+  /** What answers each operation (the lease holder's service, the partitions' server). */
+  private handlers!: Handlers;
+  /** Answers the partitioned operations of the partitions held. */
+  private partitionServer!: PartitionServer;
   /** Registrations one at a time: an activation may follow a standby's at once. */
   private announcing: Promise<unknown> = Promise.resolve();
   private repairTimer?: NodeJS.Timeout;
@@ -327,6 +332,10 @@ export class Supervisor {
       tally: () => this.tally,
       dependencies: () => this.dependencies,
       quarantine: (actorId, reason) => this.quarantine.quarantine(actorId, reason),
+      demand: async (teamId, kinds) => {
+        const team = await registry.team(teamId);
+        if (team) for (const kind of kinds) this.placer.demand(teamId, team, kind);
+      },
     });
     const applier = new ResultApplier({
       nc,
@@ -374,7 +383,7 @@ export class Supervisor {
       registry,
       placer: this.placer,
       controls: this.controls,
-      resources: this.resources,
+      delegated: (parent, teamId, created, kinds) => this.coordination.delegated(parent, teamId, created, kinds),
       budgets: new Budgets(buckets.llm, { now: () => Date.now(), emit }),
       dependencies: this.dependencies,
       emit,
@@ -406,6 +415,25 @@ export class Supervisor {
       active: () => this.active,
       emit,
     });
+    const { intake, controls, dependencies, lifecycle, inspector, quarantine, resources } = this;
+    this.handlers = operationHandlers({
+      intake,
+      controls,
+      dependencies,
+      lifecycle,
+      inspector,
+      quarantine,
+      resources,
+      throttle: this.throttle,
+      state: this.stateOps,
+      transfer: this.transfer,
+      metrics: this.metrics,
+      taskKey: this.taskKey,
+      coordination: this.coordination,
+    });
+    // A partition's delegations are answered by its holder, lease or not (see acquired).
+    this.partitionServer = new PartitionServer(nc, { id: sender, logger });
+    this.partitionServer.handle(partitioned(this.handlers));
     this.subs.push(...this.follower.start());
     this.reporter = new Reporter({
       nc: this.nc,
@@ -465,22 +493,7 @@ export class Supervisor {
     await this.controls.seedRunning();
     const s = await this.announce("active");
     await this.seedWorkflowGauge();
-    const { intake, controls, dependencies, lifecycle, inspector, quarantine, resources } = this;
-    serveOperations(s, {
-      intake,
-      controls,
-      dependencies,
-      lifecycle,
-      inspector,
-      quarantine,
-      resources,
-      throttle: this.throttle,
-      state: this.stateOps,
-      transfer: this.transfer,
-      metrics: this.metrics,
-      taskKey: this.taskKey,
-      coordination: this.coordination,
-    });
+    serveOperations(s, this.handlers);
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
@@ -559,6 +572,7 @@ export class Supervisor {
   /** This supervisor now holds a partition: it applies the partition's results. */
   private async acquired(partition: number, term: number, previous: string): Promise<void> {
     await this.results.startPartition(partition);
+    this.partitionServer.take(partition);
     this.updateCaching();
     const held = this.results.held;
     this.logger.info({ partition, term, previous, held }, "partition acquired");
@@ -573,6 +587,7 @@ export class Supervisor {
   /** Another supervisor holds the partition now, or this one is cut off. */
   private released(partition: number, reason: string): void {
     this.results.stopPartition(partition);
+    this.partitionServer.give(partition);
     this.updateCaching();
     const held = this.results.held;
     this.logger.info({ partition, reason, held }, "partition released");
@@ -686,6 +701,7 @@ export class Supervisor {
     this.tally?.stop();
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
     await this.server?.stop();
+    this.partitionServer?.stop();
     await this.results?.idle();
     if (this.bus) await closeBus(this.bus);
     this.breakers?.stop();

@@ -24,12 +24,11 @@ import {
   type OpRequestInput,
   type ReallocationRequest,
   type ServiceReport,
-  type SupervisorOperationName,
   type Team,
   type TypedEvent,
   type UtilizationReply,
 } from "@cadre/protocol";
-import { type Clock, type NatsConnection, SupervisorClient } from "@cadre/runtime";
+import { type Clock, type LeaseHolderOperationName, type NatsConnection, SupervisorClient } from "@cadre/runtime";
 
 /** What the runbook commands need of the monitor. */
 export interface RunbookDeps {
@@ -47,7 +46,7 @@ export interface RunbookDeps {
 }
 
 /** One call to a supervisor operation, as the monitor. */
-export function ask<N extends SupervisorOperationName>(
+export function ask<N extends LeaseHolderOperationName>(
   d: RunbookDeps,
   op: N,
   body: OpRequestInput<N>,
