@@ -673,7 +673,9 @@ const requestBodies: Record<OperationName, Record<string, unknown>> = {
     input: { x: 1 },
   },
   "sup.delegate": { parent: fakeEnvelope(), subtasks: [{ kind: "worker", input: { a: 1 } }] },
-  "sup.coordinate": { kind: "applied", taskId: FAKE.task, workflowId: FAKE.wf, outcome: "orphan", root: false },
+  "sup.coordinate": {
+    items: [{ kind: "applied", taskId: FAKE.task, workflowId: FAKE.wf, outcome: "orphan", root: false }],
+  },
   "sup.status": { workflowId: FAKE.wf },
   "sup.quarantine": { op: "release", actorId: FAKE.actor },
   "sup.quarantine.list": {},

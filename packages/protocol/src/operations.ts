@@ -409,6 +409,9 @@ export const MonitorStatusReplySchema = z.object({
 
 const Empty = z.object({});
 
+/** The most hand-overs one sup.coordinate carries. */
+export const MAX_HANDOVERS = 256;
+
 /**
  * What the holder of a workflow's partition, having applied a result, tells the lease holder,
  * which keeps what is the whole cluster's in memory (supervisor.ts "Partitions"): `applied`
@@ -416,7 +419,7 @@ const Empty = z.object({});
  * reconciliation; `quarantine` takes out an actor whose response broke its kind's schema;
  * `delegated` records what a delegation means for waits and placement.
  */
-export const CoordinateRequestSchema = z.discriminatedUnion("kind", [
+export const HandoverSchema = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("applied"),
     taskId: Id,
@@ -439,6 +442,9 @@ export const CoordinateRequestSchema = z.discriminatedUnion("kind", [
     kinds: z.array(NameSchema).min(1).max(1000),
   }),
 ]);
+export type Handover = z.infer<typeof HandoverSchema>;
+/** Hand-overs sent together: those that waited while the previous request was answered. */
+export const CoordinateRequestSchema = z.object({ items: z.array(HandoverSchema).min(1).max(MAX_HANDOVERS) });
 export type CoordinateRequest = z.infer<typeof CoordinateRequestSchema>;
 export const CoordinateReplySchema = z.object({ done: z.literal(true) });
 

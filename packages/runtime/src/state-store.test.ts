@@ -76,6 +76,27 @@ describe("StateStore over a real JetStream KV bucket", () => {
     expect((await cached.get("k"))?.revision).toBe(await second);
   });
 
+  it("caches only the keys setCaching accepts, and forgets those it stops accepting", async () => {
+    const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
+    const cached = new StateStore(kv, Counter, "counter", { cacheEntries: 10 });
+    const other = new StateStore(kv, Counter, "counter");
+    cached.setCaching((key) => key.startsWith("mine"));
+    const [mine, theirs] = [await cached.create("mine-1", { n: 1 }), await cached.create("theirs-1", { n: 1 })];
+    await other.update("mine-1", { n: 2 }, mine);
+    await other.update("theirs-1", { n: 2 }, theirs);
+    // Accepted: answered from the cache (the other writer's change not seen); the other, read through.
+    expect((await cached.get("mine-1"))?.value).toEqual({ n: 1 });
+    expect((await cached.get("theirs-1"))?.value).toEqual({ n: 2 });
+    // No longer accepted: forgotten at once, read through from now on.
+    cached.setCaching((key) => key.startsWith("theirs"));
+    expect((await cached.get("mine-1"))?.value).toEqual({ n: 2 });
+    expect((await cached.get("theirs-1"))?.value).toEqual({ n: 2 });
+    await other.update("theirs-1", { n: 3 }, (await other.get("theirs-1"))?.revision ?? 0);
+    expect((await cached.get("theirs-1"))?.value).toEqual({ n: 2 });
+    cached.setCaching(false);
+    expect((await cached.get("theirs-1"))?.value).toEqual({ n: 3 });
+  });
+
   it("with a cache, reads back its own writes; another writer's change fails the next compare-and-set, which forgets the key", async () => {
     const kv = await new Kvm(nc).create(`${BUCKETS.workflows}_t${++bucket}`, { history: 5 });
     const cached = new StateStore(kv, Counter, "counter", { cacheEntries: 2 });

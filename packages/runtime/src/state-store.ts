@@ -108,7 +108,8 @@ export class StateStore<T> {
   private readonly onCorruption: (report: CorruptionReport) => void;
   /** The newest value and revision of recently used keys, oldest first (see cacheEntries). */
   private readonly cache = new Map<string, Versioned<T>>();
-  private caching = true;
+  /** Which keys are cached now (see setCaching). */
+  private cacheable: (key: string) => boolean = () => true;
 
   constructor(
     readonly kv: KV,
@@ -126,7 +127,7 @@ export class StateStore<T> {
    * read fails with PROTOCOL_ERROR.
    */
   async get(key: string): Promise<Versioned<T> | undefined> {
-    const cached = this.caching ? this.cache.get(key) : undefined;
+    const cached = this.cacheable(key) ? this.cache.get(key) : undefined;
     if (cached) {
       this.remember(key, cached);
       return cached;
@@ -150,12 +151,13 @@ export class StateStore<T> {
   }
 
   /**
-   * Turns the cache (cacheEntries) on or off; off forgets it. On only while this process alone
-   * writes the bucket's keys (a supervisor holding the lease and every partition).
+   * Turns the cache (cacheEntries) on or off, or on for the keys `on` accepts; what it no longer
+   * accepts is forgotten. On only for keys this process alone writes (a supervisor's records of
+   * the workflows in the partitions it holds).
    */
-  setCaching(on: boolean): void {
-    this.caching = on;
-    if (!on) this.cache.clear();
+  setCaching(on: boolean | ((key: string) => boolean)): void {
+    this.cacheable = typeof on === "function" ? on : () => on;
+    for (const key of [...this.cache.keys()]) if (!this.cacheable(key)) this.cache.delete(key);
   }
 
   /** Forgets one key's cached value (it was deleted, or is no longer this process's to write). */
@@ -165,7 +167,7 @@ export class StateStore<T> {
 
   private remember(key: string, v: Versioned<T>): void {
     const max = this.opts.cacheEntries ?? 0;
-    if (max <= 0 || !this.caching) return;
+    if (max <= 0 || !this.cacheable(key)) return;
     // A read that was overtaken by a write (its answer older than what the write stored) keeps the newer.
     const newer = this.cache.get(key);
     if (newer && newer.revision > v.revision) return;

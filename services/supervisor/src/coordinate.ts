@@ -14,7 +14,14 @@
  * next one rebuilds on taking over (running sets from the hosts' heartbeats, seedRunning).
  */
 
-import { type CoordinateRequest, type QuarantineReason, rootTaskId, type TaskResult } from "@cadre/protocol";
+import {
+  type CoordinateRequest,
+  type Handover,
+  MAX_HANDOVERS,
+  type QuarantineReason,
+  rootTaskId,
+  type TaskResult,
+} from "@cadre/protocol";
 import { type Clock, call, type Logger, type NatsConnection, retry } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
 import type { Dependencies } from "./dependencies.js";
@@ -41,11 +48,15 @@ export interface CoordinationDeps {
 }
 
 /** Whether a result settled its task (now or, seen again, before). */
-const settles = (o: ApplyOutcome | CoordinateRequest["kind"]): boolean => o === "applied" || o === "reprocessed";
+const settles = (o: ApplyOutcome): boolean => o === "applied" || o === "reprocessed";
 
 export class Coordination {
   /** Hand-overs sent to another supervisor (the lease holder) since start. */
   forwarded = 0;
+  /** The sup.coordinate requests that carried them. */
+  requests = 0;
+  private readonly queue: { c: Handover; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private sending = false;
 
   constructor(private readonly d: CoordinationDeps) {}
 
@@ -77,43 +88,79 @@ export class Coordination {
     return this.send({ kind: "delegated", parentTaskId, teamId, created, kinds });
   }
 
-  /** The lease holder's side (sup.coordinate, or in-process). */
+  /** The lease holder's side: a sup.coordinate request's hand-overs, in order. */
   async handle(req: CoordinateRequest): Promise<{ done: true }> {
-    if (req.kind === "quarantine") {
-      await this.d.quarantine(req.actorId, req.reason);
-      return { done: true };
-    }
-    if (req.kind === "delegated") {
-      // Idempotent too: an edge recorded twice is one edge, a kind placed is placed once.
-      this.d.resources().waitsOn(req.parentTaskId, req.created);
-      await this.d.demand(req.teamId, req.kinds);
-      return { done: true };
-    }
-    // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
-    if (settles(req.outcome)) this.d.resources().release(req.taskId);
-    this.d.controls().finished(req.taskId);
-    if (settles(req.outcome) && req.root) this.d.controls().ended(req.workflowId);
-    if (req.replay) this.d.tally().classified(req.replay.hostId, req.replay.batch, req.outcome);
+    for (const item of req.items) await this.one(item);
     return { done: true };
   }
 
-  private async send(req: CoordinateRequest): Promise<void> {
-    if (this.d.active()) {
-      await this.handle(req);
+  /** One hand-over, at the lease holder (from a request, or in-process). */
+  private async one(c: Handover): Promise<void> {
+    if (c.kind === "quarantine") {
+      await this.d.quarantine(c.actorId, c.reason);
       return;
     }
+    if (c.kind === "delegated") {
+      // Idempotent too: an edge recorded twice is one edge, a kind placed is placed once.
+      this.d.resources().waitsOn(c.parentTaskId, c.created);
+      await this.d.demand(c.teamId, c.kinds);
+      return;
+    }
+    // A finished task holds nothing and nobody waits for it any more; its cap slot frees.
+    if (settles(c.outcome)) this.d.resources().release(c.taskId);
+    this.d.controls().finished(c.taskId);
+    if (settles(c.outcome) && c.root) this.d.controls().ended(c.workflowId);
+    if (c.replay) this.d.tally().classified(c.replay.hostId, c.replay.batch, c.outcome);
+  }
+
+  /**
+   * Hands one over: at once when this supervisor holds the lease, else queued for the next
+   * request. One request is in flight at a time; what queues meanwhile goes in the next, so
+   * under load the lease holder answers one request for many hand-overs, and when idle a
+   * hand-over waits for nothing.
+   */
+  private send(c: Handover): Promise<void> {
+    if (this.d.active()) return this.one(c);
     this.forwarded++;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ c, resolve, reject });
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.sending || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, MAX_HANDOVERS);
+    this.sending = true;
+    this.requests++;
     // Asked again while the lease moves (no supervisor serves for up to the lease's TTL): held
-    // for longer, the caller gives the result back to the stream to be applied again.
-    await retry(
+    // for longer, each caller gives its result back to the stream to be applied again.
+    retry(
       async () => {
-        if (this.d.active()) return this.handle(req);
-        return call(this.d.nc, "sup.coordinate", req, {
-          sender: this.d.sender,
-          timeoutMs: this.d.requestTimeoutMs,
-        });
+        if (this.d.active()) {
+          for (const b of batch) await this.one(b.c);
+          return;
+        }
+        await call(
+          this.d.nc,
+          "sup.coordinate",
+          { items: batch.map((b) => b.c) },
+          { sender: this.d.sender, timeoutMs: this.d.requestTimeoutMs },
+        );
       },
       { maxAttempts: 8, baseMs: 100, maxMs: 1000, isRetryable: () => true, clock: this.d.clock },
-    );
+    )
+      .then(
+        () => {
+          for (const b of batch) b.resolve();
+        },
+        (err: unknown) => {
+          for (const b of batch) b.reject(err);
+        },
+      )
+      .finally(() => {
+        this.sending = false;
+        this.flush();
+      });
   }
 }

@@ -21,6 +21,7 @@
 import {
   type Config,
   LeaseRecordSchema,
+  partitionOf,
   randomId,
   subjects,
   type TaskRecord,
@@ -81,6 +82,7 @@ import { StateOps } from "./state-ops.js";
 import { ReconciliationTally } from "./tally.js";
 import { AdmissionThrottle } from "./throttle.js";
 import { ContextTransfer } from "./transfer.js";
+import { workflowOf } from "./tree.js";
 
 /** How many task records and how many workflow records the active supervisor keeps cached (runtime StateStore). */
 export const RECORDS_CACHED = 10_000;
@@ -600,14 +602,19 @@ export class Supervisor {
   }
 
   /**
-   * Task and workflow records are cached only while this supervisor alone writes them: it holds
-   * the lease (submits, delegations, reassignments) and every partition (results). Otherwise
-   * another supervisor's write could leave a cached read behind.
+   * Task and workflow records are cached only where this supervisor is their writer: those of
+   * the workflows in the partitions it holds (their delegations and results are its). What the
+   * lease holder writes of another's partition (a submit, a reassignment, a cancel) the holder
+   * finds out at its next compare-and-set, which fails, forgets the key and is retried on a
+   * fresh read. Holding every partition, it caches all.
    */
   private updateCaching(): void {
-    const alone = this.active && this.results.held.length === this.config.supervisor.partitions;
-    this.tasks.setCaching(alone);
-    this.workflows.setCaching(alone);
+    const held = new Set(this.results.held);
+    const P = this.config.supervisor.partitions;
+    const all = held.size === P;
+    const mine = (workflowId: string) => held.has(partitionOf(workflowId, P));
+    this.tasks.setCaching(all || ((taskId) => mine(workflowOf(taskId))));
+    this.workflows.setCaching(all || mine);
   }
 
   /** The partitions whose results this supervisor applies. */
