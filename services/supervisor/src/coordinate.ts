@@ -4,9 +4,11 @@
  * lease holder, which keeps the cluster's in-memory state: the caps' running sets and parked
  * tasks (controls.ts), the wait-for graph (resources.ts), the reconciliation tally (tally.ts)
  * and quarantine, which spawns replacements through placement; a delegation's waits and the
- * placement of its kinds likewise. So the partition holder hands those over: in-process when it holds the lease itself, else as `sup.coordinate`, retried
- * until the lease holder answers (the result is acked only after; see ResultStream). What is
- * the workflow's alone, its dependents' release, stays with the partition holder.
+ * placement of its kinds likewise. So the partition holder hands those over: in-process when
+ * it holds the lease itself, else as `sup.coordinate` (hand-overs that queued while the last
+ * request was answered go together in the next), retried until the lease holder answers (the
+ * result is acked only after; see ResultStream). What is the workflow's alone, its dependents'
+ * release, stays with the partition holder.
  *
  * Everything handed over is idempotent at the lease holder (a slot or a resource freed twice,
  * a workflow ended twice), so a result applied again after a failed hand-over (its outcome
