@@ -23,7 +23,7 @@
  * where each spent its time.
  */
 
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startStack } from "@cadre/cli";
@@ -32,7 +32,7 @@ import { connectNats } from "@cadre/runtime";
 import { startNatsServer } from "@cadre/runtime/testing";
 import { Kvm } from "@nats-io/kv";
 import { benchConfig, directorAgentTeam, workflowRunner } from "./cadre-delegation.js";
-import { printTable, quantile } from "./stats.js";
+import { printTable, processCpuMs, quantile } from "./stats.js";
 
 const args = process.argv.slice(2);
 /** Takes `--name <value>` out of the arguments. */
@@ -62,16 +62,6 @@ if (
   process.exit(2);
 }
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
-  const rest = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
-}
-/** Kernel clock ticks per second (USER_HZ), 100 on Linux. */
-const CLOCK_TICKS = 100;
 
 /** What a message is, from its subject. */
 export function kindOf(subject: string): string | undefined {
@@ -154,7 +144,7 @@ try {
     ["nats-server", server.process.pid],
     ["client + sniffer (this process)", process.pid],
   ]);
-  const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuMs(pid)]));
+  const cpuBefore = new Map([...pids].map(([name, pid]) => [name, processCpuMs(pid)]));
   let next = 0;
   const began = performance.now();
   await Promise.all(
@@ -167,7 +157,7 @@ try {
     }),
   );
   const perSecond = (N / (performance.now() - began)) * 1000;
-  const cpu = [...pids].map(([name, pid]) => [name, (cpuMs(pid) - (cpuBefore.get(name) ?? 0)) / N] as const);
+  const cpu = [...pids].map(([name, pid]) => [name, (processCpuMs(pid) - (cpuBefore.get(name) ?? 0)) / N] as const);
   // Whatever the last workflow set off after its completion event (counts written behind).
   await new Promise((r) => setTimeout(r, 500));
   counting = false;

@@ -14,6 +14,14 @@ export function machineBusyMs(): number {
   return (user + nice + system + irq + softirq) * 10;
 }
 
+/** CPU time (user + system) one process has used so far, in ms (/proc/<pid>/stat; USER_HZ is 100). */
+export function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
+  const rest = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+}
+
 /** The q-quantile (0..1) of a list of numbers (nearest rank). */
 export function quantile(values: number[], q: number): number {
   if (values.length === 0) return Number.NaN;

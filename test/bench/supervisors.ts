@@ -26,7 +26,7 @@ import { startNatsServer } from "@cadre/runtime/testing";
 import { Kvm } from "@nats-io/kv";
 import { until } from "../helpers/client.js";
 import { benchConfig, directorAgentTeam, IN_FLIGHT, workflowRunner } from "./cadre-delegation.js";
-import { printTable, quantile, sequential, throughput } from "./stats.js";
+import { printTable, processCpuMs, quantile, sequential, throughput } from "./stats.js";
 
 const CORES = Number(process.env.CADRE_BENCH_SUPERVISOR_CORES ?? 0.4);
 const SECONDS = Number(process.env.CADRE_BENCH_SECONDS ?? 8);
@@ -54,13 +54,6 @@ function cpuCap(name: string, cores: number): { add(pid: number): void; remove()
     // Empty once its processes ended (they leave their cgroup when they exit).
     remove: () => rmdirSync(dir),
   };
-}
-
-/** CPU time (user + system) a process has used so far, in ms (/proc/<pid>/stat; USER_HZ 100). */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  const rest = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(rest[11]) + Number(rest[12])) * 10;
 }
 
 /** Ticks (1/100 s, all cores) the hypervisor gave to others so far (/proc/stat's steal). */
@@ -119,12 +112,12 @@ async function measure(n: number, round: number): Promise<{ rate: number; split:
         await throughput(workflow, IN_FLIGHT, 2000);
         log(`supervisors (${n}, ${split}): ${IN_FLIGHT} in flight ${SECONDS} s`);
         const pids = sups.map(([, p]) => p.child.pid);
-        const before = pids.map(cpuMs);
+        const before = pids.map(processCpuMs);
         const began = performance.now();
         const rate = await throughput(workflow, IN_FLIGHT, SECONDS * 1000);
         const ms = performance.now() - began;
         // How much of its quota each supervisor used: near 1, the cap was what bound it.
-        const used = pids.map((pid, i) => (cpuMs(pid) - (before[i] ?? 0)) / ms / CORES);
+        const used = pids.map((pid, i) => (processCpuMs(pid) - (before[i] ?? 0)) / ms / CORES);
         return { rate, split, used: used.map((u) => u.toFixed(2)).join(" + ") };
       } finally {
         close();
