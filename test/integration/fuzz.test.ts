@@ -69,9 +69,10 @@ const RSS_GROWTH_LIMIT_MIB = 200;
 /**
  * Every request must be answered; how fast is not this test's claim. The monitor's runbook
  * commands read every running workflow's tree, and with the flood and the rest of the suite on
- * two cores one took over 5 s in a full local run.
+ * two cores one took over 5 s in a full local run, and one over 15 s in a CI run of 2026-12-03
+ * (analyze-cascade-failure; 53 s for the whole test alone, 73 s there).
  */
-const REQUEST_TIMEOUT_MS = 15_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_IN_FLIGHT = 64;
 const BARRIER_TIMEOUT_MS = 15_000;
 const FLUSH_EVERY = 500;
