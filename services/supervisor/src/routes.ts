@@ -61,9 +61,8 @@ export function serveOperations(server: OperationServer, handlers: Handlers): vo
 }
 
 /** The handlers of the partitioned operations, for the partitions' server (runtime operations.ts). */
-export const partitioned = (handlers: Handlers): { [N in PartitionedOperationName]: OperationHandler<N> } => ({
-  "sup.delegate": handlers["sup.delegate"],
-});
+export const partitioned = (handlers: Handlers): { [N in PartitionedOperationName]: OperationHandler<N> } =>
+  Object.fromEntries(PARTITIONED_OPERATIONS.map((n) => [n, handlers[n]])) as never;
 
 /** What answers each supervisor operation. */
 export function operationHandlers(r: Routed): Handlers {
