@@ -119,18 +119,35 @@ export const holds = (what: string, ok: boolean, basis: string): ChaosCheck => (
   ok,
 });
 
-/** The scenario's window of the events stream, once it holds every result the task records have. */
-async function readWindow(c: ChaosCluster, sinceMs: number, figures: ScenarioFigures, unsent: number) {
+/** The task records' counts of late results, read again when the report's window is. */
+export type Recount = () => Promise<Pick<ScenarioFigures, "duplicates" | "conflicts">>;
+
+/**
+ * The scenario's window of the events stream, once it holds every result the task records have,
+ * and the figures' duplicates and conflicts read again after it. A host may send a result again
+ * after the workflow completed (its publish timed out while a NATS node died, and the outbox
+ * sent it again): the supervisor records that duplicate on the task, then stores its event. The
+ * window is read until its RESULT_DUPLICATE and RESULT_CONFLICT events are what the records
+ * read after it list, so the report and the figures count the same results.
+ */
+async function readWindow(
+  c: ChaosCluster,
+  sinceMs: number,
+  figures: ScenarioFigures,
+  unsent: number,
+  recount: Recount,
+) {
   const read = async () => {
     const untilMs = Date.now();
-    return { untilMs, log: await readEventLog(c.client.nc, { sinceMs, untilMs }) };
+    const log = await readEventLog(c.client.nc, { sinceMs, untilMs });
+    return { untilMs, log, figures: { ...figures, ...(await recount()) } };
   };
   const stored = (w: Awaited<ReturnType<typeof read>>) => {
     const n = (type: string) => w.log.events.filter((s) => s.event.type === type).length;
     const all =
-      n("RESULT_CONFLICT") >= figures.conflicts &&
-      n("RESULT_DUPLICATE") >= figures.duplicates &&
-      n("TASK_COMPLETED") >= figures.completed - unsent;
+      n("RESULT_CONFLICT") === w.figures.conflicts &&
+      n("RESULT_DUPLICATE") === w.figures.duplicates &&
+      n("TASK_COMPLETED") >= w.figures.completed - unsent;
     return all ? w : undefined;
   };
   // The records and the events are written one after the other: the last event may be a moment
@@ -216,12 +233,14 @@ export async function reportIncident(
   c: ChaosCluster,
   sinceMs: number,
   injection: Injection,
-  figures: ScenarioFigures,
+  scenarioFigures: ScenarioFigures,
   expected: Expectation,
   dir: string,
+  recount: Recount,
 ): Promise<{ incident: ChaosIncident; figures: ScenarioFigures }> {
   const unsent = expected.unsent ?? 0;
-  const { untilMs, log } = await readWindow(c, sinceMs, figures, unsent);
+  const window = await readWindow(c, sinceMs, scenarioFigures, unsent, recount);
+  const { untilMs, log, figures } = window;
   const report = buildReport(log.events, { sinceMs, untilMs, skipped: log.skipped, capped: log.capped });
   const faults = expected.faults(report);
   const mine = new Set(faults.map((f) => f.id));

@@ -85,9 +85,19 @@ function record(f: Figures): Figures {
   return f;
 }
 
-/** The scenario's incident report, from `since` to now, written beside its figures and checked against them. */
-async function incident(c: ChaosCluster, since: number, injection: Injection, f: Figures, expected: Expectation) {
-  const written = await reportIncident(c, since, injection, f, expected, RESULTS_DIR);
+/**
+ * The scenario's incident report, from `since` to now, written beside its figures and checked
+ * against them (their duplicates and conflicts read again from workflow `id`'s task records).
+ */
+async function incident(
+  c: ChaosCluster,
+  id: string,
+  since: number,
+  injection: Injection,
+  f: Figures,
+  expected: Expectation,
+) {
+  const written = await reportIncident(c, since, injection, f, expected, RESULTS_DIR, () => outcome(c, id));
   // In the matrix whether it agrees or not: the matrix says which checks did not.
   incidents.push(written.incident);
   expectIncident(written);
@@ -175,7 +185,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, { fault: "none", at: null, by: null }, f, noFault);
+    await incident(c, id, since, { fault: "none", at: null, by: null }, f, noFault);
   },
 );
 
@@ -206,7 +216,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
+    await incident(c, id, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
   },
 );
 
@@ -250,7 +260,7 @@ scenario(
       completionsPerSecond: perSecond(rec.events, id, started),
     });
     expect(completedBefore).toBeLessThan(TASKS + 1);
-    await incident(c, since, injection, f, natsNode(victim, pause));
+    await incident(c, id, since, injection, f, natsNode(victim, pause, watch.events));
   },
 );
 
@@ -297,7 +307,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
+    await incident(c, id, since, injection, f, hostFault(victim, held, HEARTBEAT_MS));
   },
 );
 
@@ -336,7 +346,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, supervisorRestart("supervisor-1", { at: restartedAt }));
+    await incident(c, id, since, injection, f, supervisorRestart("supervisor-1", { at: restartedAt }));
   },
 );
 
@@ -407,7 +417,7 @@ scenario(
       healedHeartbeatMs: back - healedAt,
       reconciliation: r,
     });
-    await incident(c, since, injection, f, hostFault(victim, held, HEARTBEAT_MS, { at: healedAt }));
+    await incident(c, id, since, injection, f, hostFault(victim, held, HEARTBEAT_MS, { at: healedAt }));
   },
 );
 
@@ -448,7 +458,7 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, supervisorTakeover(victim, lastSeen(rec.events, victim)));
+    await incident(c, id, since, injection, f, supervisorTakeover(victim, lastSeen(rec.events, victim)));
   },
 );
 
@@ -509,6 +519,6 @@ scenario(
       workflowMs: elapsed(w),
       completionsPerSecond: perSecond(rec.events, id, started),
     });
-    await incident(c, since, injection, f, partitionTakeover(victim, held, p, lastSeen(rec.events, victim)));
+    await incident(c, id, since, injection, f, partitionTakeover(victim, held, p, lastSeen(rec.events, victim)));
   },
 );
