@@ -24,6 +24,16 @@ import { provesHolding, type Reassigner } from "./reassign.js";
 import type { Registry } from "./registry.js";
 import type { ResultStream } from "./result-stream.js";
 
+/** Each event type's name as bytes, for {@link Follower.readEvent}'s look before it decodes. */
+const typeNames = new Map<EventType, Buffer>();
+const typeBytes = (type: EventType): Buffer => {
+  const known = typeNames.get(type);
+  if (known) return known;
+  const b = Buffer.from(type, "utf8");
+  typeNames.set(type, b);
+  return b;
+};
+
 /** Dependencies of the {@link Follower}. */
 export interface FollowerDeps {
   nc: NatsConnection;
@@ -69,9 +79,13 @@ export class Follower {
   /**
    * Decodes a followed event and, if its type is `type`, parses it by the events table. Another
    * type is undefined (not parsed); one that does not decode or parse is counted, logged with
-   * the count so far, and skipped (undefined): never thrown.
+   * the count so far, and skipped (undefined): never thrown. A frame whose bytes do not hold
+   * `type`'s name cannot be of that type (msgpack stores a string as its UTF-8 bytes) and is
+   * not decoded at all: every supervisor follows every task event for its TASK_STARTED ones,
+   * and decoding the others (TASK_COMPLETED with its output) was most of that work.
    */
   readEvent(data: Uint8Array, type: EventType): { event: TypedEvent; ts: number } | undefined {
+    if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(typeBytes(type)) < 0) return undefined;
     let msg: Message<"event">;
     try {
       msg = decodeAs(data, "event");
