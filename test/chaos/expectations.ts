@@ -351,7 +351,7 @@ export function natsNode(
       // publish reached the observer, not a stream leader, and the retry stored it (a CI run of
       // 2026-12-04 had one in a 14.7 s pause).
       const retried = within.filter((e) => {
-        const at = liveAt.get(String(e.event.data.taskId));
+        const at = liveAt.get(String((e.event.data as { taskId?: unknown }).taskId));
         return (
           at !== undefined &&
           from !== null &&
