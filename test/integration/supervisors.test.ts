@@ -3,7 +3,10 @@
  * processes): three supervisors split the partitions as the rendezvous rule ranks them, each
  * partition with exactly one holder, in the table and in each supervisor's own account (its
  * PARTITION_ACQUIRED / PARTITION_RELEASED events); every workflow's results are applied, and its
- * delegations answered, by its partition's holder; one leaving, one joining and one killed move only what the rule says.
+ * delegations answered, by its partition's holder; submits are answered by every supervisor,
+ * each in a partition it holds, under the lease holder's throttle, and a dependency's end
+ * releases its dependents wherever they were submitted; one leaving, one joining and one killed
+ * move only what the rule says.
  */
 
 import {
@@ -13,9 +16,11 @@ import {
   PARTITIONS_KEY,
   type PartitionTable,
   PartitionTableSchema,
+  parseTeam,
   partitionOf,
   rankFor,
   rootTaskId,
+  ThrottledError,
 } from "@cadre/protocol";
 import { call } from "@cadre/runtime";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -165,6 +170,121 @@ describe("supervisors sharing the partitions", () => {
     // The results, applied at the partition's holder, took them out again.
     expect((await waits()).edges.filter(([a]) => ids.some((x) => a.startsWith(x)))).toEqual([]);
   }, 60_000);
+
+  /** Who answered each submit (by workflow id) and each refused one, seen on the callers' inboxes. */
+  const submitAnswers = () => {
+    const answered = new Map<string, string>();
+    const refused: { sender: string; code: string }[] = [];
+    const sub = c.nc.subscribe("_INBOX.>", {
+      callback: (_err, m) => {
+        try {
+          const f = decode(m.data);
+          if (f.type === "sup.submit.ok") answered.set((f.body as { workflowId: string }).workflowId, f.sender);
+          if (f.type === "error")
+            refused.push({ sender: f.sender, code: (f.body as { error: { code: string } }).error.code });
+        } catch {
+          // Not a Cadre frame: another reply on an inbox.
+        }
+      },
+    });
+    return { answered, refused, stop: () => sub.unsubscribe() };
+  };
+  const leaseHolderNow = async () => {
+    const lease = await registry.get("supervisor.lease");
+    return String((lease?.json() as { holder?: string } | undefined)?.holder);
+  };
+  const submit = (team: ReturnType<typeof fanTeam>, extra: { after?: string[]; priority?: number } = {}) =>
+    call(c.nc, "sup.submit", { team: parseTeam(team), ...extra }, { sender: "t", timeoutMs: 10_000 });
+
+  it("answers submits at every supervisor holding a partition, each workflow in a partition its answerer holds", async () => {
+    const t = (await table()) as PartitionTable;
+    const leaseHolder = await leaseHolderNow();
+    const seen = submitAnswers();
+    try {
+      // A new team each time, until one's first submit was answered by a supervisor without the
+      // lease: that one had the lease holder place the team (coordinate.ts `submitted`).
+      const ids: string[] = [];
+      let placedElsewhere: string | undefined;
+      while (placedElsewhere === undefined) {
+        expect(ids.length).toBeLessThan(40);
+        const { workflowId } = await submit(fanTeam(`spread-team-${ids.length}`, 1, 10));
+        ids.push(workflowId);
+        const by = await until("the submit's answer seen", () => seen.answered.get(workflowId));
+        if (by !== leaseHolder) placedElsewhere = workflowId;
+      }
+      // And more of one team, which every supervisor has seen placed by now or not.
+      for (let i = 0; i < 12; i++) ids.push((await submit(fanTeam("spread-team-0", 1, 10))).workflowId);
+      for (const id of ids) {
+        expect((await c.wait(id, 30_000)).status).toBe("completed");
+        expect(seen.answered.get(id)).toBe(t.owners[partitionOf(id, PARTITIONS)]);
+      }
+      expect(new Set(seen.answered.values()).size).toBeGreaterThan(1);
+    } finally {
+      seen.stop();
+    }
+  }, 90_000);
+
+  it("refuses submits at every supervisor while the lease holder's admission throttle holds", async () => {
+    const leaseHolder = await leaseHolderNow();
+    const seen = submitAnswers();
+    const throttle = (forMs: number) =>
+      call(
+        c.nc,
+        "sup.admission.throttle",
+        { belowPriority: 5, forMs, reason: "test" },
+        { sender: "t", timeoutMs: 5000 },
+      );
+    try {
+      await throttle(60_000);
+      // The others follow the lease holder's setting within one watch delivery.
+      await until("12 submits in a row refused", async () => {
+        seen.refused.length = 0;
+        for (let i = 0; i < 12; i++) {
+          const e = await submit(fanTeam("throttled-team", 1, 10), { priority: 1 }).catch((x: unknown) => x);
+          if (!(e instanceof ThrottledError)) return false;
+        }
+        return true;
+      });
+      const refusers = new Set(seen.refused.filter((r) => r.code === "THROTTLED").map((r) => r.sender));
+      expect([...refusers].some((s) => s !== leaseHolder)).toBe(true);
+      // Above the priority, admitted; once lifted, admitted everywhere.
+      const high = await submit(fanTeam("throttled-team", 1, 10), { priority: 5 });
+      await throttle(0);
+      await until("12 submits in a row admitted", async () => {
+        for (let i = 0; i < 12; i++) {
+          const e = await submit(fanTeam("throttled-team", 1, 10), { priority: 1 }).catch((x: unknown) => x);
+          if (e instanceof ThrottledError) return false;
+        }
+        return true;
+      });
+      expect((await c.wait(high.workflowId, 30_000)).status).toBe("completed");
+    } finally {
+      seen.stop();
+      await throttle(0);
+    }
+  }, 90_000);
+
+  it("releases a workflow waiting for one whose partition another supervisor holds", async () => {
+    const t = (await table()) as PartitionTable;
+    const seen = submitAnswers();
+    try {
+      // A slow dependency A, then dependents until one was answered by a supervisor other than
+      // A's holder: A's end, applied there, must release it.
+      const a = (await submit(fanTeam("dep-a-team", 1, 3000))).workflowId;
+      const holderOfA = t.owners[partitionOf(a, PARTITIONS)];
+      const dependents: string[] = [];
+      while (!dependents.some((id) => seen.answered.get(id) !== holderOfA)) {
+        expect(dependents.length).toBeLessThan(40);
+        const { workflowId } = await submit(fanTeam("dep-b-team", 1, 10), { after: [a] });
+        await until("the submit's answer seen", () => seen.answered.get(workflowId));
+        dependents.push(workflowId);
+      }
+      expect((await c.wait(a, 30_000)).status).toBe("completed");
+      for (const id of dependents) expect((await c.wait(id, 30_000)).status).toBe("completed");
+    } finally {
+      seen.stop();
+    }
+  }, 90_000);
 
   it("moves a leaving supervisor's partitions to the others at once, and a newcomer's share to it once settled", async () => {
     const before = (await table()) as PartitionTable;

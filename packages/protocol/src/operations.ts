@@ -91,7 +91,7 @@ import {
   TransferRequestSchema,
 } from "./runbook-recovery.js";
 import { SUBJECT_PREFIX, token } from "./subjects.js";
-import { NameSchema } from "./team.js";
+import { NameSchema, TeamSchema } from "./team.js";
 
 /** Who may call an operation. One NATS identity per service and host, two for people. */
 export const ROLES = ["supervisor", "agent-host", "monitor", "operator", "viewer"] as const;
@@ -417,7 +417,8 @@ export const MAX_HANDOVERS = 256;
  * which keeps what is the whole cluster's in memory (supervisor.ts "Partitions"): `applied`
  * frees the task's cap slot and resources and counts a replayed result in its host's
  * reconciliation; `quarantine` takes out an actor whose response broke its kind's schema;
- * `delegated` records what a delegation means for waits and placement.
+ * `delegated` records what a delegation means for waits and placement; `submitted`, what a
+ * submit means for placement.
  */
 export const HandoverSchema = z.discriminatedUnion("kind", [
   z.object({
@@ -441,6 +442,12 @@ export const HandoverSchema = z.discriminatedUnion("kind", [
     created: z.array(Id).max(1000),
     kinds: z.array(NameSchema).min(1).max(1000),
   }),
+  /**
+   * A submit served by another supervisor (submits are answered by every one holding a
+   * partition): with the team, its first there, placed in full as the lease holder's own submit
+   * places it (a refusal is the submit's); without, its root kind placed if none of its actors runs.
+   */
+  z.object({ kind: z.literal("submitted"), teamId: Id, root: NameSchema, team: TeamSchema.optional() }),
 ]);
 export type Handover = z.infer<typeof HandoverSchema>;
 /** Hand-overs sent together: those that waited while the previous request was answered. */

@@ -378,8 +378,41 @@ export class PartitionServer {
     return [...this.subs.keys()].sort((a, b) => a - b);
   }
 
+  private shared: Subscription[] = [];
+
+  /**
+   * Answers these unpartitioned operations too, on their own subjects in the supervisors' queue
+   * group, beside the service endpoints of whoever else answers them, until {@link unshare}.
+   */
+  share(handlers: { [N in OperationName]?: OperationHandler<N> }): void {
+    if (this.shared.length > 0) return;
+    this.shared = (Object.entries(handlers) as [OperationName, OperationHandler<OperationName>][]).map(
+      ([name, handler]) => {
+        const subject = operationSubject(name);
+        return this.nc.subscribe(subject, {
+          queue: SUPERVISOR_QUEUE,
+          callback: (err, m) => {
+            if (!err) this.answerer.answer(name, subject, plainRequest(m), handler);
+          },
+        });
+      },
+    );
+  }
+
+  /** Stops answering what {@link share} answers. */
+  unshare(): void {
+    for (const sub of this.shared) sub.unsubscribe();
+    this.shared = [];
+  }
+
+  /** Whether the shared operations are answered here now. */
+  get sharing(): boolean {
+    return this.shared.length > 0;
+  }
+
   stop(): void {
     for (const p of [...this.subs.keys()]) this.give(p);
+    this.unshare();
   }
 }
 

@@ -1,4 +1,11 @@
-import { type CoordinateRequest, type Handover, type TaskResult, UnavailableError } from "@cadre/protocol";
+import {
+  type CoordinateRequest,
+  type Handover,
+  parseTeam,
+  ResourceExhaustedError,
+  type TaskResult,
+  UnavailableError,
+} from "@cadre/protocol";
 import { connectNats, createLogger, type NatsConnection, OperationServer, systemClock } from "@cadre/runtime";
 import { type NatsServer, startNatsServer } from "@cadre/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,6 +40,7 @@ describe("Coordination: a partition holder's hand-overs to the lease holder", ()
       dependencies: () => ({ finished: () => {} }) as never,
       quarantine: async () => {},
       demand: async () => {},
+      place: async () => {},
     });
   const result = (i: number) => ({ taskId: `w1-r-${i}`, workflowId: "w1", hostId: "host-1" }) as TaskResult;
 
@@ -66,6 +74,40 @@ describe("Coordination: a partition holder's hand-overs to the lease holder", ()
     const c = holder(() => true);
     await c.delegated("w1-r", "team-1", ["w1-r-0"], ["worker"]);
     expect({ forwarded: c.forwarded, requests: c.requests }).toEqual({ forwarded: 0, requests: 0 });
+  });
+
+  it("sends a team's first submit served here with the team, alone; later ones ask only for the root kind", async () => {
+    const requests: Handover[][] = [];
+    const lease = await OperationServer.start(nc, { name: "lease-holder", id: "sup-l", description: "t", logger });
+    lease.serve("sup.coordinate", async (req: CoordinateRequest) => {
+      requests.push(req.items);
+      const first = req.items[0];
+      if (first?.kind === "submitted" && first.team?.name === "refused") {
+        throw new ResourceExhaustedError("agents of team refused", 1, 1, { retryable: false });
+      }
+      return { done: true };
+    });
+    try {
+      const c = holder();
+      const team = parseTeam({
+        name: "t",
+        root: "lead",
+        kinds: { lead: { role: "agent", replicas: 1, behaviour: { type: "script", output: {} } } },
+      });
+      await c.submitted("t-1", team);
+      await c.submitted("t-1", team);
+      expect(requests).toEqual([
+        [{ kind: "submitted", teamId: "t-1", root: team.root, team }],
+        [{ kind: "submitted", teamId: "t-1", root: team.root }],
+      ]);
+      // A refusal is the submit's own error, and the team stays unknown (its next submit sends it again).
+      const refused = { ...team, name: "refused" };
+      await expect(c.submitted("refused-1", refused)).rejects.toBeInstanceOf(ResourceExhaustedError);
+      await expect(c.submitted("refused-1", refused)).rejects.toBeInstanceOf(ResourceExhaustedError);
+      expect(requests.slice(2).map((r) => r[0]?.kind === "submitted" && r[0].team !== undefined)).toEqual([true, true]);
+    } finally {
+      await lease.stop();
+    }
   });
 
   it("fails every hand-over of a request no lease holder answered, so each result goes back to the stream", async () => {

@@ -23,6 +23,7 @@ import {
   type QuarantineReason,
   rootTaskId,
   type TaskResult,
+  type Team,
 } from "@cadre/protocol";
 import { type Clock, call, type Logger, type NatsConnection, retry } from "@cadre/runtime";
 import type { WorkflowControls } from "./controls.js";
@@ -47,7 +48,12 @@ export interface CoordinationDeps {
   quarantine: (actorId: string, reason: QuarantineReason) => Promise<void>;
   /** Places the team's kinds whose actors were passivated (or preempted), now. */
   demand: (teamId: string, kinds: string[]) => Promise<void>;
+  /** Places a submitted team's missing actors, as the lease holder's own submit does (placer.ts). */
+  place: (teamId: string, team: Team) => Promise<void>;
 }
+
+/** The most teams a supervisor remembers having had placed by the lease holder. */
+const MAX_KNOWN_TEAMS = 10_000;
 
 /** Whether a result settled its task (now or, seen again, before). */
 const settles = (o: ApplyOutcome): boolean => o === "applied" || o === "reprocessed";
@@ -59,8 +65,36 @@ export class Coordination {
   requests = 0;
   private readonly queue: { c: Handover; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private sending = false;
+  /** Teams the lease holder placed for a submit served here (see {@link submitted}). */
+  private readonly known = new Set<string>();
 
   constructor(private readonly d: CoordinationDeps) {}
+
+  /**
+   * A submit served here, before its workflow is recorded: its team placed as the lease
+   * holder's own submit would place it. A team's first submit here sends the team, alone and
+   * awaited (a refusal, such as a quota's, is the submit's own error); later ones only ask, with
+   * the other hand-overs, that its root kind be placed if none of its actors runs (a delegation
+   * asks the same for its kinds), which covers a team whose actors were passivated since.
+   */
+  async submitted(teamId: string, team: Team): Promise<void> {
+    if (this.d.active()) return this.d.place(teamId, team);
+    if (this.known.has(teamId)) return this.send({ kind: "submitted", teamId, root: team.root });
+    this.forwarded++;
+    this.requests++;
+    await retry(
+      () =>
+        call(
+          this.d.nc,
+          "sup.coordinate",
+          { items: [{ kind: "submitted", teamId, root: team.root, team }] },
+          { sender: this.d.sender, timeoutMs: this.d.requestTimeoutMs },
+        ),
+      { maxAttempts: 4, baseMs: 100, maxMs: 1000, clock: this.d.clock },
+    );
+    if (this.known.size >= MAX_KNOWN_TEAMS) this.known.clear();
+    this.known.add(teamId);
+  }
 
   /** The partition holder's side, after it applied or classified a result. */
   async applied(result: TaskResult, outcome: ApplyOutcome, replayBatch: string | undefined): Promise<void> {
@@ -100,6 +134,11 @@ export class Coordination {
   private async one(c: Handover): Promise<void> {
     if (c.kind === "quarantine") {
       await this.d.quarantine(c.actorId, c.reason);
+      return;
+    }
+    if (c.kind === "submitted") {
+      if (c.team) await this.d.place(c.teamId, c.team);
+      else await this.d.demand(c.teamId, [c.root]);
       return;
     }
     if (c.kind === "delegated") {

@@ -94,8 +94,28 @@ export class Dependencies {
   private readonly awaited = new Set<string>();
   /** A settle failed (NATS away): the next {@link sweepIfOwed} goes over the whole index. */
   private owed = false;
+  private watch?: { stop(): void };
 
   constructor(private readonly d: DependenciesDeps) {}
+
+  /**
+   * Follows the index (every supervisor): a dependency ends where its partition is held, which
+   * need not be where its dependent was submitted, so each supervisor learns of every index key
+   * written. The window left: a key that reaches the dependency's holder after that holder
+   * applied the dependency's end, which itself came after the submit's own settle found the
+   * dependency running, two round trips after the key was written.
+   */
+  async follow(): Promise<void> {
+    const w = await this.d.workflows.kv.watch({ key: afterKey("*", "*") });
+    this.watch = w;
+    void (async () => {
+      for await (const e of w) if (e.operation === "PUT") this.awaited.add(dependencyOf(e.key));
+    })().catch((err) => this.d.logger.error({ err }, "dependency index watch stopped"));
+  }
+
+  stop(): void {
+    this.watch?.stop();
+  }
 
   /**
    * A submit's `after`, checked before anything is created: every workflow named must exist
@@ -155,9 +175,9 @@ export class Dependencies {
     this.owed = false;
     try {
       const keys = await listKeys(this.d.workflows.kv, "after.>");
-      this.awaited.clear();
       // Known before any is settled: a dependency that ends from now on settles its dependents
-      // itself; one that ended before is seen ended by the settle.
+      // itself; one that ended before is seen ended by the settle. (Added to what the watch
+      // brought, not in its place: a key written during the listing may be in the watch alone.)
       for (const k of keys) this.awaited.add(dependencyOf(k));
       const dependents = new Set(keys.map(dependentOf));
       for (const id of dependents) await this.settle(id);

@@ -1,5 +1,6 @@
 /**
- * Intake: workflows submitted and subtasks delegated. Submits reach the lease holder; a
+ * Intake: workflows submitted and subtasks delegated. A submit reaches any supervisor holding a
+ * partition, and its workflow is created in one it holds (routes.ts SHARED_OPERATIONS); a
  * delegation, the holder of its workflow's partition (sup.delegate is partitioned). A submit
  * records the workflow and its root task and publishes it (one with `after` waits for those
  * workflows: dependencies.ts); a delegation checks every subtask against the policy (depth,
@@ -35,7 +36,6 @@ import type { Budgets, CadreMetrics, Clock, Logger, StateStore } from "@cadre/ru
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { WorkflowControls } from "./controls.js";
 import type { Dependencies } from "./dependencies.js";
-import type { Placer } from "./placer.js";
 import { publishTask } from "./reassign.js";
 import type { Registry } from "./registry.js";
 import type { AdmissionThrottle } from "./throttle.js";
@@ -56,7 +56,10 @@ export interface IntakeDeps {
   tasks: StateStore<TaskRecord>;
   workflows: StateStore<WorkflowRecord>;
   registry: Registry;
-  placer: Placer;
+  /** Places a submitted team's missing actors: the lease holder's placer, here or by hand-over. */
+  place: (teamId: string, team: Team) => Promise<void>;
+  /** The partitions this supervisor holds: a submit's workflow is created in one of them. */
+  held: () => readonly number[];
   controls: WorkflowControls;
   /** What a delegation means for the wait-for graph and placement, told to the lease holder. */
   delegated: (parentTaskId: string, teamId: string, created: string[], kinds: string[]) => Promise<void>;
@@ -81,8 +84,8 @@ export class Intake {
     const tid = computeTeamId(team);
     // The placer records a new team once its placement is known to pass the quotas (and takes
     // the record back if its first placement fails): a refused submit leaves nothing behind.
-    await this.d.placer.ensurePlaced(tid, team);
-    const workflowId = newWorkflowId();
+    await this.d.place(tid, team);
+    const workflowId = this.newWorkflowId();
     const taskId = rootTaskId(workflowId);
     const now = this.d.clock.now();
     const task: TaskEnvelope = {
@@ -141,6 +144,23 @@ export class Intake {
     );
     if (awaited.length > 0) await this.d.dependencies.waiting(record);
     return { workflowId, rootTaskId: taskId, teamId: tid };
+  }
+
+  /**
+   * An id in a partition held here (about P / held draws), so this supervisor, which writes the
+   * workflow's first records, is also the one that applies its results and caches its records.
+   * Holding none (the partitions just moved away) or all, any id: records are written by
+   * compare-and-set wherever they are, so another partition's holder finds them as written.
+   */
+  private newWorkflowId(): string {
+    const P = this.d.config.supervisor.partitions;
+    const held = this.d.held();
+    if (held.length === 0 || held.length === P) return newWorkflowId();
+    for (let i = 0; i < 20 * P; i++) {
+      const id = newWorkflowId();
+      if (held.includes(partitionOf(id, P))) return id;
+    }
+    return newWorkflowId();
   }
 
   async delegate(body: OpRequest<"sup.delegate">): Promise<OpReplyInput<"sup.delegate">> {

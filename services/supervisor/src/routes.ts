@@ -60,6 +60,17 @@ export function serveOperations(server: OperationServer, handlers: Handlers): vo
   }
 }
 
+/**
+ * The operations every supervisor holding a partition answers, not the lease holder alone: a
+ * submit creates its workflow in a partition its answerer holds (intake.ts), so submits spread
+ * over the supervisors as their results do.
+ */
+export const SHARED_OPERATIONS = ["sup.submit"] as const satisfies SupervisorOperationName[];
+
+/** The handlers of {@link SHARED_OPERATIONS}, for the partitions' server's `share`. */
+export const shared = (handlers: Handlers): Pick<Handlers, (typeof SHARED_OPERATIONS)[number]> =>
+  Object.fromEntries(SHARED_OPERATIONS.map((n) => [n, handlers[n]])) as never;
+
 /** The handlers of the partitioned operations, for the partitions' server (runtime operations.ts). */
 export const partitioned = (handlers: Handlers): { [N in PartitionedOperationName]: OperationHandler<N> } =>
   Object.fromEntries(PARTITIONED_OPERATIONS.map((n) => [n, handlers[n]])) as never;
@@ -106,7 +117,7 @@ export function operationHandlers(r: Routed): Handlers {
       return reply;
     },
     "sup.workflow.limit": (b) => controls.limit(b),
-    "sup.admission.throttle": (b) => r.throttle.set(b),
+    "sup.admission.throttle": (b) => r.throttle.command(b),
     "sup.perf.stages": () => stageTable(r.metrics),
     "sup.task.admit": (b) => {
       holder(b.taskId, b.holding, b.epoch);

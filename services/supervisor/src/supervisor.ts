@@ -77,7 +77,7 @@ import { Registry } from "./registry.js";
 import { ResourceManager } from "./resources.js";
 import { ResultStream } from "./result-stream.js";
 import { ResultApplier } from "./results.js";
-import { type Handlers, operationHandlers, partitioned, serveOperations } from "./routes.js";
+import { type Handlers, operationHandlers, partitioned, serveOperations, shared } from "./routes.js";
 import { StateOps } from "./state-ops.js";
 import { ReconciliationTally } from "./tally.js";
 import { AdmissionThrottle } from "./throttle.js";
@@ -269,6 +269,7 @@ export class Supervisor {
       emit,
       ended: (workflowId) => this.controls.ended(workflowId),
     });
+    await this.dependencies.follow();
     this.placer = new Placer({
       nc,
       jsm,
@@ -338,6 +339,7 @@ export class Supervisor {
         const team = await registry.team(teamId);
         if (team) for (const kind of kinds) this.placer.demand(teamId, team, kind);
       },
+      place: (teamId, team) => this.placer.ensurePlaced(teamId, team),
     });
     const applier = new ResultApplier({
       nc,
@@ -370,7 +372,16 @@ export class Supervisor {
       emit,
       applied: (result, outcome, replay) => this.coordination.applied(result, outcome, replay),
     });
-    this.throttle = new AdmissionThrottle({ clock, emit });
+    // Every supervisor follows the lease holder's throttle; the lease holder alone announces it.
+    this.throttle = new AdmissionThrottle({
+      clock,
+      emit: (e) => {
+        if (this.active) emit(e);
+      },
+      kv: buckets.registry,
+      logger,
+    });
+    await this.throttle.follow();
     this.intake = new Intake({
       throttle: this.throttle,
       config,
@@ -383,7 +394,8 @@ export class Supervisor {
       tasks,
       workflows,
       registry,
-      placer: this.placer,
+      place: (teamId, team) => this.coordination.submitted(teamId, team),
+      held: () => this.results.held,
       controls: this.controls,
       delegated: (parent, teamId, created, kinds) => this.coordination.delegated(parent, teamId, created, kinds),
       budgets: new Budgets(buckets.llm, { now: () => Date.now(), emit }),
@@ -473,7 +485,7 @@ export class Supervisor {
       onAcquire: (p, term, previous) => this.acquired(p, term, previous),
       onRelease: (p, reason) => this.released(p, reason),
     });
-    this.updateCaching();
+    this.roleChanged();
     // A lone supervisor is active before it reports ready; a standby has looked once.
     await this.lease.start();
     // A lone supervisor holds every partition before it reports ready; another joins the table.
@@ -508,7 +520,7 @@ export class Supervisor {
       }),
     ];
     this.results.watchMaxDeliveries();
-    this.updateCaching();
+    this.roleChanged();
     this.resources.start();
     this.lifecycle.start();
     // Hosts lost before this supervisor took over: their tasks move too.
@@ -540,7 +552,7 @@ export class Supervisor {
     this.resources.stop();
     this.lifecycle.stop();
     this.results.stopMaxDeliveries();
-    this.updateCaching();
+    this.roleChanged();
     for (const s of this.activeSubs) s.unsubscribe();
     this.activeSubs = [];
     this.placer.clear();
@@ -575,7 +587,7 @@ export class Supervisor {
   private async acquired(partition: number, term: number, previous: string): Promise<void> {
     await this.results.startPartition(partition);
     this.partitionServer.take(partition);
-    this.updateCaching();
+    this.roleChanged();
     const held = this.results.held;
     this.logger.info({ partition, term, previous, held }, "partition acquired");
     this.emit({
@@ -590,7 +602,7 @@ export class Supervisor {
   private released(partition: number, reason: string): void {
     this.results.stopPartition(partition);
     this.partitionServer.give(partition);
-    this.updateCaching();
+    this.roleChanged();
     const held = this.results.held;
     this.logger.info({ partition, reason, held }, "partition released");
     this.emit({
@@ -602,9 +614,20 @@ export class Supervisor {
   }
 
   /**
+   * What follows from this supervisor's role and the partitions it holds, after either changed:
+   * its records' caching, and whether it answers submits beside the lease holder's service
+   * (routes.ts SHARED_OPERATIONS: every holder of a partition does).
+   */
+  private roleChanged(): void {
+    this.updateCaching();
+    if (!this.active && this.results.held.length > 0) this.partitionServer.share(shared(this.handlers));
+    else this.partitionServer.unshare();
+  }
+
+  /**
    * Task and workflow records are cached only where this supervisor is their writer: those of
-   * the workflows in the partitions it holds (their delegations and results are its). What the
-   * lease holder writes of another's partition (a submit, a reassignment, a cancel) the holder
+   * the workflows in the partitions it holds (their submits, delegations and results are its).
+   * What the lease holder writes of another's partition (a reassignment, a cancel) the holder
    * finds out at its next compare-and-set, which fails, forgets the key and is retried on a
    * fresh read. Holding every partition, it caches all.
    */
@@ -699,6 +722,7 @@ export class Supervisor {
     this.resources?.stop();
     this.lifecycle?.stop();
     this.controls?.stop();
+    this.dependencies?.stop();
     // Given up first, so the others take its partitions at once.
     await this.keeper?.stop();
     await this.lease?.stop();

@@ -5,17 +5,50 @@
  * it every interval while the metric stays over; it lifts it when the metric clears. It lives in
  * memory: a supervisor taking over gets it from the monitor's next renewal, and a throttle
  * nobody renews runs out by itself.
+ *
+ * Submits are answered by every supervisor holding a partition, so the lease holder, which the
+ * monitor's request reaches, writes each setting to the registry (THROTTLE_KEY) before it
+ * answers, and every supervisor follows the key's updates (not its last value: a throttle from
+ * before a start would be applied for a full period again). The window: a submit another
+ * supervisor answers within one watch delivery of the answer is admitted.
  */
 
-import { type OpReplyInput, type OpRequest, ThrottledError, type TypedEvent } from "@cadre/protocol";
-import type { Clock } from "@cadre/runtime";
+import { messages, type OpReplyInput, type OpRequest, ThrottledError, type TypedEvent } from "@cadre/protocol";
+import type { Clock, Logger } from "@cadre/runtime";
+import type { KV } from "@nats-io/kv";
 
-/** The throttle of the active supervisor. */
+/** The registry key holding the lease holder's last throttle setting. */
+export const THROTTLE_KEY = "admission.throttle";
+
+/** The throttle of one supervisor. */
 export class AdmissionThrottle {
   private current: { belowPriority: number; untilMs: number; reason: string } | undefined;
   private timer: unknown;
+  private watch?: { stop(): void };
 
-  constructor(private readonly d: { clock: Clock; emit: (e: TypedEvent) => void }) {}
+  constructor(private readonly d: { clock: Clock; emit: (e: TypedEvent) => void; kv?: KV; logger?: Logger }) {}
+
+  /** The monitor's setting, at the lease holder: set here, then told to the other supervisors. */
+  async command(req: OpRequest<"sup.admission.throttle">): Promise<OpReplyInput<"sup.admission.throttle">> {
+    const reply = this.set(req);
+    await this.d.kv?.put(THROTTLE_KEY, JSON.stringify(req));
+    return reply;
+  }
+
+  /** Follows the lease holder's settings (every supervisor). */
+  async follow(): Promise<void> {
+    if (!this.d.kv) return;
+    const w = await this.d.kv.watch({ key: THROTTLE_KEY, include: "updates" });
+    this.watch = w;
+    void (async () => {
+      for await (const e of w) {
+        if (e.operation !== "PUT") continue;
+        const r = messages["sup.admission.throttle"].safeParse(safeJson(e.string()));
+        if (r.success) this.set(r.data);
+        else this.d.logger?.warn({ key: e.key }, "admission throttle setting does not parse; ignored");
+      }
+    })().catch((err) => this.d.logger?.error({ err }, "admission throttle watch stopped"));
+  }
 
   /** Sets, renews or (forMs 0) lifts the throttle. */
   set(req: OpRequest<"sup.admission.throttle">): OpReplyInput<"sup.admission.throttle"> {
@@ -50,6 +83,7 @@ export class AdmissionThrottle {
   }
 
   stop(): void {
+    this.watch?.stop();
     this.d.clock.clearTimeout(this.timer);
     this.current = undefined;
   }
@@ -59,5 +93,13 @@ export class AdmissionThrottle {
     this.current = undefined;
     this.d.clock.clearTimeout(this.timer);
     this.d.emit({ type: "ADMISSION_RESTORED", category: "supervisor", scope: "admission", data: { reason } });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
