@@ -143,7 +143,7 @@ async function env(hostIds: string[] = ["h1"]) {
       emit,
       hostState: (hostId) => registry.detector.state(hostId),
     });
-    cleanups.push(async () => lifecycle.stop());
+    cleanups.push(async () => lifecycle.close());
     /** Every host's heartbeat, now on the clock: the hosts are live. */
     const beat = () => {
       for (const h of hosts) {
@@ -403,6 +403,8 @@ describe("Lifecycle on a real nats-server and a driven clock", () => {
     expect(standby.registry.actorsOf(w.tid, "w").map((a) => a.hostId)).toEqual(["h2", "h2"]);
     expect(e.hosts[0]?.spawned).toEqual([]);
 
+    // The standby stepping down again (its sweeps stop) still follows the cordons.
+    standby.lifecycle.stop();
     await active.lifecycle.cordon({ hostId: "h1", cordoned: false });
     await until("the standby knows h1 uncordoned", () => !standby.lifecycle.isCordoned("h1"));
     const w2 = await standby.submit({ ...wide, name: "wide-again" });

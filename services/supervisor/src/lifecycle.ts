@@ -114,9 +114,15 @@ export class Lifecycle {
     tick();
   }
 
+  /** Stops sweeping (the supervisor stood by); the cordons are still followed. */
   stop(): void {
     this.d.clock.clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  /** Stops following the cordons too (the supervisor stops). */
+  close(): void {
+    this.stop();
     this.watch?.stop();
   }
 

@@ -720,7 +720,7 @@ export class Supervisor {
     this.registry?.detector.stop();
     this.reassigner?.stop();
     this.resources?.stop();
-    this.lifecycle?.stop();
+    this.lifecycle?.close();
     this.controls?.stop();
     this.dependencies?.stop();
     // Given up first, so the others take its partitions at once.
