@@ -96,7 +96,7 @@ export { READY_MESSAGE, runService } from "./service.js";
 export type { ShellOutcome, ShellRun } from "./shell.js";
 export { describeCommand, describeExit, parseShellOutput, runShell } from "./shell.js";
 export type { CorruptionReport, StateStoreOptions, Versioned } from "./state-store.js";
-export { bucketOf, listKeys, StateStore, verifyChecksum } from "./state-store.js";
+export { bucketOf, listKeys, StateStore, safeJson, verifyChecksum } from "./state-store.js";
 export * from "./tracing.js";
 export type {
   Checkpoint,

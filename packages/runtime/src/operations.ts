@@ -405,11 +405,6 @@ export class PartitionServer {
     this.shared = [];
   }
 
-  /** Whether the shared operations are answered here now. */
-  get sharing(): boolean {
-    return this.shared.length > 0;
-  }
-
   stop(): void {
     for (const p of [...this.subs.keys()]) this.give(p);
     this.unshare();

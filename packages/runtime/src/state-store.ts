@@ -347,3 +347,12 @@ export class StateStore<T> {
     return r.data;
   }
 }
+
+/** JSON text's value, or undefined when it is not JSON (for a schema's safeParse to refuse). */
+export function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

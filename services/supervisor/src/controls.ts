@@ -26,7 +26,7 @@ import {
   WorkflowControlSchema,
   type WorkflowRecord,
 } from "@cadre/protocol";
-import { type Clock, controlKey, frozenKey, KeyedSerial, type Logger, type StateStore } from "@cadre/runtime";
+import { type Clock, controlKey, frozenKey, KeyedSerial, type Logger, type StateStore, safeJson } from "@cadre/runtime";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { reissue } from "./reassign.js";
@@ -496,14 +496,6 @@ export class WorkflowControls {
         if (attempt >= 5) throw err;
       }
     }
-  }
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
   }
 }
 

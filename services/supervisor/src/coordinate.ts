@@ -82,16 +82,13 @@ export class Coordination {
     if (this.known.has(teamId)) return this.send({ kind: "submitted", teamId, root: team.root });
     this.forwarded++;
     this.requests++;
-    await retry(
-      () =>
-        call(
-          this.d.nc,
-          "sup.coordinate",
-          { items: [{ kind: "submitted", teamId, root: team.root, team }] },
-          { sender: this.d.sender, timeoutMs: this.d.requestTimeoutMs },
-        ),
-      { maxAttempts: 4, baseMs: 100, maxMs: 1000, clock: this.d.clock },
-    );
+    // Retried only when the error says so (the lease moving): a refusal is the submit's.
+    await retry(() => this.request([{ kind: "submitted", teamId, root: team.root, team }]), {
+      maxAttempts: 4,
+      baseMs: 100,
+      maxMs: 1000,
+      clock: this.d.clock,
+    });
     if (this.known.size >= MAX_KNOWN_TEAMS) this.known.clear();
     this.known.add(teamId);
   }
@@ -169,6 +166,11 @@ export class Coordination {
     });
   }
 
+  /** One sup.coordinate request to the lease holder. */
+  private async request(items: Handover[]): Promise<void> {
+    await call(this.d.nc, "sup.coordinate", { items }, { sender: this.d.sender, timeoutMs: this.d.requestTimeoutMs });
+  }
+
   private flush(): void {
     if (this.sending || this.queue.length === 0) return;
     const batch = this.queue.splice(0, MAX_HANDOVERS);
@@ -182,12 +184,7 @@ export class Coordination {
           for (const b of batch) await this.one(b.c);
           return;
         }
-        await call(
-          this.d.nc,
-          "sup.coordinate",
-          { items: batch.map((b) => b.c) },
-          { sender: this.d.sender, timeoutMs: this.d.requestTimeoutMs },
-        );
+        await this.request(batch.map((b) => b.c));
       },
       { maxAttempts: 8, baseMs: 100, maxMs: 1000, isRetryable: () => true, clock: this.d.clock },
     )

@@ -14,7 +14,7 @@
  */
 
 import { messages, type OpReplyInput, type OpRequest, ThrottledError, type TypedEvent } from "@cadre/protocol";
-import type { Clock, Logger } from "@cadre/runtime";
+import { type Clock, type Logger, safeJson } from "@cadre/runtime";
 import type { KV } from "@nats-io/kv";
 
 /** The registry key holding the lease holder's last throttle setting. */
@@ -93,13 +93,5 @@ export class AdmissionThrottle {
     this.current = undefined;
     this.d.clock.clearTimeout(this.timer);
     this.d.emit({ type: "ADMISSION_RESTORED", category: "supervisor", scope: "admission", data: { reason } });
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
