@@ -12,7 +12,9 @@
  * share, which the table says), warmed up, then {@link IN_FLIGHT} director > agent workflows in
  * flight for CADRE_BENCH_SECONDS (default 8). One and two run in interleaved pairs
  * (CADRE_BENCH_PAIRS, default 3), so a drift of the machine touches both; the ratio of each
- * pair and their median are printed. Needs write access to /sys/fs/cgroup/cpu (root): without
+ * pair and their median are printed, with how much of its quota each supervisor used (near 1:
+ * the quota bound it) and how busy the whole machine was (/proc/stat; near 100%: the two cores
+ * bound it too, and the ratio says less about the supervisors). Needs write access to /sys/fs/cgroup/cpu (root): without
  * it the bench says so and measures nothing (exit 0: the other benches still run).
  */
 
@@ -56,9 +58,26 @@ function cpuCap(name: string, cores: number): { add(pid: number): void; remove()
   };
 }
 
-/** Ticks (1/100 s, all cores) the hypervisor gave to others so far (/proc/stat's steal). */
-function stealTicks(): number {
-  return Number((readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/)[8] ?? 0);
+/** The machine's CPU ticks so far (1/100 s, all cores, /proc/stat): busy, idle, and stolen by the hypervisor. */
+function cpuTicks(): { busy: number; idle: number; steal: number } {
+  const [, user, nice, system, idle, iowait, irq, softirq, steal] = (
+    readFileSync("/proc/stat", "utf8").split("\n")[0] ?? ""
+  )
+    .trim()
+    .split(/\s+/)
+    .map(Number) as number[];
+  const n = (x: number | undefined) => x ?? 0;
+  return {
+    busy: n(user) + n(nice) + n(system) + n(irq) + n(softirq),
+    idle: n(idle) + n(iowait),
+    steal: n(steal),
+  };
+}
+
+/** The share of the machine's CPU (all cores) that was busy between two readings of {@link cpuTicks}. */
+function busyShare(a: ReturnType<typeof cpuTicks>, b: ReturnType<typeof cpuTicks>): number {
+  const busy = b.busy - a.busy + (b.steal - a.steal);
+  return busy / (busy + b.idle - a.idle);
 }
 
 /** Whether this process may make cgroups with CPU quotas (root, cgroup v1's cpu controller). */
@@ -86,7 +105,10 @@ async function shared(nc: NatsConnection, n: number): Promise<PartitionTable> {
 }
 
 /** One measurement: a fresh stack with `n` capped supervisors; workflows per second. */
-async function measure(n: number, round: number): Promise<{ rate: number; split: string; used: string }> {
+async function measure(
+  n: number,
+  round: number,
+): Promise<{ rate: number; split: string; used: string; machine: string }> {
   const dir = mkdtempSync(join(tmpdir(), "cadre-bench-supervisors-"));
   const server = await startNatsServer();
   const caps = Array.from({ length: n }, (_, i) => cpuCap(`cadre-bench-${process.pid}-${round}-${n}-${i}`, CORES));
@@ -113,12 +135,15 @@ async function measure(n: number, round: number): Promise<{ rate: number; split:
         log(`supervisors (${n}, ${split}): ${IN_FLIGHT} in flight ${SECONDS} s`);
         const pids = sups.map(([, p]) => p.child.pid);
         const before = pids.map(processCpuMs);
+        const ticks = cpuTicks();
         const began = performance.now();
         const rate = await throughput(workflow, IN_FLIGHT, SECONDS * 1000);
         const ms = performance.now() - began;
         // How much of its quota each supervisor used: near 1, the cap was what bound it.
         const used = pids.map((pid, i) => (processCpuMs(pid) - (before[i] ?? 0)) / ms / CORES);
-        return { rate, split, used: used.map((u) => u.toFixed(2)).join(" + ") };
+        // How busy the whole machine was: near 100%, the cores bound it too, not the quotas alone.
+        const machine = `${(busyShare(ticks, cpuTicks()) * 100).toFixed(0)}%`;
+        return { rate, split, used: used.map((u) => u.toFixed(2)).join(" + "), machine };
       } finally {
         close();
       }
@@ -140,10 +165,20 @@ if (!canCap()) {
 }
 
 const rows: string[][] = [
-  ["pair", "one (wf/s)", "quota used", "two (wf/s)", "quota used", "partitions of the two", "two / one"],
+  [
+    "pair",
+    "one (wf/s)",
+    "quota used",
+    "machine busy",
+    "two (wf/s)",
+    "quota used",
+    "machine busy",
+    "partitions of the two",
+    "two / one",
+  ],
 ];
 const ratios: number[] = [];
-const stolen = stealTicks();
+const start = cpuTicks();
 const wall = performance.now();
 for (let round = 1; round <= PAIRS; round++) {
   const one = await measure(1, round);
@@ -153,8 +188,10 @@ for (let round = 1; round <= PAIRS; round++) {
     String(round),
     one.rate.toFixed(0),
     one.used,
+    one.machine,
     two.rate.toFixed(0),
     two.used,
+    two.machine,
     two.split,
     `${(two.rate / one.rate).toFixed(2)}x`,
   ]);
@@ -164,6 +201,6 @@ process.stdout.write(
 );
 printTable(rows);
 // A virtual machine's neighbours take cycles too: the share stolen says how far to trust a run.
-const steal = ((stealTicks() - stolen) * 10) / ((performance.now() - wall) * availableParallelism());
+const steal = ((cpuTicks().steal - start.steal) * 10) / ((performance.now() - wall) * availableParallelism());
 process.stdout.write(`\nCPU time stolen by the hypervisor during the run: ${(steal * 100).toFixed(1)}%\n`);
 process.stdout.write(`\nmedian two / one: ${quantile(ratios, 0.5).toFixed(2)}x (the issue's goal: 1.6x)\n`);
