@@ -1,5 +1,6 @@
 /**
- * The supervisor: its setup and the active/standby switch. The work is done by collaborators
+ * The supervisor: its start and stop, the active/standby switch, and what follows from the
+ * partitions it holds. assemble.ts builds and wires its parts; the work is done by collaborators
  * with one concern each:
  *
  *   intake.ts         submits and delegations (the delegation policy runs here)
@@ -18,40 +19,23 @@
  * last one stopped.
  */
 
-import {
-  type Config,
-  LeaseRecordSchema,
-  partitionOf,
-  randomId,
-  subjects,
-  type TaskRecord,
-  TaskRecordSchema,
-  type TypedEvent,
-  type WorkflowRecord,
-  WorkflowRecordSchema,
-} from "@cadre/protocol";
+import { type Config, LeaseRecordSchema, partitionOf, randomId, subjects, type TypedEvent } from "@cadre/protocol";
 import {
   Breakers,
-  Budgets,
   type CadreMetrics,
-  CallJournal,
   type Clock,
-  type CorruptionReport,
-  call,
   closeBus,
   connectNats,
   countEvent,
   createMetrics,
   type EmitOptions,
   type EventBus,
-  ensureInfrastructure,
   eventBusFor,
   type LivenessEvent,
   type Logger,
   type NatsConnection,
   natsAuthOf,
   OperationServer,
-  PartitionServer,
   Reporter,
   StateStore,
   type Subscription,
@@ -60,32 +44,11 @@ import {
   taskTokenKey,
   throttledLog,
 } from "@cadre/runtime";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { WorkflowControls } from "./controls.js";
-import { Coordination } from "./coordinate.js";
-import { Dependencies } from "./dependencies.js";
-import { Follower } from "./follow.js";
-import { Inspector } from "./inspect.js";
-import { Intake } from "./intake.js";
+import { assemble, type Parts } from "./assemble.js";
 import { LeaseKeeper } from "./lease.js";
-import { Lifecycle } from "./lifecycle.js";
 import { PartitionKeeper } from "./partitions.js";
-import { Placer } from "./placer.js";
-import { Quarantine } from "./quarantine.js";
-import { Reassigner } from "./reassign.js";
-import { Registry } from "./registry.js";
-import { ResourceManager } from "./resources.js";
-import { ResultStream } from "./result-stream.js";
-import { ResultApplier } from "./results.js";
-import { type Handlers, operationHandlers, partitioned, serveOperations, shared } from "./routes.js";
-import { StateOps } from "./state-ops.js";
-import { ReconciliationTally } from "./tally.js";
-import { AdmissionThrottle } from "./throttle.js";
-import { ContextTransfer } from "./transfer.js";
+import { serveOperations, shared } from "./routes.js";
 import { workflowOf } from "./tree.js";
-
-/** How many task records and how many workflow records the active supervisor keeps cached (runtime StateStore). */
-export const RECORDS_CACHED = 10_000;
 
 /** Options of {@link Supervisor.start}. */
 export interface SupervisorOptions {
@@ -109,8 +72,6 @@ export class Supervisor {
   /** This process's metrics, served on /metrics (runtime metrics.ts). */
   readonly metrics: CadreMetrics;
   private reporter?: Reporter;
-  private throttle!: AdmissionThrottle;
-  private stateOps!: StateOps;
   private readonly config: Config;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -118,45 +79,23 @@ export class Supervisor {
   private bus!: EventBus;
   /** Circuit breakers: spawn per host, state writes, event publishes. */
   private breakers!: Breakers;
-  private workflows!: StateStore<WorkflowRecord>;
-  private tasks!: StateStore<TaskRecord>;
-  private registry!: Registry;
-  private reassigner!: Reassigner;
-  private quarantine!: Quarantine;
-  private transfer!: ContextTransfer;
-  private resources!: ResourceManager;
-  private placer!: Placer;
-  private intake!: Intake;
-  private controls!: WorkflowControls;
-  private dependencies!: Dependencies;
-  private lifecycle!: Lifecycle;
-  private inspector!: Inspector;
-  private results!: ResultStream;
-  private tally!: ReconciliationTally;
+  /** The records, the registry and the collaborators, wired (assemble.ts). */
+  private p!: Parts;
   private readonly subs: Subscription[] = [];
   /** What only the active supervisor runs; torn down when it stands by. */
   private activeSubs: Subscription[] = [];
   private lease!: LeaseKeeper;
   private keeper!: PartitionKeeper;
-  private coordination!: Coordination;
   /** This supervisor's micro-service registration (see announce). */
   private server?: OperationServer;
-  /** What answers each operation (the lease holder's service, the partitions' server). */
-  private handlers!: Handlers;
-  /** Answers the partitioned operations of the partitions held. */
-  private partitionServer!: PartitionServer;
   /** Registrations one at a time: an activation may follow a standby's at once. */
   private announcing: Promise<unknown> = Promise.resolve();
   private repairTimer?: NodeJS.Timeout;
   /** Forgets hosts that never registered, or died long ago (every supervisor, standbys too). */
   private pruneTimer?: NodeJS.Timeout;
   private startedAt = 0;
-  /** Heartbeats and task starts, followed by every supervisor (follow.ts). */
-  private follower!: Follower;
   /** Logs what bad input causes, at most so many lines a window (runtime logger.ts). */
   private readonly noisy: ThrottledLog;
-  /** Derives task tokens (runtime authenticity.ts); undefined in an anonymous deployment. */
-  private taskKey?: Buffer;
 
   private constructor(opts: SupervisorOptions) {
     this.config = opts.config;
@@ -182,273 +121,25 @@ export class Supervisor {
     const nc = this.nc;
     // With an identity, every task carries a token and every result must prove holding it.
     const taskKey = taskTokenKey(config.natsCredentials);
-    this.taskKey = taskKey;
     const { metrics } = this;
     this.breakers = new Breakers(config.breakers, { clock, source: sender, logger, emit, metrics });
     this.bus = eventBusFor(nc, sender, config, logger, clock, this.breakers.get("event_publish"), { metrics });
-    const buckets = await ensureInfrastructure(nc, config);
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
-    // A value whose checksum fails is restored from its history; the event says so.
-    const corrupted = (bucket: string) => (r: CorruptionReport) => {
-      logger.error(r, `damaged ${bucket} record ${r.restoredAs === null ? "not restored" : "restored"}`);
-      emit({ type: "STATE_CORRUPTED", category: "state", scope: bucket, data: { ...r } });
-    };
-    const breaker = this.breakers.get("state_update");
-    // While one supervisor alone writes these records (it holds the lease and every partition)
-    // it keeps the newest it read or wrote and reads them back without a round trip (see
-    // updateCaching; a write by anyone else fails its next compare-and-set, which forgets the key).
-    const workflows = new StateStore(buckets.workflows, WorkflowRecordSchema, "workflow", {
-      onCorruption: corrupted("workflows"),
-      breaker,
+    this.p = await assemble({
+      nc,
+      config,
+      clock,
+      logger,
+      sender,
       metrics,
-      cacheEntries: RECORDS_CACHED,
-    });
-    const tasks = new StateStore(buckets.tasks, TaskRecordSchema, "task", {
-      onCorruption: corrupted("tasks"),
-      breaker,
-      metrics,
-      cacheEntries: RECORDS_CACHED,
-    });
-    this.workflows = workflows;
-    this.tasks = tasks;
-    this.stateOps = new StateOps({
-      kv: buckets.state,
-      js,
-      workflows,
-      writer: sender,
-      txnTimeoutMs: config.storage.txnTimeoutMs,
-      emit,
-    });
-    const registry = new Registry(buckets.registry, config, clock, (e) => this.onLiveness(e));
-    this.registry = registry;
-    // Checked twice per heartbeat interval (at least every 50 ms), by standbys too, so a new
-    // active supervisor starts with a warm view of the hosts.
-    registry.detector.start(Math.max(10, Math.min(50, config.heartbeat.intervalMs / 2)));
-    this.resources = new ResourceManager({ config, clock, logger, emit, team: (t) => registry.team(t) });
-    this.reassigner = new Reassigner({
-      js,
-      jsm,
-      tasks,
-      config,
-      clock,
-      logger,
-      sender,
-      taskKey,
-      emit,
-      active: () => this.active,
-      unreachable: (hostId) => registry.detector.state(hostId) === "unreachable",
-      frozen: (workflowId) => this.controls.isFrozen(workflowId),
-      reassigned: (taskId) => this.controls.finished(taskId),
-    });
-    this.controls = new WorkflowControls({
-      kv: buckets.registry,
-      tasks,
-      workflows,
-      js,
-      config,
-      clock,
-      logger,
-      sender,
-      taskKey,
-      emit,
-      holdings: () => this.reassigner.holdings(),
-      taskOnHost: (hostId, body) => call(nc, "host.task", body, { sender, hostId, timeoutMs: config.requestTimeoutMs }),
-      role: async (teamId, kind) => (await registry.team(teamId))?.kinds[kind]?.role,
-      release: (taskId) => this.resources.release(taskId),
-    });
-    await this.controls.follow();
-    this.dependencies = new Dependencies({
-      workflows,
-      tasks,
-      js,
-      sender,
-      taskKey,
-      clock,
-      logger,
-      emit,
-      ended: (workflowId) => this.controls.ended(workflowId),
-    });
-    await this.dependencies.follow();
-    this.placer = new Placer({
-      nc,
-      jsm,
-      config,
-      clock,
-      logger,
-      sender,
-      registry,
-      breakers: this.breakers,
-      quarantine: () => this.quarantine,
-      emit,
-      cordoned: (hostId) => this.lifecycle.isCordoned(hostId),
-      guarantees: () => this.controls.guarantees(),
-      reclaimIdle: (need, forTeam) => this.lifecycle.reclaimIdle(need, forTeam),
-    });
-    this.lifecycle = new Lifecycle({
-      nc,
-      jsm,
-      kv: buckets.registry,
-      config,
-      clock,
-      logger,
-      sender,
-      registry,
-      placer: this.placer,
-      emit,
-      hostState: (hostId) => registry.detector.state(hostId),
-    });
-    await this.lifecycle.follow();
-    this.quarantine = new Quarantine({
-      nc,
-      registry,
-      config,
-      logger,
-      sender,
-      emit,
-      spawnOn: (hostId, incarnation, actors, priority) => this.placer.spawnOn(hostId, incarnation, actors, priority),
-      replenish: async (teamId) => {
-        const team = await registry.team(teamId);
-        if (team) await this.placer.ensurePlaced(teamId, team, true);
-      },
-    });
-    this.transfer = new ContextTransfer({
-      nc,
-      registry,
-      config,
-      logger,
-      sender,
-      emit,
-      spawnOn: (hostId, incarnation, actors, priority) => this.placer.spawnOn(hostId, incarnation, actors, priority),
-      cordoned: (hostId) => this.lifecycle.isCordoned(hostId),
-    });
-    this.tally = new ReconciliationTally({ clock, emit });
-    this.coordination = new Coordination({
-      nc,
-      sender,
-      clock,
-      logger,
-      requestTimeoutMs: config.requestTimeoutMs,
-      active: () => this.active,
-      resources: () => this.resources,
-      controls: () => this.controls,
-      tally: () => this.tally,
-      dependencies: () => this.dependencies,
-      quarantine: (actorId, reason) => this.quarantine.quarantine(actorId, reason),
-      demand: async (teamId, kinds) => {
-        const team = await registry.team(teamId);
-        if (team) for (const kind of kinds) this.placer.demand(teamId, team, kind);
-      },
-      place: (teamId, team) => this.placer.ensurePlaced(teamId, team),
-    });
-    const applier = new ResultApplier({
-      nc,
-      js,
-      quarantine: (actorId, reason) => this.coordination.quarantine(actorId, reason),
-      tasks,
-      workflows,
-      registry,
-      config,
-      logger,
-      sender,
-      taskKey,
-      metrics: this.metrics,
-      now: () => clock.now(),
-      emit,
-      journal: new CallJournal(buckets.llm),
-    });
-    this.results = new ResultStream({
-      nc,
-      js,
-      jsm,
-      config,
-      clock,
-      logger,
-      sender,
-      apply: (r, opts) => applier.apply(r, opts),
-      frozen: (wf) => this.controls.isFrozen(wf),
-      taskKey,
-      hostKey: async (hostId) => (await registry.hostRecord(hostId))?.publicKey,
-      emit,
-      applied: (result, outcome, replay) => this.coordination.applied(result, outcome, replay),
-    });
-    // Every supervisor follows the lease holder's throttle; the lease holder alone announces it.
-    this.throttle = new AdmissionThrottle({
-      clock,
-      emit: (e) => {
-        if (this.active) emit(e);
-      },
-      kv: buckets.registry,
-      logger,
-    });
-    await this.throttle.follow();
-    this.intake = new Intake({
-      throttle: this.throttle,
-      config,
-      clock,
-      logger,
-      sender,
-      taskKey,
-      metrics: this.metrics,
-      js,
-      tasks,
-      workflows,
-      registry,
-      place: (teamId, team) => this.coordination.submitted(teamId, team),
-      held: () => this.results.held,
-      controls: this.controls,
-      delegated: (parent, teamId, created, kinds) => this.coordination.delegated(parent, teamId, created, kinds),
-      budgets: new Budgets(buckets.llm, { now: () => Date.now(), emit }),
-      dependencies: this.dependencies,
-      emit,
-    });
-    this.inspector = new Inspector({
-      nc,
-      config,
-      clock,
-      sender,
-      tasks,
-      workflows,
-      registry,
-      control: (wf) => this.controls.get(wf),
-      // Held and admitted: a task a host holds while it waits for admission is not running.
-      holder: (taskId) => this.reassigner.holdings().find((h) => h.taskId === taskId && !h.admitting)?.hostId,
-    });
-    this.follower = new Follower({
-      nc,
-      clock,
-      metrics: this.metrics,
       noisy: this.noisy,
+      breakers: this.breakers,
       taskKey,
-      reassigner: this.reassigner,
-      controls: this.controls,
-      lifecycle: this.lifecycle,
-      registry,
-      results: () => this.results,
-      inspector: this.inspector,
-      active: () => this.active,
       emit,
+      active: () => this.active,
+      onLiveness: (e) => this.onLiveness(e),
     });
-    const { intake, controls, dependencies, lifecycle, inspector, quarantine, resources } = this;
-    this.handlers = operationHandlers({
-      intake,
-      controls,
-      dependencies,
-      lifecycle,
-      inspector,
-      quarantine,
-      resources,
-      throttle: this.throttle,
-      state: this.stateOps,
-      transfer: this.transfer,
-      metrics: this.metrics,
-      taskKey: this.taskKey,
-      coordination: this.coordination,
-    });
-    // A partition's delegations are answered by its holder, lease or not (see acquired).
-    this.partitionServer = new PartitionServer(nc, { id: sender, logger });
-    this.partitionServer.handle(partitioned(this.handlers));
-    this.subs.push(...this.follower.start());
+    const { buckets } = this.p;
+    this.subs.push(...this.p.follower.start());
     this.reporter = new Reporter({
       nc: this.nc,
       metrics: this.metrics,
@@ -501,38 +192,38 @@ export class Supervisor {
   private async activate(term: number, previous: string | undefined): Promise<void> {
     const since = this.clock.now();
     // What it read as a standby, or in an earlier term, may have been written since by another.
-    this.tasks.forgetAll();
-    this.workflows.forgetAll();
-    await this.registry.load();
-    await this.controls.seedRunning();
+    this.p.tasks.forgetAll();
+    this.p.workflows.forgetAll();
+    await this.p.registry.load();
+    await this.p.controls.seedRunning();
     const s = await this.announce("active");
     await this.seedWorkflowGauge();
-    serveOperations(s, this.handlers);
+    serveOperations(s, this.p.handlers);
     this.activeSubs = [
       // A host's account of its replay, to know when its reconciliation is complete.
       this.nc.subscribe(subjects.eventsOf("host"), {
         callback: (_err, m) => {
-          const e = this.follower.readEvent(m.data, "OUTBOX_REPLAYED")?.event;
+          const e = this.p.follower.readEvent(m.data, "OUTBOX_REPLAYED")?.event;
           if (e?.type !== "OUTBOX_REPLAYED") return;
           // Only needed when JetStream swallowed some: the rest arrive with their header.
-          if (e.data.deduplicated > 0) this.tally.deduplicated(e.scope, e.data.batch, e.data.deduplicated);
+          if (e.data.deduplicated > 0) this.p.tally.deduplicated(e.scope, e.data.batch, e.data.deduplicated);
         },
       }),
     ];
-    this.results.watchMaxDeliveries();
+    this.p.results.watchMaxDeliveries();
     this.roleChanged();
-    this.resources.start();
-    this.lifecycle.start();
+    this.p.resources.start();
+    this.p.lifecycle.start();
     // Hosts lost before this supervisor took over: their tasks move too.
-    for (const hostId of this.registry.unreachableHosts()) this.reassigner.lost(hostId);
+    for (const hostId of this.p.registry.unreachableHosts()) this.p.reassigner.lost(hostId);
     // Waiting workflows whose dependencies ended under the last supervisor: released (or failed) now.
-    this.dependencies
+    this.p.dependencies
       .sweep()
       .then((n) => n > 0 && this.logger.info({ dependents: n }, "waiting workflows settled on taking over"))
       .catch((err) => this.logger.warn({ err }, "waiting workflows not settled on taking over; will try again"));
     this.repairTimer = setInterval(() => {
       this.repairSoon();
-      this.dependencies.sweepIfOwed();
+      this.p.dependencies.sweepIfOwed();
     }, this.config.heartbeat.hostDeadAfterMs / 2);
     this.repairTimer.unref();
     this.emit({
@@ -546,16 +237,16 @@ export class Supervisor {
   /** Stops acting (the lease went to another supervisor, or could not be renewed). */
   private async deactivate(reason: string): Promise<void> {
     clearInterval(this.repairTimer);
-    this.tasks.forgetAll();
-    this.workflows.forgetAll();
-    this.reassigner.stop();
-    this.resources.stop();
-    this.lifecycle.stop();
-    this.results.stopMaxDeliveries();
+    this.p.tasks.forgetAll();
+    this.p.workflows.forgetAll();
+    this.p.reassigner.stop();
+    this.p.resources.stop();
+    this.p.lifecycle.stop();
+    this.p.results.stopMaxDeliveries();
     this.roleChanged();
     for (const s of this.activeSubs) s.unsubscribe();
     this.activeSubs = [];
-    this.placer.clear();
+    this.p.placer.clear();
     await this.announce("standby").catch((err) => this.logger.warn({ err }, "standby service not registered"));
     this.emit({ type: "SUPERVISOR_STANDBY", category: "supervisor", scope: this.id, data: { reason } });
   }
@@ -585,10 +276,10 @@ export class Supervisor {
 
   /** This supervisor now holds a partition: it applies the partition's results. */
   private async acquired(partition: number, term: number, previous: string): Promise<void> {
-    await this.results.startPartition(partition);
-    this.partitionServer.take(partition);
+    await this.p.results.startPartition(partition);
+    this.p.partitionServer.take(partition);
     this.roleChanged();
-    const held = this.results.held;
+    const held = this.p.results.held;
     this.logger.info({ partition, term, previous, held }, "partition acquired");
     this.emit({
       type: "PARTITION_ACQUIRED",
@@ -600,10 +291,10 @@ export class Supervisor {
 
   /** Another supervisor holds the partition now, or this one is cut off. */
   private released(partition: number, reason: string): void {
-    this.results.stopPartition(partition);
-    this.partitionServer.give(partition);
+    this.p.results.stopPartition(partition);
+    this.p.partitionServer.give(partition);
     this.roleChanged();
-    const held = this.results.held;
+    const held = this.p.results.held;
     this.logger.info({ partition, reason, held }, "partition released");
     this.emit({
       type: "PARTITION_RELEASED",
@@ -620,8 +311,8 @@ export class Supervisor {
    */
   private roleChanged(): void {
     this.updateCaching();
-    if (!this.active && this.results.held.length > 0) this.partitionServer.share(shared(this.handlers));
-    else this.partitionServer.unshare();
+    if (!this.active && this.p.results.held.length > 0) this.p.partitionServer.share(shared(this.p.handlers));
+    else this.p.partitionServer.unshare();
   }
 
   /**
@@ -632,27 +323,27 @@ export class Supervisor {
    * fresh read. Holding every partition, it caches all.
    */
   private updateCaching(): void {
-    const held = new Set(this.results.held);
+    const held = new Set(this.p.results.held);
     const P = this.config.supervisor.partitions;
     const all = held.size === P;
     const mine = (workflowId: string) => held.has(partitionOf(workflowId, P));
-    this.tasks.setCaching(all || ((taskId) => mine(workflowOf(taskId))));
-    this.workflows.setCaching(all || mine);
+    this.p.tasks.setCaching(all || ((taskId) => mine(workflowOf(taskId))));
+    this.p.workflows.setCaching(all || mine);
   }
 
   /** The partitions whose results this supervisor applies. */
   get partitions(): number[] {
-    return this.results.held;
+    return this.p.results.held;
   }
 
   /** Hosts the registry forgot (never registered, or dead long ago) are forgotten everywhere. */
   private async pruneHosts(): Promise<void> {
     try {
-      const gone = await this.registry.prune();
+      const gone = await this.p.registry.prune();
       for (const hostId of gone) {
-        this.reassigner.forget(hostId);
-        this.follower.forget(hostId);
-        this.lifecycle.forget(hostId);
+        this.p.reassigner.forget(hostId);
+        this.p.follower.forget(hostId);
+        this.p.lifecycle.forget(hostId);
       }
       if (gone.length > 0) this.logger.info({ hosts: gone.slice(0, 20), count: gone.length }, "silent hosts forgotten");
     } catch (err) {
@@ -663,8 +354,8 @@ export class Supervisor {
   /** Pauses host failure detection while this supervisor is itself cut off from NATS. */
   private async followConnection(): Promise<void> {
     for await (const s of this.nc.status()) {
-      if (s.type === "disconnect" || s.type === "staleConnection") this.registry.observerDisconnected();
-      else if (s.type === "reconnect") this.registry.observerReconnected();
+      if (s.type === "disconnect" || s.type === "staleConnection") this.p.registry.observerDisconnected();
+      else if (s.type === "reconnect") this.p.registry.observerReconnected();
     }
   }
 
@@ -681,9 +372,9 @@ export class Supervisor {
     });
     if (e.type === "unreachable") {
       this.repairSoon();
-      this.reassigner.lost(e.hostId);
+      this.p.reassigner.lost(e.hostId);
     } else if (e.type === "healed") {
-      this.reassigner.healed(e.hostId);
+      this.p.reassigner.healed(e.hostId);
     }
   }
 
@@ -693,14 +384,14 @@ export class Supervisor {
    * never an unhandled rejection that would end the process.
    */
   private repairSoon(): void {
-    this.placer
+    this.p.placer
       .repair(this.startedAt)
       .catch((err) => this.logger.warn({ err }, "placement repair failed; will try again"));
   }
 
   /** Events this supervisor followed and skipped: not decodable, or not parsed by the events table. */
   get skippedEvents(): number {
-    return this.follower.skipped;
+    return this.p.follower.skipped;
   }
 
   /** Whether this supervisor holds the lease and acts. */
@@ -715,27 +406,28 @@ export class Supervisor {
 
   /** Stops serving and closes the connection. */
   async stop(): Promise<void> {
+    const p = this.p;
     this.reporter?.stop();
-    this.throttle?.stop();
-    this.registry?.detector.stop();
-    this.reassigner?.stop();
-    this.resources?.stop();
-    this.lifecycle?.close();
-    this.controls?.stop();
-    this.dependencies?.stop();
+    p.throttle.stop();
+    p.registry.detector.stop();
+    p.reassigner.stop();
+    p.resources.stop();
+    p.lifecycle.close();
+    p.controls.stop();
+    p.dependencies.stop();
     // Given up first, so the others take its partitions at once.
-    await this.keeper?.stop();
-    await this.lease?.stop();
+    await this.keeper.stop();
+    await this.lease.stop();
     clearInterval(this.repairTimer);
     clearInterval(this.pruneTimer);
-    this.results?.stop();
-    this.tally?.stop();
+    p.results.stop();
+    p.tally.stop();
     for (const s of [...this.subs, ...this.activeSubs]) s.unsubscribe();
     await this.server?.stop();
-    this.partitionServer?.stop();
-    await this.results?.idle();
-    if (this.bus) await closeBus(this.bus);
-    this.breakers?.stop();
+    p.partitionServer.stop();
+    await p.results.idle();
+    await closeBus(this.bus);
+    this.breakers.stop();
     await this.nc.drain();
   }
 
@@ -743,7 +435,7 @@ export class Supervisor {
   private async seedWorkflowGauge(): Promise<void> {
     this.metrics.workflows.reset();
     try {
-      const { workflows } = await this.inspector.list({ status: "running", limit: 1000 });
+      const { workflows } = await this.p.inspector.list({ status: "running", limit: 1000 });
       this.metrics.workflows.set({ status: "running" }, workflows.length);
     } catch (err) {
       this.logger.warn({ err }, "running workflows not counted for metrics");
